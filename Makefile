@@ -1,0 +1,58 @@
+# landmarks: every step of the pipeline is a target; `make report` runs them all.
+#   make report            fresh machine -> reports/html/report.html (embedded sample)
+#   make report PARAMS=params/study-2018.yaml
+#   make test | make lab | make bench
+# Steps (each reads the previous one's files from disk):
+#   sample -> explore (01) -> fetch (02) -> train (03) -> benchmark (04) -> visualize (05) -> html (06)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PARAMS ?= params/default.yaml
+OUT    ?= reports
+STAMP  := $(VENV)/.installed
+
+.PHONY: install sample report explore fetch train benchmark visualize html test lab bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name landmarks --display-name "Python (landmarks)" >/dev/null
+	touch $@
+
+install: $(STAMP)
+
+sample: install
+	$(BIN)/landmarks sample data/raw/sample
+
+report: sample
+	$(BIN)/landmarks report --params $(PARAMS) --out $(OUT)
+
+explore: sample
+	$(BIN)/landmarks report --params $(PARAMS) --out $(OUT) --only 01
+fetch: sample
+	$(BIN)/landmarks report --params $(PARAMS) --out $(OUT) --only 02
+train: install
+	$(BIN)/landmarks report --params $(PARAMS) --out $(OUT) --only 03
+benchmark: install
+	$(BIN)/landmarks report --params $(PARAMS) --out $(OUT) --only 04
+visualize: install
+	$(BIN)/landmarks report --params $(PARAMS) --out $(OUT) --only 05
+html: install
+	$(BIN)/landmarks report --params $(PARAMS) --out $(OUT) --only 06
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lab: install
+	$(BIN)/jupyter lab notebooks/
+
+bench: install
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python benchmarks/fetch.py
+	$(BIN)/python benchmarks/train_input.py
+	$(BIN)/python benchmarks/real_landmarks.py
+
+clean:
+	rm -rf data/raw data/interim data/processed models/* reports/metrics reports/figures reports/notebooks reports/html

@@ -1,0 +1,21 @@
+"""landmarklib: the helper package behind the landmark-recognition notebooks.
+
+Modules (one job each; importing any of them never imports TensorFlow/Keras,
+which is imported inside the functions that need it):
+
+    paths      project folders; resolve paths given relative to the project root
+    metrics    each notebook's key numbers as reports/metrics/<NN_name>.json
+    sample     the embedded synthetic landmark data set (`landmarks sample`)
+    catalog    read/validate Kaggle 2018 and GLDv2 CSVs; frequencies; filters; splits
+    images     decode by content, convert to RGB, resize (shared by fetch and prediction)
+    fetch      URL -> resized JPEG with retries, manifest and resume (`landmarks fetch`)
+    data       fetched folder -> Keras input pipeline; label map
+    models     res_incep and its blocks; resnet50_benchmark
+    train      compile, fit, history, checkpoints
+    evaluate   GAP, accuracy, top-k, thresholds, prediction, timing (`landmarks predict`)
+    visualize  figure functions, one submodule per family of figures
+    report     run the notebooks with papermill, render HTML (`landmarks report`)
+    cli        the `landmarks` command
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,46 @@
+"""The ``landmarks`` command: ``sample``, ``fetch``, ``predict``, ``report``.
+
+Each subcommand lives in the module that does the work, which provides
+``add_cli(subparsers)``; this file only wires them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> module providing add_cli(subparsers)
+_COMMANDS = {
+    "sample": "landmarklib.sample",
+    "fetch": "landmarklib.fetch",
+    "predict": "landmarklib.evaluate",
+    "report": "landmarklib.report",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="landmarks",
+        description="Landmark image recognition pipeline (see README.md).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module_name in _COMMANDS.values():
+        importlib.import_module(module_name).add_cli(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        rc = args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
