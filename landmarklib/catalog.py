@@ -1,0 +1,459 @@
+"""Landmark catalogs: read and validate the Kaggle CSVs, then count, filter and split them.
+
+Files (Kaggle 2018 and Google Landmarks v2 layout; quoted or not, a UTF-8 BOM is
+tolerated, extra columns are ignored, blank lines are skipped):
+
+    train.csv           id,url,landmark_id
+    test.csv            id,url
+    test_solution.csv   id,landmark_id        (empty landmark_id: not a landmark)
+                        id,landmarks[,Usage]  (GLDv2: space-separated landmark ids)
+
+Ids are kept as strings (``'00012e'`` stays ``'00012e'``). A broken file raises one
+``CatalogError`` naming the file, the line as an editor shows it (header = line 1)
+and the column. Validation is vectorised; only the first bad row is located.
+
+The study's operations: ``first_n`` (it used the first 5000 rows), ``frequencies``,
+``top_k``, ``single_image_landmarks``, ``long_tail_stats``, ``coverage_curve``, the
+improvement it proposed (``filter_min_images``) and a deterministic
+``stratified_split`` for validation.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TRAIN_COLUMNS = ("id", "url", "landmark_id")
+TEST_COLUMNS = ("id", "url")
+_INTEGER = r"\d{1,18}"
+
+
+class CatalogError(ValueError):
+    """A catalog CSV that cannot be used, with where the problem is.
+
+    Attributes:
+        path: the file.
+        line: 1-based line in the file (header = line 1), or None.
+        column: the column name, or None.
+        problem: what is wrong there.
+    """
+
+    def __init__(self, path: str | os.PathLike, line: int | None, column: str | None, problem: str):
+        self.path = str(path)
+        self.line = line
+        self.column = column
+        self.problem = problem
+        where = [self.path]
+        if line is not None:
+            where.append(f"line {line}")
+        if column is not None:
+            where.append(f"column {column}")
+        super().__init__(f"{', '.join(where)}: {problem}")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _header(path: Path) -> list[str]:
+    """Column names of the first line (BOM and surrounding spaces removed)."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            names = next(csv.reader(f), None)
+    except UnicodeDecodeError as err:
+        line, problem = _undecodable_line(path)
+        raise CatalogError(path, line, None, problem) from err
+    if not names:
+        raise CatalogError(path, 1, None, "no header line (expected column names such as id,url,landmark_id)")
+    return [name.strip() for name in names]
+
+
+def _undecodable_line(path: Path) -> tuple[int, str]:
+    """The first line that is not UTF-8 and why."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return number, f"not UTF-8 text (byte 0x{raw[err.start]:02x} at character {err.start + 1})"
+    return 1, "not UTF-8 text"
+
+
+def _line_of(path: Path, row: int) -> int:
+    """1-based line where data row ``row`` (0-based, blank lines counted) starts."""
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        next(reader)
+        start = reader.line_num + 1
+        for index, _ in enumerate(reader):
+            if index == row:
+                return start
+            start = reader.line_num + 1
+    return start
+
+
+def _read_text_columns(path: Path, columns: list[str]) -> pd.DataFrame:
+    """The named columns as stripped strings, one row per data line (blank lines included)."""
+    try:
+        frame = pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            encoding="utf-8-sig",
+        )
+    except pd.errors.ParserError as err:
+        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
+        if match:
+            expected, line, saw = match.groups()
+            raise CatalogError(
+                path, int(line), None, f"{saw} fields where the header has {expected} (an unquoted comma?)"
+            ) from err
+        raise CatalogError(path, None, None, f"not a readable CSV file ({err})") from err
+    except UnicodeDecodeError as err:
+        line, problem = _undecodable_line(path)
+        raise CatalogError(path, line, None, problem) from err
+    frame.columns = [name.strip() for name in frame.columns]
+    return frame[columns].apply(lambda col: col.str.strip())
+
+
+def _check_header(path: Path, names: list[str], required: tuple[str, ...]) -> None:
+    """Raise a CatalogError on line 1 when a required column is missing."""
+    missing = [name for name in required if name not in names]
+    if missing:
+        raise CatalogError(
+            path,
+            1,
+            missing[0],
+            f"missing column(s) {', '.join(missing)} (found: {', '.join(names) or 'nothing'})",
+        )
+
+
+def _raise_first(path: Path, problems: list[tuple[str, pd.Series, object]]) -> None:
+    """Raise a CatalogError for the earliest row flagged by any check.
+
+    Args:
+        path: the file, for the message.
+        problems: (column, boolean mask over the rows as read, blank lines included,
+            function(row position) -> message).
+    """
+    first = None
+    for column, mask, describe in problems:
+        hits = np.flatnonzero(mask.to_numpy())
+        if hits.size and (first is None or hits[0] < first[0]):
+            first = (int(hits[0]), column, describe)
+    if first is not None:
+        row, column, describe = first
+        raise CatalogError(path, _line_of(path, row), column, describe(row))
+
+
+def _id_problems(path: Path, frame: pd.DataFrame, filled: pd.Series) -> list:
+    """Checks for empty and duplicate ids among the non-blank rows (see ``_raise_first``)."""
+    ids = frame["id"]
+    duplicated = ids.duplicated() & filled & (ids != "")
+
+    def duplicate(row: int) -> str:
+        first = int(np.flatnonzero((ids == ids.iat[row]).to_numpy())[0])
+        return f"duplicate id {ids.iat[row]!r} (first on line {_line_of(path, first)})"
+
+    return [
+        ("id", filled & (ids == ""), lambda row: "empty id"),
+        ("id", duplicated, duplicate),
+    ]
+
+
+def _integer_problem(values: pd.Series, column: str, mask: pd.Series) -> tuple:
+    """A check flagging ``mask`` rows of ``values`` as bad landmark ids (see ``_raise_first``)."""
+    def describe(row: int) -> str:
+        value = values.iat[row]
+        if value == "":
+            return f"empty {column}"
+        if re.fullmatch(r"-?\d+", value):
+            return f"{value!r} is out of range (landmark ids are 0 .. 10^18)"
+        return f"{value!r} is not an integer"
+
+    return (column, mask, describe)
+
+
+def read_catalog(path: str | os.PathLike, require_labels: bool = True) -> pd.DataFrame:
+    """Read and validate a train.csv (or, with ``require_labels=False``, a test.csv).
+
+    Args:
+        path: the CSV file.
+        require_labels: whether ``landmark_id`` must be present. Without it, a
+            ``landmark_id`` column is still read and validated when the file has one.
+
+    Returns:
+        DataFrame with columns ``id`` (str), ``url`` (str) and, when present,
+        ``landmark_id`` (int64), in file order; other columns and blank lines dropped.
+
+    Raises:
+        CatalogError: missing column, empty id or url, duplicate id, or a landmark_id
+            that is not an integer; the message names file, line and column.
+    """
+    path = Path(path)
+    names = _header(path)
+    required = TRAIN_COLUMNS if require_labels else TEST_COLUMNS
+    _check_header(path, names, required)
+    wanted = [name for name in TRAIN_COLUMNS if name in names]
+    frame = _read_text_columns(path, wanted)
+
+    filled = (frame != "").any(axis=1)
+    problems = _id_problems(path, frame, filled)
+    problems.append(("url", filled & (frame["url"] == ""), lambda row: "empty url"))
+    if "landmark_id" in frame:
+        labels = frame["landmark_id"]
+        bad = filled & ~labels.str.fullmatch(_INTEGER)
+        problems.append(_integer_problem(labels, "landmark_id", bad))
+    _raise_first(path, problems)
+
+    frame = frame[filled].reset_index(drop=True)
+    if "landmark_id" in frame:
+        frame["landmark_id"] = frame["landmark_id"].astype("int64")
+    return frame
+
+
+def read_solution(path: str | os.PathLike) -> pd.DataFrame:
+    """Read the ground truth of a test set.
+
+    Accepts ``id,landmark_id`` (Kaggle 2018 layout; empty landmark_id = not a
+    landmark) and ``id,landmarks`` (GLDv2 layout; space-separated landmark ids,
+    empty = not a landmark); extra columns such as ``Usage`` are ignored.
+
+    Args:
+        path: the CSV file.
+
+    Returns:
+        DataFrame with ``id`` (str), ``landmark_id`` (Int64: the first true landmark,
+        <NA> for a non-landmark image) and ``landmarks`` (list of int: every true
+        landmark, empty for a non-landmark image).
+
+    Raises:
+        CatalogError: as ``read_catalog``, naming file, line and column.
+    """
+    path = Path(path)
+    names = _header(path)
+    _check_header(path, names, ("id",))
+    column = "landmark_id" if "landmark_id" in names else "landmarks"
+    if column not in names:
+        raise CatalogError(
+            path, 1, "landmark_id", f"missing column landmark_id (or landmarks) (found: {', '.join(names)})"
+        )
+    frame = _read_text_columns(path, ["id", column])
+
+    values = frame[column]
+    filled = (frame != "").any(axis=1)
+    pattern = _INTEGER if column == "landmark_id" else rf"{_INTEGER}(\s+{_INTEGER})*"
+    problems = _id_problems(path, frame, filled)
+    problems.append(_integer_problem(values, column, filled & (values != "") & ~values.str.fullmatch(pattern)))
+    _raise_first(path, problems)
+
+    frame = frame[filled].reset_index(drop=True)
+    landmarks = frame[column].str.split().map(lambda ids: [int(v) for v in ids])
+    first = pd.array([ids[0] if ids else pd.NA for ids in landmarks], dtype="Int64")
+    return pd.DataFrame({"id": frame["id"], "landmark_id": first, "landmarks": landmarks})
+
+
+# --------------------------------------------------------------------------- the study's operations
+
+
+def first_n(df: pd.DataFrame, n: int | None) -> pd.DataFrame:
+    """The first ``n`` rows in file order (all rows when ``n`` is None), as the study took 5000.
+
+    Args:
+        df: a catalog.
+        n: how many rows; must not be negative.
+    """
+    if n is None:
+        return df
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    return df.head(n)
+
+
+def _counts(df: pd.DataFrame) -> np.ndarray:
+    """Images per landmark, largest first."""
+    return np.sort(df["landmark_id"].value_counts().to_numpy())[::-1]
+
+
+def frequencies(df: pd.DataFrame) -> pd.DataFrame:
+    """Images per landmark: columns ``landmark_id``, ``count``; most frequent first (ties by id).
+
+    Args:
+        df: a catalog with ``landmark_id``.
+    """
+    freq = df["landmark_id"].value_counts().rename_axis("landmark_id").reset_index(name="count")
+    freq = freq.sort_values(["count", "landmark_id"], ascending=[False, True], kind="stable")
+    return freq.reset_index(drop=True)
+
+
+def top_k(df: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The ``k`` most frequent landmarks (``landmark_id``, ``count``).
+
+    Args:
+        df: a catalog with ``landmark_id``.
+        k: how many landmarks.
+    """
+    return frequencies(df).head(k)
+
+
+def single_image_landmarks(df: pd.DataFrame) -> list[int]:
+    """Landmark ids with exactly one image, ascending.
+
+    Args:
+        df: a catalog with ``landmark_id``.
+    """
+    counts = df["landmark_id"].value_counts()
+    return sorted(int(v) for v in counts.index[counts.to_numpy() == 1])
+
+
+def coverage_curve(df: pd.DataFrame) -> pd.DataFrame:
+    """How many images the most frequent landmarks hold together.
+
+    Args:
+        df: a catalog with ``landmark_id``.
+
+    Returns:
+        DataFrame with ``landmarks`` (1 .. number of landmarks), ``images`` (images of
+        the ``landmarks`` most frequent landmarks) and ``share`` (of all images).
+    """
+    cumulative = np.cumsum(_counts(df))
+    total = cumulative[-1] if cumulative.size else 0
+    return pd.DataFrame(
+        {
+            "landmarks": np.arange(1, cumulative.size + 1),
+            "images": cumulative,
+            "share": cumulative / total if total else cumulative.astype(float),
+        }
+    )
+
+
+def landmarks_covering(df: pd.DataFrame, share: float) -> int:
+    """The fewest landmarks (most frequent first) that hold at least ``share`` of the images.
+
+    Args:
+        df: a catalog with ``landmark_id``.
+        share: a fraction in (0, 1].
+    """
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    cumulative = np.cumsum(_counts(df))
+    if not cumulative.size:
+        return 0
+    target = share * cumulative[-1] * (1 - 1e-12)
+    return int(np.searchsorted(cumulative, target, side="left")) + 1
+
+
+def gini(counts: np.ndarray) -> float:
+    """Gini coefficient of images per landmark: 0 = all landmarks equal, towards 1 = a few hold all.
+
+    Args:
+        counts: images per landmark.
+    """
+    x = np.sort(np.asarray(counts, dtype=float))
+    n = x.size
+    if n == 0 or x.sum() == 0:
+        return 0.0
+    ranks = np.arange(1, n + 1)
+    return float(2 * np.sum(ranks * x) / (n * x.sum()) - (n + 1) / n)
+
+
+def long_tail_stats(df: pd.DataFrame) -> dict:
+    """How unevenly the images spread over the landmarks.
+
+    Args:
+        df: a catalog with ``landmark_id``.
+
+    Returns:
+        dict with n_images, n_landmarks, mean/median/max images per landmark,
+        single_image_landmarks (how many), share_single_image and share_under_5 (of
+        landmarks), gini, landmarks_covering_50pct and landmarks_covering_90pct.
+    """
+    counts = _counts(df)
+    n_landmarks = int(counts.size)
+    return {
+        "n_images": int(len(df)),
+        "n_landmarks": n_landmarks,
+        "mean_images_per_landmark": float(counts.mean()) if n_landmarks else None,
+        "median_images_per_landmark": float(np.median(counts)) if n_landmarks else None,
+        "max_images_per_landmark": int(counts.max()) if n_landmarks else 0,
+        "single_image_landmarks": int((counts == 1).sum()),
+        "share_single_image": float((counts == 1).mean()) if n_landmarks else None,
+        "share_under_5": float((counts < 5).mean()) if n_landmarks else None,
+        "gini": gini(counts),
+        "landmarks_covering_50pct": landmarks_covering(df, 0.5),
+        "landmarks_covering_90pct": landmarks_covering(df, 0.9),
+    }
+
+
+def filter_min_images(df: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Drop the landmarks with fewer than ``k`` images (the study's proposed improvement).
+
+    Args:
+        df: a catalog with ``landmark_id``.
+        k: the fewest images a landmark must have to stay.
+    """
+    sizes = df.groupby("landmark_id")["landmark_id"].transform("size")
+    return df[sizes >= k]
+
+
+def min_images_effect(df: pd.DataFrame, thresholds=range(1, 11)) -> pd.DataFrame:
+    """What ``filter_min_images`` keeps for each threshold.
+
+    Args:
+        df: a catalog with ``landmark_id``.
+        thresholds: the values of ``k`` to try.
+
+    Returns:
+        DataFrame with ``min_images``, ``landmarks_kept``, ``images_kept``,
+        ``share_landmarks_kept`` and ``share_images_kept``.
+    """
+    counts = _counts(df)
+    ks = np.asarray(list(thresholds), dtype=int)
+    keep = counts[None, :] >= ks[:, None]
+    landmarks_kept = keep.sum(axis=1)
+    images_kept = (keep * counts[None, :]).sum(axis=1)
+    return pd.DataFrame(
+        {
+            "min_images": ks,
+            "landmarks_kept": landmarks_kept,
+            "images_kept": images_kept,
+            "share_landmarks_kept": landmarks_kept / max(counts.size, 1),
+            "share_images_kept": images_kept / max(counts.sum(), 1),
+        }
+    )
+
+
+def stratified_split(
+    df: pd.DataFrame, val_fraction: float = 0.2, seed: int = 42, label: str = "landmark_id"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split rows into train and validation, class by class.
+
+    A class with ``n >= 2`` rows sends ``round(n * val_fraction)`` of them to
+    validation, but at least one and never all; a single-row class stays in train.
+    The same ``df`` and ``seed`` always give the same split.
+
+    Args:
+        df: the rows to split.
+        val_fraction: share of each class for validation, in (0, 1).
+        seed: seed of the shuffle within each class.
+        label: the class column.
+
+    Returns:
+        (train, val): the rows in their original order, original index kept.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    order = np.random.default_rng(seed).permutation(len(df))
+    shuffled = pd.Series(df[label].to_numpy()[order])
+    rank = shuffled.groupby(shuffled, sort=False).cumcount().to_numpy()
+    size = shuffled.groupby(shuffled, sort=False).transform("size").to_numpy()
+    n_val = np.clip(np.floor(size * val_fraction + 0.5), 1, size - 1)
+    is_val = np.zeros(len(df), dtype=bool)
+    is_val[order] = rank < n_val
+    return df[~is_val], df[is_val]
