@@ -9,7 +9,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PARAMS ?= params/default.yaml
-OUT    ?= reports
+OUT    ?=
+OUTARG := $(if $(OUT),$(OUTARG))
 STAMP  := $(VENV)/.installed
 
 .PHONY: install sample report explore fetch train benchmark visualize html test lab bench clean
@@ -27,20 +28,20 @@ sample: install
 	$(BIN)/landmarks sample data/raw/sample
 
 report: sample
-	$(BIN)/landmarks report --params $(PARAMS) --out $(OUT)
+	$(BIN)/landmarks report --params $(PARAMS) $(OUTARG)
 
 explore: sample
-	$(BIN)/landmarks report --params $(PARAMS) --out $(OUT) --only 01
+	$(BIN)/landmarks report --params $(PARAMS) $(OUTARG) --only 01
 fetch: sample
-	$(BIN)/landmarks report --params $(PARAMS) --out $(OUT) --only 02
+	$(BIN)/landmarks report --params $(PARAMS) $(OUTARG) --only 02
 train: install
-	$(BIN)/landmarks report --params $(PARAMS) --out $(OUT) --only 03
+	$(BIN)/landmarks report --params $(PARAMS) $(OUTARG) --only 03
 benchmark: install
-	$(BIN)/landmarks report --params $(PARAMS) --out $(OUT) --only 04
+	$(BIN)/landmarks report --params $(PARAMS) $(OUTARG) --only 04
 visualize: install
-	$(BIN)/landmarks report --params $(PARAMS) --out $(OUT) --only 05
+	$(BIN)/landmarks report --params $(PARAMS) $(OUTARG) --only 05
 html: install
-	$(BIN)/landmarks report --params $(PARAMS) --out $(OUT) --only 06
+	$(BIN)/landmarks report --params $(PARAMS) $(OUTARG) --only 06
 
 test: install
 	$(BIN)/python -m pytest -q

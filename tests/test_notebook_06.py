@@ -1,0 +1,305 @@
+"""Notebook 06 (the report) on fabricated metrics, two tiny hand-weighted models and a tiny test folder.
+
+The models see solid-colour images and are built so that every number is known in advance:
+"res_incep" names the colour's landmark with ~100% confidence, "resnet50" names it too but with
+45% confidence, below this test's threshold of 50%; one grey image shows no landmark and one test
+image failed to fetch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from landmarklib import report
+
+REPO = Path(__file__).resolve().parent.parent
+SIZE = 32
+THRESHOLD = 0.5
+COLOURS = {101: (255, 0, 0), 202: (0, 255, 0), 303: (0, 0, 255)}  # class 0, 1, 2
+
+
+def _png(path: Path, colour=(90, 140, 200)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (60, 40), colour).save(path)
+
+
+def tiny_model(path: Path, strength: float) -> None:
+    """Mean colour -> softmax(strength * [r, g, b]): the landmark of the dominant colour."""
+    import keras
+
+    from landmarklib.data import save_label_map
+
+    inputs = keras.Input((SIZE, SIZE, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255, name="rescale")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, outputs, name=path.stem)
+    model.get_layer("predictions").set_weights([np.eye(3, dtype="float32") * strength, np.zeros(3, "float32")])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    save_label_map(path.with_name(f"{path.stem}.labels.json"), list(COLOURS))
+
+
+def fabricated_metrics(reports: Path, which: tuple[str, ...] = ("01", "02", "03", "04", "05")) -> None:
+    """Metrics files of notebooks 01-05 with the contract's keys, and the figures they list."""
+    from landmarklib import metrics
+
+    variants = [{"name": "study filters", "val_top1": 0.31, "val_top5": 0.8, "train_top1": 0.9},
+                {"name": "augmented", "val_top1": 0.27, "val_top5": 0.7, "train_top1": 0.6}]
+    data = {
+        "01_explore": dict(catalog="data/raw/sample/train.csv", n_rows_total=1500, n_images=1500, n_landmarks=30,
+                           top_k=[{"landmark_id": 101, "count": 211}, {"landmark_id": 202, "count": 150}],
+                           single_image_landmarks=4, landmarks_covering_50pct=6, landmarks_covering_90pct=19,
+                           min_images=2, landmarks_kept=26, images_kept=1496, figures=["figures/01_top_k.png"]),
+        "02_fetch": dict(catalog="data/raw/sample/train.csv", out_dir="data/processed/t/train", image_size=SIZE,
+                         resize="stretch", n_rows=1500, ok=1463, failed=37, skipped=0,
+                         failed_by_reason={"HTTP 404": 30, "not an image": 7}, empty_folders_removed=2,
+                         seconds=12.5, images_per_second=117.0, test=dict(ok=10, failed=1),
+                         figures=["figures/02_grid.png"]),
+        "03_res_incep": dict(model="res_incep", params=215_432, input_size=SIZE, epochs=3, batch_size=8,
+                             optimizer="SGD", n_classes=3, n_train=1100, n_val=280, chance=1 / 3, val_top1=0.3125,
+                             val_top5=0.875, val_loss=2.1, train_top1=0.9, seconds_per_epoch=20.0,
+                             images_per_second=55.0, model_path="models/t/res_incep.keras",
+                             label_map_path="models/t/res_incep.labels.json", history_csv="models/t/h.csv",
+                             variants=variants, study_params=2_200_000, first_try_params=61_000_000,
+                             figures=["figures/03_curves.png"]),
+        "04_resnet50": dict(model="resnet50", params=23_600_000, input_size=SIZE, epochs=2, batch_size=55,
+                            optimizer="RMSprop", n_classes=3, n_train=1100, n_val=280, chance=1 / 3, val_top1=0.25,
+                            val_top5=0.75, val_loss=2.5, train_top1=0.5, seconds_per_epoch=40.0,
+                            images_per_second=27.0, model_path="models/t/resnet50.keras", variants=[],
+                            backbone_params=23_500_000, weights="random",
+                            weights_note="no ImageNet weights in the Keras cache and no network",
+                            figures=["figures/04_curves.png"]),
+        "05_visualize": dict(model_path="models/t/res_incep.keras", layers=["stem_conv", "stage2_block1_concat"],
+                             figures=[{"path": "figures/05_filters.png", "caption": "First-layer filters."}]),
+    }
+    for stem, entry in data.items():
+        if stem[:2] not in which:
+            continue
+        for fig in report.figure_list(entry):
+            _png(reports / fig[0])
+        metrics.save(stem, entry, reports)
+
+
+def make_project(root: Path, models: bool = True, metrics_of: tuple[str, ...] = ("01", "02", "03", "04", "05"),
+                 test_folder: bool = True) -> Path:
+    """A project root with a catalog, a fetched test folder, its solution, models and metrics; returns params.yaml."""
+    sample = root / "data" / "raw" / "sample"
+    sample.mkdir(parents=True, exist_ok=True)
+    (sample / "train.csv").write_text("id,url,landmark_id\na,images/a.jpg,101\n")
+    test_dir = root / "data" / "processed" / "t" / "test"
+    rows, solution = [], []
+    for lid, colour in COLOURS.items():
+        for k in range(3):
+            rows.append((f"t{lid}{k}", colour, "ok"))
+            solution.append((f"t{lid}{k}", lid))
+    rows += [("tgrey", (128, 128, 128), "ok"), ("tbroken", None, "failed")]
+    solution += [("tgrey", ""), ("tbroken", 202)]
+    if test_folder:
+        test_dir.mkdir(parents=True, exist_ok=True)
+        with open(test_dir / "manifest.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "url", "landmark_id", "status", "error", "bytes", "width", "height", "format", "seconds"])
+            for image_id, colour, status in rows:
+                if colour is not None:
+                    Image.new("RGB", (SIZE, SIZE), colour).save(test_dir / f"{image_id}.jpg", quality=95)
+                w.writerow([image_id, f"images/{image_id}.jpg", "", status, "" if colour else "HTTP 404",
+                            1000, SIZE, SIZE, "JPEG", 0.01])
+    with open(sample / "test_solution.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("id", "landmark_id"), *solution])
+    if models:
+        tiny_model(root / "models" / "t" / "res_incep.keras", strength=12.0)
+        tiny_model(root / "models" / "t" / "resnet50.keras", strength=0.5)
+    fabricated_metrics(root / "reports", metrics_of)
+    params = root / "params.yaml"
+    params.write_text(
+        "run_name: tiny\nsample_dir: data/raw/sample\ntrain_csv: data/raw/sample/train.csv\n"
+        "test_csv: data/raw/sample/test.csv\ntest_solution_csv: data/raw/sample/test_solution.csv\n"
+        f"test_dir: data/processed/t/test\nmodels_dir: models/t\ninput_size: {SIZE}\nthreshold: {THRESHOLD}\n"
+        "seed: 3\nreports_dir: reports\n"
+    )
+    return params
+
+
+def run_06(root: Path, params: Path) -> list[report.NotebookRun]:
+    return report.run_report(params, only=["06"], root=root, notebooks_dir=REPO / "notebooks", progress=False)
+
+
+def report_project(tmp_path_factory) -> tuple[Path, list[tuple[str, str, str]]]:
+    """The full fabricated project with notebook 06 run once per test session (shared with test_browser).
+
+    Returns:
+        (project root, [(notebook, status, error)]).
+    """
+    root = tmp_path_factory.getbasetemp() / "report06"
+    done = root / "runs.json"
+    if not done.exists():
+        root.mkdir(exist_ok=True)
+        runs = run_06(root, make_project(root))
+        done.write_text(json.dumps([(r.name, r.status, r.error) for r in runs]))
+    return root, [tuple(r) for r in json.loads(done.read_text())]
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    return report_project(tmp_path_factory)
+
+
+# --------------------------------------------------------------------------- the notebook, executed
+
+
+@pytest.mark.slow
+def test_report_scores_both_models_on_the_test_set(full_run):
+    root, runs = full_run
+    assert runs == [("06_write_report", "ok", "")]
+    m = json.loads((root / "reports" / "metrics" / "06_report.json").read_text())
+    # res_incep: 9 right answers with ~100% confidence; the grey image (no landmark, 1/3) and the
+    # failed image are not answered at 50%; 10 images show a landmark.
+    assert m["model"] == "res_incep" and m["threshold"] == THRESHOLD
+    assert m["gap"] == pytest.approx(0.9) and m["gap_all"] == pytest.approx(0.9)
+    assert m["top1"] == pytest.approx(0.9) and m["top5"] == pytest.approx(0.9)
+    assert m["answered_share"] == pytest.approx(9 / 11) and m["answered_precision"] == pytest.approx(1.0)
+    # resnet50 is right at 45% confidence: below the threshold it answers nothing, GAP 0.
+    r50 = m["models"]["resnet50"]
+    assert r50["gap"] == 0 and r50["gap_all"] == pytest.approx(0.9) and r50["answered_share"] == 0
+    assert r50["top1"] == pytest.approx(0.9)
+    assert set(m["timing"]) == {"res_incep", "resnet50"}
+    assert all(t["latency_median_ms"] > 0 and t["batch_images_per_second"] > 0 for t in m["timing"].values())
+    assert m["data"] == "sample" and m["resnet50_weights"] == "random"
+    assert m["notebooks"] == ["01_explore", "02_fetch", "03_res_incep", "04_resnet50", "05_visualize"]
+
+
+@pytest.mark.slow
+def test_report_writes_submission_and_figures(full_run):
+    root, _ = full_run
+    reports = root / "reports"
+    m = json.loads((reports / "metrics" / "06_report.json").read_text())
+    assert m["submission_csv"] == "submissions/res_incep.csv"
+    with open(reports / m["submission_csv"]) as f:
+        sub = {r["id"]: r["landmarks"] for r in csv.DictReader(f)}
+    assert len(sub) == 11 and sub["tgrey"] == "" and sub["tbroken"] == ""
+    assert sub["t2021"].split()[0] == "202" and float(sub["t2021"].split()[1]) > 0.99
+    with open(reports / m["submissions"]["resnet50"]) as f:
+        assert all(r["landmarks"] == "" for r in csv.DictReader(f))
+    assert m["figures"] == ["figures/06_thresholds.png", "figures/06_confusion.png", "figures/06_examples.png"]
+    for fig in m["figures"]:
+        with Image.open(reports / fig) as img:
+            assert img.width > 300 and img.height > 200
+
+
+@pytest.mark.slow
+def test_report_page_tells_the_story_with_this_runs_numbers(full_run):
+    root, _ = full_run
+    page = (root / "reports" / "html" / "report.html").read_text()
+    sections = ["Overview", "Problem statement", "Metrics", "Data exploration", "Data preprocessing",
+                "Implementation", "Benchmark", "Refinement", "Model evaluation", "Justification",
+                "Visualization", "Conclusion"]
+    positions = [page.find(f">{s}<") for s in sections]
+    assert all(p > 0 for p in positions) and positions == sorted(positions)
+    for text in ["2,286", "5.89%", "4.02%", "33.14", "24.37", "25,636,712",  # the study
+                 "1,463", "31.25%", "215,432", "0.9000", "81.8%",  # this run
+                 "embedded synthetic sample", "<strong>random weights</strong>", "submissions/res_incep.csv",
+                 "First-layer filters.", "none (45.", "HTTP 404: 30",
+                 "Res-Incep leads on validation accuracy", "the two are level on GAP answering every image"]:
+        assert text in page, text
+    body = page[page.index("<main>"):]
+    assert "not run" not in body and "Traceback" not in body and "Error" not in body
+    assert "PosixPath" not in body  # no stray return values
+    # 5 earlier figures + 3 drawn here, all embedded
+    assert page.count('src="data:image/png;base64,') == 8
+
+
+@pytest.mark.slow
+def test_report_degrades_when_earlier_notebooks_did_not_run(tmp_path):
+    params = make_project(tmp_path, models=False, metrics_of=("01",), test_folder=False)
+    runs = run_06(tmp_path, params)
+    assert runs[0].status == "ok", runs[0].error
+    m = json.loads((tmp_path / "reports" / "metrics" / "06_report.json").read_text())
+    assert m["gap"] is None and m["models"] == {} and m["timing"] == {} and m["submission_csv"] is None
+    assert m["figures"] == [] and m["notebooks"] == ["01_explore"]
+    page = (tmp_path / "reports" / "html" / "report.html").read_text()
+    assert "Notebook 03 (Res-Incep) was not run" in page and "fetched test folder" in page
+    assert "1,500" in page  # 01's numbers still reported
+
+
+# --------------------------------------------------------------------------- the report's functions
+
+
+def test_study_comparison_sets_this_run_beside_the_published_numbers(tmp_path):
+    fabricated_metrics(tmp_path)
+    from landmarklib import metrics
+
+    table = report.study_comparison(metrics.load_all(tmp_path), {})
+    assert table.loc["unique landmarks among them"].tolist() == ["2,286", "30"]
+    assert table.loc["single-image landmarks"].tolist() == ["159", "4"]
+    assert table.loc["failed downloads"].tolist() == ["33", "37"]
+    assert table.loc["empty landmark folders removed"].tolist() == ["12", "2"]
+    assert table.loc["Res-Incep parameters"].tolist() == ["~2.2M", "215,432"]
+    assert table.loc["ResNet-50 parameters"].tolist() == ["25,636,712", "23,600,000"]
+    assert table.loc["Res-Incep validation accuracy"].tolist() == ["5.89%", "31.25%"]
+    assert table.loc["ResNet-50 validation accuracy"].tolist() == ["4.02%", "25.00%"]
+    assert table.loc["Res-Incep seconds per image"].tolist() == ["33.14", "not run"]
+    assert table.loc["ResNet-50 test GAP"].tolist() == ["not measured", "not run"]
+    empty = report.study_comparison({}, {})
+    assert (empty["this run"] == "not run").all()
+
+
+def test_sections_say_not_run_for_missing_notebooks():
+    assert report.exploration_md({}) == "*Notebook 01 (exploration) was not run.*"
+    assert "not run" in report.preprocessing_md({}) and "not run" in report.visualization_md({})
+    assert "not run" in report.benchmark_md({}) and "not run" in report.refinement_md({})
+    assert report.resnet_weights({}) == "The ResNet-50 benchmark (notebook 04) was not run."
+    assert report.evaluation_md({}, ["Res-Incep: missing"], 0.045).endswith("- *not run*: Res-Incep: missing")
+    assert report.variants_table({}).empty
+
+
+def test_data_source_and_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("LANDMARKS_ROOT", str(tmp_path))
+    assert report.data_source("data/raw/sample/train.csv", "data/raw/sample", {})["kind"] == "sample"
+    real = report.data_source("data/raw/kaggle/train.csv", "data/raw/sample", {})
+    assert real["kind"] == "real" and "`data/raw/kaggle/train.csv`" in real["text"]
+    # the catalog notebook 01 read wins over the parameter
+    assert report.data_source("data/raw/sample/train.csv", "data/raw/sample",
+                              {"01_explore": {"catalog": "/elsewhere/train.csv"}})["kind"] == "real"
+    assert "**ImageNet weights**" in report.resnet_weights({"04_resnet50": {"weights": "imagenet"}})
+    assert "not ImageNet" in report.resnet_weights({"04_resnet50": {"weights": "random", "weights_note": "offline"}})
+
+
+def test_figure_list_accepts_paths_and_captioned_entries():
+    assert report.figure_list({"figures": ["figures/a.png", {"path": "figures/b.png", "caption": "B"}]}) == [
+        ("figures/a.png", ""), ("figures/b.png", "B")]
+    assert report.figure_list({}) == []
+
+
+def test_answer_text_and_formats():
+    assert report.answer_text(202, 0.5123, True) == "202 (51.2%)"
+    assert report.answer_text(202, 0.031, False) == "none (3.1%)"
+    assert report.answer_text(None, math.nan, False) == "unreadable"
+    assert report.pct(0.0589) == "5.89%" and report.pct(None) == "not run" and report.pct(math.nan) == "not run"
+    assert report.count(2286) == "2,286" and report.count(None) == "not run"
+    assert report.curve_thresholds(0.045)[:3] == [0.0, 0.005, 0.01] and 0.045 in report.curve_thresholds(0.045)
+
+
+def test_notebook_is_committed_clean_with_the_default_parameters():
+    import nbformat
+    import yaml
+
+    nb = nbformat.read(REPO / "notebooks" / "06_write_report.ipynb", as_version=4)
+    assert nb.metadata.kernelspec.name == "landmarks"
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    params_cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    declared = {}
+    exec(params_cell.source, {}, declared)
+    assert set(declared) == {"train_csv", "test_csv", "test_solution_csv", "test_dir", "models_dir", "threshold",
+                             "sample_dir", "reports_dir", "input_size", "seed"}
+    defaults = yaml.safe_load((REPO / "params" / "default.yaml").read_text())
+    assert {k: v for k, v in declared.items() if k in defaults} == {k: defaults[k] for k in declared if k in defaults}
+    assert os.path.basename(declared["test_solution_csv"]) == "test_solution.csv"
