@@ -10,7 +10,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PARAMS ?= params/default.yaml
 OUT    ?=
-OUTARG := $(if $(OUT),$(OUTARG))
+OUTARG := $(if $(OUT),--out $(OUT))
 STAMP  := $(VENV)/.installed
 
 .PHONY: install sample report explore fetch train benchmark visualize html test lab bench clean
