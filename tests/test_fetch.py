@@ -1,0 +1,386 @@
+"""landmarklib.fetch against a real HTTP server on 127.0.0.1: good images, every failure,
+path traversal, file:// and relative URLs, layouts, resume, a kill and resume, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from httpserver import (
+    HttpTestServer,
+    bomb_png,
+    image,
+    jpeg_bytes,
+    oversized,
+    redirect,
+    retry_after,
+    sequence,
+    slow,
+    status,
+    text,
+    trickle,
+)
+from landmarklib import cli, fetch
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = dict(progress=False, timeout=0.5, retries=2, backoff=0.05)
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch):
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def server():
+    with HttpTestServer() as srv:
+        yield srv
+
+
+def write_csv(path: Path, rows: list[tuple], header=("id", "url", "landmark_id")) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def manifest(out: Path) -> dict[str, dict[str, str]]:
+    with open(out / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == list(fetch.MANIFEST_COLUMNS) if rows else True
+    return {row["id"]: row for row in rows}
+
+
+def check_jpeg(path: Path, size: int) -> None:
+    with Image.open(path) as img:
+        assert img.format == "JPEG" and img.size == (size, size) and img.mode == "RGB"
+        img.load()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def png_rgba() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA", (120, 80), (0, 0, 255, 0)).save(out, "PNG")
+    return out.getvalue()
+
+
+def gif_bytes() -> bytes:
+    out = io.BytesIO()
+    frames = [Image.new("RGB", (90, 60), c) for c in ((255, 0, 0), (0, 255, 0))]
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:])
+    return out.getvalue()
+
+
+def test_good_rows_and_every_failure(tmp_path, server):
+    photo = jpeg_bytes(640, 480, seed=3)
+    truncated = jpeg_bytes(400, 300, seed=4)
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "rel.jpg").write_bytes(jpeg_bytes(300, 500, seed=5))
+    (tmp_path / "abs.png").write_bytes(png_rgba())
+    routes = {
+        "/good.jpg": image(photo),
+        "/rgba.png": image(png_rgba(), "image/png"),
+        "/anim.gif": image(gif_bytes(), "image/gif"),
+        "/missing.jpg": status(404),
+        "/flaky.jpg": sequence(status(500), image(photo)),
+        "/busy.jpg": sequence(retry_after(1), image(photo)),
+        "/down.jpg": status(503),
+        "/slow.jpg": slow(2.0, image(photo)),
+        "/stall.jpg": trickle(photo, 4096, 0.2),
+        "/huge.jpg": oversized(3 * 2**20),
+        "/huge-chunked.jpg": oversized(3 * 2**20, declare_length=False),
+        "/truncated.jpg": image(truncated[: len(truncated) // 2]),
+        "/page.html": text(),
+        "/bomb.png": image(bomb_png(100_000, 100_000), "image/png"),
+        "/moved.jpg": redirect("/good.jpg"),
+        "/to-file.jpg": redirect("file:///etc/passwd"),
+        "/loop.jpg": redirect("/loop.jpg"),
+    }
+    for path, route in routes.items():
+        server.route(path, route)
+    u = server.url
+    rows = [
+        ("good", u("/good.jpg"), 1),
+        ("rgba", u("/rgba.png"), 1),
+        ("gif", u("/anim.gif"), 2),
+        ("moved", u("/moved.jpg"), 2),
+        ("flaky", u("/flaky.jpg"), 3),
+        ("busy", u("/busy.jpg"), 3),
+        ("relative", "local/rel.jpg", 4),
+        ("fileurl", (tmp_path / "abs.png").as_uri(), 4),
+        ("missing", u("/missing.jpg"), 5),
+        ("down", u("/down.jpg"), 5),
+        ("slow", u("/slow.jpg"), 5),
+        ("stall", u("/stall.jpg"), 5),
+        ("huge", u("/huge.jpg"), 5),
+        ("huge-chunked", u("/huge-chunked.jpg"), 5),
+        ("truncated", u("/truncated.jpg"), 5),
+        ("page", u("/page.html"), 5),
+        ("bomb", u("/bomb.png"), 5),
+        ("to-file", u("/to-file.jpg"), 5),
+        ("loop", u("/loop.jpg"), 5),
+        ("refused", f"http://127.0.0.1:{free_port()}/x.jpg", 5),
+        ("nofile", "local/none.jpg", 5),
+        ("ftp", "ftp://example.org/x.jpg", 5),
+        ("../escape", u("/good.jpg"), 6),
+        ("a/b", u("/good.jpg"), 6),
+        ("..", u("/good.jpg"), 6),
+    ]
+    out = tmp_path / "out"
+    csv_path = write_csv(tmp_path / "train.csv", rows)
+    summary = fetch.fetch_catalog(csv_path, out, size=64, max_bytes=2**20, processes=1, **FAST)
+
+    m = manifest(out)
+    assert list(m) == [r[0] for r in rows]  # one row per input row, in input order
+    ok = ["good", "rgba", "gif", "moved", "flaky", "busy", "relative", "fileurl"]
+    for image_id in ok:
+        assert m[image_id]["status"] == "ok" and m[image_id]["error"] == "", m[image_id]
+        check_jpeg(out / m[image_id]["landmark_id"] / f"{image_id}.jpg", 64)
+    assert {k: m["good"][k] for k in ("bytes", "width", "height", "format")} == {
+        "bytes": str(len(photo)), "width": "640", "height": "480", "format": "JPEG"
+    }
+    assert (m["rgba"]["format"], m["gif"]["format"], m["relative"]["height"]) == ("PNG", "GIF", "500")
+    with Image.open(out / "1" / "rgba.jpg") as img:  # transparent -> white
+        assert all(v > 245 for v in img.getpixel((32, 32)))
+    errors = {image_id: row["error"] for image_id, row in m.items() if row["status"] == "failed"}
+    assert errors == {
+        "missing": "HTTP 404",
+        "down": "HTTP 503",
+        "slow": "timeout after 0.5s",
+        "stall": "timeout after 0.5s",
+        "huge": "body larger than 1 MB",
+        "huge-chunked": "body larger than 1 MB",
+        "truncated": "truncated image",
+        "page": "not an image (cannot identify image file)",
+        "bomb": "decompression bomb (10000000000 pixels)",
+        "to-file": "redirect to unsupported URL scheme 'file'",
+        "loop": "too many redirects",
+        "refused": "connection refused",
+        "nofile": "file not found",
+        "ftp": "unsupported URL scheme 'ftp'",
+        "../escape": "unsafe id '../escape'",
+        "a/b": "unsafe id 'a/b'",
+        "..": "unsafe id '..'",
+    }
+    assert m["truncated"]["format"] == "JPEG" and m["truncated"]["width"] == "400"
+    # retries: transient failures tried 1 + retries times, permanent ones once
+    assert server.hits["/flaky.jpg"] == 2 and server.hits["/busy.jpg"] == 2
+    assert server.hits["/down.jpg"] == 3 and server.hits["/slow.jpg"] == 3
+    assert server.hits["/missing.jpg"] == 1 and server.hits["/page.html"] == 1 and server.hits["/bomb.png"] == 1
+    busy = server.hit_times["/busy.jpg"]
+    assert busy[1] - busy[0] >= 0.9  # Retry-After: 1 honoured
+    # nothing written outside the output folder, no image for a failed row, no temporary file
+    assert not (tmp_path / "escape.jpg").exists() and not (out.parent / "escape.jpg").exists()
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(
+        [f"{m[i]['landmark_id']}/{i}.jpg" for i in ok] + ["manifest.csv"]
+    )
+    assert (summary.n_rows, summary.ok, summary.failed, summary.skipped) == (len(rows), 8, 17, 0)
+    assert summary.failed_by_reason["timeout after 0.5s"] == 2
+    assert summary.failed_by_reason["unsafe id"] == 3 and summary.failed_by_reason["decompression bomb"] == 1
+    assert summary.images_per_second > 0 and summary.empty_folders_removed == 0
+    assert not (out / "5").exists() and not (out / "6").exists()  # no folder for a landmark without image
+
+
+def good_server(server: HttpTestServer, n: int, landmarks: int = 4) -> list[tuple]:
+    rows = []
+    for i in range(n):
+        url = server.route(f"/p{i}.jpg", image(jpeg_bytes(200 + i, 150, seed=i)))
+        rows.append((f"img{i:03d}", url, i % landmarks))
+    return rows
+
+
+def test_resume_fetches_only_what_is_missing(tmp_path, server):
+    rows = good_server(server, 12) + [("gone", server.route("/gone.jpg", status(404)), 0)]
+    csv_path, out = write_csv(tmp_path / "train.csv", rows), tmp_path / "out"
+    first = fetch.fetch_catalog(csv_path, out, size=48, processes=1, **FAST)
+    assert (first.ok, first.failed, first.skipped) == (12, 1, 0)
+    before = manifest(out)
+    hits = server.total_hits()
+
+    again = fetch.fetch_catalog(csv_path, out, size=48, processes=1, **FAST)
+    assert (again.ok, again.failed, again.skipped) == (0, 1, 12)
+    assert server.total_hits() == hits + 1 and server.hits["/gone.jpg"] == 2  # only the failed row again
+    after = manifest(out)
+    assert {k: after[k] for k in after if k != "gone"} == {k: before[k] for k in before if k != "gone"}
+
+    (out / "1" / "img001.jpg").unlink()  # a lost image is fetched again
+    (out / "2" / "img002.jpg").write_bytes(b"junk")  # so is a broken one
+    third = fetch.fetch_catalog(csv_path, out, size=48, processes=1, **FAST)
+    assert (third.ok, third.skipped) == (2, 10)
+    assert server.hits["/p1.jpg"] == 2 and server.hits["/p2.jpg"] == 2 and server.hits["/p3.jpg"] == 1
+
+    other_size = fetch.fetch_catalog(csv_path, out, size=32, processes=1, **FAST)  # outputs of another size
+    assert (other_size.ok, other_size.skipped) == (12, 0)
+    check_jpeg(out / "3" / "img003.jpg", 32)
+
+
+def test_interrupted_run_is_folded_in_on_resume(tmp_path, server):
+    rows = good_server(server, 4)
+    csv_path, out = write_csv(tmp_path / "train.csv", rows), tmp_path / "out"
+    fetch.fetch_catalog(csv_path, out, size=32, **FAST)
+    done = list(manifest(out).values())
+    # the state a crash leaves: no manifest.csv, a journal whose last line was cut, a temporary file
+    (out / "manifest.csv").unlink()
+    lines = ["seq," + ",".join(fetch.MANIFEST_COLUMNS)]
+    lines += [f"{seq}," + ",".join(row[c] for c in fetch.MANIFEST_COLUMNS) for seq, row in enumerate(done[:3])]
+    lines[-1] = lines[-1][: lines[-1].index(",ok,") + 3]  # img002's row ends after its status
+    (out / fetch.JOURNAL_NAME).write_text("\n".join(lines))
+    stale = out / "3" / ".img003.jpg.123-456.tmp"
+    stale.write_bytes(b"partial")
+    server.reset_hits()
+
+    summary = fetch.fetch_catalog(csv_path, out, size=32, **FAST)
+    assert (summary.ok, summary.skipped) == (2, 2)  # img002 (cut row) and img003 (no row) fetched again
+    assert dict(server.hits) == {"/p2.jpg": 1, "/p3.jpg": 1}
+    assert not stale.exists() and not (out / fetch.JOURNAL_NAME).exists()
+    assert [row["status"] for row in manifest(out).values()] == ["ok"] * 4
+
+
+def test_worker_processes_give_the_same_result(tmp_path, server):
+    rows = good_server(server, 70, landmarks=7) + [("gone", server.route("/gone.jpg", status(404)), 0)]
+    out = tmp_path / "out"
+    csv_path = write_csv(tmp_path / "train.csv", rows)
+    summary = fetch.fetch_catalog(csv_path, out, size=40, processes=2, workers=8, **FAST)
+    assert (summary.ok, summary.failed) == (70, 1)
+    m = manifest(out)
+    assert list(m) == [r[0] for r in rows]
+    assert all(server.hits[f"/p{i}.jpg"] == 1 for i in range(70))
+    for image_id, url, label in rows[:-1]:
+        check_jpeg(out / str(label) / f"{image_id}.jpg", 40)
+    assert m["gone"]["error"] == "HTTP 404"
+
+
+def test_unlabelled_catalog_layout(tmp_path, server):
+    rows = [(f"t{i}", url) for i, (_, url, _) in enumerate(good_server(server, 3))]
+    out = tmp_path / "test"
+    summary = fetch.fetch_catalog(write_csv(tmp_path / "test.csv", rows, header=("id", "url")), out, size=32, **FAST)
+    assert summary.ok == 3
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.csv", "t0.jpg", "t1.jpg", "t2.jpg"]
+    assert {row["landmark_id"] for row in manifest(out).values()} == {""}
+
+
+def test_empty_landmark_folders_are_removed(tmp_path, server):
+    rows = good_server(server, 3)
+    out = tmp_path / "out"
+    (out / "999").mkdir(parents=True)  # left over, empty
+    csv_path = write_csv(tmp_path / "train.csv", rows)
+    assert fetch.fetch_catalog(csv_path, out, size=32, **FAST).empty_folders_removed == 1
+    assert not (out / "999").exists() and (out / "1" / "img001.jpg").is_file()
+
+    # the image of landmark 1 now fails: its old image goes (as in the study), then its empty folder
+    rows[1] = ("img001", server.route("/now-missing.jpg", status(404)), 1)
+    summary = fetch.fetch_catalog(write_csv(csv_path, rows), out, size=32, **FAST)
+    assert (summary.ok, summary.failed, summary.skipped, summary.empty_folders_removed) == (0, 1, 2, 1)
+    assert not (out / "1").exists() and (out / "0" / "img000.jpg").is_file()
+
+
+def test_fetch_rows_core_maps_rows_to_manifest_rows(tmp_path, server):
+    rows = [{"id": i, "url": url, "landmark_id": label} for i, url, label in good_server(server, 3)]
+    rows.append({"id": "x", "url": server.route("/x", status(410)), "landmark_id": 9})
+    options = fetch.FetchOptions(size=24, timeout=2, retries=0)
+    result = fetch.fetch_rows(rows, tmp_path / "part", options, threads=4)
+    assert [r["id"] for r in result] == ["img000", "img001", "img002", "x"]
+    assert [r["status"] for r in result] == ["ok", "ok", "ok", "failed"] and result[3]["error"] == "HTTP 410"
+    assert set(result[0]) == set(fetch.MANIFEST_COLUMNS)
+    check_jpeg(tmp_path / "part" / "1" / "img001.jpg", 24)
+
+
+def test_http_client_keeps_connections_alive_and_survives_closed_ones(server):
+    body = jpeg_bytes(50, 50)
+    url = server.route("/a.jpg", image(body))
+
+    def close_after(handler, hit):  # answers, then drops the connection without saying so
+        image(body)(handler, hit)
+        handler.close_connection = True
+
+    closing = server.route("/c.jpg", close_after)
+    client = fetch.HttpClient(fetch.FetchOptions(timeout=2, retries=0))
+    try:
+        assert all(client.get(url) == body for _ in range(5))
+        assert server.connections == 1
+        assert client.get(closing) == body and client.get(closing) == body
+        assert server.connections == 2 and server.hits["/c.jpg"] == 2
+    finally:
+        client.close()
+
+
+def test_cli_exit_codes(tmp_path, server, capsys):
+    rows = good_server(server, 2) + [("gone", server.route("/gone.jpg", status(404)), 0)]
+    csv_path = write_csv(tmp_path / "train.csv", rows)
+    assert cli.main(["fetch", str(csv_path), "--out", str(tmp_path / "out"), "--size", "32", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "ok 2, failed 1" in printed and "HTTP 404" in printed
+
+    assert cli.main(["fetch", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o2"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nope.csv" in err and len(err.splitlines()) == 1
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,link,landmark_id\na,http://x/a.jpg,1\n")
+    assert cli.main(["fetch", str(bad), "--out", str(tmp_path / "o3"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "bad.csv" in err and "url" in err and len(err.splitlines()) == 1
+
+    (tmp_path / "afile").write_text("x")
+    assert cli.main(["fetch", str(csv_path), "--out", str(tmp_path / "afile"), "--quiet"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_cli_killed_mid_run_resumes(tmp_path, capsys):
+    n = 40
+    with HttpTestServer(latency=0.25) as server:
+        rows = good_server(server, n)
+        csv_path, out = write_csv(tmp_path / "train.csv", rows), tmp_path / "out"
+        args = [str(csv_path), "--out", str(out), "--size", "40", "--workers", "4", "--processes", "2", "--quiet"]
+        env = {**os.environ, "no_proxy": "127.0.0.1,localhost"}
+        proc = subprocess.Popen([sys.executable, "-m", "landmarklib.cli", "fetch", *args], cwd=ROOT, env=env)
+        journal = out / fetch.JOURNAL_NAME
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if journal.is_file() and journal.read_text().count("\n") >= 8:  # header + 7 rows
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+        # whatever is visible is whole: every .jpg decodes, no manifest.csv yet, the journal holds the finished rows
+        for path in out.rglob("*.jpg"):
+            check_jpeg(path, 40)
+        assert not (out / "manifest.csv").exists()
+        with open(journal, newline="") as f:
+            done = {row["id"] for row in csv.DictReader(f) if row["status"] == "ok"}
+        assert 7 <= len(done) < n
+        time.sleep(0.6)  # the worker processes exit with their parent: no more requests arrive
+        settled = server.total_hits()
+        time.sleep(0.8)
+        assert server.total_hits() == settled
+
+        server.reset_hits()
+        assert cli.main(["fetch", *args]) == 0
+        assert f"skipped {len(done)}" in capsys.readouterr().out
+        m = manifest(out)
+        assert len(m) == n and all(row["status"] == "ok" for row in m.values())
+        fetched_again = {f"img{int(path[2:-4]):03d}" for path in server.hits}
+        assert fetched_again == {r[0] for r in rows} - done  # only the missing rows
+        assert all(count == 1 for count in server.hits.values())
+        assert not journal.exists() and not list(out.rglob("*.tmp"))
+        for image_id, _, label in rows:
+            check_jpeg(out / str(label) / f"{image_id}.jpg", 40)

@@ -1,0 +1,114 @@
+"""Notebook 02 executed by papermill on a small hand-made catalog whose outcome is known."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from PIL import Image
+
+from httpserver import jpeg_bytes
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_fetch_images.ipynb"
+N_TRAIN, N_IMAGES, N_TEST = 80, 72, 6  # 72 rows to do: enough for the worker processes to start
+
+
+def test_notebook_is_committed_clean_with_a_parameters_cell():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    assert nb.metadata.kernelspec.name == "landmarks"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    for line in ('train_csv = "data/raw/sample/train.csv"', 'test_csv = "data/raw/sample/test.csv"',
+                 'train_dir = "data/processed/default/train"', 'test_dir = "data/processed/default/test"',
+                 'sample_dir = "data/raw/sample"', "n_images = 5000", "image_size = 96", 'resize = "stretch"',
+                 "workers = 32", "timeout = 20.0", "retries = 2", 'reports_dir = "reports"'):
+        assert line in tagged[0].source
+
+
+def make_catalog(folder: Path) -> None:
+    """train.csv: 80 rows over 5 landmarks, relative paths; rows 3 and 10 broken; test.csv: 6 rows."""
+    images = folder / "images"
+    images.mkdir(parents=True)
+    train = ["id,url,landmark_id"]
+    for i in range(N_TRAIN):
+        name = f"tr{i:03d}.jpg"
+        if i == 3:
+            pass  # a missing file
+        elif i == 10:
+            (images / name).write_text("<html>gone</html>")
+        elif i % 7 == 0:  # a PNG named .jpg
+            out = io.BytesIO()
+            Image.new("RGBA", (60 + i, 40), (200, 30, 30, 255)).save(out, "PNG")
+            (images / name).write_bytes(out.getvalue())
+        else:
+            (images / name).write_bytes(jpeg_bytes(90 + i, 70, seed=i, quality=80))
+        train.append(f"tr{i:03d},images/{name},{100 + i % 5}")
+    (folder / "train.csv").write_text("\n".join(train) + "\n")
+    test = ["id,url"]
+    for i in range(N_TEST):
+        (images / f"te{i}.jpg").write_bytes(jpeg_bytes(80, 60, seed=100 + i, quality=80))
+        test.append(f"te{i},{(images / f'te{i}.jpg').as_uri()}")
+    (folder / "test.csv").write_text("\n".join(test) + "\n")
+
+
+@pytest.mark.slow
+def test_notebook_02_fetches_and_reports(tmp_path):
+    import papermill
+
+    make_catalog(tmp_path / "raw")
+    reports = tmp_path / "reports"
+    executed = tmp_path / "02.ipynb"
+    papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(executed),
+        parameters={
+            "train_csv": str(tmp_path / "raw" / "train.csv"),
+            "test_csv": str(tmp_path / "raw" / "test.csv"),
+            "train_dir": str(tmp_path / "processed" / "train"),
+            "test_dir": str(tmp_path / "processed" / "test"),
+            "sample_dir": str(tmp_path / "sample"),
+            "n_images": N_IMAGES,
+            "image_size": 32,
+            "resize": "stretch",
+            "workers": 8,
+            "timeout": 5.0,
+            "retries": 1,
+            "reports_dir": str(reports),
+        },
+        kernel_name="landmarks",
+        cwd=str(tmp_path),
+        progress_bar=False,
+    )
+
+    m = json.loads((reports / "metrics" / "02_fetch.json").read_text())
+    assert m["catalog"] == str(tmp_path / "raw" / "train.csv")
+    assert m["out_dir"] == str(tmp_path / "processed" / "train")
+    assert (m["image_size"], m["resize"], m["n_rows"]) == (32, "stretch", N_IMAGES)
+    assert (m["ok"], m["failed"], m["skipped"]) == (N_IMAGES - 2, 2, 0)
+    assert m["failed_by_reason"] == {"file not found": 1, "not an image": 1}
+    assert m["empty_folders_removed"] == 0 and m["seconds"] > 0 and m["images_per_second"] > 0
+    t = m["test"]
+    assert (t["n_rows"], t["ok"], t["failed"]) == (N_TEST, N_TEST, 0)
+    assert t["out_dir"] == str(tmp_path / "processed" / "test")
+    assert not (tmp_path / "sample").exists()
+
+    train_dir = tmp_path / "processed" / "train"
+    jpgs = sorted(train_dir.rglob("*.jpg"))
+    assert len(jpgs) == N_IMAGES - 2 and {p.parent.name for p in jpgs} == {"100", "101", "102", "103", "104"}
+    assert not (train_dir / "101" / "tr080.jpg").exists()  # rows past n_images are not fetched
+    with Image.open(jpgs[0]) as img:
+        assert img.size == (32, 32) and img.mode == "RGB"
+    test_jpgs = sorted(p.name for p in (tmp_path / "processed" / "test").glob("*.jpg"))
+    assert test_jpgs == [f"te{i}.jpg" for i in range(N_TEST)]
+
+    assert m["figures"] == ["figures/02_resize_comparison.png", "figures/02_train_grid.png"]
+    for rel in m["figures"]:
+        assert (reports / rel).stat().st_size > 1000
+    nb = nbformat.read(executed, as_version=4)
+    shown = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(shown) == len(m["figures"])
