@@ -153,9 +153,13 @@ def _raise_first(path: Path, problems: list[tuple[str, pd.Series, object]]) -> N
 
 
 def _id_problems(path: Path, frame: pd.DataFrame, filled: pd.Series) -> list:
-    """Checks for empty and duplicate ids among the non-blank rows (see ``_raise_first``)."""
+    """Checks for empty and conflicting duplicate ids among the non-blank rows (see ``_raise_first``).
+
+    A row repeating an earlier row exactly (real catalogs have some) is not a problem:
+    ``read_catalog`` drops it. A repeated id with another url or label is.
+    """
     ids = frame["id"]
-    duplicated = ids.duplicated() & filled & (ids != "")
+    duplicated = ids.duplicated() & ~frame.duplicated() & filled & (ids != "")
 
     def duplicate(row: int) -> str:
         first = int(np.flatnonzero((ids == ids.iat[row]).to_numpy())[0])
@@ -190,10 +194,13 @@ def read_catalog(path: str | os.PathLike, require_labels: bool = True) -> pd.Dat
 
     Returns:
         DataFrame with columns ``id`` (str), ``url`` (str) and, when present,
-        ``landmark_id`` (int64), in file order; other columns and blank lines dropped.
+        ``landmark_id`` (int64), in file order; other columns, blank lines and rows
+        repeating an earlier row exactly dropped (their count in
+        ``frame.attrs["repeated_rows_dropped"]``).
 
     Raises:
-        CatalogError: missing column, empty id or url, duplicate id, or a landmark_id
+        CatalogError: missing column, empty id or url, an id repeated with another url or
+            label, or a landmark_id
             that is not an integer; the message names file, line and column.
     """
     path = Path(path)
@@ -212,9 +219,11 @@ def read_catalog(path: str | os.PathLike, require_labels: bool = True) -> pd.Dat
         problems.append(_integer_problem(labels, "landmark_id", bad))
     _raise_first(path, problems)
 
-    frame = frame[filled].reset_index(drop=True)
+    repeated = filled & frame.duplicated()
+    frame = frame[filled & ~repeated].reset_index(drop=True)
     if "landmark_id" in frame:
         frame["landmark_id"] = frame["landmark_id"].astype("int64")
+    frame.attrs["repeated_rows_dropped"] = int(repeated.sum())
     return frame
 
 
@@ -253,7 +262,7 @@ def read_solution(path: str | os.PathLike) -> pd.DataFrame:
     problems.append(_integer_problem(values, column, filled & (values != "") & ~values.str.fullmatch(pattern)))
     _raise_first(path, problems)
 
-    frame = frame[filled].reset_index(drop=True)
+    frame = frame[filled & ~frame.duplicated()].reset_index(drop=True)
     landmarks = frame[column].str.split().map(lambda ids: [int(v) for v in ids])
     first = pd.array([ids[0] if ids else pd.NA for ids in landmarks], dtype="Int64")
     return pd.DataFrame({"id": frame["id"], "landmark_id": first, "landmarks": landmarks})

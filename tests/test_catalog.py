@@ -38,6 +38,18 @@ def counted(counts: dict[int, int]) -> pd.DataFrame:
 # --------------------------------------------------------------------------- reading
 
 
+def test_exact_repeated_rows_are_dropped_not_errors(tmp_path):
+    # The real-landmarks train.csv repeats one row exactly; that is harmless.
+    path = tmp_path / "train.csv"
+    path.write_text("id,url,landmark_id\na,u1,1\nb,u2,2\na,u1,1\n")
+    frame = catalog.read_catalog(path)
+    assert list(frame["id"]) == ["a", "b"]
+    assert frame.attrs["repeated_rows_dropped"] == 1
+    path.write_text("id,url,landmark_id\na,u1,1\na,u1,2\n")
+    with pytest.raises(CatalogError, match="line 3, column id: duplicate id 'a'"):
+        catalog.read_catalog(path)
+
+
 def test_read_quoted_with_bom_extra_columns_and_crlf(tmp_path):
     path = write(
         tmp_path,
