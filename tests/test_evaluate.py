@@ -1,0 +1,342 @@
+"""GAP, accuracy, thresholds, submission, `landmarks predict` and timing, on hand-computed cases."""
+
+import csv
+import math
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from landmarklib import evaluate
+
+
+def brute_force_gap(predicted, confidence, actual, ids):
+    """The competition's definition, one image at a time."""
+    rows = [i for i in range(len(predicted)) if predicted[i] is not None]
+    rows.sort(key=lambda i: (-confidence[i], ids[i]))
+    hits, total = 0, 0.0
+    for rank, i in enumerate(rows, start=1):
+        if actual[i] is not None and predicted[i] == actual[i]:
+            hits += 1
+            total += hits / rank
+    return total / sum(a is not None for a in actual)
+
+
+# --------------------------------------------------------------------------- GAP
+
+
+def test_gap_reference_case():
+    # A right (10), B wrong (0.01), C non-landmark predicted (15), D landmark without prediction, E neither.
+    predicted = ["A", "X", "C", None, None]
+    confidence = [10, 0.01, 15, np.nan, np.nan]
+    actual = ["A", "B", None, "D", None]
+    # ranking C(15) wrong, A(10) right at rank 2 -> 1/2; B wrong; 3 landmark images.
+    assert evaluate.gap(predicted, confidence, actual) == pytest.approx(0.5 / 3)
+    assert evaluate.gap(predicted, confidence, actual) == pytest.approx(0.166667, abs=1e-6)
+
+
+def test_gap_ties_are_broken_by_image_id():
+    predicted, confidence, actual = [1, 2], [0.5, 0.5], [1, 3]
+    # id "b" is right, "a" wrong: "a" ranks first -> the right one sits at rank 2.
+    assert evaluate.gap(predicted, confidence, actual, ids=["b", "a"]) == pytest.approx(0.5 / 2)
+    assert evaluate.gap(predicted, confidence, actual, ids=["a", "b"]) == pytest.approx(1.0 / 2)
+    assert evaluate.gap(predicted, confidence, actual) == pytest.approx(1.0 / 2)  # index order
+
+
+def test_gap_edge_cases():
+    actual = [1, 2, 3]
+    assert evaluate.gap([None] * 3, [np.nan] * 3, actual) == 0.0
+    assert evaluate.gap([1, 2, 3], [0.1, 0.9, 0.5], actual) == 1.0
+    assert evaluate.gap([2, 3, 1], [0.1, 0.9, 0.5], actual) == 0.0
+    # right, wrong, right by confidence: (1/1 + 2/3) / 3
+    assert evaluate.gap([1, 9, 3], [0.9, 0.5, 0.1], actual) == pytest.approx((1 + 2 / 3) / 3)
+    # a missing prediction only loses recall: one right answer of three landmark images
+    assert evaluate.gap([1, None, None], [0.9, np.nan, np.nan], actual) == pytest.approx(1 / 3)
+
+
+def test_confident_prediction_on_a_non_landmark_image_pushes_the_rest_down():
+    actual = [1, 2, None]
+    without = evaluate.gap([1, 2, None], [0.9, 0.8, np.nan], actual)
+    with_it = evaluate.gap([1, 2, 5], [0.9, 0.8, 0.95], actual)
+    assert without == 1.0
+    assert with_it == pytest.approx((1 / 2 + 2 / 3) / 2)
+
+
+def test_gap_labels_compare_across_types_and_missing_markers():
+    assert evaluate.gap([7, "12", 3.0], [0.3, 0.2, 0.1], ["7", 12, "3"]) == 1.0
+    assert evaluate.gap([7, 12], [0.3, 0.2], pd.array([7, pd.NA], dtype="Int64")) == 1.0
+    assert evaluate.gap([7, 12], [0.3, 0.2], ["7", ""]) == 1.0
+
+
+def test_gap_rejects_bad_input():
+    with pytest.raises(ValueError, match="no test image shows a landmark"):
+        evaluate.gap([1], [0.5], [None])
+    with pytest.raises(ValueError, match="finite confidence"):
+        evaluate.gap([1, 2], [0.5, np.nan], [1, 2])
+    with pytest.raises(ValueError, match="one entry per test image"):
+        evaluate.gap([1, 2], [0.5, 0.4], [1])
+
+
+def test_gap_matches_the_definition_on_random_inputs():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 30))
+        actual = [None if rng.random() < 0.3 else int(rng.integers(0, 4)) for _ in range(n)]
+        if all(a is None for a in actual):
+            actual[0] = 0
+        predicted = [None if rng.random() < 0.2 else int(rng.integers(0, 4)) for _ in range(n)]
+        confidence = [float(rng.integers(0, 5)) / 4 for _ in range(n)]  # many ties
+        ids = [f"{v:03d}" for v in rng.permutation(n)]
+        expected = brute_force_gap(predicted, confidence, actual, ids)
+        assert evaluate.gap(predicted, confidence, actual, ids) == pytest.approx(expected)
+
+
+# --------------------------------------------------------------------------- thresholds
+
+
+def test_threshold_curve_on_the_reference_case():
+    confidence = [10, 0.01, 15, np.nan, np.nan]
+    correct = [True, False, False, False, False]
+    curve = evaluate.threshold_curve(confidence, correct, [0, 0.045, 12, 20], n_landmarks=3)
+    assert list(curve.columns) == ["threshold", "answered", "answered_share", "precision_answered", "gap"]
+    assert curve["answered"].tolist() == [3, 2, 1, 0]
+    assert curve["answered_share"].tolist() == pytest.approx([0.6, 0.4, 0.2, 0.0])
+    assert curve["precision_answered"].tolist()[:3] == pytest.approx([1 / 3, 1 / 2, 0.0])
+    assert math.isnan(curve["precision_answered"].iloc[3])
+    assert curve["gap"].tolist() == pytest.approx([1 / 6, 1 / 6, 0.0, 0.0])
+
+
+def test_gap_never_rises_with_the_threshold():
+    rng = np.random.default_rng(1)
+    thresholds = np.linspace(0, 1, 21)
+    for _ in range(200):
+        n = int(rng.integers(1, 40))
+        confidence = np.round(rng.random(n), 1)  # ties
+        confidence[rng.random(n) < 0.1] = np.nan
+        correct = rng.random(n) < rng.random()
+        ids = rng.permutation(n)
+        curve = evaluate.threshold_curve(confidence, correct, thresholds, n_landmarks=n, ids=ids)
+        assert (np.diff(curve["gap"].to_numpy()) <= 1e-12).all()
+        # at threshold 0 every prediction counts: the curve agrees with gap()
+        predicted = np.where(correct, 1, 2).astype(object)
+        predicted[np.isnan(confidence)] = None
+        assert curve["gap"].iloc[0] == pytest.approx(evaluate.gap(predicted, confidence, [1] * n, ids))
+
+
+# --------------------------------------------------------------------------- accuracy
+
+
+def test_accuracy_and_top_k():
+    assert evaluate.accuracy([1, 2, None, 4], [1, 3, 5, None]) == pytest.approx(1 / 3)
+    assert math.isnan(evaluate.accuracy([1], [None]))
+    probs = np.array([[0.1, 0.6, 0.3], [0.5, 0.2, 0.3], [0.2, 0.3, 0.5]])
+    labels = [1, 2, 0]
+    assert evaluate.top_k_accuracy(probs, labels, 1) == pytest.approx(1 / 3)
+    assert evaluate.top_k_accuracy(probs, labels, 2) == pytest.approx(2 / 3)
+    assert evaluate.top_k_accuracy(probs, labels, 5) == 1.0
+    assert evaluate.top_k_accuracy(probs, [1, -1, -1], 3) == pytest.approx(1 / 3)
+    assert evaluate.top_k_ids(probs, [10, 20, 30], 2).tolist() == [[20, 30], [10, 30], [30, 20]]
+
+
+def test_per_landmark_accuracy_and_confusion_matrix():
+    predicted = [1, 1, 2, 3, None, 4, 1]
+    actual = [1, 2, 2, 3, 3, 5, 1]
+    table = evaluate.per_landmark_accuracy(predicted, actual)
+    assert table.to_dict("records") == [
+        {"landmark_id": 1, "n": 2, "correct": 2, "accuracy": 1.0},
+        {"landmark_id": 2, "n": 2, "correct": 1, "accuracy": 0.5},
+        {"landmark_id": 3, "n": 2, "correct": 1, "accuracy": 0.5},
+        {"landmark_id": 5, "n": 1, "correct": 0, "accuracy": 0.0},
+    ]
+    cm = evaluate.confusion_matrix(predicted, actual, top_n=2)
+    assert list(cm.index) == [1, 2, "other"] and list(cm.columns) == [1, 2, "other"]
+    assert cm.to_numpy().tolist() == [[2, 0, 0], [1, 1, 0], [0, 0, 3]]
+    assert cm.to_numpy().sum() == len(actual)
+
+
+# --------------------------------------------------------------------------- submission and scoring
+
+
+def test_write_submission_format(tmp_path):
+    pred = pd.DataFrame(
+        {
+            "id": ["a1", "b,2", "c3", "d4"],
+            "landmark_id": pd.array([7, 12, 5, pd.NA], dtype="Int64"),
+            "confidence": [0.5, 0.0449, 0.045, np.nan],
+        }
+    )
+    path = evaluate.write_submission(pred, tmp_path / "sub.csv", threshold=0.045)
+    text = path.read_text()
+    assert text.splitlines()[0] == "id,landmarks"
+    assert text.splitlines()[1] == "a1,7 0.500000"
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["id"] for r in rows] == ["a1", "b,2", "c3", "d4"]  # every id, quoted where needed
+    assert [r["landmarks"] for r in rows] == ["7 0.500000", "", "5 0.045000", ""]
+
+
+def test_score_combines_everything():
+    pred = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "x"],
+            "landmark_id": pd.array([1, 9, 3, 4], dtype="Int64"),
+            "confidence": [0.9, 0.5, 0.01, 0.99],
+            "top_ids": ["1 2", "9 2", "3 1", "4 1"],
+        }
+    )
+    solution = pd.DataFrame({"id": ["a", "b", "c", "d", "x"], "landmark_id": ["1", "2", "3", "4", ""]})
+    s = evaluate.score(pred, solution, threshold=0.045)
+    # answered: x (0.99, no landmark), a right, b wrong; c below the threshold. 4 landmark images.
+    assert s["gap"] == pytest.approx((1 / 2) / 4)
+    assert s["gap_all"] == pytest.approx((1 / 2 + 2 / 4) / 4)
+    assert s["n_test"] == 5 and s["n_landmark_images"] == 4 and s["n_answered"] == 3
+    assert s["answered_share"] == pytest.approx(3 / 5)
+    assert s["answered_precision"] == pytest.approx(1 / 3)
+    assert s["top1"] == pytest.approx(2 / 4)
+    assert s["top5"] == pytest.approx(3 / 4)
+
+
+def test_read_solution_names_the_missing_column(tmp_path):
+    path = tmp_path / "test_solution.csv"
+    path.write_text("id,landmark\na,1\n")
+    with pytest.raises(ValueError, match="test_solution.csv: missing column 'landmark_id'"):
+        evaluate.read_solution(path)
+
+
+# --------------------------------------------------------------------------- predict CLI and timing
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A 3-class 16 px model saved as <dir>/tiny.keras with its label map."""
+    import keras
+
+    from landmarklib import data
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255, name="rescale")(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, outputs)
+    path = tmp_path_factory.mktemp("models") / "tiny.keras"
+    model.save(path)
+    data.save_label_map(path.with_name("tiny.labels.json"), [11, 22, 33])
+    return path
+
+
+def _write_jpeg(path, seed):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, "JPEG")
+
+
+def test_predict_cli_on_a_fetched_folder(tiny_model, tmp_path, capsys):
+    from landmarklib import cli
+
+    folder = tmp_path / "test"
+    for i in range(5):
+        _write_jpeg(folder / f"t{i}.jpg", i)
+    (folder / "bad.jpg").write_bytes(b"not a jpeg")
+    manifest = ["id,url,landmark_id,status,error,bytes,width,height,format,seconds"]
+    manifest += [f"t{i},http://x/{i},,ok,,1,20,20,JPEG,0.1" for i in range(5)]
+    manifest += ["gone,http://x/gone,,failed,HTTP 404,,,,,0.1", "bad,http://x/bad,,ok,,1,20,20,JPEG,0.1"]
+    (folder / "manifest.csv").write_text("\n".join(manifest) + "\n")
+    out = tmp_path / "out" / "pred.csv"
+
+    rc = cli.main(["predict", "--model", str(tiny_model), "--images", str(folder), "--threshold", "0.34",
+                   "--out", str(out)])
+
+    assert rc == 0
+    pred = pd.read_csv(out, dtype={"id": str})
+    assert list(pred.columns) == ["id", "landmark_id", "confidence", "answered", "top_ids", "error"]
+    assert pred["id"].tolist() == ["t0", "t1", "t2", "t3", "t4", "gone", "bad"]
+    ok = pred.iloc[:5]
+    assert ok["landmark_id"].isin([11, 22, 33]).all()
+    assert ((ok["confidence"] >= 1 / 3) & (ok["confidence"] <= 1)).all()
+    assert (ok["answered"] == (ok["confidence"] >= 0.34)).all()
+    assert all(len(t.split()) == 3 for t in ok["top_ids"])
+    assert pred.loc[5, "error"] == "HTTP 404" and pred.loc[6, "error"]  # decode failure recorded
+    assert pred.iloc[5:]["confidence"].isna().all() and not pred.iloc[5:]["answered"].any()
+
+    sub_path = evaluate.submission_path(out)
+    assert sub_path == tmp_path / "out" / "pred_submission.csv"
+    sub = pd.read_csv(sub_path, dtype=str, keep_default_na=False)
+    assert sub["id"].tolist() == pred["id"].tolist()
+    expected = [f"{int(l)} {c:.6f}" if a else "" for l, c, a in zip(pred["landmark_id"].fillna(0), pred["confidence"], pred["answered"])]
+    assert sub["landmarks"].tolist() == expected
+    printed = capsys.readouterr().out
+    assert str(out) in printed and str(sub_path) in printed
+
+
+def test_predict_on_a_labelled_folder_and_score(tiny_model, tmp_path):
+    folder = tmp_path / "labelled"
+    for i, lid in enumerate([11, 22, 33, 33]):
+        _write_jpeg(folder / str(lid) / f"img{i}.jpg", 10 + i)
+    pred = evaluate.predict(tiny_model, folder, threshold=0.0, progress=False)
+    assert pred["id"].tolist() == ["img0", "img1", "img2", "img3"]
+    assert pred["answered"].all()
+    solution = pd.DataFrame({"id": [f"img{i}" for i in range(4)], "landmark_id": [11, 22, 33, 33]})
+    s = evaluate.score(pred, solution, threshold=0.0)
+    assert s["top5"] == 1.0  # 3 classes: the truth is always among the top 3 listed
+    assert s["top1"] == evaluate.accuracy(pred["landmark_id"], solution["landmark_id"])
+
+
+def test_predict_rejects_a_missing_source(tiny_model, tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither a folder of images nor a CSV"):
+        evaluate.predict(tiny_model, tmp_path / "nothing", progress=False)
+
+
+def test_time_model_returns_positive_numbers(tiny_model, tmp_path):
+    folder = tmp_path / "imgs"
+    for i in range(3):
+        _write_jpeg(folder / f"t{i}.jpg", i)
+    t = evaluate.time_model(tiny_model, folder, n_latency=5, warmup=2, batch_size=4, n_batches=2)
+    for key in ("load_seconds", "latency_median_ms", "latency_p90_ms", "predict_one_median_ms",
+                "batch_images_per_second", "decode_median_ms"):
+        assert t[key] > 0 and math.isfinite(t[key]), key
+    assert t["latency_p90_ms"] >= t["latency_median_ms"]
+    assert t["backend"] == "tensorflow"
+    x = np.zeros((2, 16, 16, 3), dtype=np.uint8)
+    t2 = evaluate.time_model(tiny_model, x, n_latency=3, warmup=1, batch_size=2, n_batches=1)
+    assert t2["decode_median_ms"] is None and t2["batch_images_per_second"] > 0
+    table = evaluate.timing_table({"res_incep": t, "other": t2})
+    assert table.loc["res_incep", "study_seconds_per_image"] == 33.14
+    assert table.loc["res_incep", "study_over_measured"] == pytest.approx(33.14e3 / t["latency_median_ms"])
+    assert math.isnan(table.loc["other", "study_seconds_per_image"])
+
+
+def test_importing_evaluate_does_not_import_keras():
+    import subprocess
+
+    code = "import sys, landmarklib.evaluate, landmarklib.visualize.network; print('keras' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_predict_cli_fetches_a_test_csv_at_the_model_input_size(tiny_model, tmp_path):
+    from landmarklib import cli
+
+    raw = tmp_path / "raw"
+    for i in range(3):
+        _write_jpeg(raw / "images" / f"q{i}.jpg", 20 + i)
+    (raw / "test.csv").write_text("id,url\n" + "".join(f"q{i},images/q{i}.jpg\n" for i in range(3))
+                                  + "q9,images/missing.jpg\n")
+    out = tmp_path / "run" / "pred.csv"
+
+    assert cli.main(["predict", "--model", str(tiny_model), "--images", str(raw / "test.csv"), "--out", str(out)]) == 0
+
+    fetched = tmp_path / "run" / "pred_images"
+    assert (fetched / "manifest.csv").is_file()
+    with Image.open(fetched / "q0.jpg") as img:
+        assert img.size == (16, 16)
+    pred = pd.read_csv(out, dtype={"id": str})
+    assert sorted(pred["id"]) == ["q0", "q1", "q2", "q9"]
+    assert pred.set_index("id").loc[["q0", "q1", "q2"], "confidence"].notna().all()
+    missing = pred.set_index("id").loc["q9"]
+    assert math.isnan(missing["confidence"]) and isinstance(missing["error"], str)
+    sub = pd.read_csv(evaluate.submission_path(out), dtype=str, keep_default_na=False)
+    assert sorted(sub["id"]) == ["q0", "q1", "q2", "q9"]
