@@ -461,7 +461,7 @@ def predict(
         space-separated. An image that failed to fetch or decode keeps its row with
         no landmark_id, NaN confidence and the reason in ``error``.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from . import data, models
 

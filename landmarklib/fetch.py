@@ -954,7 +954,7 @@ def fetch_catalog(
         CatalogError: the CSV is missing, unreadable or malformed.
         WorkerError: a worker process died (rerun to resume).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from .catalog import first_n
 

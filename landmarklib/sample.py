@@ -1006,7 +1006,7 @@ def _write_image(task: tuple[SampleRow, Landmark | None, str]) -> int:
 
 def _write_images(plan: SamplePlan, images_dir: Path, workers: int, progress: bool) -> int:
     """Render and write every image (in ``workers`` processes); return the total bytes."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     tasks = [(row, plan.landmark(row.landmark_id) if row.landmark_id is not None else None, str(images_dir))
              for row in plan.train + plan.test]
