@@ -49,8 +49,12 @@ test: install
 lab: install
 	$(BIN)/jupyter lab notebooks/
 
-bench: install
-	$(BIN)/python -m pip install -q -e '.[bench]'
+# img2dataset (the fetch benchmark's comparison) needs pandas<3: it gets a venv of its own.
+.venv-bench/bin/img2dataset:
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install -q img2dataset
+
+bench: install .venv-bench/bin/img2dataset
 	$(BIN)/python benchmarks/fetch.py
 	$(BIN)/python benchmarks/train_input.py
 	$(BIN)/python benchmarks/real_landmarks.py
