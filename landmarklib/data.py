@@ -1,0 +1,497 @@
+"""Fetched images -> Keras input: the train/validation split, batches, and the label map.
+
+A fetched folder (``landmarks fetch``) holds ``DIR/<landmark_id>/<id>.jpg`` and
+``DIR/manifest.csv``. ``load_split`` keeps the rows fetched ``ok`` whose file is
+there, applies the ``min_images`` filter, splits train/validation class by class
+(seeded) and numbers the classes by sorted ``landmark_id``. Without a manifest,
+the folder is scanned: ``DIR/<landmark_id>/<name>.<image extension>``, so a
+folder of one's own images works too.
+
+``batches`` feeds ``model.fit`` with a ``keras.utils.PyDataset`` (no ``tf.data``:
+the same code runs under the TensorFlow and JAX backends). It decodes the images
+of each batch in threads (PIL releases the GIL while decoding and resizing;
+``Image.draft`` decodes a large JPEG at reduced scale) and keeps the decoded
+pixels in a temporary file (``DecodedCache``), read back in later epochs at a
+fraction of the cost of decoding. Neither grows the process's memory with the
+number of images: per image, it holds a path, a label, its place in the order and a flag.
+
+The label map (class index -> landmark_id) is saved next to a model as JSON
+``{"landmark_ids": [...]}``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import re
+import tempfile
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from . import catalog
+
+MANIFEST = "manifest.csv"
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+_MANIFEST_COLUMNS = ("id", "landmark_id", "status")
+_ORIENTATION = 0x0112
+_INTEGER = re.compile(r"\d{1,18}")
+
+
+@dataclass
+class Split:
+    """A fetched folder, filtered and split for training.
+
+    Attributes:
+        train: rows for training; columns ``path`` (str, absolute), ``id`` (str),
+            ``landmark_id`` (int64), ``label`` (int32 class index).
+        val: rows for validation, same columns.
+        landmark_ids: ``landmark_ids[label]`` is the landmark of class ``label``
+            (sorted ascending).
+        dropped: rows left out and why: ``failed`` (manifest status not ok),
+            ``missing_file``, ``unlabelled``, ``unreadable`` (scanned files that
+            are not images) and ``min_images``.
+    """
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    landmark_ids: list[int]
+    dropped: dict[str, int]
+
+
+# --------------------------------------------------------------------------- reading a folder
+
+
+def _manifest_rows(image_dir: Path) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows of ``image_dir/manifest.csv`` fetched ok whose file exists."""
+    path = image_dir / MANIFEST
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise catalog.CatalogError(path, None, None, f"not a readable manifest ({err})") from err
+    frame.columns = [name.strip() for name in frame.columns]
+    missing = [name for name in _MANIFEST_COLUMNS if name not in frame.columns]
+    if missing:
+        raise catalog.CatalogError(
+            path, 1, missing[0], f"missing column(s) {', '.join(missing)} (found: {', '.join(frame.columns)})"
+        )
+    frame = frame[list(_MANIFEST_COLUMNS)].apply(lambda col: col.str.strip())
+    labels = frame["landmark_id"]
+    bad = np.flatnonzero(((labels != "") & ~labels.str.fullmatch(_INTEGER.pattern)).to_numpy())
+    if bad.size:
+        raise catalog.CatalogError(
+            path, int(bad[0]) + 2, "landmark_id", f"{labels.iat[bad[0]]!r} is not an integer landmark id"
+        )
+    # A resumed fetch may append a newer row for an id: the last one counts.
+    frame = frame.drop_duplicates("id", keep="last")
+
+    ok = frame["status"] == "ok"
+    dropped = {"failed": int((~ok).sum())}
+    frame = frame[ok]
+    labelled = frame["landmark_id"] != ""
+    dropped["unlabelled"] = int((~labelled).sum())
+    frame = frame[labelled]
+    paths = [str(image_dir / label / f"{image_id}.jpg") for label, image_id in zip(frame["landmark_id"], frame["id"])]
+    exists = np.fromiter((os.path.isfile(p) for p in paths), dtype=bool, count=len(paths))
+    dropped["missing_file"] = int((~exists).sum())
+    rows = pd.DataFrame(
+        {
+            "path": np.asarray(paths, dtype=object)[exists],
+            "id": frame["id"].to_numpy()[exists],
+            "landmark_id": frame["landmark_id"].to_numpy()[exists].astype(np.int64),
+        }
+    )
+    return rows, dropped
+
+
+def _is_image(path: str) -> bool:
+    """Whether PIL recognises the file's content as an image (reads the header only)."""
+    try:
+        with Image.open(path):
+            return True
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False
+
+
+def _scanned_rows(image_dir: Path) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The images under ``image_dir/<landmark_id>/``, for a folder without a manifest."""
+    records: list[tuple[str, str, int]] = []
+    unlabelled = 0
+    for entry in sorted(os.scandir(image_dir), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file():
+            unlabelled += Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS
+            continue
+        if not _INTEGER.fullmatch(entry.name):
+            raise ValueError(
+                f"{entry.path}: folder name {entry.name!r} is not an integer landmark_id "
+                f"(expected {image_dir}/<landmark_id>/<image>, or a {MANIFEST})"
+            )
+        landmark_id = int(entry.name)
+        for image in sorted(os.scandir(entry.path), key=lambda e: e.name):
+            suffix = Path(image.name).suffix.lower()
+            if image.is_file() and not image.name.startswith(".") and suffix in IMAGE_EXTENSIONS:
+                records.append((image.path, Path(image.name).stem, landmark_id))
+    readable = [_is_image(path) for path, _, _ in records]
+    rows = pd.DataFrame(
+        [record for record, ok in zip(records, readable) if ok], columns=["path", "id", "landmark_id"]
+    ).astype({"path": object, "id": object, "landmark_id": np.int64})
+    dropped = {"failed": 0, "unlabelled": unlabelled, "missing_file": 0, "unreadable": readable.count(False)}
+    return rows, dropped
+
+
+def read_folder(image_dir: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The labelled images of a fetched folder (from its manifest) or of any ``DIR/<landmark_id>/`` tree.
+
+    Args:
+        image_dir: the folder.
+
+    Returns:
+        (rows, dropped): rows with ``path``, ``id``, ``landmark_id`` (int64) in
+        manifest (or sorted folder) order; dropped counts ``failed``,
+        ``unlabelled``, ``missing_file`` and ``unreadable`` rows.
+
+    Raises:
+        FileNotFoundError: no such folder.
+        catalog.CatalogError: a manifest without the needed columns or with a bad
+            landmark_id, naming file, line and column.
+        ValueError: without a manifest, a sub-folder not named by an integer.
+    """
+    image_dir = Path(image_dir).absolute()
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"{image_dir}: no such image folder")
+    if (image_dir / MANIFEST).is_file():
+        rows, dropped = _manifest_rows(image_dir)
+    else:
+        rows, dropped = _scanned_rows(image_dir)
+    dropped.setdefault("unreadable", 0)
+    return rows, dropped
+
+
+def load_split(
+    train_dir: str | os.PathLike, min_images: int = 1, val_fraction: float = 0.2, seed: int = 42
+) -> Split:
+    """Read a fetched folder, drop unusable rows and small classes, split train/validation.
+
+    Args:
+        train_dir: the fetched folder (``DIR/<landmark_id>/<id>.jpg`` with or
+            without ``manifest.csv``).
+        min_images: the fewest images a landmark needs to be kept.
+        val_fraction: share of each class for validation (singletons stay in train).
+        seed: seed of the split.
+
+    Returns:
+        A ``Split``; see its docstring.
+
+    Raises:
+        ValueError: no usable image left; and as ``read_folder``.
+    """
+    rows, dropped = read_folder(train_dir)
+    kept = catalog.filter_min_images(rows, min_images)
+    dropped["min_images"] = len(rows) - len(kept)
+    if kept.empty:
+        raise ValueError(f"{train_dir}: no usable labelled image (dropped: {dropped})")
+    landmark_ids = sorted(int(v) for v in kept["landmark_id"].unique())
+    kept = kept.assign(label=np.searchsorted(landmark_ids, kept["landmark_id"].to_numpy()).astype(np.int32))
+    train, val = catalog.stratified_split(kept, val_fraction=val_fraction, seed=seed)
+    return Split(
+        train=train.reset_index(drop=True),
+        val=val.reset_index(drop=True),
+        landmark_ids=landmark_ids,
+        dropped=dropped,
+    )
+
+
+# --------------------------------------------------------------------------- label map
+
+
+def save_label_map(path: str | os.PathLike, landmark_ids: list[int]) -> Path:
+    """Write ``{"landmark_ids": [...]}`` (class index -> landmark_id) to ``path``; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"landmark_ids": [int(v) for v in landmark_ids]}) + "\n", encoding="utf-8")
+    return path
+
+
+def load_label_map(path: str | os.PathLike) -> list[int]:
+    """Read a label map written by ``save_label_map``.
+
+    Raises:
+        ValueError: not JSON, or no ``landmark_ids`` list of integers (names the file).
+    """
+    try:
+        landmark_ids = json.loads(Path(path).read_text(encoding="utf-8")).get("landmark_ids")
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise ValueError(f"{path}: not a label map (expected JSON {{\"landmark_ids\": [...]}})") from err
+    if not isinstance(landmark_ids, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in landmark_ids
+    ):
+        raise ValueError(f"{path}: 'landmark_ids' must be a list of integers")
+    return landmark_ids
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _decode(path: str, size: int) -> np.ndarray:
+    """One image as uint8 (size, size, 3), decoded as ``landmarklib.images`` does for fetch.
+
+    A JPEG is decoded at the smallest DCT scale still >= ``size``. A plain RGB
+    image without EXIF rotation or transparency (what ``landmarks fetch``
+    writes) is taken as it is; any other goes through ``images.load_rgb``
+    (EXIF rotation, first GIF frame, alpha on white). Then ``images.resize_square``
+    stretches it to ``size`` x ``size``.
+    """
+    from . import images
+
+    with Image.open(path) as img:
+        if img.format == "JPEG":
+            img.draft("RGB", (size, size))
+        if img.mode == "RGB" and "transparency" not in img.info and img.getexif().get(_ORIENTATION, 1) == 1:
+            img.load()
+            rgb = img
+        else:
+            rgb = images.load_rgb(path, size)
+        if rgb.size != (size, size):
+            rgb = images.resize_square(rgb, size, "stretch")
+        return np.asarray(rgb)
+
+
+def _decode_into(out: np.ndarray, index: int, path: str, size: int, errors: dict[str, str]) -> None:
+    """Decode ``path`` into ``out[index]``; a bad image leaves zeros and is recorded in ``errors``."""
+    try:
+        out[index] = _decode(path, size)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        out[index] = 0
+        reason = f"{type(err).__name__}: {err}"
+        if path not in errors:
+            warnings.warn(f"{path}: cannot decode image, using a black image ({reason})", stacklevel=2)
+        errors[path] = reason
+
+
+def default_workers() -> int:
+    """Decoding threads: one per CPU core, at least 2 and at most 8."""
+    return max(2, min(8, os.cpu_count() or 2))
+
+
+def load_images(
+    paths: list[str] | pd.Series,
+    input_size: int,
+    *,
+    workers: int | None = None,
+    errors: dict[str, str] | None = None,
+    progress: bool = True,
+) -> np.ndarray:
+    """Decode images for evaluation or prediction, in parallel threads.
+
+    Args:
+        paths: image files.
+        input_size: side of the square output, in pixels.
+        workers: decoding threads (default ``default_workers()``).
+        errors: when given, receives ``path -> reason`` for every image that
+            could not be decoded (those come back black, with a warning).
+        progress: show a progress bar.
+
+    Returns:
+        uint8 array (N, input_size, input_size, 3).
+    """
+    from tqdm.auto import tqdm
+
+    paths = [str(p) for p in paths]
+    out = np.zeros((len(paths), input_size, input_size, 3), dtype=np.uint8)
+    errors = {} if errors is None else errors
+    with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
+        jobs = pool.map(lambda i: _decode_into(out, i, paths[i], input_size, errors), range(len(paths)))
+        for _ in tqdm(jobs, total=len(paths), desc="images", unit="img", disable=not progress):
+            pass
+    return out
+
+
+# --------------------------------------------------------------------------- batches for Keras
+
+
+class DecodedCache:
+    """Decoded images kept in an unlinked temporary file, one fixed-size record per row.
+
+    Reading a record back (``os.pread``) costs a fraction of decoding the JPEG
+    again, and, unlike an array or a memory map, the records live in the OS
+    page cache, not in the process's memory: RSS does not grow with the data.
+    A failed write (disk full) turns the cache off with a warning.
+
+    Args:
+        n_rows: number of records.
+        input_size: side of each square RGB uint8 record.
+        directory: where the temporary file goes (default: the system's temp folder).
+    """
+
+    def __init__(self, n_rows: int, input_size: int, directory: str | None = None):
+        self.record_bytes = input_size * input_size * 3
+        self.file = tempfile.TemporaryFile(prefix="landmarks-decoded-", dir=directory)
+        self.stored = np.zeros(n_rows, dtype=bool)
+        self.enabled = True
+
+    def read(self, row: int, out: np.ndarray) -> bool:
+        """Copy record ``row`` into ``out``; False when it is not stored."""
+        if not (self.enabled and self.stored[row]):
+            return False
+        record = os.pread(self.file.fileno(), self.record_bytes, row * self.record_bytes)
+        out[...] = np.frombuffer(record, np.uint8).reshape(out.shape)
+        return True
+
+    def write(self, row: int, image: np.ndarray) -> None:
+        """Store ``image`` (C-contiguous uint8) as record ``row``."""
+        if not self.enabled:
+            return
+        try:
+            os.pwrite(self.file.fileno(), image, row * self.record_bytes)
+        except OSError as err:
+            self.enabled = False
+            warnings.warn(f"decoded-image cache turned off ({err}); decoding every epoch", stacklevel=2)
+            return
+        self.stored[row] = True
+
+
+@functools.cache
+def _image_batches_class() -> type:
+    """``ImageBatches``, defined on first use so that importing this module does not import Keras."""
+    import keras
+
+    class ImageBatches(keras.utils.PyDataset):
+        """Batches ``(x float32 (B, S, S, 3) in 0..255, y int32 (B,))`` decoded from image files.
+
+        The images of a batch are decoded in parallel by the dataset's own
+        threads; Keras's enqueuer is not used (``workers=1``): it would serve
+        batches prefetched for one epoch in the next. The TensorFlow backend
+        still reads a batch ahead (``tf.data`` prefetch).
+
+        With ``shuffle``, the rows are permuted anew for each epoch by
+        ``numpy.random.default_rng([seed, epoch])``, so a seed and an epoch
+        always give the same batches. ``epoch`` moves on at each end of an
+        epoch that Keras began (the iterator resets that Keras also reports
+        through ``on_epoch_end`` do not count; the JAX backend's one-batch
+        build pass before the first epoch of an unbuilt model does). The last
+        batch holds the remainder. With a ``DecodedCache``, each image is
+        decoded once and read back in later epochs. Undecodable images come
+        back black and are listed in ``errors`` (path -> reason).
+        """
+
+        def __init__(
+            self,
+            paths: list[str],
+            labels: np.ndarray,
+            input_size: int,
+            batch_size: int,
+            shuffle: bool,
+            seed: int,
+            cache: DecodedCache | None,
+            workers: int,
+        ):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.paths = paths
+            self.labels = labels
+            self.input_size = input_size
+            self.batch_size = batch_size
+            self.shuffle = shuffle
+            self.seed = seed
+            self.cache = cache
+            self.decode_workers = workers
+            self.errors: dict[str, str] = {}
+            self._pool: ThreadPoolExecutor | None = None
+            self._in_epoch = False
+            self.set_epoch(0)
+
+        def set_epoch(self, epoch: int) -> None:
+            """Use the row order of ``epoch`` (e.g. to resume training at that epoch)."""
+            self.epoch = epoch
+            n = len(self.paths)
+            self.order = (
+                np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
+            )
+
+        def __len__(self) -> int:
+            return math.ceil(len(self.paths) / self.batch_size)
+
+        def _load(self, x: np.ndarray, i: int, row: int) -> None:
+            """Decode row ``row`` into ``x[i]`` and keep it in the cache."""
+            _decode_into(x, i, self.paths[row], self.input_size, self.errors)
+            if self.cache is not None:
+                self.cache.write(row, x[i])
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            if not 0 <= index < len(self):
+                raise IndexError(f"batch {index} out of range (0 .. {len(self) - 1})")
+            rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+            size = self.input_size
+            x = np.empty((len(rows), size, size, 3), dtype=np.uint8)
+            missing = [i for i, row in enumerate(rows) if self.cache is None or not self.cache.read(row, x[i])]
+            if len(missing) == 1 or self.decode_workers == 1:
+                for i in missing:
+                    self._load(x, i, rows[i])
+            elif missing:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="landmarks-decode")
+                list(self._pool.map(lambda i: self._load(x, i, rows[i]), missing))
+            return x.astype(np.float32), self.labels[rows]
+
+        def on_epoch_begin(self) -> None:
+            self._in_epoch = True
+
+        def on_epoch_end(self) -> None:
+            if self._in_epoch:
+                self.set_epoch(self.epoch + 1)
+            self._in_epoch = False
+
+    return ImageBatches
+
+
+def batches(
+    frame: pd.DataFrame,
+    input_size: int,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    *,
+    cache: bool = True,
+    workers: int | None = None,
+) -> Any:
+    """A ``keras.utils.PyDataset`` of ``(x, y)`` batches for ``model.fit``/``evaluate``/``predict``.
+
+    Args:
+        frame: rows with ``path`` and ``label`` (a ``Split.train`` or ``Split.val``);
+            without ``label``, y is all zeros (for prediction).
+        input_size: side of the square images fed to the model, in pixels.
+        batch_size: images per batch (the last batch holds the remainder).
+        shuffle: permute the rows anew each epoch (seeded; for training).
+        seed: seed of the permutations.
+        cache: decode each image once, keeping it in a temporary file
+            (``DecodedCache``, ``input_size**2 * 3`` bytes per row) for later epochs.
+        workers: threads decoding the images of a batch (default ``default_workers()``).
+
+    Returns:
+        an ``ImageBatches`` (a ``keras.utils.PyDataset``) yielding x float32
+        (B, S, S, 3) with values 0..255 and y int32 (B,).
+    """
+    if batch_size < 1 or input_size < 1:
+        raise ValueError(f"batch_size and input_size must be positive (got {batch_size}, {input_size})")
+    if len(frame) == 0:
+        raise ValueError("no rows to make batches from")
+    labels = frame["label"].to_numpy(np.int32) if "label" in frame else np.zeros(len(frame), np.int32)
+    return _image_batches_class()(
+        paths=[str(p) for p in frame["path"]],
+        labels=labels,
+        input_size=input_size,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        cache=DecodedCache(len(frame), input_size) if cache else None,
+        workers=workers or default_workers(),
+    )
