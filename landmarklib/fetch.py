@@ -14,17 +14,20 @@ to ``size`` x ``size`` and writes
 
 Robustness: every image is written to a temporary file in its folder and renamed,
 so no partial image is ever visible; manifest rows are appended to a journal
-(``manifest.journal.csv``) as they complete and ``manifest.csv`` is written
-atomically at the end. A rerun (after a crash or a kill, too) keeps the rows that
-are ``ok`` with a valid image and fetches only the others. A bad row (HTTP error,
-timeout, not an image, truncated, decompression bomb, body over ``max_bytes``,
-an id that would write outside DIR) fails alone; memory stays bounded.
+(``manifest.journal.csv``) in batches as they complete (flushed at least every
+quarter second) and ``manifest.csv`` is written atomically at the end. A rerun
+(after a crash or a kill, too) keeps the rows that are ``ok`` with a valid image
+and fetches only the others (a kill may cost the few rows not yet journalled).
+A bad row (HTTP error, timeout, not an image, truncated, decompression bomb, body
+over ``max_bytes``, an id that would write outside DIR) fails alone; memory stays
+bounded.
 
 Speed: ``workers`` downloads in flight, spread over one process per core; each
 process downloads, decodes and saves in its own threads (Pillow releases the GIL),
-so image bytes never cross processes. JPEGs decode at a reduced DCT scale
-(``images.decode_for_size``). HTTP uses the standard library with keep-alive
-connections per host.
+so image bytes never cross processes. The processes start while the catalog is
+read; rows go to them, and results come back, in chunks. JPEGs decode at a
+reduced DCT scale (``images.decode_for_size``). HTTP uses the standard library
+with keep-alive connections per host.
 
 The core, ``fetch_rows``, maps a chunk of catalog rows to manifest rows with no
 global state, so a distributed engine can map it over partitions.
@@ -597,6 +600,9 @@ def fetch_one(
 
 
 _DONE = object()
+_BATCH_ROWS = 32  # results sent (and journalled) together: one message, one flush
+_BATCH_SECONDS = 0.25  # ... unless the first of them has waited this long
+_CHUNK_ROWS = 8  # tasks sent to a worker process together
 
 
 def iter_fetch(
@@ -606,6 +612,19 @@ def iter_fetch(
 
     ``tasks`` is read lazily (it may be a stream), so memory holds only the rows in flight.
     """
+    for batch in _iter_fetch_batches(tasks, out_dir, options, threads, max_rows=1):
+        yield from batch
+
+
+def _iter_fetch_batches(
+    tasks: Iterable[Task],
+    out_dir: str | os.PathLike,
+    options: FetchOptions,
+    threads: int,
+    max_rows: int = _BATCH_ROWS,
+    max_seconds: float = _BATCH_SECONDS,
+) -> Iterator[list[tuple[int, dict[str, str], bool]]]:
+    """``iter_fetch`` in batches: up to ``max_rows`` results, the first of them at most ``max_seconds`` old."""
     source = iter(tasks)
     lock = threading.Lock()
     stop = threading.Event()
@@ -629,16 +648,24 @@ def iter_fetch(
 
     for i in range(threads):
         threading.Thread(target=work, name=f"fetch-{i}", daemon=True).start()
-    running = threads
+    running, batch, deadline = threads, [], math.inf
     try:
         while running:
-            item = results.get()
+            try:
+                item = results.get(timeout=max(0.0, deadline - time.monotonic())) if batch else results.get()
+            except queue.Empty:
+                item = None
             if item is _DONE:
                 running -= 1
             elif isinstance(item, BaseException):
                 raise item
-            else:
-                yield item
+            elif item is not None:
+                if not batch:
+                    deadline = time.monotonic() + max_seconds
+                batch.append(item)
+            if batch and (item is None or len(batch) >= max_rows or not running):
+                yield batch
+                batch = []
     finally:
         stop.set()
 
@@ -689,13 +716,20 @@ def _exit_with_parent(sentinel: int) -> None:
     os._exit(1)
 
 
-def _worker_process(task_queue, result_queue, out_dir: str, options: FetchOptions, threads: int) -> None:
-    """A worker process: fetch tasks from ``task_queue`` until ``None``; put results on ``result_queue``."""
+def _worker_process(setup, task_queue, result_queue, out_dir: str, threads: int) -> None:
+    """A worker process: read its ``FetchOptions`` from ``setup``, then fetch chunks of tasks from
+    ``task_queue`` until ``None``, putting batches of results on ``result_queue``."""
     parent = multiprocessing.parent_process()
     if parent is not None:  # a killed parent must not leave workers behind
         threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), daemon=True).start()
-    for item in iter_fetch(iter(task_queue.get, None), out_dir, options, threads):
-        result_queue.put(item)
+    try:
+        options = setup.recv()
+    except EOFError:  # the pool was not needed after all
+        return
+    setup.close()
+    tasks = (task for chunk in iter(task_queue.get, None) for task in chunk)
+    for batch in _iter_fetch_batches(tasks, out_dir, options, threads):
+        result_queue.put(batch)
     result_queue.close()
     result_queue.join_thread()
 
@@ -709,9 +743,10 @@ def _mp_context():
 
 
 def _feed(tasks: Iterator[Task], task_queue, n_processes: int, stop: threading.Event, failure: list) -> None:
-    """Put every task, then one ``None`` per worker process, on ``task_queue`` (until ``stop``)."""
+    """Put the tasks in chunks, then one ``None`` per worker process, on ``task_queue`` (until ``stop``)."""
     try:
-        for item in itertools.chain(tasks, [None] * n_processes):
+        chunks = iter(lambda: list(itertools.islice(tasks, _CHUNK_ROWS)), [])
+        for item in itertools.chain(chunks, [None] * n_processes):
             while not stop.is_set():
                 try:
                     task_queue.put(item, timeout=0.5)
@@ -724,53 +759,100 @@ def _feed(tasks: Iterator[Task], task_queue, n_processes: int, stop: threading.E
         failure.append(exc)
 
 
-def _iter_processes(
-    tasks: Iterator[Task], n_tasks: int, out_dir: Path, options: FetchOptions, workers: int, n_processes: int
-) -> Iterator[tuple[int, dict[str, str], bool]]:
-    """``iter_fetch`` spread over ``n_processes`` worker processes of ``workers / n_processes`` threads."""
-    ctx = _mp_context()
-    threads = max(1, math.ceil(workers / n_processes))
-    task_queue = ctx.Queue(maxsize=2 * threads * n_processes)
-    result_queue = ctx.Queue()
-    procs = [
-        ctx.Process(
-            target=_worker_process, args=(task_queue, result_queue, str(out_dir), options, threads), daemon=True
+def _check_alive(procs: list, received: int, n_tasks: int) -> None:
+    """Raise ``WorkerError`` when a worker process died, or all exited before the last row."""
+    dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+    if dead or all(p.exitcode is not None for p in procs):
+        hint = "" if received else ' (a script must keep its main code under `if __name__ == "__main__":`)'
+        raise WorkerError(
+            f"a worker process died (exit code {dead[0] if dead else 0}) after {received} of "
+            f"{n_tasks} rows; rerun to resume{hint}"
         )
-        for _ in range(n_processes)
-    ]
-    for proc in procs:
-        proc.start()
-    stop = threading.Event()
-    failure: list[BaseException] = []
-    feeder = threading.Thread(target=_feed, args=(tasks, task_queue, n_processes, stop, failure), daemon=True)
-    feeder.start()
-    received = 0
-    try:
-        while received < n_tasks:
-            try:
-                item = result_queue.get(timeout=1.0)
-            except queue.Empty:
-                if failure:
-                    raise failure[0]
-                dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
-                if dead or all(p.exitcode is not None for p in procs):
-                    hint = "" if received else ' (a script must keep its main code under `if __name__ == "__main__":`)'
-                    raise WorkerError(
-                        f"a worker process died (exit code {dead[0] if dead else 0}) after {received} of "
-                        f"{n_tasks} rows; rerun to resume{hint}"
-                    )
-                continue
-            received += 1
-            yield item
+
+
+class _ProcessPool:
+    """Worker processes of ``threads`` threads each, started in the background at once, so that
+    their startup overlaps reading the catalog; ``run`` then spreads the tasks over them.
+
+    Args:
+        n_processes: worker processes.
+        threads: downloads in flight in each.
+        out_dir: the output folder.
+    """
+
+    def __init__(self, n_processes: int, threads: int, out_dir: Path):
+        ctx = _mp_context()
+        self.task_queue = ctx.Queue(maxsize=max(2, math.ceil(2 * threads * n_processes / _CHUNK_ROWS)))
+        self.result_queue = ctx.Queue()
+        pipes = [ctx.Pipe(duplex=False) for _ in range(n_processes)]
+        self.setups = [send for _, send in pipes]
+        self.procs = [
+            ctx.Process(
+                target=_worker_process,
+                args=(recv, self.task_queue, self.result_queue, str(out_dir), threads),
+                daemon=True,
+            )
+            for recv, _ in pipes
+        ]
+        self._receivers = [recv for recv, _ in pipes]
+        self._start_error: list[BaseException] = []
+        self._starter = threading.Thread(target=self._start, daemon=True)
+        self._starter.start()
+
+    def _start(self) -> None:
+        try:
+            for proc in self.procs:
+                proc.start()
+        except BaseException as exc:  # e.g. no forkserver: ``run`` re-raises it
+            self._start_error.append(exc)
+
+    def _started(self) -> list:
+        self._starter.join()
+        for recv in self._receivers:  # the workers hold their own copies now
+            recv.close()
+        self._receivers = []
+        if self._start_error:
+            raise self._start_error[0]
+        return self.procs
+
+    def run(self, tasks: Iterator[Task], n_tasks: int, options: FetchOptions) -> Iterator[list]:
+        """Fetch ``tasks`` (``n_tasks`` of them) with ``options``; yield batches of ``(seq, row, resumed)``."""
+        procs = self._started()
+        for setup in self.setups:
+            setup.send(options)
+        stop = threading.Event()
+        failure: list[BaseException] = []
+        feeder = threading.Thread(target=_feed, args=(tasks, self.task_queue, len(procs), stop, failure), daemon=True)
+        feeder.start()
+        received = 0
+        try:
+            while received < n_tasks:
+                try:
+                    batch = self.result_queue.get(timeout=1.0)
+                except queue.Empty:
+                    if failure:
+                        raise failure[0]
+                    _check_alive(procs, received, n_tasks)
+                    continue
+                received += len(batch)
+                yield batch
+        finally:
+            stop.set()
+
+    def close(self, finished: bool = True) -> None:
+        """Stop the workers: when ``finished``, let them exit (after their last task, or at once
+        when ``run`` never ran), else terminate them."""
+        try:
+            procs = self._started()
+        except BaseException:
+            procs = [p for p in self.procs if p.pid is not None]
+        for setup in self.setups:
+            setup.close()
         for proc in procs:
-            proc.join(timeout=5)
-    finally:
-        stop.set()
-        for proc in procs:
+            proc.join(timeout=5 if finished else 0)
             if proc.is_alive():
                 proc.terminate()
-        for proc in procs:
-            proc.join(timeout=5)
+                proc.join(timeout=5)
 
 
 # --------------------------------------------------------------------------- a catalog
@@ -954,8 +1036,6 @@ def fetch_catalog(
         CatalogError: the CSV is missing, unreadable or malformed.
         WorkerError: a worker process died (rerun to resume).
     """
-    from tqdm import tqdm
-
     from .catalog import first_n
 
     if resize not in images.RESIZE_MODES:
@@ -964,47 +1044,31 @@ def fetch_catalog(
         raise ValueError("size and workers must be >= 1, timeout > 0 and retries >= 0")
     start = time.monotonic()
     csv_path, out = Path(csv_path), Path(out_dir)
-    catalog, labelled = _read_input(csv_path)
-    catalog = first_n(catalog, limit)
-    out.mkdir(parents=True, exist_ok=True)
-    previous = _previous_rows(out)
-    options = FetchOptions(
-        size=size, resize=resize, timeout=timeout, retries=retries, backoff=backoff, max_bytes=max_bytes,
-        labelled=labelled, base_dir=str(csv_path.resolve().parent),
-    )
-    n_rows = len(catalog)
-    tasks, n_done = _plan(catalog, labelled, previous)
-    del previous
-    n_processes = processes or min(_cores(), max(1, (n_rows - n_done) // 32))  # none to spare for tiny jobs
-    if n_processes > 1:
-        results = _iter_processes(tasks, n_rows, out, options, workers, n_processes)
-    else:
-        results = iter_fetch(tasks, out, options, workers)
-
-    counts = collections.Counter()
-    reasons: collections.Counter[str] = collections.Counter()
-    journal_path = out / JOURNAL_NAME
-    with contextlib.closing(results), open(journal_path, "w", newline="", encoding="utf-8") as journal, tqdm(
-        total=n_rows, desc=f"fetch {csv_path.name}", unit="img", disable=not progress
-    ) as bar:
-        writer = csv.writer(journal)
-        writer.writerow(["seq", *MANIFEST_COLUMNS])
-        journal.flush()
-        for seq, row, resumed in results:
-            writer.writerow([seq, *(row[c] for c in MANIFEST_COLUMNS)])
-            journal.flush()
-            if resumed:
-                counts["skipped"] += 1
-            else:
-                counts[row["status"]] += 1
-                if row["status"] == "failed":
-                    reasons[reason_of(row["error"])] += 1
-            bar.update(1)
-            bar.set_postfix(ok=counts["ok"], failed=counts["failed"], refresh=False)
-
-    manifest_path = out / MANIFEST_NAME
-    _write_manifest_in_order(journal_path, manifest_path)
-    journal_path.unlink()
+    pool = _early_pool(csv_path, out, limit, workers, processes)
+    finished = False
+    try:
+        catalog, labelled = _read_input(csv_path)
+        catalog = first_n(catalog, limit)
+        out.mkdir(parents=True, exist_ok=True)
+        previous = _previous_rows(out)
+        options = FetchOptions(
+            size=size, resize=resize, timeout=timeout, retries=retries, backoff=backoff, max_bytes=max_bytes,
+            labelled=labelled, base_dir=str(csv_path.resolve().parent),
+        )
+        n_rows = len(catalog)
+        tasks, n_done = _plan(catalog, labelled, previous)
+        del previous
+        n_processes = _n_processes(processes, n_rows - n_done)
+        if n_processes > 1:
+            pool = pool or _ProcessPool(n_processes, math.ceil(workers / n_processes), out)
+            batches = pool.run(tasks, n_rows, options)
+        else:
+            batches = _iter_fetch_batches(tasks, out, options, workers)
+        counts, reasons = _journal(batches, out, n_rows, f"fetch {csv_path.name}", progress)
+        finished = True
+    finally:
+        if pool is not None:
+            pool.close(finished)
     removed = remove_empty_folders(out) if labelled else 0
     seconds = time.monotonic() - start
     return FetchSummary(
@@ -1016,9 +1080,78 @@ def fetch_catalog(
         seconds=round(seconds, 3),
         images_per_second=round(counts["ok"] / seconds, 2) if seconds > 0 else 0.0,
         out_dir=str(out),
-        manifest_path=str(manifest_path),
+        manifest_path=str(out / MANIFEST_NAME),
         empty_folders_removed=removed,
     )
+
+
+def _n_processes(processes: int | None, n_tasks: int) -> int:
+    """Worker processes for ``n_tasks`` rows to fetch: ``processes``, else one per core, fewer (or
+    none) for small jobs."""
+    return processes or min(_cores(), max(1, n_tasks // 32))
+
+
+def _count_lines(path: Path, enough: int) -> int:
+    """Lines in ``path``, counted up to ``enough`` or more; 0 when it cannot be read."""
+    n = 0
+    try:
+        with open(path, "rb") as f:
+            while n < enough and (block := f.read(2**20)):
+                n += block.count(b"\n")
+    except OSError:
+        return 0
+    return n
+
+
+def _early_pool(
+    csv_path: Path, out: Path, limit: int | None, workers: int, processes: int | None
+) -> _ProcessPool | None:
+    """Worker processes started before the catalog is read, when a fresh run will need them.
+
+    A resumed run (a manifest or journal in ``out``) decides after planning, since the rows
+    already done need no processes; so does a catalog too small for more than one.
+    """
+    if processes == 1 or (out / MANIFEST_NAME).exists() or (out / JOURNAL_NAME).exists():
+        return None
+    enough = 32 * (processes or _cores()) + 2
+    n_rows = max(0, _count_lines(csv_path, enough) - 1)  # less the header
+    n_processes = _n_processes(processes, n_rows if limit is None else min(limit, n_rows))
+    if n_processes < 2:
+        return None
+    return _ProcessPool(n_processes, math.ceil(workers / n_processes), out)
+
+
+def _journal(
+    batches: Iterator[list], out: Path, n_rows: int, desc: str, progress: bool
+) -> tuple[collections.Counter, collections.Counter]:
+    """Append each batch of results to the journal (flushed per batch), then write ``manifest.csv``
+    in input order and remove the journal; return the counts by status and failure reason."""
+    from tqdm import tqdm
+
+    counts: collections.Counter[str] = collections.Counter()
+    reasons: collections.Counter[str] = collections.Counter()
+    journal_path = out / JOURNAL_NAME
+    with contextlib.closing(batches), open(journal_path, "w", newline="", encoding="utf-8") as journal, tqdm(
+        total=n_rows, desc=desc, unit="img", disable=not progress
+    ) as bar:
+        writer = csv.writer(journal)
+        writer.writerow(["seq", *MANIFEST_COLUMNS])
+        journal.flush()
+        for batch in batches:
+            writer.writerows([seq, *(row[c] for c in MANIFEST_COLUMNS)] for seq, row, _ in batch)
+            journal.flush()
+            for _, row, resumed in batch:
+                if resumed:
+                    counts["skipped"] += 1
+                else:
+                    counts[row["status"]] += 1
+                    if row["status"] == "failed":
+                        reasons[reason_of(row["error"])] += 1
+            bar.update(len(batch))
+            bar.set_postfix(ok=counts["ok"], failed=counts["failed"], refresh=False)
+    _write_manifest_in_order(journal_path, out / MANIFEST_NAME)
+    journal_path.unlink()
+    return counts, reasons
 
 
 # --------------------------------------------------------------------------- command line

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import multiprocessing
 import os
 import signal
 import socket
@@ -265,6 +266,23 @@ def test_worker_processes_give_the_same_result(tmp_path, server):
     for image_id, url, label in rows[:-1]:
         check_jpeg(out / str(label) / f"{image_id}.jpg", 40)
     assert m["gone"]["error"] == "HTTP 404"
+
+
+def test_early_worker_processes_stop_when_the_catalog_is_bad(tmp_path, monkeypatch):
+    pools = []
+
+    class Recorded(fetch._ProcessPool):
+        def __init__(self, *args):
+            super().__init__(*args)
+            pools.append(self)
+
+    monkeypatch.setattr(fetch, "_ProcessPool", Recorded)
+    bad = tmp_path / "bad.csv"  # big enough for worker processes, which start before it is read
+    bad.write_text("id,link,landmark_id\n" + "".join(f"a{i},http://x/{i}.jpg,1\n" for i in range(100)))
+    with pytest.raises(ValueError, match="url"):
+        fetch.fetch_catalog(bad, tmp_path / "out", processes=2, **FAST)
+    assert len(pools) == 1 and all(p.exitcode is not None for p in pools[0].procs)
+    assert multiprocessing.active_children() == []
 
 
 def test_unlabelled_catalog_layout(tmp_path, server):
