@@ -19,20 +19,23 @@ _COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command`` given, only that subcommand's module is imported (faster start)."""
     parser = argparse.ArgumentParser(
         prog="landmarks",
         description="Landmark image recognition pipeline (see README.md).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module_name in _COMMANDS.values():
-        importlib.import_module(module_name).add_cli(sub)
+    names = [command] if command in _COMMANDS else list(_COMMANDS)
+    for name in names:
+        importlib.import_module(_COMMANDS[name]).add_cli(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     try:
         rc = args.func(args)
