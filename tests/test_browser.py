@@ -2,8 +2,8 @@
 
 Chromium is driven over the DevTools protocol (``websocket-client``); the test is skipped, with the
 reason, where no Chromium is installed (Debian: ``apt-get install -y chromium``; CI installs it).
-The pages come from notebook 06 run on the fabricated project of ``test_notebook_06`` (run once per
-session). A full-page screenshot of the report goes to ``reports/report-screenshot.png``.
+The pages come from the end-to-end run of ``test_end_to_end`` (all six notebooks on a tiny sample, run
+once per session). A full-page screenshot of the report goes to ``reports/report-screenshot.png``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from test_notebook_06 import REPO, report_project
+from test_end_to_end import METRICS, NOTEBOOKS, REPO, end_to_end_run, metrics
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 pytestmark = [
@@ -126,22 +126,22 @@ def open_page(tools: DevTools, path: Path, screenshot: Path | None = None) -> di
 
 
 @pytest.fixture(scope="module")
-def pages(tmp_path_factory):
-    root, runs = report_project(tmp_path_factory)
-    assert runs == [("06_write_report", "ok", "")]
-    return root / "reports" / "html"
+def run(tmp_path_factory):
+    base, proc = end_to_end_run(tmp_path_factory)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return base
 
 
 def _offline(requests: list[str]) -> list[str]:
     return [u for u in requests if not u.startswith(("file:", "data:"))]
 
 
-def test_report_page_renders_every_image_offline_without_errors(browser, pages):
+def test_report_page_renders_every_image_offline_without_errors(browser, run):
     screenshot = REPO / "reports" / "report-screenshot.png"
-    result = browser(pages / "report.html", screenshot)
+    result = browser(run / "reports" / "html" / "report.html", screenshot)
     assert result["errors"] == []
     assert _offline(result["requests"]) == []
-    assert len(result["images"]) == 8
+    assert len(result["images"]) == sum(len(metrics(run, m)["figures"]) for m in METRICS)  # every notebook's
     for img in result["images"]:
         assert img["complete"] and img["width"] > 0 and img["height"] > 0, img
     from PIL import Image
@@ -152,10 +152,11 @@ def test_report_page_renders_every_image_offline_without_errors(browser, pages):
         assert len(shot.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 100
 
 
-def test_index_and_notebook_pages_render_without_errors(browser, pages):
-    for name in ("index.html", "06_write_report.html"):
+def test_index_and_notebook_pages_render_without_errors(browser, run):
+    pages = run / "reports" / "html"
+    for name in ["index.html", *(f"{n}.html" for n in NOTEBOOKS)]:
         result = browser(pages / name)
         assert result["errors"] == [], name
         assert _offline(result["requests"]) == [], name
         assert all(i["complete"] and i["width"] > 0 for i in result["images"]), name
-    assert browser(pages / "index.html")["title"].startswith("Landmark recognition: run tiny")
+    assert browser(pages / "index.html")["title"].startswith("Landmark recognition: run e2e")

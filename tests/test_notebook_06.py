@@ -133,24 +133,12 @@ def run_06(root: Path, params: Path) -> list[report.NotebookRun]:
     return report.run_report(params, only=["06"], root=root, notebooks_dir=REPO / "notebooks", progress=False)
 
 
-def report_project(tmp_path_factory) -> tuple[Path, list[tuple[str, str, str]]]:
-    """The full fabricated project with notebook 06 run once per test session (shared with test_browser).
-
-    Returns:
-        (project root, [(notebook, status, error)]).
-    """
-    root = tmp_path_factory.getbasetemp() / "report06"
-    done = root / "runs.json"
-    if not done.exists():
-        root.mkdir(exist_ok=True)
-        runs = run_06(root, make_project(root))
-        done.write_text(json.dumps([(r.name, r.status, r.error) for r in runs]))
-    return root, [tuple(r) for r in json.loads(done.read_text())]
-
-
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory):
-    return report_project(tmp_path_factory)
+def full_run(tmp_path_factory) -> tuple[Path, list[tuple[str, str, str]]]:
+    """The full fabricated project with notebook 06 run once: (project root, [(notebook, status, error)])."""
+    root = tmp_path_factory.mktemp("report06")
+    runs = run_06(root, make_project(root))
+    return root, [(r.name, r.status, r.error) for r in runs]
 
 
 # --------------------------------------------------------------------------- the notebook, executed
@@ -256,6 +244,8 @@ def test_sections_say_not_run_for_missing_notebooks():
     assert report.exploration_md({}) == "*Notebook 01 (exploration) was not run.*"
     assert "not run" in report.preprocessing_md({}) and "not run" in report.visualization_md({})
     assert "not run" in report.benchmark_md({}) and "not run" in report.refinement_md({})
+    ran_without_variants = report.refinement_md({"03_res_incep": {"variants": []}})
+    assert "No refinement variants were trained" in ran_without_variants and "not run" not in ran_without_variants
     assert report.resnet_weights({}) == "The ResNet-50 benchmark (notebook 04) was not run."
     assert report.evaluation_md({}, ["Res-Incep: missing"], 0.045).endswith("- *not run*: Res-Incep: missing")
     assert report.variants_table({}).empty

@@ -124,6 +124,16 @@ def test_notebook_parameters_keeps_only_declared_names(tmp_path):
     assert report.declared_parameters(nb) == ["reports_dir", "alpha", "word"]
     assert report.notebook_parameters(nb, {"alpha": 5, "beta": 2, "reports_dir": "out"}) == {
         "reports_dir": "out", "alpha": 5}
+    # values papermill's own parser skips (a list of dicts holding "="), annotations, no parameters cell
+    nb = write_notebook(tmp_path / "02_x.ipynb", 'variants = [{"name": "min=5", "on": True}]\nsize: int = 3\nsize = 4',
+                        "pass")
+    assert report.declared_parameters(nb) == ["variants", "size"]
+    bare = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nbformat.write(bare, tmp_path / "03_x.ipynb")
+    assert report.declared_parameters(tmp_path / "03_x.ipynb") == []
+    broken = write_notebook(tmp_path / "04_x.ipynb", "x = (", "pass")
+    with pytest.raises(report.ReportError, match="04_x.ipynb: the parameters cell is not valid Python"):
+        report.declared_parameters(broken)
 
 
 def test_find_notebooks_sorts_and_selects(tmp_path):
@@ -142,7 +152,7 @@ def test_find_notebooks_sorts_and_selects(tmp_path):
 
 def test_missing_kernel_tells_how_to_install(tmp_path, capsys, monkeypatch):
     report.check_kernel("landmarks")  # registered by `make install`
-    monkeypatch.setattr(report, "KERNEL", "no-such-kernel-xyz")
+    monkeypatch.setattr(report.runner, "KERNEL", "no-such-kernel-xyz")
     with pytest.raises(report.ReportError) as info:
         report.check_kernel("no-such-kernel-xyz")
     message = str(info.value)
@@ -221,12 +231,13 @@ def dummy_run(tmp_path_factory):
     write_notebook(nbs / "01_first.ipynb", 'reports_dir = "reports"\nalpha = 1\nword = "w"',
                    FIGURE.format(name="01_bars"), RECORD.format(name="01_first", names=["alpha", "word"]),
                    "md:The bars show the two counts.")
-    write_notebook(nbs / "02_second.ipynb", 'reports_dir = "reports"\nbeta = 2.0',
-                   "FIGS = []", RECORD.format(name="02_second", names=["beta"]))
+    write_notebook(nbs / "02_second.ipynb", 'reports_dir = "reports"\nbeta = 2.0\nvariants = [{"name": "min=5"}]',
+                   "FIGS = []", RECORD.format(name="02_second", names=["beta", "variants"]))
     write_notebook(nbs / "06_write_report.ipynb", 'reports_dir = "reports"',
                    *REPORT_CELLS, FIGURE.format(name="06_bars"), RECORD.format(name="06_report", names=[]))
     params = root / "params.yaml"
-    params.write_text("run_name: tiny\nreports_dir: reports\nalpha: 5\nword: from-file\nbeta: 3.5\ngamma: 9\n")
+    params.write_text("run_name: tiny\nreports_dir: reports\nalpha: 5\nword: from-file\nbeta: 3.5\ngamma: 9\n"
+                      "variants: [{name: a=b}]\n")
     mp = pytest.MonkeyPatch()
     mp.setenv("LANDMARKS_ROOT", str(root))
     try:
@@ -244,7 +255,7 @@ def test_run_passes_each_notebook_only_its_declared_parameters(dummy_run):
     m01 = json.loads((out / "metrics" / "01_first.json").read_text())
     m02 = json.loads((out / "metrics" / "02_second.json").read_text())
     assert m01["received"] == {"alpha": 5, "word": "override"}
-    assert m02["received"] == {"beta": [1, 2]}
+    assert m02["received"] == {"beta": [1, 2], "variants": [{"name": "a=b"}]}
     assert m01["cwd"] == str(root) and m01["root"] == str(root)
     injected = [c for c in nbformat.read(out / "notebooks" / "01_first.ipynb", 4).cells
                 if "injected-parameters" in c.metadata.get("tags", [])]

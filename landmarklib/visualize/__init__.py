@@ -4,6 +4,7 @@
     visualize.images     image grids, before/after resize (notebook 02, the report)
     visualize.training   loss/accuracy curves, variant comparison, block diagram (notebooks 03-04)
     visualize.network    filters, feature maps, class activation maps (notebook 05)
+    visualize.evaluation threshold curve, confusion matrix, example predictions (notebook 06)
 
 Every function returns a matplotlib Figure; ``save_figure`` writes it under ``<reports_dir>/figures``.
 """

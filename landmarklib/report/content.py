@@ -1,0 +1,623 @@
+"""The report's content (notebook 06): every number comes from a metrics file or is measured here.
+
+    STUDY, pct, count          the study's published numbers; how numbers are written
+    metrics_for, data_source   what the earlier notebooks recorded; which data the run used
+    evaluate_models            both saved models on the held-out test set (ModelEvaluation)
+    *_table                    the tables: this run beside the study, test scores, timing, variants
+    *_md                       the markdown of each section, in the study's order
+    pick_examples, report_metrics   the ten example images; the contents of 06_report.json
+
+The report's figures are in ``landmarklib.visualize.evaluation``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from .. import paths
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# --------------------------------------------------------------------------- the study's numbers; number formats
+
+STUDY = {
+    "n_images": 5000,
+    "n_landmarks": 2286,
+    "single_image_landmarks": 159,
+    "failed": 33,
+    "empty_folders_removed": 12,
+    "image_size": 250,
+    "res_incep_params": 2_200_000,
+    "resnet50_params": 25_636_712,
+    "res_incep_val_top1": 0.0589,
+    "resnet50_val_top1": 0.0402,
+    "res_incep_seconds_per_image": 33.14,
+    "resnet50_seconds_per_image": 24.37,
+    "threshold": 0.045,
+    "res_incep_answered_of_ten": 0.6,
+    "resnet50_answered_of_ten": 0.0,
+}
+"""The study's published numbers (Data and Exploration, Implementation, Justification)."""
+
+MODELS = {"res_incep": "Res-Incep", "resnet50": "ResNet-50"}
+"""Saved model name (``<models_dir>/<name>.keras``) -> label; the first is the report's main model."""
+NOT_RUN = "not run"
+
+
+def _missing(value: Any) -> bool:
+    """``None`` or NaN: a number that was not measured."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def pct(value: float | None, digits: int = 2, missing: str = NOT_RUN) -> str:
+    """``0.0589`` -> ``"5.89%"``; ``None``/NaN -> ``missing``."""
+    return missing if _missing(value) else f"{100 * value:.{digits}f}%"
+
+
+def count(value: float | int | None) -> str:
+    """``2286`` -> ``"2,286"``; ``None``/NaN -> ``"not run"``."""
+    return NOT_RUN if _missing(value) else f"{int(round(value)):,}"
+
+
+def gap_text(value: float | None) -> str:
+    """A GAP with four decimals; ``None``/NaN -> ``"not run"``."""
+    return NOT_RUN if _missing(value) else f"{value:.4f}"
+
+
+def _precision(scores: dict) -> str:
+    """Precision of the answers; undefined (no answers) is said so."""
+    return pct(scores["answered_precision"], 1, missing="no answers")
+
+
+# --------------------------------------------------------------------------- what the earlier notebooks recorded
+
+
+def metrics_for(number: str, metrics: dict[str, dict]) -> dict:
+    """The metrics file of notebook ``number`` (``"03"`` -> ``metrics["03_res_incep"]``), or ``{}``."""
+    return next((data for stem, data in metrics.items() if stem.startswith(f"{number}_")), {})
+
+
+def _get(metrics: dict[str, dict], number: str, key: str):
+    return metrics_for(number, metrics).get(key)
+
+
+def data_source(train_csv: str, sample_dir: str | None, metrics: dict[str, dict]) -> dict:
+    """Which data the run used: the embedded synthetic sample or a real catalog.
+
+    Returns:
+        dict: kind (``"sample"`` | ``"real"``), catalog (the CSV the exploration read, or
+        ``train_csv``), text (one markdown sentence).
+    """
+    catalog = _get(metrics, "01", "catalog") or train_csv
+    csv = paths.resolve(catalog)
+    sample = paths.resolve(sample_dir) if sample_dir else None
+    if sample is not None and csv.resolve().is_relative_to(sample.resolve()):
+        text = (f"This run used the **embedded synthetic sample** (`{sample_dir}`, drawn by "
+                "`landmarklib.sample`: invented landmarks, a long tail of rare ones, broken files on "
+                "purpose), not the Kaggle photos; its numbers test the pipeline, not the study's accuracy.")
+        return {"kind": "sample", "catalog": str(catalog), "text": text}
+    text = f"This run used the real catalog `{catalog}`."
+    return {"kind": "real", "catalog": str(catalog), "text": text}
+
+
+def resnet_weights(metrics: dict[str, dict]) -> str:
+    """One sentence: did the ResNet-50 benchmark start from ImageNet weights (the study's did)?"""
+    weights = _get(metrics, "04", "weights")
+    if weights is None:
+        return f"The ResNet-50 benchmark (notebook 04) was {NOT_RUN}."
+    note = _get(metrics, "04", "weights_note") or ""
+    if weights == "imagenet":
+        return f"ResNet-50 started from **ImageNet weights**, as in the study. {note}".strip()
+    return f"ResNet-50 started from **{weights} weights**, not ImageNet as in the study. {note}".strip()
+
+
+def figure_list(entry: dict) -> list[tuple[str, str]]:
+    """``(path relative to reports_dir, caption)`` of each figure a metrics file lists."""
+    out = []
+    for item in entry.get("figures") or []:
+        if isinstance(item, dict):
+            out.append((str(item.get("path", "")), str(item.get("caption", ""))))
+        else:
+            out.append((str(item), ""))
+    return out
+
+
+def show_figures(entry: dict, reports_dir: str | os.PathLike) -> None:
+    """Display a notebook's figures, embedded as PNG (so the HTML is self-contained), with their captions.
+
+    Args:
+        entry: the notebook's metrics (its ``figures`` list).
+        reports_dir: the folder the figure paths are relative to.
+    """
+    from IPython.display import Image, Markdown, display
+
+    for rel, caption in figure_list(entry):
+        path = paths.resolve(reports_dir) / rel
+        if not path.is_file():
+            display(Markdown(f"*Figure `{rel}` is missing.*"))
+            continue
+        display(Image(filename=str(path), embed=True))
+        if caption:
+            display(Markdown(f"*{caption}*"))
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """A path as the report prints it: relative to the project root when inside it."""
+    path = Path(path).resolve()
+    root = paths.project_root()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+# --------------------------------------------------------------------------- evaluation on the test set
+
+
+@dataclass
+class ModelEvaluation:
+    """One model on the test set."""
+
+    name: str
+    label: str
+    model_path: Path
+    predictions: Any  # DataFrame(id, landmark_id, confidence, answered, top_ids, error, actual, correct)
+    scores: dict
+    curve: Any  # DataFrame(threshold, answered, answered_share, precision_answered, gap)
+    confusion: Any  # DataFrame, rows true landmark, columns predicted
+    timing: dict
+    submission: Path
+
+
+def curve_thresholds(threshold: float) -> list[float]:
+    """Thresholds for the curve: 0 to 1 in steps of 0.005, and the run's threshold."""
+    import numpy as np
+
+    return sorted(set(np.round(np.linspace(0.0, 1.0, 201), 4).tolist()) | {float(threshold)})
+
+
+def evaluate_model(model_path: str | os.PathLike, test_dir: str | os.PathLike,
+                   test_solution_csv: str | os.PathLike, threshold: float, reports_dir: str | os.PathLike,
+                   progress: bool = True) -> ModelEvaluation:
+    """Predict the test folder with one saved model and score it against the solution.
+
+    Writes the Kaggle submission to ``<reports_dir>/submissions/<model>.csv``.
+
+    Args:
+        model_path: ``<models_dir>/<name>.keras``.
+        test_dir: the fetched test folder (``manifest.csv``, ``<id>.jpg``).
+        test_solution_csv: ``id,landmark_id`` (empty = no landmark).
+        threshold: answer only at or above this confidence (the study's 4.5%).
+        reports_dir: the reports folder.
+        progress: show progress bars.
+
+    Load time, single-image latency and batched throughput are measured with ``evaluate.time_model``.
+    """
+    from .. import evaluate
+
+    model_path = paths.resolve(model_path)
+    name = model_path.name.removesuffix(".keras")
+    pred = evaluate.predict(model_path, paths.resolve(test_dir), threshold=threshold, progress=progress)
+    solution = evaluate.read_solution(paths.resolve(test_solution_csv))
+    scores = evaluate.score(pred, solution, threshold)
+    table = solution.rename(columns={"landmark_id": "actual"}).merge(pred, on="id", how="left")
+    predicted = table["landmark_id"].astype("Int64").astype("string").fillna("")
+    table["correct"] = (predicted == table["actual"]) & (table["actual"] != "")
+    curve = evaluate.threshold_curve(table["confidence"].to_numpy(dtype=float), table["correct"].to_numpy(),
+                                     curve_thresholds(threshold), n_landmarks=scores["n_landmark_images"],
+                                     ids=table["id"].to_numpy())
+    confusion = evaluate.confusion_matrix(table["landmark_id"], table["actual"], top_n=10)
+    times = evaluate.time_model(model_path, paths.resolve(test_dir), n_latency=20, warmup=3,
+                                batch_size=32, n_batches=2)
+    submission = evaluate.write_submission(pred, paths.resolve(reports_dir) / "submissions" / f"{name}.csv", threshold)
+    table["answered"] = table["answered"].astype("boolean").fillna(False).astype(bool)
+    return ModelEvaluation(name=name, label=MODELS.get(name, name), model_path=model_path, predictions=table,
+                           scores=scores, curve=curve, confusion=confusion, timing=times, submission=submission)
+
+
+def evaluate_models(models_dir: str | os.PathLike, test_dir: str | os.PathLike,
+                    test_solution_csv: str | os.PathLike, threshold: float, reports_dir: str | os.PathLike,
+                    progress: bool = True) -> tuple[dict[str, ModelEvaluation], list[str]]:
+    """``evaluate_model`` for Res-Incep and ResNet-50 where saved; the reasons for those that could not be.
+
+    Returns:
+        (name -> ModelEvaluation, list of one-line reasons for models left out).
+    """
+    test_dir, solution = paths.resolve(test_dir), paths.resolve(test_solution_csv)
+    if not test_dir.is_dir():
+        return {}, [f"the fetched test folder `{test_dir}` is missing (notebook 02 {NOT_RUN})"]
+    if not solution.is_file():
+        return {}, [f"the test solution `{solution}` is missing"]
+    results, missing = {}, []
+    for name in MODELS:
+        model_path = paths.resolve(models_dir) / f"{name}.keras"
+        if not model_path.is_file():
+            missing.append(f"{MODELS[name]}: `{model_path}` is missing "
+                           f"(notebook {'03' if name == 'res_incep' else '04'} {NOT_RUN})")
+            continue
+        results[name] = evaluate_model(model_path, test_dir, solution, threshold, reports_dir, progress=progress)
+    return results, missing
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def study_comparison(metrics: dict[str, dict], evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
+    """The study's published numbers beside this run's (strings, "not run" where a step was not run)."""
+    import pandas as pd
+
+    def ev(name: str, key: str):
+        e = evaluations.get(name)
+        return None if e is None else e.scores.get(key)
+
+    def seconds(name: str) -> str:
+        e = evaluations.get(name)
+        if e is None:
+            return NOT_RUN
+        return f"{e.timing['latency_median_ms'] / 1000:.4f}"
+
+    rows = [
+        ("training rows used (first N of train.csv)", count(STUDY["n_images"]), count(_get(metrics, "01", "n_images"))),
+        ("unique landmarks among them", count(STUDY["n_landmarks"]), count(_get(metrics, "01", "n_landmarks"))),
+        ("single-image landmarks", count(STUDY["single_image_landmarks"]),
+         count(_get(metrics, "01", "single_image_landmarks"))),
+        ("failed downloads", count(STUDY["failed"]), count(_get(metrics, "02", "failed"))),
+        ("empty landmark folders removed", count(STUDY["empty_folders_removed"]),
+         count(_get(metrics, "02", "empty_folders_removed"))),
+        ("image size (px)", f"{STUDY['image_size']}", count(_get(metrics, "02", "image_size"))),
+        ("model input size (px)", f"{STUDY['image_size']}", count(_get(metrics, "03", "input_size"))),
+        ("Res-Incep parameters", f"~{STUDY['res_incep_params'] / 1e6:.1f}M", count(_get(metrics, "03", "params"))),
+        ("ResNet-50 parameters", count(STUDY["resnet50_params"]), count(_get(metrics, "04", "params"))),
+        ("Res-Incep validation accuracy", pct(STUDY["res_incep_val_top1"]), pct(_get(metrics, "03", "val_top1"))),
+        ("ResNet-50 validation accuracy", pct(STUDY["resnet50_val_top1"]), pct(_get(metrics, "04", "val_top1"))),
+        ("Res-Incep seconds per image", f"{STUDY['res_incep_seconds_per_image']}", seconds("res_incep")),
+        ("ResNet-50 seconds per image", f"{STUDY['resnet50_seconds_per_image']}", seconds("resnet50")),
+        ("Res-Incep test GAP", "not measured", gap_text(ev("res_incep", "gap"))),
+        ("ResNet-50 test GAP", "not measured", gap_text(ev("resnet50", "gap"))),
+        ("Res-Incep test top-5 accuracy", "not measured", pct(ev("res_incep", "top5"))),
+        ("ResNet-50 test top-5 accuracy", "not measured", pct(ev("resnet50", "top5"))),
+        *((f"{label} answered at {pct(STUDY['threshold'], 1)}",
+           f"{pct(STUDY[f'{name}_answered_of_ten'], 0)} of 10 images", pct(ev(name, "answered_share"), 1))
+          for name, label in MODELS.items()),
+    ]
+    return pd.DataFrame(rows, columns=["measure", "study (2018)", "this run"]).set_index("measure").rename_axis(None)
+
+
+def evaluation_table(evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
+    """Test-set scores per model: GAP at the threshold and answering all, top-1, top-5, coverage, precision."""
+    import pandas as pd
+
+    rows = {}
+    for e in evaluations.values():
+        s = e.scores
+        rows[e.label] = {
+            "GAP (threshold)": gap_text(s["gap"]),
+            "GAP (answer all)": gap_text(s["gap_all"]),
+            "top-1": pct(s["top1"]),
+            "top-5": pct(s["top5"]),
+            "answered": pct(s["answered_share"], 1),
+            "precision of answers": _precision(s),
+            "test images": count(s["n_test"]),
+            "showing a landmark": count(s["n_landmark_images"]),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def timing_table(evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
+    """Measured load time, latency and throughput beside the study's seconds per image."""
+    from .. import evaluate
+
+    table = evaluate.timing_table({e.name: e.timing for e in evaluations.values()})
+    table.index = [MODELS.get(n, n) for n in table.index]
+    table = table.round({"load_seconds": 2, "latency_median_ms": 2, "latency_p90_ms": 2,
+                         "batch_images_per_second": 1, "study_over_measured": 0})
+    return table.rename(columns={
+        "load_seconds": "load (s)", "latency_median_ms": "one image, median (ms)",
+        "latency_p90_ms": "one image, p90 (ms)", "batch_images_per_second": "batched (images/s)",
+        "study_seconds_per_image": "study (s per image)", "study_over_measured": "study / now"})
+
+
+def variants_table(metrics: dict[str, dict]) -> pd.DataFrame:
+    """The refinement variants of notebooks 03 and 04 (name, accuracy keys) as one table."""
+    import pandas as pd
+
+    rows = []
+    for number in ("03", "04"):
+        for v in _get(metrics, number, "variants") or []:
+            rows.append({"notebook": number, **{k: x for k, x in v.items() if not isinstance(x, (list, dict))}})
+    table = pd.DataFrame(rows)
+    for key in ("val_top1", "val_top5", "train_top1"):
+        if key in table:
+            table[key] = table[key].map(pct)
+    return table.set_index("name") if "name" in table else table
+
+
+# --------------------------------------------------------------------------- sections (markdown)
+
+
+def overview_md(source: dict, metrics: dict[str, dict]) -> str:
+    """What the run did, which data it used, and which notebooks' results this report holds."""
+    ran = sorted(metrics)
+    missing = [n for n in ("01", "02", "03", "04", "05") if not metrics_for(n, metrics)]
+    text = source["text"] + f" Results read from: {', '.join(f'`{s}`' for s in ran) or 'none'}."
+    if missing:
+        text += (f" **Not run:** notebook(s) {', '.join(missing)}; their sections say so "
+                 "(run them with `landmarks report --only ...`).")
+    return text
+
+
+def exploration_md(metrics: dict[str, dict]) -> str:
+    """Data exploration: catalog size, landmarks, the long tail, single-image landmarks."""
+    m = metrics_for("01", metrics)
+    if not m:
+        return f"*Notebook 01 (exploration) was {NOT_RUN}.*"
+    n, k = m.get("n_images"), m.get("n_landmarks")
+    top = m.get("top_k") or []
+    top_text = ""
+    if top:
+        first = top[0]
+        top_text = (f" The most frequent landmark, `{first['landmark_id']}`, has {count(first['count'])} images; "
+                    f"the {len(top)} most frequent hold {count(sum(t['count'] for t in top))} of them.")
+    return (
+        f"The exploration read `{m.get('catalog', '?')}` ({count(m.get('n_rows_total'))} rows) and kept the first "
+        f"{count(n)} images: **{count(k)} landmarks** (the study: {count(STUDY['n_landmarks'])} in 5,000), "
+        f"{count(m.get('single_image_landmarks'))} of them with a single image (the study: "
+        f"{STUDY['single_image_landmarks']}).{top_text} Half of the images belong to "
+        f"{count(m.get('landmarks_covering_50pct'))} landmarks, 90% to {count(m.get('landmarks_covering_90pct'))}. "
+        f"Keeping only landmarks with at least {m.get('min_images', '?')} images (the study's proposed improvement) "
+        f"leaves {count(m.get('landmarks_kept'))} landmarks and {count(m.get('images_kept'))} images."
+    )
+
+
+def preprocessing_md(metrics: dict[str, dict]) -> str:
+    """Preprocessing: the fetch's outcome (ok, failed and why, empty folders), the image size."""
+    m = metrics_for("02", metrics)
+    if not m:
+        return f"*Notebook 02 (fetch) was {NOT_RUN}.*"
+    reasons = m.get("failed_by_reason") or {}
+    why = "; ".join(f"{r}: {c}" for r, c in sorted(reasons.items(), key=lambda kv: -kv[1])) or "none"
+    test = m.get("test") or {}
+    test_text = (f" The test catalog gave {count(test.get('ok'))} images ({count(test.get('failed'))} failed)."
+                 if test else "")
+    return (
+        f"Every image was decoded by content, converted to RGB (GIFs: first frame; transparency on white; "
+        f"EXIF rotation applied) and resized to **{m.get('image_size', '?')} px** ({m.get('resize', '?')}). "
+        f"Of {count(m.get('n_rows'))} training rows, **{count(m.get('ok'))} were fetched**, "
+        f"**{count(m.get('failed'))} failed** (the study: {STUDY['failed']}; reasons: {why}) and "
+        f"{count(m.get('skipped'))} were skipped as already present; {count(m.get('empty_folders_removed'))} landmark "
+        f"folders were left empty and removed (the study: {STUDY['empty_folders_removed']}). "
+        f"Fetching ran at {m.get('images_per_second', 0) or 0:.1f} images/s.{test_text}"
+    )
+
+
+def _model_md(m: dict, label: str) -> str:
+    return (
+        f"{label} has **{count(m.get('params'))} parameters**, trained for {m.get('epochs', '?')} epochs "
+        f"(batch {m.get('batch_size', '?')}, {m.get('optimizer', '?')}) on {count(m.get('n_train'))} images of "
+        f"{count(m.get('n_classes'))} landmarks at {m.get('input_size', '?')} px, and reached "
+        f"**{pct(m.get('val_top1'))} validation accuracy** (top-5: {pct(m.get('val_top5'))}; chance: "
+        f"{pct(m.get('chance'))}; training accuracy {pct(m.get('train_top1'))}) on {count(m.get('n_val'))} "
+        f"validation images, at {m.get('seconds_per_epoch') or 0:.1f} s per epoch."
+    )
+
+
+def implementation_md(metrics: dict[str, dict]) -> str:
+    """Implementation: the Res-Incep network as trained in this run, beside the study's 2.2M / 5.89%."""
+    m = metrics_for("03", metrics)
+    if not m:
+        return f"*Notebook 03 (Res-Incep) was {NOT_RUN}.*"
+    study = (f" The study's network had about {STUDY['res_incep_params'] / 1e6:.1f} million parameters "
+             f"(its first try, about "
+             f"{count(m.get('first_try_params'))} here, did not fit in memory) and reached "
+             f"{pct(STUDY['res_incep_val_top1'])}.")
+    return _model_md(m, "Res-Incep") + study
+
+
+def benchmark_md(metrics: dict[str, dict]) -> str:
+    """Benchmark: ResNet-50 as trained in this run, its weights, beside the study's 4.02%."""
+    m = metrics_for("04", metrics)
+    if not m:
+        return f"*Notebook 04 (ResNet-50 benchmark) was {NOT_RUN}.*"
+    return (_model_md(m, "ResNet-50") + f" The study's ResNet-50 ({count(STUDY['resnet50_params'])} parameters) "
+            f"reached {pct(STUDY['resnet50_val_top1'])}. " + resnet_weights(metrics))
+
+
+def refinement_md(metrics: dict[str, dict]) -> str:
+    """Refinement: how many variants were tried, and the best."""
+    variants = [v for n in ("03", "04") for v in (_get(metrics, n, "variants") or [])]
+    if not variants and (metrics_for("03", metrics) or metrics_for("04", metrics)):
+        return "*No refinement variants were trained in this run (`variants` and `benchmark_variants` are empty).*"
+    if not variants:
+        return f"*No refinement variants were recorded (notebooks 03/04 {NOT_RUN}).*"
+    scored = [v for v in variants if v.get("val_top1") is not None]
+    best = max(scored, key=lambda v: v["val_top1"]) if scored else None
+    text = f"{len(variants)} variants were trained with the same data and split."
+    if best:
+        text += f" The best, **{best.get('name', '?')}**, reached {pct(best['val_top1'])} validation accuracy."
+    return text
+
+
+def evaluation_md(evaluations: dict[str, ModelEvaluation], missing: Sequence[str], threshold: float) -> str:
+    """Evaluation: what the test set is and each model's GAP, accuracy and coverage at the threshold."""
+    parts = []
+    for e in evaluations.values():
+        s = e.scores
+        parts.append(
+            f"- **{e.label}**: GAP **{gap_text(s['gap'])}** answering at {pct(threshold, 1)} "
+            f"({gap_text(s['gap_all'])} answering every image), top-1 {pct(s['top1'])}, top-5 {pct(s['top5'])}; "
+            f"it answered {pct(s['answered_share'], 1)} of the {count(s['n_test'])} test images"
+            + (f" and {_precision(s)} of its answers were right." if s["n_answered"] else ".")
+        )
+    for reason in missing:
+        parts.append(f"- *{NOT_RUN}*: {reason}")
+    if evaluations:
+        n = next(iter(evaluations.values())).scores
+        head = (f"The held-out test set has {count(n['n_test'])} images, {count(n['n_landmark_images'])} of them "
+                f"showing a landmark (the others must get no answer). Scored once, after training:")
+    else:
+        head = "The models could not be evaluated on the test set:"
+    return head + "\n\n" + "\n".join(parts)
+
+
+def threshold_md(evaluations: dict[str, ModelEvaluation], threshold: float) -> str:
+    """Why a threshold cannot raise GAP, with this run's numbers at the study's threshold."""
+    lines = [
+        "GAP ranks all answers by confidence and adds the precision at the rank of each correct answer, "
+        "divided by the number of images that show a landmark. Raising the threshold removes answers from the "
+        "bottom of that ranking: the precision at every rank above does not change, and each removed correct "
+        "answer takes its (positive) term with it. **So GAP can only stay or fall as the threshold rises**; the "
+        "best GAP answers every image. What a threshold buys is a higher share of right answers among those "
+        "shown, which is what a person reading the output wants, paid for with fewer answers."
+    ]
+    for e in evaluations.values():
+        s = e.scores
+        lines.append(f"- {e.label}: at {pct(threshold, 1)} it answers {pct(s['answered_share'], 1)} of the images "
+                     f"(precision of the answers: {_precision(s)}); GAP {gap_text(s['gap'])} against "
+                     f"{gap_text(s['gap_all'])} answering all.")
+    return "\n".join(lines)
+
+
+def _leader(res_incep: float | None, resnet50: float | None) -> str:
+    """Which model is ahead on a score: "Res-Incep leads", "ResNet-50 leads" or "the two are level"."""
+    a, b = res_incep or 0.0, resnet50 or 0.0
+    if abs(a - b) < 1e-12:
+        return "the two are level"
+    return "Res-Incep leads" if a > b else "ResNet-50 leads"
+
+
+def justification_md(evaluations: dict[str, ModelEvaluation], metrics: dict[str, dict]) -> str:
+    """Justification: Res-Incep against ResNet-50, as the study compared them, on this run's numbers."""
+    r, b = evaluations.get("res_incep"), evaluations.get("resnet50")
+    m3, m4 = metrics_for("03", metrics), metrics_for("04", metrics)
+    lines = [
+        f"The study preferred Res-Incep: it answered {10 * STUDY['res_incep_answered_of_ten']:.0f} of 10 test images "
+        f"at {pct(STUDY['threshold'], 1)} where ResNet-50 answered none, "
+        f"and it had the higher validation accuracy ({pct(STUDY['res_incep_val_top1'])} against "
+        f"{pct(STUDY['resnet50_val_top1'])}), though it was slower ({STUDY['res_incep_seconds_per_image']} s against "
+        f"{STUDY['resnet50_seconds_per_image']} s per image)."
+    ]
+    if m3 and m4:
+        lines.append(f"In this run {_leader(m3.get('val_top1'), m4.get('val_top1'))} on validation accuracy "
+                     f"({pct(m3.get('val_top1'))} against {pct(m4.get('val_top1'))}).")
+    if r and b:
+        lines.append(f"On the test set {_leader(r.scores['gap_all'], b.scores['gap_all'])} on GAP answering every "
+                     f"image ({gap_text(r.scores['gap_all'])} against {gap_text(b.scores['gap_all'])}); at the "
+                     f"threshold Res-Incep answers {pct(r.scores['answered_share'], 1)} and ResNet-50 "
+                     f"{pct(b.scores['answered_share'], 1)} of the images.")
+        lines.append(f"One image takes {r.timing['latency_median_ms']:.1f} ms through Res-Incep and "
+                     f"{b.timing['latency_median_ms']:.1f} ms through ResNet-50 (median, image in memory), "
+                     f"against the study's {STUDY['res_incep_seconds_per_image']} s and "
+                     f"{STUDY['resnet50_seconds_per_image']} s.")
+    elif not evaluations:
+        lines.append(f"*The test-set comparison was {NOT_RUN}.*")
+    lines.append(resnet_weights(metrics))
+    return " ".join(lines)
+
+
+def visualization_md(metrics: dict[str, dict]) -> str:
+    """Visualization: what notebook 05 drew."""
+    m = metrics_for("05", metrics)
+    if not m:
+        return f"*Notebook 05 (filters and feature maps) was {NOT_RUN}.*"
+    layers = ", ".join(f"`{name}`" for name in m.get("layers") or []) or "none named"
+    return (f"Notebook 05 drew {len(m.get('figures') or [])} figures from `{m.get('model_path', '?')}` "
+            f"(layers: {layers}).")
+
+
+def conclusion_md(source: dict, metrics: dict[str, dict], evaluations: dict[str, ModelEvaluation]) -> str:
+    """Conclusion: what this run shows, in the study's terms, and its improvements measured."""
+    m1, m3 = metrics_for("01", metrics), metrics_for("03", metrics)
+    lines = []
+    if m3:
+        lines.append(f"Res-Incep reached {pct(m3.get('val_top1'))} validation accuracy against chance "
+                     f"{pct(m3.get('chance'))} ({pct(STUDY['res_incep_val_top1'])} in the study).")
+    r = evaluations.get("res_incep")
+    if r:
+        lines.append(f"On the held-out test set its GAP is {gap_text(r.scores['gap'])} at the study's threshold "
+                     f"and its top-5 accuracy {pct(r.scores['top5'])}.")
+    if m1:
+        lines.append(f"The long tail the study blamed is measured: {count(m1.get('single_image_landmarks'))} of "
+                     f"{count(m1.get('n_landmarks'))} landmarks have a single image.")
+    if source["kind"] == "sample":
+        lines.append("These numbers come from the embedded synthetic sample: they show that every step runs and "
+                     "is measured; `params/study-2018.yaml` repeats the run on the real catalog.")
+    return " ".join(lines) or f"*Nothing to conclude: the earlier notebooks were {NOT_RUN}.*"
+
+
+# --------------------------------------------------------------------------- ten example images
+
+
+def pick_examples(evaluations: dict[str, ModelEvaluation], n: int = 10, seed: int = 42) -> pd.DataFrame:
+    """``n`` test images (a seeded draw among readable ones) with each model's answer.
+
+    Returns:
+        DataFrame(id, actual, <model>_landmark, <model>_confidence, <model>_answered ...).
+    """
+    import numpy as np
+    import pandas as pd
+
+    if not evaluations:
+        return pd.DataFrame(columns=["id", "actual"])
+    first = next(iter(evaluations.values())).predictions
+    readable = first[first["confidence"].notna()]
+    rng = np.random.default_rng(seed)
+    rows = readable.iloc[np.sort(rng.choice(len(readable), size=min(n, len(readable)), replace=False))]
+    table = rows[["id", "actual"]].reset_index(drop=True)
+    for e in evaluations.values():
+        p = e.predictions.set_index("id").loc[table["id"]]
+        table[f"{e.name}_landmark"] = p["landmark_id"].to_numpy()
+        table[f"{e.name}_confidence"] = p["confidence"].to_numpy()
+        table[f"{e.name}_answered"] = p["answered"].to_numpy()
+    return table
+
+
+def answer_text(landmark, confidence: float, answered: bool) -> str:
+    """``"7 (12.3%)"`` when answered, ``"none (3.1%)"`` below the threshold."""
+    if _missing(confidence):
+        return "unreadable"
+    return f"{landmark if answered else 'none'} ({100 * confidence:.1f}%)"
+
+
+def examples_table(examples: pd.DataFrame, evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
+    """The example images as text: id, true landmark, each model's answer (``answer_text``)."""
+    import pandas as pd
+
+    table = pd.DataFrame({"id": examples["id"], "true landmark": examples["actual"].replace("", "no landmark")})
+    for e in evaluations.values():
+        table[e.label] = [answer_text(lid, conf, ok) for lid, conf, ok in zip(
+            examples[f"{e.name}_landmark"], examples[f"{e.name}_confidence"], examples[f"{e.name}_answered"])]
+    return table.set_index("id")
+
+
+# --------------------------------------------------------------------------- 06_report.json
+
+
+def report_metrics(evaluations: dict[str, ModelEvaluation], threshold: float, source: dict,
+                   metrics: dict[str, dict], figures: list[str], reports_dir: str | os.PathLike) -> dict:
+    """The contents of ``06_report.json``: Res-Incep's test scores at the top level, every model's beside them."""
+    main = evaluations.get("res_incep") or next(iter(evaluations.values()), None)
+    scores = main.scores if main else {}
+    base = paths.resolve(reports_dir)
+    return {
+        "model": main.name if main else None,
+        "gap": scores.get("gap"),
+        "gap_all": scores.get("gap_all"),
+        "threshold": threshold,
+        "answered_share": scores.get("answered_share"),
+        "answered_precision": scores.get("answered_precision"),
+        "top1": scores.get("top1"),
+        "top5": scores.get("top5"),
+        "n_test": scores.get("n_test"),
+        "models": {e.name: e.scores for e in evaluations.values()},
+        "timing": {e.name: {k: e.timing[k] for k in ("load_seconds", "latency_median_ms", "latency_p90_ms",
+                                                     "batch_images_per_second")}
+                   for e in evaluations.values()},
+        "submission_csv": str(main.submission.relative_to(base)) if main else None,
+        "submissions": {e.name: str(e.submission.relative_to(base)) for e in evaluations.values()},
+        "data": source["kind"],
+        "catalog": source["catalog"],
+        "resnet50_weights": _get(metrics, "04", "weights"),
+        "notebooks": sorted(metrics),
+        "figures": figures,
+    }
