@@ -1,0 +1,118 @@
+"""End to end: `landmarks report` runs all six notebooks on a tiny embedded sample, into a temporary folder.
+
+The real command (the installed ``landmarks`` script, in a subprocess) with the default parameters
+file and a ``--set`` for every path and every size, so that nothing lands in the checkout and the run
+stays short: 5 landmarks, 60 training and 10 test images of 32 px, one epoch of tiny models. The run
+happens once per test session (``end_to_end_run``); test_browser opens its pages too.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ["01_explore_frequencies", "02_fetch_images", "03_build_res_incep", "04_benchmark_resnet50",
+             "05_visualize_filters", "06_write_report"]
+METRICS = ["01_explore", "02_fetch", "03_res_incep", "04_resnet50", "05_visualize", "06_report"]
+# Sizes small enough for a 2-core machine; every name is one that a notebook declares (the run warns otherwise).
+TINY = {
+    "run_name": "e2e", "sample_landmarks": 5, "sample_train": 60, "sample_test": 10, "sample_seed": 0,
+    "image_size": 32, "input_size": 32, "workers": 4,
+    "filters": [4, 4, 4, 4], "dense_units": 8, "epochs": 1, "batch_size": 16, "variant_epochs": 1,
+    "variants": [{"name": "baseline"}],  # as long as the main run: reuses it, trains nothing more
+    "benchmark_weights": None, "benchmark_epochs": 1, "benchmark_batch_size": 16,
+    "n_cam": 1, "max_val_images": 16,
+}
+
+
+def end_to_end_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """Run ``landmarks report`` once per session into ``<basetemp>/e2e``; later calls reuse it.
+
+    Returns:
+        (the run's folder: sample/, processed/, models/, reports/; the finished process).
+    """
+    base = tmp_path_factory.getbasetemp() / "e2e"
+    done = base / "process.json"
+    if not done.exists():
+        base.mkdir(exist_ok=True)
+        folders = {
+            "sample_dir": base / "sample", "train_csv": base / "sample" / "train.csv",
+            "test_csv": base / "sample" / "test.csv", "test_solution_csv": base / "sample" / "test_solution.csv",
+            "train_dir": base / "processed" / "train", "test_dir": base / "processed" / "test",
+            "models_dir": base / "models",
+        }
+        # values as JSON, which YAML reads back as written (None -> null, lists, quoted paths)
+        settings = [f"{key}={json.dumps(str(v) if isinstance(v, Path) else v)}"
+                    for key, v in {**TINY, **folders}.items()]
+        command = [str(Path(sys.executable).with_name("landmarks")), "report", "--params", "params/default.yaml",
+                   "--out", str(base / "reports"), "--no-progress", *(a for s in settings for a in ("--set", s))]
+        proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+        done.write_text(json.dumps({"args": command, "returncode": proc.returncode,
+                                    "stdout": proc.stdout, "stderr": proc.stderr}))
+    return base, subprocess.CompletedProcess(**json.loads(done.read_text()))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return end_to_end_run(tmp_path_factory)
+
+
+def metrics(base: Path, name: str) -> dict:
+    return json.loads((base / "reports" / "metrics" / f"{name}.json").read_text())
+
+
+@pytest.mark.slow
+def test_every_notebook_runs_and_every_page_is_written(run):
+    base, proc = run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "warning:" not in proc.stderr  # every --set name is declared by a notebook
+    assert "Unable to parse" not in proc.stderr and "unknown parameter" not in proc.stderr  # nor papermill's noise
+    rows = {line.split()[0]: line.split()[-1] for line in proc.stdout.splitlines() if line.split()[:1] in
+            [[n] for n in NOTEBOOKS]}
+    assert rows == {n: "ok" for n in NOTEBOOKS}
+    html = base / "reports" / "html"
+    assert sorted(p.name for p in html.glob("*.html")) == sorted(
+        [f"{n}.html" for n in NOTEBOOKS] + ["index.html", "report.html"])
+    assert sorted(p.stem for p in (base / "reports" / "metrics").glob("*.json")) == METRICS
+    index = (html / "index.html").read_text()
+    assert all(f'href="{n}.html"' in index for n in NOTEBOOKS) and "run e2e" in index
+
+
+@pytest.mark.slow
+def test_key_numbers_follow_from_the_tiny_sample(run):
+    base, _ = run
+    sample = json.loads((base / "sample" / "sample.json").read_text())
+    broken = {split: sum(b["split"] == split for b in sample["broken"]) for split in ("train", "test")}
+    m1, m2 = metrics(base, "01_explore"), metrics(base, "02_fetch")
+    assert m1["n_images"] == 60 and m1["n_landmarks"] == 5
+    assert m2["n_rows"] == 60 and m2["ok"] == 60 - broken["train"] and m2["failed"] == broken["train"]
+    assert m2["test"]["ok"] == 10 - broken["test"]
+    for name in ("03_res_incep", "04_resnet50"):
+        m = metrics(base, name)
+        assert m["input_size"] == 32 and m["epochs"] == 1 and 0 <= m["val_top1"] <= 1, name
+        assert (base / "models" / Path(m["model_path"]).name).is_file(), name
+    m6 = metrics(base, "06_report")
+    assert 0 <= m6["gap"] <= 1 and 0 <= m6["top1"] <= m6["top5"] <= 1 and m6["n_test"] == 10
+    assert set(m6["models"]) == {"res_incep", "resnet50"} and m6["data"] == "sample"
+    assert m6["notebooks"] == METRICS[:-1]
+    assert (base / "reports" / m6["submission_csv"]).is_file()
+    for name in METRICS:
+        for fig in metrics(base, name).get("figures") or []:
+            assert (base / "reports" / (fig["path"] if isinstance(fig, dict) else fig)).is_file(), (name, fig)
+
+
+@pytest.mark.slow
+def test_report_page_holds_every_section_with_this_runs_numbers(run):
+    base, _ = run
+    page = (base / "reports" / "html" / "report.html").read_text()
+    body = page[page.index("<main>"):]
+    assert "not run" not in body and "Traceback" not in body
+    m6 = metrics(base, "06_report")
+    assert f"{m6['gap']:.4f}" in body and "embedded synthetic sample" in body
+    # every figure of every notebook, embedded: 01-05 shown again by 06, and 06's own
+    assert body.count('src="data:image/png;base64,') == sum(len(metrics(base, m)["figures"]) for m in METRICS)

@@ -1,0 +1,173 @@
+"""Res-Incep and the ResNet-50 benchmark: structure, parameter counts, preprocessing, weights, saving, backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from landmarklib import data, models
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"filters": (4, 4, 4, 4), "blocks": (1, 1, 1, 1), "stem_filters": 6, "dense_units": 8}
+
+
+def test_import_does_not_import_keras():
+    code = ("import sys, landmarklib.models, landmarklib.train, landmarklib.visualize.training; "
+            "print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
+
+
+def test_study_final_configuration_has_about_2_2_million_parameters():
+    # The study's final filters at its 250 px input and its class count (2,286 landmarks - 12 empty folders).
+    shape = (models.STUDY_INPUT_SIZE, models.STUDY_INPUT_SIZE, 3)
+    final = models.res_incep(shape, models.STUDY_NUM_CLASSES, filters=models.STUDY_FILTERS)
+    assert models.STUDY_NUM_CLASSES == 2274
+    assert abs(final.count_params() / models.STUDY_PARAMS - 1) < 0.10, final.count_params()
+    # Global average pooling: the count does not depend on the input size.
+    assert models.res_incep((64, 64, 3), models.STUDY_NUM_CLASSES).count_params() == final.count_params()
+    # The last stage works on 8x8 maps at 250 px: stride-2 stem and pool, stride 2 at stages 2-4.
+    assert tuple(final.get_layer("stage4_block2_add").output.shape) == (None, 8, 8, 4 * 80)
+    first_try = models.res_incep(shape, models.STUDY_NUM_CLASSES, filters=models.FIRST_TRY_FILTERS)
+    assert first_try.count_params() > 10 * final.count_params()
+
+
+def test_block_structure_and_layer_names():
+    model = models.res_incep((32, 32, 3), 5, filters=(8, 12, 16, 20), augment=True)
+    names = [layer.name for layer in model.layers]
+    prefixes = ("image", "augment_", "rescale", "stem_", "stage", "head_", "predictions")
+    assert all(n.startswith(prefixes) for n in names), [n for n in names if not n.startswith(prefixes)]
+    assert len({n.rsplit("_", 1)[0] for n in names if n.endswith("_add")}) == 10
+    # the first block of each stage projects its shortcut; the others add their input
+    for stage, width in zip(range(1, 5), (8, 12, 16, 20)):
+        assert f"stage{stage}_block1_shortcut" in names
+        assert f"stage{stage}_block2_shortcut" not in names
+        assert model.get_layer(f"stage{stage}_block1_add").output.shape[-1] == 4 * width
+        for branch in ("b1_1x1a", "b1_3x3", "b1_1x1b", "b2_1x1a", "b2_5x5", "b2_1x1b", "b3_pool", "b3_1x1", "b4_1x1"):
+            assert f"stage{stage}_block1_{branch}" in names
+    assert model.get_layer("stage1_block1_b2_5x5").kernel.shape[:2] == (5, 5)
+    assert type(model.get_layer("stage1_block1_lrelu")).__name__ == "LeakyReLU"
+    assert model.get_layer("predictions").get_config()["activation"] == "softmax"
+    summary = models.block_summary(model)
+    assert summary["params"].sum() == model.count_params()
+    assert list(summary["block"][:4]) == ["image", "augment", "rescale", "stem"]
+
+
+def test_rescaling_and_augmentation_inside_the_model():
+    import keras
+
+    model = models.res_incep((32, 32, 3), 3, augment=True, **TINY)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    rescale = keras.Model(model.input, model.get_layer("rescale").output)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(rescale(x, training=False)), x / 255, rtol=1e-6)
+    augmented = keras.Model(model.input, model.get_layer("augment_zoom").output)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(augmented(x, training=False)), x)
+    assert not np.allclose(keras.ops.convert_to_numpy(augmented(x, training=True)), x)
+
+
+def test_mismatched_filters_and_blocks_are_an_error():
+    with pytest.raises(ValueError, match="one entry per stage"):
+        models.res_incep((32, 32, 3), 3, filters=(4, 4, 4), blocks=(1, 1, 1, 1))
+
+
+def test_resnet50_backbone_has_exactly_the_keras_parameter_count():
+    model = models.resnet50_benchmark((32, 32, 3), 7, weights=None)
+    assert model.backbone_params == models.RESNET50_BACKBONE_PARAMS == 23_587_712
+    assert model.backbone_params + 2048 * 1000 + 1000 == models.RESNET50_STUDY_PARAMS == 25_636_712
+    assert model.count_params() == 23_587_712 + 2048 * 7 + 7
+    assert model.weights_source == "random"
+    assert model.get_layer("conv5_block3_out").output.shape[-1] == 2048  # backbone layers are the model's own
+
+
+def test_resnet50_preprocessing_matches_keras_preprocess_input():
+    import keras
+
+    model = models.resnet50_benchmark((32, 32, 3), 3, weights=None)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    inside = keras.Model(model.input, model.get_layer("caffe_mean").output)
+    expected = keras.applications.resnet50.preprocess_input(x.copy())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(inside(x)), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_imagenet_weights_fall_back_to_random_quickly_and_say_why(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    # a closed local port: refused at once, whatever the machine's network
+    monkeypatch.setattr(models, "RESNET50_NOTOP_URL", "http://127.0.0.1:9/resnet50_notop.h5")
+    keras_weights, source, note = models.resolve_resnet50_weights("imagenet", timeout=2.0)
+    assert (keras_weights, source) == (None, "random")
+    assert "RANDOMLY INITIALIZED" in note and str(tmp_path / "keras" / "models") in note
+    assert models.resolve_resnet50_weights("imagenet", timeout=0)[1] == "random"
+    # a cached file is used as Keras would use it
+    cached = tmp_path / "keras" / "models" / models.RESNET50_NOTOP_FILE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"")
+    assert models.resolve_resnet50_weights("imagenet") == ("imagenet", "imagenet", "")
+    with pytest.raises(FileNotFoundError, match="no-such.h5"):
+        models.resolve_resnet50_weights(str(tmp_path / "no-such.h5"))
+
+
+def test_build_from_settings():
+    ri = models.build({"model": "res_incep", "input_size": 32, "filters": [4, 4, 4, 4], "blocks": [1, 1, 1, 1],
+                       "dense_units": 8}, 3)
+    assert ri.name == "res_incep" and ri.output_shape == (None, 3)
+    with pytest.raises(ValueError, match="unknown model"):
+        models.build({"model": "vgg", "input_size": 32}, 3)
+
+
+@pytest.mark.slow
+def test_save_and_load_give_identical_predictions(tmp_path):
+    x = np.random.default_rng(2).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    for name, model in (("res_incep", models.res_incep((32, 32, 3), 4, augment=True, **TINY)),
+                        ("resnet50", models.resnet50_benchmark((32, 32, 3), 4, weights=None))):
+        path = tmp_path / f"{name}.keras"
+        model.save(path)
+        data.save_label_map(tmp_path / f"{name}.labels.json", [11, 22, 33, 44])
+        loaded, landmark_ids = models.load(path)
+        assert landmark_ids == [11, 22, 33, 44]
+        np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+_JAX_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import keras
+    from landmarklib import models, train
+    assert keras.backend.backend() == "jax"
+    train.set_seed(0)
+    model = models.res_incep((32, 32, 3), 3, filters=(4, 4, 4, 4), blocks=(1, 1, 1, 1), stem_filters=6,
+                             dense_units=8, dropout=0.0)
+    train.compile_model(model, "sgd", 0.01)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 3, 8).astype("int32")
+    before = float(model.train_on_batch(x, y)[0])
+    after = float(model.train_on_batch(x, y)[0])
+    model.save(sys.argv[1])
+    np.save(sys.argv[2], model.predict(x, verbose=0))
+    np.save(sys.argv[3], x)
+    print(json.dumps({"before": before, "after": after, "params": model.count_params()}))
+""")
+
+
+@pytest.mark.slow
+def test_jax_backend_builds_trains_and_saves_for_tensorflow(tmp_path):
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    paths = [tmp_path / "jax.keras", tmp_path / "pred.npy", tmp_path / "x.npy"]
+    out = subprocess.run([sys.executable, "-c", _JAX_SCRIPT, *map(str, paths)], capture_output=True, text=True,
+                         env=env, cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["after"] < result["before"]
+    # the model saved under JAX loads and predicts the same under this process's backend
+    import keras
+
+    loaded = keras.saving.load_model(paths[0])
+    assert loaded.count_params() == result["params"]
+    np.testing.assert_allclose(loaded.predict(np.load(paths[2]), verbose=0), np.load(paths[1]), rtol=1e-4, atol=1e-5)

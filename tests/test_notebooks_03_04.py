@@ -1,0 +1,109 @@
+"""Notebooks 03 (Res-Incep) and 04 (ResNet-50 benchmark) executed by papermill with tiny parameters."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from test_train import LANDMARKS, write_tiny_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+NB03 = ROOT / "notebooks" / "03_build_res_incep.ipynb"
+NB04 = ROOT / "notebooks" / "04_benchmark_resnet50.ipynb"
+RUN_KEYS = ("model", "params", "input_size", "epochs", "batch_size", "optimizer", "n_classes", "n_train", "n_val",
+            "chance", "val_top1", "val_top5", "val_loss", "train_top1", "seconds_per_epoch", "images_per_second",
+            "model_path", "label_map_path", "history_csv", "variants", "figures")
+
+
+def _parameters(path: Path) -> dict:
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1
+    tree = ast.parse(cells[0].source)
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)}
+
+
+@pytest.mark.parametrize("path", [NB03, NB04], ids=["03", "04"])
+def test_notebook_is_committed_clean_and_its_defaults_match_the_default_params(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata.kernelspec.name == "landmarks"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# 0")
+    assert all(not c.outputs and c.execution_count is None for c in nb.cells if c.cell_type == "code")
+    params = _parameters(path)
+    assert params["reports_dir"] == "reports" and params["seed"] == 42
+    defaults = yaml.safe_load((ROOT / "params" / "default.yaml").read_text())
+    shared = {k: (params[k], defaults[k]) for k in params if k in defaults}
+    assert {"train_dir", "models_dir", "input_size", "min_images"} <= set(shared)
+    assert {k: v for k, v in shared.items() if v[0] != v[1]} == {}
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """Both notebooks run on a tiny fetched folder, 03 first (04 reads its metrics)."""
+    import papermill
+
+    tmp = tmp_path_factory.mktemp("nb")
+    train_dir = write_tiny_folder(tmp / "train")
+    common = {"train_dir": str(train_dir), "models_dir": str(tmp / "models"), "input_size": 32, "min_images": 2,
+              "val_fraction": 0.34, "seed": 3, "reports_dir": str(tmp / "reports")}
+    papermill.execute_notebook(
+        str(NB03), str(tmp / "03.ipynb"), kernel_name="landmarks", cwd=str(tmp), progress_bar=False,
+        parameters={**common, "filters": [4, 4, 4, 4], "blocks": [1, 1, 1, 1], "dense_units": 8, "epochs": 1,
+                    "batch_size": 4, "variants": [{"name": "baseline"}, {"name": "min_images=6", "min_images": 6}],
+                    "variant_epochs": 1},
+    )
+    papermill.execute_notebook(
+        str(NB04), str(tmp / "04.ipynb"), kernel_name="landmarks", cwd=str(tmp), progress_bar=False,
+        parameters={**common, "benchmark_epochs": 1, "benchmark_batch_size": 8, "weights_download_timeout": 0},
+    )
+    metrics = {name: json.loads((tmp / "reports" / "metrics" / f"{name}.json").read_text())
+               for name in ("03_res_incep", "04_resnet50")}
+    return tmp, metrics
+
+
+@pytest.mark.slow
+def test_notebook_03_trains_res_incep_and_its_variants(executed):
+    tmp, metrics = executed
+    m = metrics["03_res_incep"]
+    assert all(key in m for key in RUN_KEYS), [key for key in RUN_KEYS if key not in m]
+    assert (m["model"], m["input_size"], m["epochs"], m["batch_size"], m["optimizer"]) == ("res_incep", 32, 1, 4, "sgd")
+    assert (m["n_classes"], m["chance"], m["n_train"] + m["n_val"]) == (4, 0.25, 24)
+    assert 0 <= m["val_top1"] <= m["val_top5"] <= 1 and m["val_loss"] > 0
+    assert m["study_params"] == 2_200_000 and abs(m["study_config_params"] / 2_200_000 - 1) < 0.1
+    assert m["first_try_params"] > 10 * m["study_config_params"]
+    assert (m["min_images"], m["val_fraction"], m["seed"]) == (2, 0.34, 3)  # notebook 05 reuses the split
+    assert Path(m["model_path"]) == tmp / "models" / "res_incep.keras" and Path(m["model_path"]).is_file()
+    assert json.loads(Path(m["label_map_path"]).read_text()) == {"landmark_ids": LANDMARKS}
+    baseline, rare = m["variants"]
+    assert baseline["name"] == "baseline" and baseline["val_top1"] == m["val_top1"]  # reused, not retrained
+    assert rare["changes"] == {"min_images": 6} and rare["n_classes"] == 4
+    assert Path(rare["model_path"]).name == "res_incep-min_images_6.keras"
+    assert sorted(m["figures"]) == ["figures/03_res_incep_block.png", "figures/03_res_incep_curves.png",
+                                    "figures/03_res_incep_variants.png"]
+    assert all((tmp / "reports" / f).is_file() for f in m["figures"])
+
+
+@pytest.mark.slow
+def test_notebook_04_benchmarks_resnet50_and_says_its_weights_are_random(executed):
+    tmp, metrics = executed
+    m = metrics["04_resnet50"]
+    assert all(key in m for key in RUN_KEYS), [key for key in RUN_KEYS if key not in m]
+    assert (m["model"], m["optimizer"], m["epochs"], m["batch_size"]) == ("resnet50", "rmsprop", 1, 8)
+    assert m["backbone_params"] == 23_587_712 and m["params"] == 23_587_712 + 2048 * 4 + 4
+    assert m["weights"] == "random" and "RANDOMLY INITIALIZED" in m["weights_note"]
+    assert m["variants"] == []
+    assert Path(m["model_path"]).name == "resnet50.keras" and Path(m["model_path"]).is_file()
+    # the comparison sets notebook 03's measured numbers beside this run's and the study's
+    rows = {(r["model"], r["source"]): r for r in m["comparison"]}
+    assert rows[("res_incep", "this run")]["val_top1"] == metrics["03_res_incep"]["val_top1"]
+    assert rows[("resnet50", "this run")]["weights"] == "random"
+    assert rows[("resnet50", "study")]["val_top1"] == 0.0402
+    assert m["figures"] == ["figures/04_resnet50_curves.png"]
+    # the warning is in the executed notebook's output, not only in the metrics
+    outputs = json.dumps(nbformat.read(tmp / "04.ipynb", as_version=4).cells)
+    assert "Weights: random" in outputs

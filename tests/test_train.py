@@ -1,0 +1,199 @@
+"""Training: one step lowers the loss, files and metrics, determinism, resume, variants, figures."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from landmarklib import data, models, train
+from landmarklib.visualize import training as training_figures
+
+LANDMARKS = [5, 17, 23, 40]
+COLOURS = [(210, 50, 50), (50, 190, 60), (40, 60, 210), (220, 210, 40)]
+TINY = {"filters": (4, 4, 4, 4), "blocks": (1, 1, 1, 1), "stem_filters": 6, "dense_units": 8}
+MANIFEST_COLUMNS = ["id", "url", "landmark_id", "status", "error", "bytes", "width", "height", "format", "seconds"]
+
+
+def write_tiny_folder(root: Path, per_class: int = 6, size: int = 32) -> Path:
+    """A fetched folder: ``root/<landmark_id>/<id>.jpg`` (one noisy colour per landmark) and manifest.csv."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for landmark_id, colour in zip(LANDMARKS, COLOURS):
+        (root / str(landmark_id)).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            image_id = f"{landmark_id:02d}{i:02d}abcd"
+            pixels = np.clip(np.array(colour) + rng.normal(0, 35, (size, size, 3)), 0, 255).astype(np.uint8)
+            path = root / str(landmark_id) / f"{image_id}.jpg"
+            Image.fromarray(pixels).save(path, "JPEG", quality=90)
+            rows.append([image_id, f"images/{image_id}.jpg", landmark_id, "ok", "", path.stat().st_size,
+                         size, size, "JPEG", 0.01])
+    with open(root / "manifest.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(MANIFEST_COLUMNS)
+        writer.writerows(rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory) -> data.Split:
+    return data.load_split(write_tiny_folder(tmp_path_factory.mktemp("fetched")), val_fraction=0.34, seed=3)
+
+
+def _tiny_model(n_classes: int, seed: int = 0, **overrides):
+    train.set_seed(seed)
+    return models.res_incep((32, 32, 3), n_classes, **{**TINY, **overrides})
+
+
+def test_one_training_step_lowers_the_loss(split):
+    model = _tiny_model(len(split.landmark_ids), dropout=0.0)
+    train.compile_model(model, "sgd", learning_rate=0.01)
+    x, y = data.batches(split.train, 32, batch_size=len(split.train))[0]
+    before = float(model.train_on_batch(x, y)[0])  # the loss of the forward pass before the update
+    after = float(model.train_on_batch(x, y)[0])
+    assert after < before
+
+
+def test_optimizer_names():
+    assert type(train.make_optimizer("SGD", 0.1, 0.5)).__name__ == "SGD"
+    assert type(train.make_optimizer("rmsprop", 0.001)).__name__ == "RMSprop"
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        train.make_optimizer("adagrad", 0.1)
+
+
+@pytest.fixture(scope="module")
+def trained(split, tmp_path_factory):
+    out = tmp_path_factory.mktemp("models")
+    model = _tiny_model(len(split.landmark_ids), seed=1)
+    return train.train(model, split, 32, epochs=2, batch_size=4, learning_rate=0.02, out_dir=out,
+                       name="tiny", seed=1, progress=False)
+
+
+@pytest.mark.slow
+def test_train_writes_model_labels_history_and_metrics(trained, split):
+    result = trained
+    assert result.model_path.name == "tiny.keras" and result.model_path.is_file()
+    assert json.loads(result.label_map_path.read_text()) == {"landmark_ids": LANDMARKS}
+    history = pd.read_csv(result.history_csv)
+    assert list(history.columns[:7]) == ["epoch", "loss", "accuracy", "top5", "val_loss", "val_accuracy", "val_top5"]
+    assert list(history["epoch"]) == [1, 2] and result.epochs_run == 2
+    assert not (result.model_path.parent / "tiny.resume").exists()
+    best = history.loc[history["val_accuracy"].idxmax()]
+    assert result.best_epoch == best["epoch"]
+    assert result.val_top1 == pytest.approx(best["val_accuracy"])
+    assert result.val_top5 == 1.0  # four classes: the true one is always among the top five
+    assert result.images_per_second > 0 and result.seconds_per_epoch > 0
+    m = result.metrics()
+    for key in ("model", "params", "input_size", "epochs", "batch_size", "optimizer", "n_classes", "n_train",
+                "n_val", "chance", "val_top1", "val_top5", "val_loss", "train_top1", "seconds_per_epoch",
+                "images_per_second", "model_path", "label_map_path", "history_csv"):
+        assert key in m, key
+    assert (m["n_classes"], m["chance"], m["n_train"] + m["n_val"]) == (4, 0.25, 24)
+    assert json.dumps(m)  # plain values
+
+
+@pytest.mark.slow
+def test_saved_best_model_predicts_as_the_returned_model_and_scores_alike(trained, split):
+    loaded, landmark_ids = models.load(trained.model_path)
+    assert landmark_ids == LANDMARKS
+    x, _ = data.batches(split.val, 32, batch_size=len(split.val))[0]
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), trained.model.predict(x, verbose=0))
+    scores = train.evaluate_split(loaded, split.val, 32)
+    assert scores["n"] == len(split.val)
+    assert scores["top1"] == pytest.approx(trained.val_top1, abs=1e-6)
+    assert scores["loss"] == pytest.approx(trained.val_loss, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_and_gives_the_same_numbers_as_an_uninterrupted_one(trained, split, tmp_path,
+                                                                                  monkeypatch):
+    import shutil
+
+    rmtree = shutil.rmtree
+    # a run killed after its first epoch leaves its resume state behind
+    monkeypatch.setattr(train.shutil, "rmtree", lambda path, ignore_errors=False: None)
+    first = train.train(_tiny_model(len(split.landmark_ids), seed=1), split, 32, epochs=1, batch_size=4,
+                        learning_rate=0.02, out_dir=tmp_path, name="tiny", seed=1, progress=False)
+    monkeypatch.setattr(train.shutil, "rmtree", rmtree)
+    assert (tmp_path / "tiny.resume" / "state.json").is_file()
+    assert first.resumed_from == 0
+
+    resumed = train.train(_tiny_model(len(split.landmark_ids), seed=1), split, 32, epochs=2, batch_size=4,
+                          learning_rate=0.02, out_dir=tmp_path, name="tiny", seed=1, progress=False)
+    assert resumed.resumed_from == 1
+    assert not (tmp_path / "tiny.resume").exists()
+    # the same parameters give the same numbers: separate runs, and a killed run resumed
+    columns = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_top5"]
+    pd.testing.assert_frame_equal(first.history[columns], trained.history[columns].iloc[:1])
+    pd.testing.assert_frame_equal(resumed.history[columns], trained.history[columns])
+    for a, b in zip(resumed.model.get_weights(), trained.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_state_of_other_settings_is_discarded(tmp_path):
+    resume = tmp_path / "x.resume"
+    resume.mkdir()
+    (resume / "epoch1.weights.h5").write_bytes(b"")
+    (resume / "state.json").write_text(json.dumps({"epoch": 1, "weights": "epoch1.weights.h5",
+                                                   "fingerprint": {"batch_size": 8}}))
+    assert train._resume_point(resume, {"batch_size": 4}, tmp_path / "x.history.csv") == (0, None, [])
+    assert not resume.exists()
+
+
+def test_train_needs_validation_rows(split):
+    empty = data.Split(train=split.train, val=split.val.iloc[:0], landmark_ids=split.landmark_ids, dropped={})
+    with pytest.raises(ValueError, match="no validation rows"):
+        train.train(None, empty, 32, 1, 4)
+
+
+def test_variants_reuse_the_baseline_and_reject_unknown_settings(trained):
+    settings = {"epochs": 2, "seed": 1, "name": "tiny", "out_dir": "models", "augment": False}
+    table, results = train.train_variants([{"name": "baseline"}], settings, baseline=trained)
+    assert results["baseline"] is trained
+    assert table.loc[0, "name"] == "baseline" and table.loc[0, "changes"] == {}
+    assert table.loc[0, "val_top1"] == trained.val_top1
+    with pytest.raises(ValueError, match="cannot change"):
+        train.train_variants([{"name": "typo", "augmnet": True}], settings, baseline=trained)
+    with pytest.raises(ValueError, match="cannot change"):
+        train.train_variants([{"name": "elsewhere", "out_dir": "x"}], settings, baseline=trained)
+
+
+def test_comparison_table_sets_runs_beside_the_study():
+    run = {"params": 1000, "input_size": 64, "epochs": 3, "epochs_run": 3, "val_top1": 0.5, "seconds_per_epoch": 12.0}
+    table = train.comparison_table({"res_incep": run, "resnet50": None})
+    assert list(table.index) == [("res_incep", "this run"), ("res_incep", "study"), ("resnet50", "study")]
+    assert table.loc[("res_incep", "study"), "val_top1"] == 0.0589
+    assert table.loc[("resnet50", "study"), "params"] == 25_636_712
+    assert table.loc[("res_incep", "this run"), "training_hours"] == pytest.approx(0.01)
+
+
+def test_figures():
+    history = pd.DataFrame({"epoch": [1, 2, 3], "loss": [2.0, 1.5, 1.2], "accuracy": [0.2, 0.4, 0.5],
+                            "top5": [0.6, 0.8, 0.9], "val_loss": [90.0, 1.8, 1.6], "val_accuracy": [0.1, 0.3, 0.35],
+                            "val_top5": [0.5, 0.7, 0.8]})
+    fig = training_figures.curves(history, "tiny")
+    loss, acc = fig.axes
+    assert (loss.get_title(), acc.get_title()) == ("Loss", "Accuracy")
+    assert loss.get_yscale() == "log"  # the first validation loss dwarfs the rest
+    assert len(acc.lines) == 4
+    table = pd.DataFrame({"name": ["a", "b"], "val_top1": [0.5, 0.6], "val_top5": [0.9, 0.95], "chance": [0.25, 0.3]})
+    fig = training_figures.variants(table)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["a", "b"]
+
+    model = models.res_incep((32, 32, 3), 3, **TINY)
+    graph = training_figures.layer_graph(model)
+    assert set(graph["stage1_block1_concat"]) == {f"stage1_block1_{b}" for b in ("b1_1x1b", "b2_1x1b", "b3_1x1", "b4_1x1")}
+    assert set(graph["stage1_block1_add"]) == {"stage1_block1_shortcut", "stage1_block1_out"}
+    fig = training_figures.block_diagram(model, "stage1_block1")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    n_layers = sum(name.startswith("stage1_block1_") for name in graph)
+    assert sum("\n" in t and not t.startswith("shortcut") for t in texts) == n_layers + 1  # + the input box
+    assert any(t.startswith("input: stem_pool") for t in texts)
+    assert any("1x1 projection" in t for t in texts)
+    with pytest.raises(ValueError, match="no layer named"):
+        training_figures.block_diagram(model, "stage9_block1")
