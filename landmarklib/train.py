@@ -70,6 +70,9 @@ class TrainResult:
         majority: share of the validation rows in their most frequent class (what
             always answering that class scores; chance is ``1 / n_classes``).
         resumed_from: the epoch a killed run was resumed from (0 for a fresh run).
+        settings: the run's settings as the metrics record them: ``model`` (its name),
+            ``input_size``, ``epochs``, ``batch_size``, ``optimizer``, ``learning_rate``,
+            ``momentum`` (SGD only), ``seed``.
     """
 
     model: Any
@@ -95,7 +98,7 @@ class TrainResult:
     settings: dict = field(default_factory=dict)
 
     def metrics(self) -> dict:
-        """The numbers notebooks 03/04 write (plain values; paths as given)."""
+        """The numbers notebooks 03/04 write: plain values, paths relative to the project root when inside it."""
         return {
             **self.settings,
             "params": self.params,
@@ -134,8 +137,9 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
 
     Args:
         seed: the seed.
-        deterministic: TensorFlow: ``enable_op_determinism``; PyTorch:
-            ``use_deterministic_algorithms`` (warn only). JAX on CPU is deterministic.
+        deterministic: TensorFlow: ``enable_op_determinism`` (for the rest of the
+            process); PyTorch: ``use_deterministic_algorithms`` (warn only). JAX on CPU
+            is deterministic.
     """
     import keras
 
@@ -209,6 +213,7 @@ def evaluate_split(model, frame: pd.DataFrame, input_size: int, batch_size: int 
 
 
 def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` to ``path`` through a temporary file, so a kill never leaves half a CSV."""
     tmp = path.with_name(path.name + ".tmp")
     frame.to_csv(tmp, index=False)
     os.replace(tmp, path)
@@ -262,7 +267,8 @@ def _epoch_log_class() -> type:
             _write_csv_atomic(history_frame(self.rows), self.history_csv)
             self._save_state(epoch + 1)
             self.bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.3f}",
-                                 val_acc=f"{row.get('val_accuracy', math.nan):.3f}", s=f"{row['seconds']:.0f}")
+                                 val_acc=f"{row.get('val_accuracy', math.nan):.3f}", s=f"{row['seconds']:.0f}",
+                                 refresh=False)  # one line per epoch in a notebook's text output
             self.bar.update(1)
 
         def on_train_end(self, logs=None):
@@ -381,8 +387,10 @@ def train(
         "optimizer": optimizer.lower(), "learning_rate": float(learning_rate),
         "momentum": float(momentum) if optimizer.lower() == "sgd" else None, "seed": int(seed),
     }
-    fingerprint = {**{k: v for k, v in settings.items() if k != "epochs"}, "params": int(model.count_params()), "n_train": len(split.train),
-                   "n_val": len(split.val), "landmark_ids": [int(v) for v in split.landmark_ids]}
+    # what a killed run must share with this one to be resumed (more epochs may be asked for)
+    fingerprint = {**{k: v for k, v in settings.items() if k != "epochs"}, "params": int(model.count_params()),
+                   "n_train": len(split.train), "n_val": len(split.val),
+                   "landmark_ids": [int(v) for v in split.landmark_ids]}
 
     set_seed(seed, deterministic)
     compile_model(model, optimizer, learning_rate, momentum)
@@ -458,15 +466,18 @@ def comparison_table(runs: dict[str, dict | None]) -> pd.DataFrame:
     rows = []
     for name, measured in runs.items():
         if measured:
-            hours = measured.get("epochs_run", measured.get("epochs", 0)) * (measured.get("seconds_per_epoch") or 0) / 3600
+            epochs = measured.get("epochs_run", measured.get("epochs", 0))
+            hours = epochs * (measured.get("seconds_per_epoch") or 0) / 3600
             rows.append({"model": name, "source": "this run", **{k: measured.get(k) for k in COMPARISON_COLUMNS},
                          "training_hours": round(hours, 4)})
         if name in STUDY_RESULTS:
-            rows.append({"model": name, "source": "study", **{k: STUDY_RESULTS[name].get(k) for k in COMPARISON_COLUMNS}})
+            study = STUDY_RESULTS[name]
+            rows.append({"model": name, "source": "study", **{k: study.get(k) for k in COMPARISON_COLUMNS}})
     return pd.DataFrame(rows, columns=["model", "source", *COMPARISON_COLUMNS]).set_index(["model", "source"])
 
 
 def _slug(text: str) -> str:
+    """A file-name-safe form of a variant name: ``"min_images=5"`` -> ``"min_images_5"``."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "variant"
 
 

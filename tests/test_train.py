@@ -187,7 +187,8 @@ def test_figures():
 
     model = models.res_incep((32, 32, 3), 3, **TINY)
     graph = training_figures.layer_graph(model)
-    assert set(graph["stage1_block1_concat"]) == {f"stage1_block1_{b}" for b in ("b1_1x1b", "b2_1x1b", "b3_1x1", "b4_1x1")}
+    branches = ("b1_1x1b", "b2_1x1b", "b3_1x1", "b4_1x1")
+    assert set(graph["stage1_block1_concat"]) == {f"stage1_block1_{b}" for b in branches}
     assert set(graph["stage1_block1_add"]) == {"stage1_block1_shortcut", "stage1_block1_out"}
     fig = training_figures.block_diagram(model, "stage1_block1")
     texts = [t.get_text() for t in fig.axes[0].texts]

@@ -99,9 +99,8 @@ def variants(table: pd.DataFrame, title: str = "Variants on the validation rows"
 def _keras_histories(value) -> list[str]:
     """Names of the layers whose outputs appear in a serialized node argument."""
     if isinstance(value, dict):
-        history = value.get("config", {}).get("keras_history") if value.get("class_name") == "__keras_tensor__" else None
-        if history:
-            return [history[0]]
+        if value.get("class_name") == "__keras_tensor__":
+            return [value["config"]["keras_history"][0]]
         return [name for v in value.values() for name in _keras_histories(v)]
     if isinstance(value, (list, tuple)):
         return [name for v in value for name in _keras_histories(v)]
@@ -140,15 +139,24 @@ def _label(layer) -> str:
     return f"{text}\n{shape}"
 
 
+_BRANCHES = ("b1", "b2", "b3", "b4")
+_MAIN_COLUMN, _SHORTCUT_COLUMN, _COLUMN_WIDTH, _ROW_HEIGHT = 1.5, 4.3, 2.4, 1.25
+
+
+def _branch(name: str, block: str) -> int | None:
+    """The inception branch (0-3) a layer of ``block`` belongs to, or None."""
+    suffix = name[len(block) + 1:]
+    return next((i for i, b in enumerate(_BRANCHES) if suffix.startswith(b + "_")), None)
+
+
 def _column(name: str, block: str) -> float:
     """Horizontal place of a layer in the block figure: branches side by side, shortcut on the right."""
-    suffix = name[len(block) + 1:] if name.startswith(block + "_") else ""
-    for i, branch in enumerate(("b1", "b2", "b3", "b4")):
-        if suffix.startswith(branch + "_"):
-            return float(i)
-    if suffix == "shortcut":
-        return 4.3
-    return 1.5
+    if not name.startswith(block + "_"):
+        return _MAIN_COLUMN  # the block's input
+    branch = _branch(name, block)
+    if branch is not None:
+        return float(branch)
+    return _SHORTCUT_COLUMN if name == f"{block}_shortcut" else _MAIN_COLUMN
 
 
 def block_diagram(model, block: str = "stage1_block1", title: str | None = None):
@@ -163,7 +171,8 @@ def block_diagram(model, block: str = "stage1_block1", title: str | None = None)
     graph = layer_graph(model)
     names = [n for n in graph if n.startswith(block + "_")]
     if not names:
-        raise ValueError(f"no layer named {block}_*; blocks: {sorted({n.rsplit('_', 1)[0] for n in graph if n.startswith('stage')})[:6]} ...")
+        blocks = sorted({n.rsplit("_add", 1)[0] for n in graph if n.endswith("_add")})
+        raise ValueError(f"no layer named {block}_*; the model's blocks: {', '.join(blocks)}")
     inputs = [src for n in names for src in graph[n] if src not in names]
     source = inputs[0]
     nodes = [source] + names
@@ -172,11 +181,11 @@ def block_diagram(model, block: str = "stage1_block1", title: str | None = None)
         depth[name] = 1 + max(depth[src] for src in graph[name])
     for name in reversed(names):  # branch layers as late as possible: branches end side by side
         successors = [n for n in names if name in graph[n]]
-        if _column(name, block) < 1.5 or _column(name, block) in (2.0, 3.0):
+        if _branch(name, block) is not None:
             depth[name] = min(depth[n] for n in successors) - 1
     add = f"{block}_add"
-    lane = 4.3 * 2.4  # the shortcut's column
-    position = {n: ((1.5 if n == source else _column(n, block)) * 2.4, -depth[n] * 1.25) for n in nodes}
+    lane = _SHORTCUT_COLUMN * _COLUMN_WIDTH
+    position = {n: (_column(n, block) * _COLUMN_WIDTH, -depth[n] * _ROW_HEIGHT) for n in nodes}
 
     fig, ax = plt.subplots(figsize=(11, 1.0 + 0.85 * (depth[add] + 1)))
     box_w, box_h = 2.1, 0.8
