@@ -2,10 +2,10 @@
 
 Both models take raw RGB pixel values (float32, 0..255, shape ``(H, W, 3)``);
 rescaling and preprocessing happen inside the model, so a saved model predicts
-on images as ``landmarklib.data`` loads them. Only ``keras.layers`` and
-``keras.ops`` are used: the models build and train under the TensorFlow, JAX and
-PyTorch backends. Keras is imported inside the functions, so importing this
-module stays cheap.
+on images as ``landmarklib.data`` loads them. Only built-in ``keras.layers`` and
+``keras.ops`` are used, so the models are backend-agnostic (tested under TensorFlow
+and JAX) and ``keras.saving.load_model`` reads them without custom objects. Keras
+is imported inside the functions, so importing this module stays cheap.
 
 Res-Incep (the study's "Implementation" section): a stem convolution, ten
 residual blocks, each a convolution + BatchNormalization + LeakyReLU followed by
@@ -60,6 +60,9 @@ RESNET50_NOTOP_URL = (
 
 def conv_bn_lrelu(x, filters: int, kernel_size: int, strides: int = 1, name: str = "conv"):
     """Convolution, BatchNormalization and LeakyReLU: the study's basic convolution.
+
+    The normalization's running statistics use momentum 0.9 (Keras' default is 0.99),
+    so that they settle within the few hundred steps of a small run.
 
     Args:
         x: input tensor.

@@ -67,6 +67,7 @@ class TrainResult:
         train_top1: training accuracy of the best epoch (measured during training,
             with dropout and any augmentation active).
         n_train, n_val, n_classes, params: sizes of the data and of the model.
+        landmark_ids: the landmark of each class index (as in the label map).
         majority: share of the validation rows in their most frequent class (what
             always answering that class scores; chance is ``1 / n_classes``).
         resumed_from: the epoch a killed run was resumed from (0 for a fresh run).
@@ -92,6 +93,7 @@ class TrainResult:
     n_train: int
     n_val: int
     n_classes: int
+    landmark_ids: list[int]
     majority: float
     params: int
     resumed_from: int = 0
@@ -445,6 +447,7 @@ def train(
         n_train=len(split.train),
         n_val=len(split.val),
         n_classes=len(split.landmark_ids),
+        landmark_ids=[int(v) for v in split.landmark_ids],
         majority=float(split.val["label"].value_counts().max() / len(split.val)),
         params=int(model.count_params()),
         resumed_from=initial_epoch,
@@ -476,6 +479,12 @@ def comparison_table(runs: dict[str, dict | None]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "source", *COMPARISON_COLUMNS]).set_index(["model", "source"])
 
 
+def _same_data(split: data.Split, result: TrainResult) -> bool:
+    """Whether ``split`` holds the landmarks and split sizes that ``result`` was trained on."""
+    return (split.landmark_ids == result.landmark_ids and len(split.train) == result.n_train
+            and len(split.val) == result.n_val)
+
+
 def _slug(text: str) -> str:
     """A file-name-safe form of a variant name: ``"min_images=5"`` -> ``"min_images_5"``."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "variant"
@@ -497,12 +506,13 @@ def train_variants(
             ``early_stopping_patience``, ``out_dir``, ``name``, ``seed``, ``deterministic``,
             and the model's (``models.build``: ``model``, ``filters``, ``augment``,
             ``weights``, ...). A variant may change any of them but ``name`` and ``out_dir``.
-        baseline: a result trained with ``settings`` (the same epochs): reused for a
-            variant that changes nothing, instead of training the same model again.
+        baseline: a result trained with ``settings`` (the same epochs): reused, instead of
+            training the same model again, for a variant that changes nothing, or only
+            ``min_images`` without changing which images and landmarks are kept.
         progress: show epoch bars.
 
     Returns:
-        (table, results): one row per variant (``name``, ``changes`` and the
+        (table, results): one row per variant (``name``, ``changes``, ``reused`` and the
         accuracy and timing numbers of ``TrainResult.metrics``), and the results by name.
     """
     rows, results = [], {}
@@ -512,21 +522,29 @@ def train_variants(
         if unknown:
             raise ValueError(f"variant {variant.get('name')!r}: cannot change {unknown} (settings: {sorted(settings)})")
         name = str(variant.get("name") or ", ".join(f"{k}={v}" for k, v in changes.items()) or "baseline")
-        if not changes and baseline is not None and baseline.settings.get("epochs") == settings["epochs"]:
-            result = baseline
-        else:
-            run = {**settings, **changes}
+        run = {**settings, **changes}
+        same_settings = baseline is not None and baseline.settings.get("epochs") == settings["epochs"] and all(
+            run[k] == settings[k] for k in run if k != "min_images")
+        split = None
+        if same_settings and "min_images" in changes:
             split = data.load_split(run["train_dir"], min_images=run["min_images"],
                                     val_fraction=run["val_fraction"], seed=run["seed"])
+        if same_settings and (split is None or _same_data(split, baseline)):
+            result, reused = baseline, True
+            if progress and changes:
+                print(f"variant {name}: the same images and landmarks as the main run, which it reuses", flush=True)
+        else:
+            split = split or data.load_split(run["train_dir"], min_images=run["min_images"],
+                                             val_fraction=run["val_fraction"], seed=run["seed"])
             set_seed(run["seed"], run["deterministic"])
             model = models.build(run, len(split.landmark_ids))
             if progress:
                 print(f"variant {name}: {changes or 'no change'}", flush=True)
-            result = train(
+            result, reused = train(
                 model, split, run["input_size"], run["epochs"], run["batch_size"], run["optimizer"],
                 run["learning_rate"], run["momentum"], run["early_stopping_patience"], run["out_dir"],
                 f"{settings['name']}-{_slug(name)}", run["seed"], run["deterministic"], progress,
-            )
+            ), False
         results[name] = result
-        rows.append({"name": name, "changes": changes, **result.metrics()})
+        rows.append({"name": name, "changes": changes, "reused": reused, **result.metrics()})
     return pd.DataFrame(rows), results

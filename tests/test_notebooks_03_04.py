@@ -54,8 +54,9 @@ def executed(tmp_path_factory):
     papermill.execute_notebook(
         str(NB03), str(tmp / "03.ipynb"), kernel_name="landmarks", cwd=str(tmp), progress_bar=False,
         parameters={**common, "filters": [4, 4, 4, 4], "blocks": [1, 1, 1, 1], "dense_units": 8, "epochs": 1,
-                    "batch_size": 4, "variants": [{"name": "baseline"}, {"name": "min_images=6", "min_images": 6}],
-                    "variant_epochs": 1},
+                    "batch_size": 4, "variant_epochs": 1,
+                    "variants": [{"name": "baseline"}, {"name": "augmentation", "augment": True},
+                                 {"name": "min_images=6", "min_images": 6}]},
     )
     papermill.execute_notebook(
         str(NB04), str(tmp / "04.ipynb"), kernel_name="landmarks", cwd=str(tmp), progress_bar=False,
@@ -79,10 +80,13 @@ def test_notebook_03_trains_res_incep_and_its_variants(executed):
     assert (m["min_images"], m["val_fraction"], m["seed"]) == (2, 0.34, 3)  # notebook 05 reuses the split
     assert Path(m["model_path"]) == tmp / "models" / "res_incep.keras" and Path(m["model_path"]).is_file()
     assert json.loads(Path(m["label_map_path"]).read_text()) == {"landmark_ids": LANDMARKS}
-    baseline, rare = m["variants"]
-    assert baseline["name"] == "baseline" and baseline["val_top1"] == m["val_top1"]  # reused, not retrained
-    assert rare["changes"] == {"min_images": 6} and rare["n_classes"] == 4
-    assert Path(rare["model_path"]).name == "res_incep-min_images_6.keras"
+    baseline, augmented, rare = m["variants"]
+    assert baseline["name"] == "baseline" and baseline["reused"] and baseline["val_top1"] == m["val_top1"]
+    assert augmented["changes"] == {"augment": True} and not augmented["reused"]
+    assert Path(augmented["model_path"]).name == "res_incep-augmentation.keras"
+    assert Path(augmented["model_path"]).is_file()
+    # every landmark has six images: min_images=6 keeps the same data, so the main run is reused
+    assert rare["changes"] == {"min_images": 6} and rare["reused"] and rare["model_path"] == m["model_path"]
     assert sorted(m["figures"]) == ["figures/03_res_incep_block.png", "figures/03_res_incep_curves.png",
                                     "figures/03_res_incep_variants.png"]
     assert all((tmp / "reports" / f).is_file() for f in m["figures"])

@@ -41,8 +41,13 @@ def write_tiny_folder(root: Path, per_class: int = 6, size: int = 32) -> Path:
 
 
 @pytest.fixture(scope="module")
-def split(tmp_path_factory) -> data.Split:
-    return data.load_split(write_tiny_folder(tmp_path_factory.mktemp("fetched")), val_fraction=0.34, seed=3)
+def folder(tmp_path_factory) -> Path:
+    return write_tiny_folder(tmp_path_factory.mktemp("fetched"))
+
+
+@pytest.fixture(scope="module")
+def split(folder) -> data.Split:
+    return data.load_split(folder, val_fraction=0.34, seed=1)
 
 
 def _tiny_model(n_classes: int, seed: int = 0, **overrides):
@@ -151,12 +156,15 @@ def test_train_needs_validation_rows(split):
         train.train(None, empty, 32, 1, 4)
 
 
-def test_variants_reuse_the_baseline_and_reject_unknown_settings(trained):
-    settings = {"epochs": 2, "seed": 1, "name": "tiny", "out_dir": "models", "augment": False}
-    table, results = train.train_variants([{"name": "baseline"}], settings, baseline=trained)
-    assert results["baseline"] is trained
-    assert table.loc[0, "name"] == "baseline" and table.loc[0, "changes"] == {}
-    assert table.loc[0, "val_top1"] == trained.val_top1
+def test_variants_reuse_the_baseline_when_nothing_changes_and_reject_unknown_settings(trained, folder):
+    settings = {"train_dir": folder, "min_images": 1, "val_fraction": 0.34, "seed": 1, "epochs": 2,
+                "name": "tiny", "out_dir": "models", "augment": False}
+    variants = [{"name": "baseline"}, {"name": "min_images=6", "min_images": 6}]
+    table, results = train.train_variants(variants, settings, baseline=trained, progress=False)
+    # every landmark has six images: min_images=6 keeps the same data, so nothing is trained
+    assert results["baseline"] is trained and results["min_images=6"] is trained
+    assert list(table["reused"]) == [True, True]
+    assert table.loc[1, "changes"] == {"min_images": 6} and table.loc[1, "val_top1"] == trained.val_top1
     with pytest.raises(ValueError, match="cannot change"):
         train.train_variants([{"name": "typo", "augmnet": True}], settings, baseline=trained)
     with pytest.raises(ValueError, match="cannot change"):
