@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import functools
+import logging
 import os
 import re
 import socket
@@ -57,6 +58,10 @@ _REDIRECT_CODES = (301, 302, 303, 307, 308)
 _DRAIN_LIMIT = 65536  # an error or redirect body up to this size is read so the connection can be reused
 _READ_CHUNK = 262144
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+
+# urllib3 logs each retry and each connection it drops as a warning; here every row's outcome is
+# in the manifest, and a notebook's output must not fill with framework lines.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 class FetchError(Exception):
@@ -113,7 +118,8 @@ class FetchOptions:
 
 
 class HostHealth:
-    """Per-host fail-fast state, shared by the threads of one process for one run.
+    """Per-host fail-fast state, shared by the threads of one process for one run. A host is a
+    ``host:port`` (``host_of``): two servers on one machine are two hosts.
 
     Args:
         fail_after: consecutive connection-level failures that make a host unreachable (0: never).
@@ -154,6 +160,16 @@ class HostHealth:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+
+def host_of(url: str | urllib.parse.SplitResult) -> str:
+    """The server a URL names, as fail-fast counts it: ``host:port`` (``lh3.ggpht.com:80``)."""
+    parts = urllib.parse.urlsplit(url) if isinstance(url, str) else url
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    except ValueError:  # a port that is not a number
+        port = 0
+    return f"{parts.hostname or ''}:{port}"
 
 
 def connection_failure(error: BaseException) -> str | None:
@@ -340,7 +356,7 @@ class HttpClient:
                 raise FetchError(f"redirect to unsupported URL scheme '{parts.scheme}'")
             if not parts.hostname:
                 raise FetchError("bad URL (no host)")
-            host = parts.hostname
+            host = host_of(parts)
             if hosts is not None:
                 hosts.check(host)
             response = self._open(url, parts, hosts, host)

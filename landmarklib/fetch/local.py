@@ -24,7 +24,6 @@ import multiprocessing.connection
 import os
 import threading
 import time
-import urllib.parse
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -440,7 +439,7 @@ def _journal(batches: Iterator[list], out: Path, n_rows: int, desc: str, progres
                         reason = manifest.reason_of(row["error"])
                         reasons[reason] += 1
                         if reason == core.HOST_UNREACHABLE:
-                            hosts.add(urllib.parse.urlsplit(row["url"]).hostname or "")
+                            hosts.add(core.host_of(row["url"]))
                 bar.update(len(batch))
                 bar.set_postfix(ok=counts["ok"], failed=counts["failed"], refresh=False)
     except BaseException:
