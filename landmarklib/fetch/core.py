@@ -19,8 +19,9 @@ asked to the last received.
 
 Dead hosts fail fast: ``HostHealth`` counts consecutive connection-level failures (DNS,
 refused, unreachable, connect timeout, TLS) per host; after ``options.fail_fast_after`` of
-them, the host's other rows fail at once as ``host unreachable (<first error>)`` without a
-request. It lives for one run in one process; a later run tries the host again.
+them, the host's rows not yet tried fail at once as ``host unreachable (<first error>)``
+without a request, and rows in flight stop retrying (with their own error). It lives for one
+run in one process; a later run tries the host again.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ class HostHealth:
             raise FetchError(f"{HOST_UNREACHABLE} ({first})")
 
     def failed(self, host: str, reason: str) -> None:
-        """Count a connection-level failure on ``host``; raise as ``check`` once it is given up on."""
+        """Count a connection-level failure on ``host`` (the host is given up on after ``fail_after``)."""
         if self.fail_after <= 0:
             return
         with self._lock:
@@ -146,7 +147,6 @@ class HostHealth:
             self._streak[host] = (count + 1, first)
             if count + 1 >= self.fail_after:
                 self.dead.setdefault(host, first)
-        self.check(host)
 
     def succeeded(self, host: str) -> None:
         """The host answered (with any status): its streak starts again."""
@@ -220,21 +220,23 @@ class _Retry(urllib3.Retry):
         return min(super().parse_retry_after(retry_after), self.max_wait)
 
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
-        if error is not None:
-            reason = connection_failure(error)
-            if reason is not None:
-                if self.hosts is not None:
-                    self.hosts.failed(self.host, reason)
-                if isinstance(error, u3.NameResolutionError) and _dns_is_permanent(error):
-                    raise u3.MaxRetryError(_pool, url, error)
-                if reason.startswith("TLS certificate"):
-                    raise u3.MaxRetryError(_pool, url, error)
-        return super().increment(method, url, response, error, _pool, _stacktrace)
+        reason = connection_failure(error) if error is not None else None
+        if reason is not None:
+            if self.hosts is not None:
+                self.hosts.failed(self.host, reason)
+            if isinstance(error, u3.NameResolutionError) and _dns_is_permanent(error):
+                raise u3.MaxRetryError(_pool, url, error)
+            if reason.startswith("TLS certificate"):
+                raise u3.MaxRetryError(_pool, url, error)
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        retry.reason = reason
+        return retry
 
     def sleep(self, response=None) -> None:
         super().sleep(response)
-        if self.hosts is not None:
-            self.hosts.check(self.host)  # another row gave the host up meanwhile
+        reason = getattr(self, "reason", None)
+        if reason is not None and self.hosts is not None and self.host in self.hosts.dead:
+            raise FetchError(reason)  # the host was given up meanwhile: no more tries, this row's own error
 
 
 # --------------------------------------------------------------------------- sources
