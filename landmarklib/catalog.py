@@ -37,6 +37,7 @@ TRAIN_COLUMNS = ("id", "url", "landmark_id")
 TEST_COLUMNS = ("id", "url")
 ROW_PROBLEMS = ("no id", "unsafe id", "duplicate id", "no url", "bad landmark_id")
 _INTEGER = r"\d{1,18}"
+_CHUNK_ROWS = 20_000  # rows parsed at a time
 _NO_URL = ("", "None", "none", "nan", "NaN", "null", "NULL")  # "None": how a missing url is often written
 _UNSAFE_ID = r"^\.{1,2}$|[/\\\x00-\x1f]"  # ".", "..", a path or a control character: not a file name
 
@@ -105,16 +106,30 @@ def _line_of(path: Path, row: int) -> int:
 
 
 def _read_text_columns(path: Path, columns: list[str]) -> pd.DataFrame:
-    """The named columns as stripped strings, one row per data line (blank lines included)."""
+    """The named columns as stripped strings, one row per data line (blank lines included).
+
+    Read in chunks, each stripped before the next is parsed: the parser's buffers and the
+    unstripped copy stay the size of a chunk, so memory grows with the catalog by little more
+    than its strings (benchmarks/catalog_scale.py).
+    """
+    parts = []
     try:
-        frame = pd.read_csv(
+        reader = pd.read_csv(
             path,
             dtype=str,
             keep_default_na=False,
             na_filter=False,
             skip_blank_lines=False,
             encoding="utf-8-sig",
+            chunksize=_CHUNK_ROWS,
         )
+        for chunk in reader:
+            chunk.columns = [name.strip() for name in chunk.columns]
+            chunk = chunk[columns].apply(lambda col: col.str.strip())
+            if "landmark_id" in chunk:  # one string object per landmark, not one per row
+                codes, uniques = pd.factorize(chunk["landmark_id"])
+                chunk["landmark_id"] = pd.Series(uniques.take(codes), index=chunk.index, dtype=chunk["landmark_id"].dtype)
+            parts.append(chunk)
     except pd.errors.ParserError as err:
         match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
         if match:
@@ -126,8 +141,9 @@ def _read_text_columns(path: Path, columns: list[str]) -> pd.DataFrame:
     except UnicodeDecodeError as err:
         line, problem = _undecodable_line(path)
         raise CatalogError(path, line, None, problem) from err
-    frame.columns = [name.strip() for name in frame.columns]
-    return frame[columns].apply(lambda col: col.str.strip())
+    if not parts:
+        return pd.DataFrame({name: pd.Series([], dtype=str) for name in columns})
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def _check_header(path: Path, names: list[str], required: tuple[str, ...]) -> None:
