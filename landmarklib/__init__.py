@@ -8,7 +8,8 @@ which is imported inside the functions that need it):
     sample     the embedded synthetic landmark data set (`landmarks sample`)
     catalog    read/validate Kaggle 2018 and GLDv2 CSVs; frequencies; filters; splits
     images     decode by content, convert to RGB, resize (shared by fetch and prediction)
-    fetch      URL -> resized JPEG with retries, manifest and resume (`landmarks fetch`)
+    fetch      URL -> resized JPEG with retries, manifest and resume (`landmarks fetch`): core + local engine
+    manifest   the one reader/writer of manifest.csv (fetched folders)
     data       fetched folder -> Keras input pipeline; label map
     models     res_incep and its blocks; resnet50_benchmark
     train      compile, fit, history, checkpoints

@@ -8,9 +8,14 @@ tolerated, extra columns are ignored, blank lines are skipped):
     test_solution.csv   id,landmark_id        (empty landmark_id: not a landmark)
                         id,landmarks[,Usage]  (GLDv2: space-separated landmark ids)
 
-Ids are kept as strings (``'00012e'`` stays ``'00012e'``). A broken file raises one
-``CatalogError`` naming the file, the line as an editor shows it (header = line 1)
-and the column. Validation is vectorised; only the first bad row is located.
+Ids are kept as strings (``'00012e'`` stays ``'00012e'``). A file that cannot be read
+(no header, a missing column, not text) raises one ``CatalogError`` naming the file,
+the line as an editor shows it (header = line 1) and the column. A bad row (no id, an id
+that is not a safe file name, a repeated id, no url, a landmark_id that is not an
+integer) is a *row problem*: ``read_rows`` returns every row with its problem (``""``
+when fine) so that a fetch fails it alone; ``read_catalog(strict=True)`` refuses the file
+at its first bad row, ``strict=False`` leaves the bad rows out and counts them.
+Validation is vectorised; only the first bad row is located.
 
 The study's operations: ``first_n`` (it used the first 5000 rows), ``frequencies``,
 ``top_k``, ``single_image_landmarks``, ``long_tail_stats``, ``coverage_curve``, the
@@ -30,7 +35,10 @@ import pandas as pd
 
 TRAIN_COLUMNS = ("id", "url", "landmark_id")
 TEST_COLUMNS = ("id", "url")
+ROW_PROBLEMS = ("no id", "unsafe id", "duplicate id", "no url", "bad landmark_id")
 _INTEGER = r"\d{1,18}"
+_NO_URL = ("", "None", "none", "nan", "NaN", "null", "NULL")  # "None": how a missing url is often written
+_UNSAFE_ID = r"^\.{1,2}$|[/\\\x00-\x1f]"  # ".", "..", a path or a control character: not a file name
 
 
 class CatalogError(ValueError):
@@ -184,13 +192,86 @@ def _integer_problem(values: pd.Series, column: str, mask: pd.Series) -> tuple:
     return (column, mask, describe)
 
 
-def read_catalog(path: str | os.PathLike, require_labels: bool = True) -> pd.DataFrame:
+def _read_table(path: str | os.PathLike, require_labels: bool) -> tuple[Path, pd.DataFrame]:
+    """The catalog's columns as stripped text, one row per data line (blank lines included)."""
+    path = Path(path)
+    try:
+        names = _header(path)
+    except OSError as exc:
+        raise CatalogError(path, None, None, f"cannot read ({exc.strerror or exc})") from exc
+    required = TRAIN_COLUMNS if require_labels else TEST_COLUMNS
+    _check_header(path, names, required)
+    wanted = [name for name in TRAIN_COLUMNS if name in names]
+    return path, _read_text_columns(path, wanted)
+
+
+def row_problems(frame: pd.DataFrame) -> pd.Series:
+    """What is wrong with each catalog row, ``""`` when nothing: ``no id``, ``unsafe id '<id>'``,
+    ``duplicate id '<id>'`` (every occurrence after the first), ``no url``, ``bad landmark_id '<value>'``
+    (the first that applies, in this order).
+
+    Args:
+        frame: text columns ``id``, ``url`` and optionally ``landmark_id`` (blank rows and exact
+            repeats already dropped).
+    """
+    ids, urls = frame["id"], frame["url"]
+    problem = pd.Series("", index=frame.index, dtype=object)
+
+    def mark(mask: pd.Series, text) -> None:
+        if mask.any():
+            problem[mask] = text if isinstance(text, str) else text(mask)
+
+    if "landmark_id" in frame:
+        labels = frame["landmark_id"]
+        mark(~labels.str.fullmatch(_INTEGER), lambda m: "bad landmark_id " + labels[m].map(repr))
+    mark(urls.isin(_NO_URL), "no url")
+    mark(ids.duplicated() & (ids != ""), lambda m: "duplicate id " + ids[m].map(repr))
+    mark(ids.str.contains(_UNSAFE_ID, regex=True), lambda m: "unsafe id " + ids[m].map(repr))
+    mark(ids == "", "no id")
+    return problem
+
+
+def read_rows(path: str | os.PathLike, require_labels: bool = True) -> pd.DataFrame:
+    """Every row of a catalog with its problem, for a fetch that fails bad rows alone.
+
+    Args:
+        path: the CSV file.
+        require_labels: whether ``landmark_id`` must be present (it is read when present).
+
+    Returns:
+        DataFrame of text columns ``id``, ``url``, ``landmark_id`` (when present) and
+        ``problem`` (see ``row_problems``; ``""`` for a good row), in file order; blank lines
+        and rows repeating an earlier row exactly dropped (their count in
+        ``attrs["repeated_rows_dropped"]``).
+
+    Raises:
+        CatalogError: a file that cannot be used at all: unreadable, not UTF-8 text, no
+            header, a missing column, a line with too many fields.
+    """
+    path, frame = _read_table(path, require_labels)
+    filled = (frame != "").any(axis=1)
+    repeated = filled & frame.duplicated()
+    frame = frame[filled & ~repeated].reset_index(drop=True)
+    frame["problem"] = row_problems(frame)
+    frame.attrs["repeated_rows_dropped"] = int(repeated.sum())
+    return frame
+
+
+def bad_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``read_rows`` that have a problem, with a ``reason`` column (the problem's kind)."""
+    bad = rows[rows["problem"] != ""]
+    return bad.assign(reason=bad["problem"].str.replace(r" '.*$", "", regex=True))
+
+
+def read_catalog(path: str | os.PathLike, require_labels: bool = True, strict: bool = True) -> pd.DataFrame:
     """Read and validate a train.csv (or, with ``require_labels=False``, a test.csv).
 
     Args:
         path: the CSV file.
         require_labels: whether ``landmark_id`` must be present. Without it, a
             ``landmark_id`` column is still read and validated when the file has one.
+        strict: refuse the file at its first bad row (see ``row_problems``); else leave the
+            bad rows out, their count in ``attrs["bad_rows"]`` (``read_rows`` tells which).
 
     Returns:
         DataFrame with columns ``id`` (str), ``url`` (str) and, when present,
@@ -199,20 +280,26 @@ def read_catalog(path: str | os.PathLike, require_labels: bool = True) -> pd.Dat
         ``frame.attrs["repeated_rows_dropped"]``).
 
     Raises:
-        CatalogError: missing column, empty id or url, an id repeated with another url or
-            label, or a landmark_id
-            that is not an integer; the message names file, line and column.
+        CatalogError: a file that cannot be used (as ``read_rows``); with ``strict``, also an
+            empty id or url, an id that is not a safe file name or is repeated with another url or
+            label, or a landmark_id that is not an integer; the message names file, line and column.
     """
-    path = Path(path)
-    names = _header(path)
-    required = TRAIN_COLUMNS if require_labels else TEST_COLUMNS
-    _check_header(path, names, required)
-    wanted = [name for name in TRAIN_COLUMNS if name in names]
-    frame = _read_text_columns(path, wanted)
+    if not strict:
+        rows = read_rows(path, require_labels)
+        good = rows["problem"] == ""
+        frame = rows.loc[good, [c for c in TRAIN_COLUMNS if c in rows]].reset_index(drop=True)
+        if "landmark_id" in frame:
+            frame["landmark_id"] = frame["landmark_id"].astype("int64")
+        frame.attrs["repeated_rows_dropped"] = rows.attrs["repeated_rows_dropped"]
+        frame.attrs["bad_rows"] = int((~good).sum())
+        return frame
+    path, frame = _read_table(path, require_labels)
 
     filled = (frame != "").any(axis=1)
     problems = _id_problems(path, frame, filled)
-    problems.append(("url", filled & (frame["url"] == ""), lambda row: "empty url"))
+    unsafe = filled & frame["id"].str.contains(_UNSAFE_ID, regex=True)
+    problems.append(("id", unsafe, lambda row: f"unsafe id {frame['id'].iat[row]!r} (not a file name)"))
+    problems.append(("url", filled & frame["url"].isin(_NO_URL), lambda row: "empty url"))
     if "landmark_id" in frame:
         labels = frame["landmark_id"]
         bad = filled & ~labels.str.fullmatch(_INTEGER)
@@ -224,6 +311,7 @@ def read_catalog(path: str | os.PathLike, require_labels: bool = True) -> pd.Dat
     if "landmark_id" in frame:
         frame["landmark_id"] = frame["landmark_id"].astype("int64")
     frame.attrs["repeated_rows_dropped"] = int(repeated.sum())
+    frame.attrs["bad_rows"] = 0
     return frame
 
 
@@ -266,6 +354,70 @@ def read_solution(path: str | os.PathLike) -> pd.DataFrame:
     landmarks = frame[column].str.split().map(lambda ids: [int(v) for v in ids])
     first = pd.array([ids[0] if ids else pd.NA for ids in landmarks], dtype="Int64")
     return pd.DataFrame({"id": frame["id"], "landmark_id": first, "landmarks": landmarks})
+
+
+DATA_SOURCE_KINDS = ("sample", "kaggle-2018", "gldv2", "folder", "other")
+_KAGGLE_2018_HOSTS = re.compile(r"(^|\.)(ggpht\.com|googleusercontent\.com|panoramio\.com|google\.com)$")
+_GLDV2_HOSTS = re.compile(r"(^|\.)(wikimedia\.org|wikipedia\.org)$")
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(2**22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def data_source(path: str | os.PathLike, frame: pd.DataFrame | None = None, n_rows: int | None = None) -> dict:
+    """Which data a catalog is, for the metrics (notebook 01 writes it as ``"data_source"``).
+
+    ``kind`` is ``sample`` (the embedded sample: ``sample.json`` beside the CSV),
+    ``kaggle-2018`` (most urls on the 2018 competition's hosts: ggpht, googleusercontent,
+    panoramio), ``gldv2`` (most on Wikimedia), ``folder`` (most urls are local paths) or
+    ``other``; ``name`` is a short human name.
+
+    Args:
+        path: the catalog CSV.
+        frame: the catalog as read (default: read it, bad rows left out).
+        n_rows: rows in the catalog, bad ones included (default: ``len(frame)`` plus
+            ``frame.attrs["bad_rows"]``).
+
+    Returns:
+        ``{"name", "kind", "path", "rows", "landmarks", "sha256"}`` (sha256 of the file's bytes).
+    """
+    path = Path(path)
+    if frame is None:
+        frame = read_catalog(path, require_labels=False, strict=False)
+    if n_rows is None:
+        n_rows = len(frame) + int(frame.attrs.get("bad_rows", 0))
+    urls = frame["url"].head(10_000)
+    hosts = urls.str.extract(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/:?#]*)", expand=False).fillna("").str.lower()
+    local = hosts == ""  # a path, or a file:// URL
+
+    def most(mask: pd.Series) -> bool:
+        return len(urls) > 0 and float(mask.mean()) > 0.5
+
+    if (path.parent / "sample.json").is_file():
+        kind, name = "sample", "embedded synthetic sample"
+    elif most(hosts.str.contains(_KAGGLE_2018_HOSTS)):
+        kind, name = "kaggle-2018", "Google Landmark Recognition 2018 (Kaggle)"
+    elif most(hosts.str.contains(_GLDV2_HOSTS)):
+        kind, name = "gldv2", "Google Landmarks Dataset v2"
+    elif most(local):
+        kind, name = "folder", path.parent.name
+    else:
+        kind, name = "other", path.name
+    return {
+        "name": name,
+        "kind": kind,
+        "path": str(path),
+        "rows": int(n_rows),
+        "landmarks": int(frame["landmark_id"].nunique()) if "landmark_id" in frame else 0,
+        "sha256": _sha256(path),
+    }
 
 
 # --------------------------------------------------------------------------- the study's operations

@@ -37,11 +37,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from . import catalog
+from . import catalog, manifest
 
-MANIFEST = "manifest.csv"
+MANIFEST = manifest.NAME
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
-_MANIFEST_COLUMNS = ("id", "landmark_id", "status")
 _ORIENTATION = 0x0112
 _INTEGER = re.compile(r"\d{1,18}")
 
@@ -72,26 +71,8 @@ class Split:
 
 def _manifest_rows(image_dir: Path) -> tuple[pd.DataFrame, dict[str, int]]:
     """The rows of ``image_dir/manifest.csv`` fetched ok whose file exists."""
-    path = image_dir / MANIFEST
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise catalog.CatalogError(path, None, None, f"not a readable manifest ({err})") from err
-    frame.columns = [name.strip() for name in frame.columns]
-    missing = [name for name in _MANIFEST_COLUMNS if name not in frame.columns]
-    if missing:
-        raise catalog.CatalogError(
-            path, 1, missing[0], f"missing column(s) {', '.join(missing)} (found: {', '.join(frame.columns)})"
-        )
-    frame = frame[list(_MANIFEST_COLUMNS)].apply(lambda col: col.str.strip())
-    labels = frame["landmark_id"]
-    bad = np.flatnonzero(((labels != "") & ~labels.str.fullmatch(_INTEGER.pattern)).to_numpy())
-    if bad.size:
-        raise catalog.CatalogError(
-            path, int(bad[0]) + 2, "landmark_id", f"{labels.iat[bad[0]]!r} is not an integer landmark id"
-        )
-    # A resumed fetch may append a newer row for an id: the last one counts.
-    frame = frame.drop_duplicates("id", keep="last")
+    # A resumed fetch may have an earlier row for an id: its ok row (else its last) counts.
+    frame = manifest.one_per_id(manifest.read(image_dir))
 
     ok = frame["status"] == "ok"
     dropped = {"failed": int((~ok).sum())}

@@ -357,14 +357,10 @@ def score(pred: pd.DataFrame, solution, threshold: float = DEFAULT_THRESHOLD) ->
 
 def _folder_images(folder: Path) -> pd.DataFrame:
     """A fetched folder (manifest.csv) or an image folder -> DataFrame(id, path, landmark_id, error)."""
-    from . import data
+    from . import data, manifest
 
-    manifest = folder / "manifest.csv"
-    if manifest.is_file():
-        rows = pd.read_csv(manifest, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        for column in ("id", "landmark_id", "status"):
-            if column not in rows.columns:
-                raise ValueError(f"{manifest}: missing column {column!r}")
+    if manifest.path_of(folder).is_file():
+        rows = manifest.one_per_id(manifest.read(folder))
         records = []
         for row in rows.itertuples(index=False):
             candidates = [folder / row.landmark_id / f"{row.id}.jpg"] if row.landmark_id else []
@@ -379,8 +375,7 @@ def _folder_images(folder: Path) -> pd.DataFrame:
                 {"id": row.id, "path": str(found) if found and not error else None,
                  "landmark_id": row.landmark_id or None, "error": error}
             )
-        frame = pd.DataFrame.from_records(records, columns=["id", "path", "landmark_id", "error"])
-        return frame.drop_duplicates("id", keep="last").reset_index(drop=True)
+        return pd.DataFrame.from_records(records, columns=["id", "path", "landmark_id", "error"])
     records = []
     for p in sorted([*folder.glob("*"), *folder.glob("*/*")]):
         rel = p.relative_to(folder)

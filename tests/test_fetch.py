@@ -270,18 +270,18 @@ def test_worker_processes_give_the_same_result(tmp_path, server):
 
 def test_early_worker_processes_stop_when_the_catalog_is_bad(tmp_path, monkeypatch):
     pools = []
+    start_pool = fetch.local._start_pool
 
-    class Recorded(fetch._ProcessPool):
-        def __init__(self, *args):
-            super().__init__(*args)
-            pools.append(self)
+    def recorded(*args):
+        pools.append(start_pool(*args))
+        return pools[-1]
 
-    monkeypatch.setattr(fetch, "_ProcessPool", Recorded)
+    monkeypatch.setattr(fetch.local, "_start_pool", recorded)
     bad = tmp_path / "bad.csv"  # big enough for worker processes, which start before it is read
     bad.write_text("id,link,landmark_id\n" + "".join(f"a{i},http://x/{i}.jpg,1\n" for i in range(100)))
     with pytest.raises(ValueError, match="url"):
         fetch.fetch_catalog(bad, tmp_path / "out", processes=2, **FAST)
-    assert len(pools) == 1 and all(p.exitcode is not None for p in pools[0].procs)
+    assert len(pools) == 1 and len(pools[0]._processes or {}) == 0
     assert multiprocessing.active_children() == []
 
 
@@ -309,15 +309,21 @@ def test_empty_landmark_folders_are_removed(tmp_path, server):
     assert not (out / "1").exists() and (out / "0" / "img000.jpg").is_file()
 
 
-def test_fetch_rows_core_maps_rows_to_manifest_rows(tmp_path, server):
+def test_fetch_chunk_core_maps_rows_to_manifest_rows(tmp_path, server):
+    import pandas as pd
+
     rows = [{"id": i, "url": url, "landmark_id": label} for i, url, label in good_server(server, 3)]
     rows.append({"id": "x", "url": server.route("/x", status(410)), "landmark_id": 9})
-    options = fetch.FetchOptions(size=24, timeout=2, retries=0)
-    result = fetch.fetch_rows(rows, tmp_path / "part", options, threads=4)
-    assert [r["id"] for r in result] == ["img000", "img001", "img002", "x"]
-    assert [r["status"] for r in result] == ["ok", "ok", "ok", "failed"] and result[3]["error"] == "HTTP 410"
-    assert set(result[0]) == set(fetch.MANIFEST_COLUMNS)
+    rows.append({"id": "y", "url": "", "landmark_id": 9, "problem": "no url"})
+    options = fetch.FetchOptions(size=24, timeout=2, retries=0, threads=4)
+    result = fetch.fetch_chunk(pd.DataFrame(rows), tmp_path / "part", options)
+    assert list(result.columns) == list(fetch.MANIFEST_COLUMNS)
+    assert result["id"].tolist() == ["img000", "img001", "img002", "x", "y"]
+    assert result["status"].tolist() == ["ok", "ok", "ok", "failed", "failed"]
+    assert result["error"].tolist()[3:] == ["HTTP 410", "no url"]
+    assert result["landmark_id"].tolist() == ["0", "1", "2", "9", "9"]
     check_jpeg(tmp_path / "part" / "1" / "img001.jpg", 24)
+    assert fetch.fetch_chunk(rows[:0], tmp_path / "part", options).empty
 
 
 def test_http_client_keeps_connections_alive_and_survives_closed_ones(server):

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import random
@@ -25,15 +24,14 @@ def fetched_images(out_dir: str | os.PathLike) -> list[dict[str, str]]:
     Args:
         out_dir: a folder written by ``landmarks fetch``.
     """
+    from .. import manifest
+
     out = Path(out_dir)
     rows = []
-    with open(out / "manifest.csv", newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            if row["status"] != "ok":
-                continue
-            path = out / row["landmark_id"] / f"{row['id']}.jpg" if row["landmark_id"] else out / f"{row['id']}.jpg"
-            if path.is_file():
-                rows.append({**row, "path": str(path)})
+    for row in manifest.one_per_id(manifest.read(out, only_ok=True)).to_dict("records"):
+        path = manifest.image_path(out, row["id"], row["landmark_id"])
+        if path.is_file():
+            rows.append({**row, "path": str(path)})
     return rows
 
 

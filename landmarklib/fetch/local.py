@@ -1,0 +1,450 @@
+"""The local fetch engine: a catalog CSV -> ``DIR/<landmark_id>/<id>.jpg`` + ``DIR/manifest.csv`` on one machine.
+
+``fetch_catalog`` reads the catalog (a bad row becomes a failed manifest row with its reason,
+unless ``strict``), folds in what an earlier run left (``manifest.fold``), and runs the
+per-row core (``core.fetch_rows``) over the rows still to do: in this process on
+``workers`` threads for small jobs, else in chunks on a ``ProcessPoolExecutor`` of one
+process per core, each running ``workers / processes`` download threads (image bytes never
+cross processes; Pillow releases the GIL while decoding). Rows already fetched with a valid
+image are handed to the workers last, which only check their images. Results are appended
+to the journal as they come back (``manifest.Journal``), and ``manifest.csv`` is written in
+catalog order at the end; a rerun after a crash or ``kill -9`` keeps the rows that are ``ok``
+with a valid image and fetches only the others (a kill costs the chunks in flight).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import itertools
+import math
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
+import time
+import urllib.parse
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any, Iterator
+
+from .. import images, manifest
+from . import core
+
+CONNECTION_REASONS = frozenset(
+    {core.HOST_UNREACHABLE, "DNS lookup failed", "connection refused", "connection error", "TLS error",
+     "TLS certificate error", "connect timeout"}
+)
+_SMALL_JOB = 64  # rows to fetch under which no worker process is started
+_BATCH_ROWS, _BATCH_SECONDS = 32, 0.25  # in-process results journalled together (one flush)
+
+
+class WorkerError(RuntimeError):
+    """A worker process died; the journal keeps what was done, so a rerun resumes."""
+
+
+@dataclasses.dataclass
+class FetchSummary:
+    """What a fetch did.
+
+    Attributes:
+        n_rows: input rows (after ``limit``).
+        ok: rows fetched and written by this run.
+        failed: rows that failed (see ``failed_by_reason`` and the manifest).
+        skipped: rows not fetched because an earlier run had them ``ok`` with a valid image.
+        failed_by_reason: failures per reason, most frequent first (details in parentheses dropped).
+        seconds: wall time of the run.
+        images_per_second: ``ok / seconds``.
+        out_dir: the output folder.
+        manifest_path: ``out_dir/manifest.csv``.
+        empty_folders_removed: landmark folders left empty and removed.
+        bad_rows: rows failed for a problem of the catalog itself (no url, bad landmark_id, ...).
+        unreachable_hosts: hosts given up on (``host unreachable``), sorted.
+    """
+
+    n_rows: int
+    ok: int
+    failed: int
+    skipped: int
+    failed_by_reason: dict[str, int]
+    seconds: float
+    images_per_second: float
+    out_dir: str
+    manifest_path: str
+    empty_folders_removed: int
+    bad_rows: int = 0
+    unreachable_hosts: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def images_ok(self) -> int:
+        """Rows with an image in place after the run (fetched now or before)."""
+        return self.ok + self.skipped
+
+    @property
+    def network_down(self) -> bool:
+        """Nothing could be fetched, and every row that was tried failed to reach its host."""
+        tried = {r: n for r, n in self.failed_by_reason.items() if r not in _row_problem_reasons()}
+        return self.images_ok == 0 and bool(tried) and all(_is_connection(r) for r in tried)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (``images_ok`` included), for tables and metrics files."""
+        return {**dataclasses.asdict(self), "images_ok": self.images_ok}
+
+    def report(self) -> str:
+        """A few lines for people: counts, throughput, failures by reason."""
+        lines = [
+            f"{self.n_rows} rows -> {self.out_dir} in {self.seconds:.1f} s: "
+            f"ok {self.ok}, failed {self.failed}, skipped {self.skipped} (already done); "
+            f"{self.images_per_second:.1f} images/s"
+        ]
+        if self.network_down:
+            hosts = ", ".join(self.unreachable_hosts[:5]) + (", ..." if len(self.unreachable_hosts) > 5 else "")
+            lines.append(
+                "nothing could be fetched: the network or the hosts are unreachable"
+                + (f" ({len(self.unreachable_hosts)} hosts given up: {hosts})" if hosts else "")
+                + "; a rerun tries them again"
+            )
+        elif self.images_ok == 0 and self.n_rows:
+            lines.append("nothing could be fetched")
+        if self.failed_by_reason:
+            width = max(len(reason) for reason in self.failed_by_reason)
+            lines.append("failed by reason:")
+            lines += [f"  {reason:<{width}}  {count}" for reason, count in self.failed_by_reason.items()]
+        lines.append(f"manifest: {self.manifest_path}; empty folders removed: {self.empty_folders_removed}")
+        return "\n".join(lines)
+
+
+def _row_problem_reasons() -> tuple[str, ...]:
+    from ..catalog import ROW_PROBLEMS
+
+    return ROW_PROBLEMS
+
+
+def _is_connection(reason: str) -> bool:
+    return any(reason.startswith(r) for r in CONNECTION_REASONS)
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _read_input(csv_path: Path, strict: bool):
+    """The catalog's rows with their problems (``catalog.read_rows``) and whether it has labels."""
+    from .. import catalog
+
+    if strict:
+        frame = catalog.read_catalog(csv_path, require_labels=False, strict=True)
+        frame = frame.astype({c: str for c in frame.columns}).assign(problem="")
+    else:
+        frame = catalog.read_rows(csv_path, require_labels=False)
+    return frame, "landmark_id" in frame.columns
+
+
+def _plan(rows, labelled: bool, previous) -> tuple[Iterator[dict], int, int]:
+    """Tasks (``seq``, ``id``, ``url``, ``landmark_id``, ``problem``, ``previous``) for the catalog rows:
+    first the rows to fetch, then those an earlier run has ``ok`` (their images are only checked).
+
+    Returns:
+        (tasks, rows with an earlier ok row, rows with a catalog problem).
+    """
+    import numpy as np
+    import pandas as pd
+
+    n = len(rows)
+    labels = rows["landmark_id"].astype(str) if labelled else pd.Series("", index=rows.index, dtype=object)
+    problems = rows["problem"].to_numpy()
+    keys = pd.DataFrame({"id": rows["id"].to_numpy(), "landmark_id": labels.to_numpy()})
+    merged = keys.merge(previous, on=["landmark_id", "id"], how="left", validate="many_to_one")
+    has_earlier = (merged["status"].to_numpy() == "ok") & (problems == "")
+    earlier = {c: merged[c].to_numpy() for c in manifest.COLUMNS}
+    ids, urls, label_values = rows["id"].to_numpy(), rows["url"].to_numpy(), labels.to_numpy()
+
+    def task(seq: int) -> dict:
+        prev = {c: earlier[c][seq] for c in manifest.COLUMNS} if has_earlier[seq] else None
+        return {"seq": seq, "id": ids[seq], "url": urls[seq], "landmark_id": label_values[seq],
+                "problem": problems[seq], "previous": prev}
+
+    order = itertools.chain(np.flatnonzero(~has_earlier), np.flatnonzero(has_earlier))
+    return (task(int(seq)) for seq in order), int(has_earlier.sum()), int((problems != "").sum()) if n else 0
+
+
+# --------------------------------------------------------------------------- worker processes
+
+_HOSTS: core.HostHealth | None = None  # a worker process's fail-fast state, for one run
+
+
+def _exit_with_parent(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
+
+
+def _init_worker(fail_fast_after: int) -> None:
+    """A worker process: fresh fail-fast state; exit when the parent dies (``kill -9``), so that
+    no download outlives the run."""
+    global _HOSTS
+    _HOSTS = core.HostHealth(fail_fast_after)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), daemon=True).start()
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def _fetch_chunk_task(tasks: list[dict], out_dir: str, options: core.FetchOptions) -> list[tuple[int, dict, bool]]:
+    """In a worker process: ``core.fetch_rows`` on a chunk; ``(seq, manifest row, resumed)`` per row."""
+    done = core.fetch_rows(tasks, out_dir, options, _HOSTS)
+    return [(task["seq"], row, resumed) for task, (row, resumed) in zip(tasks, done)]
+
+
+def _mp_context():
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([core.__name__])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _start_pool(n_processes: int, fail_fast_after: int) -> ProcessPoolExecutor:
+    """The worker processes, started now (they start while the catalog is read)."""
+    pool = ProcessPoolExecutor(
+        max_workers=n_processes, mp_context=_mp_context(), initializer=_init_worker, initargs=(fail_fast_after,)
+    )
+    for _ in range(n_processes):  # one task each: every process is spawned at once
+        pool.submit(_ready)
+    return pool
+
+
+def _run_pool(pool: ProcessPoolExecutor, tasks: Iterator[dict], out_dir: Path, options: core.FetchOptions,
+              n_processes: int, chunk_rows: int) -> Iterator[list[tuple[int, dict, bool]]]:
+    """Chunks of ``tasks`` on the pool, a bounded number in flight; yield each chunk's results as it completes."""
+    chunks = iter(lambda: list(itertools.islice(tasks, chunk_rows)), [])
+    pending: set = set()
+    received = 0
+    try:
+        while True:
+            while len(pending) < 2 * n_processes and (chunk := next(chunks, None)) is not None:
+                pending.add(pool.submit(_fetch_chunk_task, chunk, str(out_dir), options))
+            if not pending:
+                return
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                try:
+                    batch = future.result()
+                except BrokenProcessPool as exc:
+                    raise WorkerError(
+                        f"a worker process died after {received} rows; rerun to resume"
+                        + ("" if received else ' (a script must keep its main code under `if __name__ == "__main__":`)')
+                    ) from exc
+                received += len(batch)
+                yield batch
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def _run_here(tasks: Iterator[dict], out_dir: Path, options: core.FetchOptions) -> Iterator[list]:
+    """The rows in this process on ``options.threads`` threads, yielded in batches (one journal flush each)."""
+    hosts = core.HostHealth(options.fail_fast_after)
+    order: list[int] = []
+
+    def numbered():
+        for task in tasks:
+            order.append(task["seq"])
+            yield task
+
+    batch, started = [], time.monotonic()
+    for position, row, resumed in core.iter_fetch(numbered(), out_dir, options, hosts):
+        batch.append((order[position], row, resumed))
+        if len(batch) >= _BATCH_ROWS or time.monotonic() - started > _BATCH_SECONDS:
+            yield batch
+            batch, started = [], time.monotonic()
+    if batch:
+        yield batch
+
+
+# --------------------------------------------------------------------------- a catalog
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _n_processes(processes: int | None, n_tasks: int) -> int:
+    """Worker processes for ``n_tasks`` rows to fetch: ``processes``, else one per core, none for small jobs."""
+    if processes:
+        return processes
+    return _cores() if n_tasks >= _SMALL_JOB else 1
+
+
+def _count_lines(path: Path, enough: int) -> int:
+    """Lines in ``path``, counted up to ``enough`` or more; 0 when it cannot be read."""
+    n = 0
+    try:
+        with open(path, "rb") as f:
+            while n < enough and (block := f.read(2**20)):
+                n += block.count(b"\n")
+    except OSError:
+        return 0
+    return n
+
+
+def _early_pool(csv_path: Path, out: Path, limit: int | None, processes: int | None, fail_fast_after: int):
+    """Worker processes started before the catalog is read, when a fresh run will need them.
+
+    A resumed run (a manifest or journal in ``out``) decides after planning, since the rows
+    already done need no processes; so does a catalog too small for more than one.
+    """
+    if processes == 1 or (out / manifest.NAME).exists() or (out / manifest.JOURNAL_NAME).exists():
+        return None
+    n_rows = max(0, _count_lines(csv_path, _SMALL_JOB + 2) - 1)  # less the header
+    n_processes = _n_processes(processes, n_rows if limit is None else min(limit, n_rows))
+    return _start_pool(n_processes, fail_fast_after) if n_processes > 1 else None
+
+
+def remove_empty_folders(out_dir: str | os.PathLike) -> int:
+    """Remove the empty folders directly under ``out_dir`` (landmarks with no image); return how many."""
+    removed = 0
+    for entry in os.scandir(out_dir):
+        if entry.is_dir(follow_symlinks=False):
+            try:
+                os.rmdir(entry.path)
+                removed += 1
+            except OSError:  # not empty
+                pass
+    return removed
+
+
+def fetch_catalog(
+    csv_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    size: int = 250,
+    resize: str = "stretch",
+    limit: int | None = None,
+    workers: int = 32,
+    timeout: float = 20.0,
+    retries: int = 2,
+    progress: bool = True,
+    processes: int | None = None,
+    backoff: float = 0.5,
+    max_bytes: int = core.MAX_BYTES,
+    strict: bool = False,
+    fail_fast_after: int = 3,
+) -> FetchSummary:
+    """Fetch the images of a catalog CSV into ``out_dir`` (see the module docstring).
+
+    Args:
+        csv_path: Kaggle-layout CSV (``id,url[,landmark_id]``); relative paths in ``url``
+            are relative to its folder.
+        out_dir: output folder (created); a rerun into it resumes.
+        size: side of the square JPEGs.
+        resize: ``stretch`` (the study's), ``crop`` or ``pad``.
+        limit: fetch only the first ``limit`` rows (the study used 5000).
+        workers: downloads in flight.
+        timeout: seconds per attempt.
+        retries: further attempts for transient failures.
+        progress: show a progress bar.
+        processes: worker processes; default one per core, and none (threads in this
+            process) for jobs under 64 rows. Scripts that use processes must guard their
+            main code with ``if __name__ == "__main__":`` (workers start by "forkserver").
+        backoff: urllib3 backoff factor (seconds; doubling).
+        max_bytes: largest image body accepted.
+        strict: refuse the catalog at its first bad row (``CatalogError``) instead of failing
+            each bad row alone (``no url``, ``bad landmark_id``, ``unsafe id``, ``duplicate id``).
+        fail_fast_after: consecutive connection failures (DNS, refused, unreachable, TLS) after
+            which a host's remaining rows fail at once as ``host unreachable`` (0: never).
+
+    Returns:
+        A ``FetchSummary``.
+
+    Raises:
+        CatalogError: the CSV is missing or unreadable (or, with ``strict``, has a bad row).
+        WorkerError: a worker process died (rerun to resume).
+    """
+    from ..catalog import first_n
+
+    if resize not in images.RESIZE_MODES:
+        raise ValueError(f"resize must be one of {', '.join(images.RESIZE_MODES)}, not {resize!r}")
+    if size < 1 or workers < 1 or timeout <= 0 or retries < 0 or fail_fast_after < 0:
+        raise ValueError("size and workers must be >= 1, timeout > 0, retries and fail_fast_after >= 0")
+    start = time.monotonic()
+    csv_path, out = Path(csv_path), Path(out_dir)
+    pool = _early_pool(csv_path, out, limit, processes, fail_fast_after)
+    try:
+        rows, labelled = _read_input(csv_path, strict)
+        rows = first_n(rows, limit)
+        out.mkdir(parents=True, exist_ok=True)
+        previous = manifest.fold(out)
+        n_rows = len(rows)
+        tasks, n_done, n_bad = _plan(rows, labelled, previous)
+        del previous, rows
+        n_processes = _n_processes(processes, n_rows - n_done - n_bad)
+        threads = math.ceil(workers / n_processes)
+        options = core.FetchOptions(
+            size=size, resize=resize, timeout=timeout, retries=retries, backoff=backoff, max_bytes=max_bytes,
+            labelled=labelled, base_dir=str(csv_path.resolve().parent), threads=threads,
+            fail_fast_after=fail_fast_after,
+        )
+        if n_processes > 1:
+            pool = pool or _start_pool(n_processes, fail_fast_after)
+            chunk_rows = max(8, min(4 * threads, math.ceil(n_rows / (4 * n_processes))))
+            batches = _run_pool(pool, tasks, out, options, n_processes, chunk_rows)
+        else:
+            batches = _run_here(tasks, out, options)
+        counts, reasons, hosts = _journal(batches, out, n_rows, f"fetch {csv_path.name}", progress)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    removed = remove_empty_folders(out) if labelled else 0
+    seconds = time.monotonic() - start
+    return FetchSummary(
+        n_rows=n_rows,
+        ok=counts["ok"],
+        failed=counts["failed"],
+        skipped=counts["skipped"],
+        failed_by_reason=dict(reasons.most_common()),
+        seconds=round(seconds, 3),
+        images_per_second=round(counts["ok"] / seconds, 2) if seconds > 0 else 0.0,
+        out_dir=str(out),
+        manifest_path=str(out / manifest.NAME),
+        empty_folders_removed=removed,
+        bad_rows=n_bad,
+        unreachable_hosts=sorted(hosts),
+    )
+
+
+def _journal(batches: Iterator[list], out: Path, n_rows: int, desc: str, progress: bool):
+    """Append each batch of results to the journal, then write ``manifest.csv`` in catalog order;
+    return the counts by status, by failure reason, and the hosts given up on."""
+    from tqdm import tqdm
+
+    counts: collections.Counter[str] = collections.Counter()
+    reasons: collections.Counter[str] = collections.Counter()
+    hosts: set[str] = set()
+    journal = manifest.Journal(out)
+    try:
+        with contextlib.closing(batches), tqdm(total=n_rows, desc=desc, unit="img", disable=not progress) as bar:
+            for batch in batches:
+                journal.add((seq, row) for seq, row, _ in batch)
+                for _, row, resumed in batch:
+                    if resumed:
+                        counts["skipped"] += 1
+                        continue
+                    counts[row["status"]] += 1
+                    if row["status"] == "failed":
+                        reason = manifest.reason_of(row["error"])
+                        reasons[reason] += 1
+                        if reason == core.HOST_UNREACHABLE:
+                            hosts.add(urllib.parse.urlsplit(row["url"]).hostname or "")
+                bar.update(len(batch))
+                bar.set_postfix(ok=counts["ok"], failed=counts["failed"], refresh=False)
+    except BaseException:
+        journal.close()
+        raise
+    journal.finish()
+    return counts, reasons, hosts
