@@ -377,3 +377,31 @@ def test_unreachable_scheduler_is_one_line(tiny_model, tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err[0]
+
+
+def test_notebook_02_fetches_on_dask(tmp_path, dask_client):
+    import papermill
+
+    from test_notebook_02 import N_IMAGES, NOTEBOOK, make_catalog
+
+    make_catalog(tmp_path / "raw")
+    reports = tmp_path / "reports"
+    common = dict(size=32, limit=N_IMAGES, progress=False)
+    local = fetch.fetch_catalog(tmp_path / "raw" / "train.csv", tmp_path / "local", processes=1, **common)
+    papermill.execute_notebook(
+        str(NOTEBOOK), str(tmp_path / "02.ipynb"),
+        parameters={
+            "train_csv": str(tmp_path / "raw" / "train.csv"), "test_csv": str(tmp_path / "raw" / "test.csv"),
+            "train_dir": str(tmp_path / "processed" / "train"), "test_dir": str(tmp_path / "processed" / "test"),
+            "sample_dir": str(tmp_path / "sample"), "n_images": N_IMAGES, "image_size": 32, "workers": 8,
+            "reports_dir": str(reports), "fetch_engine": "dask", "dask_scheduler": dask_client.scheduler.address,
+            "shard_rows": 20, "max_per_host": 4,
+        },
+        kernel_name="landmarks", cwd=str(tmp_path), progress_bar=False,
+    )
+    m = __import__("json").loads((reports / "metrics" / "02_fetch.json").read_text())
+    assert (m["n_rows"], m["ok"], m["failed"]) == (local.n_rows, local.ok, local.failed)
+    assert m["failed_by_reason"] == local.failed_by_reason
+    train = tmp_path / "processed" / "train"
+    assert manifest_rows(train) == manifest_rows(tmp_path / "local")
+    assert len(list((train / "_shards").glob("*.done"))) == -(-N_IMAGES // 20)
