@@ -26,6 +26,7 @@ Keras is imported inside the functions that need it.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import statistics
@@ -393,6 +394,7 @@ def load_test_images(
     input_size: int,
     fetch_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    fetcher=None,
 ) -> pd.DataFrame:
     """The test images to predict: DataFrame(id, path, landmark_id, error), one row per test id.
 
@@ -404,6 +406,7 @@ def load_test_images(
         input_size: the model's input size; a CSV is fetched at this size.
         fetch_dir: where a CSV's images go; default ``<csv folder>/<csv stem>_<size>px``.
         progress: show the fetch progress bar.
+        fetcher: what fetches a CSV (default ``fetch.fetch_catalog``; the Dask engine passes its own).
 
     Rows whose image failed to fetch keep their id with ``path`` None and the
     reason in ``error``, so that a submission still lists every test id.
@@ -413,7 +416,7 @@ def load_test_images(
         from . import fetch
 
         out = paths.resolve(fetch_dir) if fetch_dir else source.parent / f"{source.stem}_{input_size}px"
-        fetch.fetch_catalog(source, out, size=input_size, progress=progress)
+        (fetcher or fetch.fetch_catalog)(source, out, size=input_size, progress=progress)
         return _folder_images(out)
     if source.is_dir():
         return _folder_images(source)
@@ -510,7 +513,10 @@ def predict(
         with cluster.connect(scheduler, n_workers=n_workers, verbose=progress) as client:
             model_file = str(paths.resolve(model_path).resolve())
             size, landmark_ids = client.submit(cluster.model_info, model_file, pure=False).result()
-            tests = load_test_images(images, size, fetch_dir=fetch_dir, progress=progress)
+            from .fetch.dask_engine import fetch_catalog_dask
+
+            fetcher = functools.partial(fetch_catalog_dask, scheduler=client)
+            tests = load_test_images(images, size, fetch_dir=fetch_dir, progress=progress, fetcher=fetcher)
             readable = np.flatnonzero(tests["path"].notna().to_numpy())
             files = tests["path"].iloc[readable].tolist()  # absolute: workers read them (shared filesystem)
             found = cluster.predict_partitions(client, model_file, files, size, batch_size, top_k, progress=progress,

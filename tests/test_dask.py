@@ -405,3 +405,41 @@ def test_notebook_02_fetches_on_dask(tmp_path, dask_client):
     train = tmp_path / "processed" / "train"
     assert manifest_rows(train) == manifest_rows(tmp_path / "local")
     assert len(list((train / "_shards").glob("*.done"))) == -(-N_IMAGES // 20)
+
+
+def test_dask_prediction_of_a_test_csv_fetches_it_on_the_cluster(tiny_model, tmp_path, dask_client):
+    raw = tmp_path / "raw"
+    (raw / "images").mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (30, 24, 3), dtype=np.uint8)).save(raw / "images" / f"q{i}.jpg")
+    (raw / "test.csv").write_text("id,url\n" + "".join(f"q{i},images/q{i}.jpg\n" for i in range(6))
+                                  + "q9,images/missing.jpg\n")
+    local, dask_out = tmp_path / "local" / "pred.csv", tmp_path / "dask" / "pred.csv"
+    common = ["predict", "--model", str(tiny_model), "--images", str(raw / "test.csv")]
+    assert cli.main([*common, "--out", str(local)]) == 0
+    assert cli.main([*common, "--out", str(dask_out), "--engine", "dask",
+                     "--scheduler", dask_client.scheduler.address]) == 0
+    assert dask_out.read_bytes() == local.read_bytes()
+    assert evaluate.submission_path(dask_out).read_bytes() == evaluate.submission_path(local).read_bytes()
+    fetched = dask_out.with_name("pred_images")
+    assert (fetched / "_shards" / "000000.done").is_file()  # fetched by the Dask engine
+    assert manifest_rows(fetched) == manifest_rows(local.with_name("pred_images"))
+
+
+def test_fetch_cli_starts_its_own_local_cluster(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    for i in range(4):
+        (tmp_path / "images" / f"a{i}.jpg").write_bytes(jpeg_bytes(60, 40, seed=i))
+    csv_path = write_csv(tmp_path / "train.csv", [(f"a{i}", f"images/a{i}.jpg", 5) for i in range(4)])
+    rc = cli.main(["fetch", str(csv_path), "--out", str(tmp_path / "out"), "--size", "16",
+                   "--engine", "dask", "--dask-workers", "1"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "dask: local cluster, 1 workers, 1 threads; dashboard http" in printed and "ok 4, failed 0" in printed
+    assert [r["status"] for r in manifest_rows(tmp_path / "out")] == ["ok"] * 4
+
+
+def test_dask_options_need_the_dask_engine(tmp_path, capsys):
+    assert cli.main(["fetch", str(tmp_path / "x.csv"), "--out", str(tmp_path / "o"), "--max-per-host", "4"]) == 2
+    assert "need --engine dask" in capsys.readouterr().err
