@@ -9,6 +9,9 @@ latency, and measures back to back in one run:
     RGB, resize to 250x250, save as JPEG; timed on the first ``--study-images``
     rows, since it is sequential and latency-bound;
 (b) ``landmarks fetch`` (the CLI, in a subprocess, with its defaults);
+(b0) with ``--baseline REF``: ``landmarks fetch`` as it was at git ``REF`` (its
+    ``landmarklib`` exported to a scratch folder, run by the same interpreter),
+    alternating with (b) in each repeat, so that a rewrite is compared side by side;
 (c) img2dataset, the tool a user would otherwise pick (``center_crop`` to
     250 px, ``files`` output, one process per core, 32 threads each), run from
     its own virtual environment (``--img2dataset``);
@@ -25,7 +28,7 @@ in a virtual environment of its own; without it, (c) is reported as not measured
 
 Usage:
     .venv/bin/python benchmarks/fetch.py [--images 1000] [--latency-ms 50]
-        [--study-images 200] [--repeats 1] [--out reports/benchmarks/fetch.md]
+        [--study-images 200] [--repeats 1] [--baseline REF] [--out reports/benchmarks/fetch.md]
 """
 
 from __future__ import annotations
@@ -268,14 +271,18 @@ def reap_orphans(timeout: float = 30.0) -> None:
             time.sleep(0.05)
 
 
-def run_fetcher(cmd: list[str], log: Path, server: HttpTestServer) -> Run:
-    """Run ``cmd`` (which fetches from ``server``) with its output in ``log``."""
+def run_fetcher(cmd: list[str], log: Path, server: HttpTestServer, cwd: Path | None = None,
+                pythonpath: Path | None = None) -> Run:
+    """Run ``cmd`` (which fetches from ``server``) with its output in ``log`` (in ``cwd``, with
+    ``pythonpath`` first on the module path when given)."""
     env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")  # img2dataset: no update check over the network
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
     server.reset_hits()
     children, own = _cpu(resource.RUSAGE_CHILDREN), _cpu(resource.RUSAGE_SELF)
     start = time.monotonic()
     with log.open("w") as out:
-        done = subprocess.run(cmd, check=False, stdout=out, stderr=subprocess.STDOUT, env=env)
+        done = subprocess.run(cmd, check=False, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     seconds = time.monotonic() - start
     server_cpu = _cpu(resource.RUSAGE_SELF) - own
     reap_orphans()
@@ -289,6 +296,22 @@ def landmarks_command(csv_path: Path, out_dir: Path) -> list[str]:
     """(b) ``landmarks fetch`` with its defaults (32 workers, one process per core, stretch, 250 px)."""
     exe = Path(sys.executable).with_name("landmarks")
     return [str(exe), "fetch", str(csv_path), "--out", str(out_dir), "--size", str(SIZE)]
+
+
+def export_baseline(ref: str, folder: Path) -> Path:
+    """``landmarklib`` as it was at git ``ref``, exported (``git archive``) to ``folder``; return ``folder``."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "landmarklib"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+def baseline_command(csv_path: Path, out_dir: Path) -> list[str]:
+    """(b0) the baseline's ``landmarks fetch`` with its defaults (run with the baseline first on the path)."""
+    return [sys.executable, "-m", "landmarklib.cli", "fetch", str(csv_path), "--out", str(out_dir), "--size", str(SIZE)]
 
 
 def img2dataset_command(exe: Path, urls_txt: Path, out_dir: Path, n_images: int, cores: int) -> list[str]:
@@ -462,6 +485,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=1, help="run everything N times, keep each row's best")
     parser.add_argument("--work", default="data/interim/bench-fetch", help="photo cache and scratch folder")
     parser.add_argument("--img2dataset", default=".venv-bench/bin/img2dataset", help="img2dataset executable")
+    parser.add_argument("--baseline", default="", help="also run landmarks fetch as it was at this git ref (b0)")
     parser.add_argument("--out", default="reports/benchmarks/fetch.md", help="markdown report")
     args = parser.parse_args(argv)
     if min(args.images, args.study_images, args.floor_images, args.repeats) < 1 or args.latency_ms < 0:
@@ -483,9 +507,9 @@ class Measurements:
     n: int
     cores: int
     runs: dict[str, list[float]] = field(
-        default_factory=lambda: {key: [] for key in ("a", "b", "c", "floor", "floor_study")}
+        default_factory=lambda: {key: [] for key in ("a", "b", "b0", "c", "floor", "floor_study")}
     )
-    fetches: dict[str, list[Run]] = field(default_factory=lambda: {"b": [], "c": []})
+    fetches: dict[str, list[Run]] = field(default_factory=lambda: {"b": [], "b0": [], "c": []})
     counts: dict[str, int] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     commands: dict[str, list[str]] = field(default_factory=dict)
@@ -505,18 +529,25 @@ def measure(args: argparse.Namespace, photos: list[Path], i2d: Path | None) -> M
         csv_path, urls_txt = run_dir / "train.csv", run_dir / "urls.txt"
         csv_path.write_text("id,url,landmark_id\n" + "".join(f"{i},{u},{lm}\n" for i, u, lm in rows))
         urls_txt.write_text("".join(f"{u}\n" for _, u, _ in rows))
-        outs = {"a": run_dir / "out-study", "b": run_dir / "out-landmarks", "c": run_dir / "out-img2dataset"}
+        outs = {"a": run_dir / "out-study", "b": run_dir / "out-landmarks", "c": run_dir / "out-img2dataset",
+                "b0": run_dir / "out-baseline"}
         m.commands["b"] = landmarks_command(csv_path, outs["b"])
+        baseline = None
+        if args.baseline:
+            baseline = export_baseline(args.baseline, resolve(args.work) / "baseline")
+            m.commands["b0"] = baseline_command(csv_path, outs["b0"])
         if i2d is not None:
             m.commands["c"] = img2dataset_command(i2d, urls_txt, outs["c"], len(rows), cores)
         for repeat in range(args.repeats):
             print(f"run {repeat + 1} of {args.repeats}", file=sys.stderr)
             m.runs["a"].append(run_study(rows[: args.study_images], fresh(outs["a"])))
-            for key, name in (("b", "landmarks"), ("c", "img2dataset")):
+            pair = [("b", "landmarks"), ("b0", "baseline")]
+            for key, name in (pair if repeat % 2 == 0 else pair[::-1]) + [("c", "img2dataset")]:
                 if key in m.commands:
                     print(f"({key}) {name} ...", file=sys.stderr)
                     fresh(outs[key])
-                    m.fetches[key].append(run_fetcher(m.commands[key], run_dir / f"{name}.log", server))
+                    where = dict(cwd=baseline, pythonpath=baseline) if key == "b0" else {}
+                    m.fetches[key].append(run_fetcher(m.commands[key], run_dir / f"{name}.log", server, **where))
                     m.runs[key].append(m.fetches[key][-1].seconds)
             m.runs["floor"].append(cpu_seconds_per_image(blobs, landmarks_ops, "floor: landmarks ops") * m.n / cores)
             m.runs["floor_study"].append(cpu_seconds_per_image(blobs, study_ops, "floor: study ops") * m.n / cores)
@@ -525,6 +556,8 @@ def measure(args: argparse.Namespace, photos: list[Path], i2d: Path | None) -> M
         if m.runs[key]:
             m.counts[key], m.notes[key] = count_jpegs(out), describe_outputs(out)
     m.notes["b_summary"] = landmarks_summary(run_dir / "landmarks.log")
+    if m.runs["b0"]:
+        m.notes["b0_summary"] = landmarks_summary(run_dir / "baseline.log")
     if m.runs["c"]:
         m.notes["c_summary"] = img2dataset_summary(outs["c"])
     return m
@@ -540,7 +573,7 @@ def where_time_went(m: Measurements, floor: Result) -> str:
         ),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for key in ("b", "c"):
+    for key in ("b", "b0", "c"):
         if m.fetches[key]:
             run = min(m.fetches[key], key=lambda r: r.seconds)
             both = run.cpu + run.server_cpu
@@ -586,6 +619,9 @@ def main(argv: list[str] | None = None) -> int:
         m.runs["a"],
     )
     ours = Result("(b) `landmarks fetch` (CLI, defaults)", m.counts["b"], best["b"], m.runs["b"])
+    before = None
+    if m.runs["b0"]:
+        before = Result(f"(b0) `landmarks fetch` at {args.baseline} (before)", m.counts["b0"], best["b0"], m.runs["b0"])
     other = None
     if m.runs["c"]:
         other = Result(
@@ -597,8 +633,14 @@ def main(argv: list[str] | None = None) -> int:
     floor_study = Result(
         f"floor: study ops (full decode), CPU x {n:,} / {cores} cores", n, best["floor_study"], m.runs["floor_study"]
     )
-    text_table = table([r for r in (study, ours, other, floor, floor_study) if r is not None], study, floor)
+    text_table = table([r for r in (study, ours, before, other, floor, floor_study) if r is not None], study, floor)
     verdicts = targets(study, ours, other, floor, why_no_i2d)
+    if before is not None:
+        vs = ours.images_per_second / before.images_per_second
+        verdicts.append(
+            f"(b) within 10% of (b0), the same command at {args.baseline}: **{'PASS' if vs >= 0.9 else 'FAIL'}** "
+            f"((b) is {vs:.2f}x (b0); best of {args.repeats}, alternating order)"
+        )
     command = " ".join(["python benchmarks/fetch.py", *(sys.argv[1:] if argv is None else argv)])
     repeats = f"best of {args.repeats} runs" if args.repeats > 1 else "one run"
     raw = "; ".join(f"{key} " + ", ".join(f"{s:.2f}" for s in values) for key, values in m.runs.items() if values)
@@ -606,6 +648,13 @@ def main(argv: list[str] | None = None) -> int:
         f"`{short(m.commands['c'])}`. Written: {m.counts['c']:,} ({m.notes['c']}); its stats: {m.notes['c_summary']}."
         if other
         else f"not measured: {why_no_i2d}."
+    )
+    b0_text = (
+        f"`{short(m.commands['b0'])}` with `landmarklib` exported from git `{args.baseline}`: the same catalog, "
+        f"server and defaults, run just before or after (b) in each repeat. Written: {m.counts['b0']:,} "
+        f"({m.notes['b0']}); its last run printed: \"{m.notes['b0_summary']}\"."
+        if before
+        else "not measured (no `--baseline`)."
     )
     cpu_note = "" if counts_all_cpu else ", without processes that outlived the command"
     load_note = ""
@@ -644,6 +693,7 @@ decode, resize and encode.
 - (b) `{short(m.commands["b"])}`: 32 downloads in flight over one process per core, JPEGs decoded
   at a reduced DCT scale, stretched (bicubic), quality {JPEG_QUALITY}. Written: {m.counts["b"]:,} ({m.notes["b"]});
   its last run printed: "{m.notes["b_summary"]}" (its own clock, from after the interpreter's startup).
+- (b0) {b0_text}
 - (c) {c_text}
   img2dataset has no plain stretch (its resize modes are no, border, keep_ratio, keep_ratio_largest,
   center_crop); `center_crop` is the closest: a full 250x250 frame of image content (short side to

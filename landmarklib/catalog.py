@@ -257,6 +257,18 @@ def read_rows(path: str | os.PathLike, require_labels: bool = True) -> pd.DataFr
     return frame
 
 
+def good_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``read_rows`` without a problem, as ``read_catalog`` returns them (``landmark_id``
+    int64), with ``attrs["bad_rows"]``, the number left out."""
+    good = rows["problem"] == ""
+    frame = rows.loc[good, [c for c in TRAIN_COLUMNS if c in rows]].reset_index(drop=True)
+    if "landmark_id" in frame:
+        frame["landmark_id"] = frame["landmark_id"].astype("int64")
+    frame.attrs["repeated_rows_dropped"] = rows.attrs.get("repeated_rows_dropped", 0)
+    frame.attrs["bad_rows"] = int((~good).sum())
+    return frame
+
+
 def bad_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``read_rows`` that have a problem, with a ``reason`` column (the problem's kind)."""
     bad = rows[rows["problem"] != ""]
@@ -285,14 +297,7 @@ def read_catalog(path: str | os.PathLike, require_labels: bool = True, strict: b
             label, or a landmark_id that is not an integer; the message names file, line and column.
     """
     if not strict:
-        rows = read_rows(path, require_labels)
-        good = rows["problem"] == ""
-        frame = rows.loc[good, [c for c in TRAIN_COLUMNS if c in rows]].reset_index(drop=True)
-        if "landmark_id" in frame:
-            frame["landmark_id"] = frame["landmark_id"].astype("int64")
-        frame.attrs["repeated_rows_dropped"] = rows.attrs["repeated_rows_dropped"]
-        frame.attrs["bad_rows"] = int((~good).sum())
-        return frame
+        return good_rows(read_rows(path, require_labels))
     path, frame = _read_table(path, require_labels)
 
     filled = (frame != "").any(axis=1)
@@ -357,8 +362,8 @@ def read_solution(path: str | os.PathLike) -> pd.DataFrame:
 
 
 DATA_SOURCE_KINDS = ("sample", "kaggle-2018", "gldv2", "folder", "other")
-_KAGGLE_2018_HOSTS = re.compile(r"(^|\.)(ggpht\.com|googleusercontent\.com|panoramio\.com|google\.com)$")
-_GLDV2_HOSTS = re.compile(r"(^|\.)(wikimedia\.org|wikipedia\.org)$")
+_KAGGLE_2018_HOSTS = re.compile(r"(?:^|\.)(?:ggpht\.com|googleusercontent\.com|panoramio\.com|google\.com)$")
+_GLDV2_HOSTS = re.compile(r"(?:^|\.)(?:wikimedia\.org|wikipedia\.org)$")
 
 
 def _sha256(path: Path) -> str:

@@ -27,10 +27,10 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 NAME = "manifest.csv"
 JOURNAL_NAME = "manifest.journal.csv"
@@ -60,6 +60,8 @@ def reason_of(error: str) -> str:
 
 def empty() -> pd.DataFrame:
     """A manifest with no rows."""
+    import pandas as pd
+
     return pd.DataFrame({c: pd.Series([], dtype=object) for c in COLUMNS})
 
 
@@ -81,6 +83,9 @@ def read(where: str | os.PathLike, only_ok: bool = False, required: Iterable[str
         catalog.CatalogError: unreadable, a required column missing, or an ``ok`` row whose
             landmark_id is not an integer (naming file, line and column).
     """
+    import numpy as np
+    import pandas as pd
+
     path = path_of(where)
     try:
         chunks = pd.read_csv(
@@ -116,6 +121,9 @@ def read(where: str | os.PathLike, only_ok: bool = False, required: Iterable[str
 def one_per_id(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per id: its last ``ok`` row, else its last row (a ``duplicate id`` failure never
     hides the row fetched for that id); in file order."""
+    import numpy as np
+    import pandas as pd
+
     if not len(frame):
         return frame
     position = np.arange(len(frame))
@@ -222,6 +230,8 @@ def fold(out_dir: str | os.PathLike) -> pd.DataFrame:
     An interrupted run's journal is first folded into ``manifest.csv`` (and its temporary
     files removed), so that the manifest always describes every row fetched so far.
     """
+    import pandas as pd
+
     out_dir = Path(out_dir)
     manifest, journal = out_dir / NAME, out_dir / JOURNAL_NAME
     if not journal.is_file():

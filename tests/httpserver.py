@@ -46,9 +46,10 @@ class HttpTestServer:
     Args:
         latency: seconds every response waits before it starts (simulates a remote server).
         keep_alive: speak HTTP/1.1 with persistent connections (else HTTP/1.0, one per request).
+        port: the port to listen on (0: any free one).
     """
 
-    def __init__(self, latency: float = 0.0, keep_alive: bool = True):
+    def __init__(self, latency: float = 0.0, keep_alive: bool = True, port: int = 0):
         self.latency = latency
         self.routes: dict[str, Route] = {}
         self.directories: list[tuple[str, Path]] = []
@@ -82,7 +83,7 @@ class HttpTestServer:
             def log_message(self, format: str, *args) -> None:  # quiet
                 pass
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", port), Handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="http-test-server", daemon=True

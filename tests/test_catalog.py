@@ -1,5 +1,6 @@
 """landmarklib.catalog: reading and validating catalog CSVs, counting, filtering, splitting; its figures."""
 
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -109,6 +110,85 @@ def test_each_error_names_file_line_and_column(tmp_path, text, line, column, wor
     assert message.startswith(f"{path}, line {line}, column {column}: ")
     assert words in message
     assert (err.value.line, err.value.column) == (line, column)
+
+
+BAD_ROWS = (
+    "id,url,landmark_id\n"
+    "a,u1,1\n"
+    "b,,2\n"  # no url
+    "c,None,2\n"  # no url, as pandas and many exports write it
+    "d,u4,abc\n"  # bad landmark_id
+    "../e,u5,3\n"  # unsafe id
+    "a,u6,4\n"  # duplicate id (another url and label)
+    ",u7,5\n"  # no id
+    "f,u8,6\n"
+    "a,u1,1\n"  # an exact repeat of line 2: dropped, not a problem
+)
+
+
+def test_read_rows_returns_each_bad_row_with_its_problem(tmp_path):
+    rows = catalog.read_rows(write(tmp_path, BAD_ROWS))
+    assert rows["id"].tolist() == ["a", "b", "c", "d", "../e", "a", "", "f"]
+    assert rows["problem"].tolist() == [
+        "", "no url", "no url", "bad landmark_id 'abc'", "unsafe id '../e'", "duplicate id 'a'", "no id", ""
+    ]
+    assert rows.attrs["repeated_rows_dropped"] == 1
+    bad = catalog.bad_rows(rows)
+    assert bad["reason"].value_counts().to_dict() == {
+        "no url": 2, "bad landmark_id": 1, "unsafe id": 1, "duplicate id": 1, "no id": 1
+    }
+    good = catalog.good_rows(rows)
+    assert good.to_dict("list") == {"id": ["a", "f"], "url": ["u1", "u8"], "landmark_id": [1, 6]}
+    assert good["landmark_id"].dtype == np.int64 and good.attrs["bad_rows"] == 6
+    lenient = catalog.read_catalog(tmp_path / "train.csv", strict=False)
+    assert lenient.equals(good) and lenient.attrs["bad_rows"] == 6
+
+
+@pytest.mark.parametrize(
+    "row, column, words",
+    [("x,None,1", "url", "empty url"), ("x/y,u,1", "id", "unsafe id 'x/y'"), ("..,u,1", "id", "unsafe id '..'")],
+)
+def test_strict_refuses_every_kind_of_bad_row(tmp_path, row, column, words):
+    path = write(tmp_path, f"id,url,landmark_id\na,u,1\n{row}\n")
+    with pytest.raises(CatalogError) as err:
+        catalog.read_catalog(path)
+    assert (err.value.line, err.value.column) == (3, column) and words in str(err.value)
+    assert catalog.read_rows(path)["problem"].iat[1] != ""
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [("", "no header line"), ("id,landmark_id\na,1\n", "missing column(s) url"), (b"\xff\xfe\x00\x01", "not UTF-8")],
+)
+def test_an_unreadable_file_still_stops_even_when_lenient(tmp_path, text, words):
+    path = tmp_path / "train.csv"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(CatalogError, match=re.escape(words)):
+        catalog.read_rows(path)
+    with pytest.raises(CatalogError, match=re.escape(words)):
+        catalog.read_catalog(path, strict=False)
+    with pytest.raises(CatalogError, match="cannot read"):
+        catalog.read_rows(tmp_path / "absent.csv")
+
+
+def test_data_source_kinds_and_digest(tmp_path):
+    import hashlib
+
+    kaggle = write(tmp_path, "id,url,landmark_id\na,http://lh3.ggpht.com/x/s1600/,1\nb,https://lh5.googleusercontent.com/y,2\n", "k.csv")
+    source = catalog.data_source(kaggle)
+    assert source == {
+        "name": "Google Landmark Recognition 2018 (Kaggle)", "kind": "kaggle-2018", "path": str(kaggle),
+        "rows": 2, "landmarks": 2, "sha256": hashlib.sha256(kaggle.read_bytes()).hexdigest(),
+    }
+    gld = write(tmp_path, "id,url,landmark_id\na,https://upload.wikimedia.org/a.jpg,1\nb,,1\n", "g.csv")
+    assert (catalog.data_source(gld)["kind"], catalog.data_source(gld)["rows"]) == ("gldv2", 2)
+    (tmp_path / "photos").mkdir()
+    local = write(tmp_path / "photos", "id,url,landmark_id\na,images/a.jpg,1\nb,file:///x/b.jpg,2\n")
+    assert catalog.data_source(local)["kind"] == "folder" and catalog.data_source(local)["name"] == "photos"
+    other = write(tmp_path, "id,url\na,http://example.org/a.jpg\n", "o.csv")
+    assert catalog.data_source(other)["kind"] == "other" and catalog.data_source(other)["landmarks"] == 0
+    (tmp_path / "photos" / "sample.json").write_text("{}")
+    assert catalog.data_source(local)["kind"] == "sample"
 
 
 def test_the_first_bad_row_is_reported_whatever_the_check(tmp_path):

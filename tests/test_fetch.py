@@ -3,6 +3,7 @@ path traversal, file:// and relative URLs, layouts, resume, a kill and resume, t
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import multiprocessing
@@ -408,3 +409,106 @@ def test_cli_killed_mid_run_resumes(tmp_path, capsys):
         assert not journal.exists() and not list(out.rglob("*.tmp"))
         for image_id, _, label in rows:
             check_jpeg(out / str(label) / f"{image_id}.jpg", 40)
+
+
+# --------------------------------------------------------------------------- bad rows, dead hosts, proxies
+
+
+def test_each_bad_row_fails_alone_with_its_reason(tmp_path, server, capsys):
+    good = good_server(server, 2)
+    rows = [
+        good[0],
+        ("nourl", "", 1),
+        ("noneurl", "None", 1),
+        ("badlabel", server.route("/never1.jpg", image(jpeg_bytes(40, 40))), "abc"),
+        ("a/b", server.route("/never2.jpg", image(jpeg_bytes(40, 40))), 2),
+        (good[0][0], server.route("/never3.jpg", image(jpeg_bytes(40, 40))), 3),  # duplicate id, another label
+        good[1],
+    ]
+    csv_path, out = write_csv(tmp_path / "train.csv", rows), tmp_path / "out"
+    summary = fetch.fetch_catalog(csv_path, out, size=32, **FAST)
+    m = list(csv.DictReader(open(out / "manifest.csv", newline="")))
+    assert [r["id"] for r in m] == [r[0] for r in rows]
+    assert [r["error"] for r in m] == [
+        "", "no url", "no url", "bad landmark_id 'abc'", "unsafe id 'a/b'", "duplicate id 'img000'", ""
+    ]
+    assert (summary.ok, summary.failed, summary.bad_rows) == (2, 5, 5)
+    assert summary.failed_by_reason == {"no url": 2, "bad landmark_id": 1, "unsafe id": 1, "duplicate id": 1}
+    assert not any(server.hits[f"/never{i}.jpg"] for i in (1, 2, 3))
+    check_jpeg(out / "0" / "img000.jpg", 32)  # the duplicate did not remove the first row's image
+    assert not summary.network_down
+
+    # the command line: exit 0 with the counts; --strict refuses the catalog with one line
+    assert cli.main(["fetch", str(csv_path), "--out", str(tmp_path / "o2"), "--size", "32", "--quiet"]) == 0
+    assert "no url" in capsys.readouterr().out
+    strict = ["fetch", str(csv_path), "--out", str(tmp_path / "o3"), "--quiet", "--strict"]
+    assert cli.main(strict) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "line 3, column url: empty url" in err
+    assert not (tmp_path / "o3" / "manifest.csv").exists()
+
+
+def test_dead_hosts_fail_fast_and_a_rerun_tries_them_again(tmp_path, server, capsys):
+    refused_port = free_port()  # nothing listens there (yet)
+    refused = [(f"r{i:03d}", f"http://127.0.0.1:{refused_port}/r{i}.jpg", 1) for i in range(60)]
+    unresolvable = [(f"n{i:03d}", f"http://landmarks-test.invalid/n{i}.jpg", 2) for i in range(60)]
+    good = good_server(server, 4)
+    rows = good[:2] + [row for pair in zip(refused, unresolvable) for row in pair] + good[2:]
+    csv_path, out = write_csv(tmp_path / "train.csv", rows), tmp_path / "out"
+    workers, fail_after = 4, 3
+    summary = fetch.fetch_catalog(
+        csv_path, out, size=32, processes=1, workers=workers, fail_fast_after=fail_after, **FAST
+    )
+    m = manifest(out)
+    assert all(m[r[0]]["status"] == "ok" for r in good)  # the live server on the same machine is not given up
+    refused_errors = collections.Counter(m[r[0]]["error"] for r in refused)
+    assert set(refused_errors) <= {"connection refused", "host unreachable (connection refused)"}
+    unresolved_errors = collections.Counter(m[r[0]]["error"] for r in unresolvable)
+    assert set(unresolved_errors) <= {"DNS lookup failed", "host unreachable (DNS lookup failed)"}
+    # at most the rows in flight when the host was given up were tried: the others failed at once
+    assert refused_errors["connection refused"] <= fail_after + workers
+    assert unresolved_errors["DNS lookup failed"] <= fail_after + workers
+    assert summary.failed == 120 and summary.ok == 4
+    assert summary.unreachable_hosts == sorted([f"127.0.0.1:{refused_port}", "landmarks-test.invalid:80"])
+    assert not summary.network_down  # the good rows came in
+
+    # a later run tries the given-up rows again: a server now answers on the refused port
+    with HttpTestServer(port=refused_port) as revived:
+        for i in range(60):
+            revived.route(f"/r{i}.jpg", image(jpeg_bytes(50, 40, seed=i)))
+        again = fetch.fetch_catalog(csv_path, out, size=32, processes=1, workers=workers, **FAST)
+    assert (again.ok, again.skipped, again.failed) == (60, 4, 60)
+    assert set(revived.hits) == {f"/r{i}.jpg" for i in range(60)}
+    check_jpeg(out / "1" / "r007.jpg", 32)
+
+
+def test_nothing_reachable_says_so_and_exits_0(tmp_path, capsys):
+    rows = [(f"n{i}", f"http://nowhere-{i % 2}.invalid/{i}.jpg", 1) for i in range(40)]
+    rows.append(("x", "", 1))
+    csv_path = write_csv(tmp_path / "train.csv", rows)
+    args = ["fetch", str(csv_path), "--out", str(tmp_path / "out"), "--quiet", "--processes", "1"]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "ok 0, failed 41" in printed
+    assert "nothing could be fetched: the network or the hosts are unreachable (2 hosts given up" in printed
+    from landmarklib import manifest as manifest_module
+
+    line = manifest_module.no_images_reason(tmp_path / "out", shown_as="data/processed/x")
+    assert line.startswith("no images in data/processed/x: 41 of 41 rows failed: host unreachable (")
+    assert "no url (1)" in line
+
+
+def test_proxies_from_the_environment(tmp_path, server, monkeypatch):
+    body = jpeg_bytes(60, 40)
+    server.route("http://landmark.invalid/p.jpg", image(body))  # a proxy sees the absolute URL
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{server.port}")
+    monkeypatch.setenv("no_proxy", "localhost")
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    fetch.core.client_for.cache_clear()  # clients read the environment when made
+    try:
+        csv_path = write_csv(tmp_path / "train.csv", [("p", "http://landmark.invalid/p.jpg", 1)])
+        summary = fetch.fetch_catalog(csv_path, tmp_path / "out", size=24, processes=1, **FAST)
+    finally:
+        fetch.core.client_for.cache_clear()
+    assert summary.ok == 1 and server.hits["http://landmark.invalid/p.jpg"] == 1
+    check_jpeg(tmp_path / "out" / "1" / "p.jpg", 24)

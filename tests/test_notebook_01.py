@@ -1,5 +1,6 @@
 """Notebook 01 executed by papermill on a hand-made catalog whose numbers are known."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -10,6 +11,14 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_explore_frequ
 
 # First 10 rows: landmark 7 x4, 3 x3, 5 x2, 9 x1. Rows 11-12 fall outside n_images=10.
 ROWS = [7, 3, 7, 5, 3, 9, 7, 5, 3, 7, 9, 11]
+# Then one bad row of each kind: left out of the numbers, counted apart.
+BAD_LINES = [
+    '"b1","","3","x"',
+    '"b2","None","3","x"',
+    '"b3","images/b3.jpg","abc","x"',
+    '"../b4","images/b4.jpg","3","x"',
+    '"0000e1","images/other.jpg","4","x"',
+]
 
 
 def test_notebook_is_committed_clean_with_a_parameters_cell():
@@ -31,6 +40,7 @@ def test_notebook_01_numbers_and_figures(tmp_path):
     csv = tmp_path / "train.csv"
     lines = ['\ufeff"id","url","landmark_id","note"']
     lines += [f'"{i:04d}e1","images/{i}.jpg","{lid}","x"' for i, lid in enumerate(ROWS)]
+    lines += BAD_LINES
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
     reports = tmp_path / "reports"
     executed = tmp_path / "01.ipynb"
@@ -53,6 +63,13 @@ def test_notebook_01_numbers_and_figures(tmp_path):
 
     m = json.loads((reports / "metrics" / "01_explore.json").read_text())
     assert m["catalog"] == str(csv)
+    assert m["n_bad_rows"] == 5
+    assert m["bad_rows"] == {"no url": 2, "bad landmark_id": 1, "unsafe id": 1, "duplicate id": 1}
+    source = m["data_source"]
+    assert {k: source[k] for k in ("name", "kind", "path", "rows", "landmarks")} == {
+        "name": tmp_path.name, "kind": "folder", "path": str(csv), "rows": 17, "landmarks": 5
+    }
+    assert source["sha256"] == hashlib.sha256(csv.read_bytes()).hexdigest()
     assert m["n_rows_total"] == 12 and m["n_landmarks_total"] == 5
     assert m["n_images"] == 10 and m["n_landmarks"] == 4
     assert m["top_k"] == [

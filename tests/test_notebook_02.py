@@ -112,3 +112,58 @@ def test_notebook_02_fetches_and_reports(tmp_path):
     nb = nbformat.read(executed, as_version=4)
     shown = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert len(shown) == len(m["figures"])
+
+
+@pytest.mark.slow
+def test_notebook_02_with_no_image_reports_why(tmp_path):
+    """Dead hosts and bad rows only: the notebook runs through, reports 0 fetched and the reasons."""
+    import socket
+
+    import papermill
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    train = ["id,url,landmark_id"]
+    train += [f"r{i},http://127.0.0.1:{port}/{i}.jpg,{i % 3}" for i in range(8)]
+    train += [f"n{i},http://landmarks-nb02.invalid/{i}.jpg,{i % 3}" for i in range(8)]
+    train += ["nourl,,1", "badlabel,http://landmarks-nb02.invalid/x.jpg,one"]
+    (raw / "train.csv").write_text("\n".join(train) + "\n")
+    (raw / "test.csv").write_text("id,url\n" + "".join(f"t{i},http://127.0.0.1:{port}/t{i}.jpg\n" for i in range(3)))
+    reports = tmp_path / "reports"
+    executed = tmp_path / "02.ipynb"
+    papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(executed),
+        parameters={
+            "train_csv": str(raw / "train.csv"),
+            "test_csv": str(raw / "test.csv"),
+            "train_dir": str(tmp_path / "processed" / "train"),
+            "test_dir": str(tmp_path / "processed" / "test"),
+            "sample_dir": str(tmp_path / "sample"),
+            "n_images": 100,
+            "image_size": 32,
+            "workers": 4,
+            "timeout": 2.0,
+            "retries": 1,
+            "reports_dir": str(reports),
+        },
+        kernel_name="landmarks",
+        cwd=str(tmp_path),
+        progress_bar=False,
+    )
+    m = json.loads((reports / "metrics" / "02_fetch.json").read_text())
+    assert (m["n_rows"], m["ok"], m["images_ok"], m["failed"], m["bad_rows"]) == (18, 0, 0, 18, 2)
+    assert set(m["failed_by_reason"]) <= {
+        "host unreachable", "connection refused", "DNS lookup failed", "no url", "bad landmark_id"
+    }
+    assert m["failed_by_reason"]["no url"] == 1 and m["failed_by_reason"]["bad landmark_id"] == 1
+    assert m["failures"].startswith("18 of 18 rows failed: ")
+    assert (m["test"]["ok"], m["test"]["failed"]) == (0, 3)
+    assert m["figures"] == []
+    nb = nbformat.read(executed, as_version=4)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "no training image: 18 of 18 rows failed" in text
+    assert "WARNING" not in text and "Traceback" not in text

@@ -19,8 +19,9 @@ asked to the last received.
 
 Dead hosts fail fast: ``HostHealth`` counts consecutive connection-level failures (DNS,
 refused, unreachable, connect timeout, TLS) per host; after ``options.fail_fast_after`` of
-them, the host's other rows fail at once as ``host unreachable (<first error>)`` without a
-request. It lives for one run in one process; a later run tries the host again.
+them, the host's rows not yet tried fail at once as ``host unreachable (<first error>)``
+without a request, and rows in flight stop retrying (with their own error). It lives for one
+run in one process; a later run tries the host again.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import functools
+import logging
 import os
 import re
 import socket
@@ -57,6 +59,10 @@ _REDIRECT_CODES = (301, 302, 303, 307, 308)
 _DRAIN_LIMIT = 65536  # an error or redirect body up to this size is read so the connection can be reused
 _READ_CHUNK = 262144
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+
+# urllib3 logs each retry and each connection it drops as a warning; here every row's outcome is
+# in the manifest, and a notebook's output must not fill with framework lines.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 class FetchError(Exception):
@@ -117,7 +123,8 @@ class FetchOptions:
 
 
 class HostHealth:
-    """Per-host fail-fast state, shared by the threads of one process for one run.
+    """Per-host fail-fast state, shared by the threads of one process for one run. A host is a
+    ``host:port`` (``host_of``): two servers on one machine are two hosts.
 
     Args:
         fail_after: consecutive connection-level failures that make a host unreachable (0: never).
@@ -136,7 +143,7 @@ class HostHealth:
             raise FetchError(f"{HOST_UNREACHABLE} ({first})")
 
     def failed(self, host: str, reason: str) -> None:
-        """Count a connection-level failure on ``host``; raise as ``check`` once it is given up on."""
+        """Count a connection-level failure on ``host`` (the host is given up on after ``fail_after``)."""
         if self.fail_after <= 0:
             return
         with self._lock:
@@ -144,7 +151,6 @@ class HostHealth:
             self._streak[host] = (count + 1, first)
             if count + 1 >= self.fail_after:
                 self.dead.setdefault(host, first)
-        self.check(host)
 
     def succeeded(self, host: str) -> None:
         """The host answered (with any status): its streak starts again."""
@@ -158,6 +164,16 @@ class HostHealth:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+
+def host_of(url: str | urllib.parse.SplitResult) -> str:
+    """The server a URL names, as fail-fast counts it: ``host:port`` (``lh3.ggpht.com:80``)."""
+    parts = urllib.parse.urlsplit(url) if isinstance(url, str) else url
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    except ValueError:  # a port that is not a number
+        port = 0
+    return f"{parts.hostname or ''}:{port}"
 
 
 def connection_failure(error: BaseException) -> str | None:
@@ -208,21 +224,23 @@ class _Retry(urllib3.Retry):
         return min(super().parse_retry_after(retry_after), self.max_wait)
 
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
-        if error is not None:
-            reason = connection_failure(error)
-            if reason is not None:
-                if self.hosts is not None:
-                    self.hosts.failed(self.host, reason)
-                if isinstance(error, u3.NameResolutionError) and _dns_is_permanent(error):
-                    raise u3.MaxRetryError(_pool, url, error)
-                if reason.startswith("TLS certificate"):
-                    raise u3.MaxRetryError(_pool, url, error)
-        return super().increment(method, url, response, error, _pool, _stacktrace)
+        reason = connection_failure(error) if error is not None else None
+        if reason is not None:
+            if self.hosts is not None:
+                self.hosts.failed(self.host, reason)
+            if isinstance(error, u3.NameResolutionError) and _dns_is_permanent(error):
+                raise u3.MaxRetryError(_pool, url, error)
+            if reason.startswith("TLS certificate"):
+                raise u3.MaxRetryError(_pool, url, error)
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        retry.reason = reason
+        return retry
 
     def sleep(self, response=None) -> None:
         super().sleep(response)
-        if self.hosts is not None:
-            self.hosts.check(self.host)  # another row gave the host up meanwhile
+        reason = getattr(self, "reason", None)
+        if reason is not None and self.hosts is not None and self.host in self.hosts.dead:
+            raise FetchError(reason)  # the host was given up meanwhile: no more tries, this row's own error
 
 
 # --------------------------------------------------------------------------- sources
@@ -345,7 +363,7 @@ class HttpClient:
                 raise FetchError(f"redirect to unsupported URL scheme '{parts.scheme}'")
             if not parts.hostname:
                 raise FetchError("bad URL (no host)")
-            host = parts.hostname
+            host = host_of(parts)
             if hosts is not None:
                 hosts.check(host)
             response = self._open(url, parts, hosts, host)

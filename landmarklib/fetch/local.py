@@ -24,7 +24,6 @@ import multiprocessing.connection
 import os
 import threading
 import time
-import urllib.parse
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -295,12 +294,11 @@ def _count_lines(path: Path, enough: int) -> int:
 
 
 def _early_pool(csv_path: Path, out: Path, limit: int | None, processes: int | None, fail_fast_after: int):
-    """Worker processes started before the catalog is read, when a fresh run will need them.
-
-    A resumed run (a manifest or journal in ``out``) decides after planning, since the rows
-    already done need no processes; so does a catalog too small for more than one.
+    """Worker processes started before the catalog is read (their start overlaps its reading), unless
+    the catalog is too small for more than one. A resumed run needs them too: they check the images
+    of the rows already done.
     """
-    if processes == 1 or (out / manifest.NAME).exists() or (out / manifest.JOURNAL_NAME).exists():
+    if processes == 1:
         return None
     n_rows = max(0, _count_lines(csv_path, _SMALL_JOB + 2) - 1)  # less the header
     n_processes = _n_processes(processes, n_rows if limit is None else min(limit, n_rows))
@@ -440,7 +438,7 @@ def _journal(batches: Iterator[list], out: Path, n_rows: int, desc: str, progres
                         reason = manifest.reason_of(row["error"])
                         reasons[reason] += 1
                         if reason == core.HOST_UNREACHABLE:
-                            hosts.add(urllib.parse.urlsplit(row["url"]).hostname or "")
+                            hosts.add(core.host_of(row["url"]))
                 bar.update(len(batch))
                 bar.set_postfix(ok=counts["ok"], failed=counts["failed"], refresh=False)
     except BaseException:
