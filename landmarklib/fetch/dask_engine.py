@@ -44,7 +44,6 @@ import math
 import os
 import threading
 import time
-import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -207,7 +206,7 @@ def fetch_shard(k: int, rows: list[dict], out_dir: str, options: core.FetchOptio
                 reason = manifest.reason_of(row["error"])
                 reasons[reason] += 1
                 if reason == core.HOST_UNREACHABLE:
-                    hosts.add(urllib.parse.urlsplit(row["url"]).hostname or "")
+                    hosts.add(core.host_of(row["url"]))
     if any(row is None for row in done):
         raise ShardError(f"shard {k}: {sum(r is None for r in done)} rows got no result")
     _write_rows(part, done)
