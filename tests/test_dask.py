@@ -231,7 +231,7 @@ def test_worker_killed_mid_shard_loses_nothing(tmp_path, dask_client):
                 text = journal.read_text()
                 if text.count("\n") >= 6:  # header + 5 finished rows
                     victim = int(journal.name.split(".")[1].split("-")[0])
-                    journalled = {line.split(",")[0] for line in text.splitlines()[1:]}
+                    journalled = {line.split(",")[0] for line in text[: text.rfind("\n")].splitlines()[1:]}
                     break
             time.sleep(0.01)
         assert victim is not None, "no shard got under way"
@@ -448,3 +448,42 @@ def test_fetch_cli_starts_its_own_local_cluster(tmp_path, capsys):
 def test_dask_options_need_the_dask_engine(tmp_path, capsys):
     assert cli.main(["fetch", str(tmp_path / "x.csv"), "--out", str(tmp_path / "o"), "--max-per-host", "4"]) == 2
     assert "need --engine dask" in capsys.readouterr().err
+
+
+def test_killed_driver_leaves_no_worker_and_the_rerun_resumes(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    import psutil
+
+    n = 60
+    with HttpTestServer(latency=0.2) as server:
+        rows = [(f"img{i:02d}", server.route(f"/p{i}.jpg", image(jpeg_bytes(100, 80, seed=i))), i % 3)
+                for i in range(n)]
+        csv_path, out = write_csv(tmp_path / "train.csv", rows), tmp_path / "out"
+        args = ["fetch", str(csv_path), "--out", str(out), "--size", "24", "--engine", "dask", "--dask-workers", "2",
+                "--shard-rows", "15", "--workers", "4", "--quiet"]
+        proc = subprocess.Popen([sys.executable, "-m", "landmarklib.cli", *args], env={**os.environ, **NO_PROXY})
+        deadline, journalled = time.monotonic() + 90, set()
+        while time.monotonic() < deadline and proc.poll() is None and len(journalled) < 5:
+            for journal in (out / "_shards").glob("*.journal.csv"):
+                text = journal.read_text()
+                journalled |= {line.split(",")[0] for line in text[: text.rfind("\n")].splitlines()[1:]}
+            time.sleep(0.02)
+        assert proc.poll() is None and len(journalled) >= 5, "the run finished before it could be killed"
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 2  # the local cluster's processes
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        gone, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, alive  # the workers do not outlive the run
+
+        before = dict(server.hits)
+        assert cli.main(args) == 0
+        assert "skipped" in capsys.readouterr().out
+    m = manifest_rows(out)
+    assert [r["id"] for r in m] == [r[0] for r in rows] and all(r["status"] == "ok" for r in m)
+    for image_id in journalled:  # finished before the kill: not asked for again
+        path = f"/p{int(image_id[3:])}.jpg"
+        assert server.hits[path] == before[path] == 1, image_id
+    assert not [p for p in out.rglob("*") if p.name.endswith((".tmp", ".journal.csv"))]
