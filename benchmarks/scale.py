@@ -325,7 +325,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--shard-rows", type=int, default=250, help="rows per shard in the throughput runs")
     p.add_argument("--semaphore-pairs", type=int, default=500, help="semaphore acquire+release pairs timed")
     p.add_argument("--memory-rows", default="10000,100000,1000000", help="catalog sizes for the driver's memory")
-    p.add_argument("--scaling", default="", help="worker counts to compare, e.g. 1,2,4 (needs >= 8 cores to mean anything)")
+    p.add_argument("--scaling", default="", help="worker counts to compare, e.g. 1,2,4 (needs >= 8 cores)")
     p.add_argument("--out", default="reports/benchmarks/scale.md", help="markdown report")
     args = p.parse_args(argv)
     args.memory_rows = [int(x) for x in args.memory_rows.split(",") if x]
@@ -341,7 +341,8 @@ def main(argv=None) -> int:
 
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="landmarks-scale-") as tmp, \
-            LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True, dashboard_address=":0") as lc, \
+            LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True,
+                         dashboard_address=":0") as lc, \
             Client(lc) as client:
         work = Path(tmp)
         print(f"(1) throughput: {args.rows} rows, {args.latency_ms:g} ms latency", flush=True)

@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
-
 from httpserver import (
     HttpTestServer,
     bomb_png,
@@ -31,6 +29,8 @@ from httpserver import (
     text,
     trickle,
 )
+from PIL import Image
+
 from landmarklib import cli, cluster, evaluate, fetch
 from landmarklib.fetch import dask_engine
 
@@ -126,7 +126,8 @@ def hostile_catalog(tmp_path: Path, server: HttpTestServer) -> tuple[Path, int]:
     u = server.url
     port = free_port()
     refused = f"http://127.0.0.1:{port}"  # nothing listens there: a dead host (fail-fast is per host:port)
-    rows = [(f"g{i:02d}", server.route(f"/p{i}.jpg", image(jpeg_bytes(200 + i, 150, seed=i))), i % 3) for i in range(12)]
+    rows = [(f"g{i:02d}", server.route(f"/p{i}.jpg", image(jpeg_bytes(200 + i, 150, seed=i))), i % 3)
+            for i in range(12)]
     rows += [
         ("good", u("/good.jpg"), 1), ("rgba", u("/rgba.png"), 1), ("moved", u("/moved.jpg"), 2),
         ("flaky", u("/flaky.jpg"), 3), ("busy", u("/busy.jpg"), 3), ("relative", "local/rel.jpg", 4),
@@ -331,7 +332,8 @@ def test_dask_prediction_is_identical_to_local(tiny_model, tmp_path, dask_client
 
     folder = _fetched_test_folder(tmp_path / "test")
     local, dask_out = tmp_path / "local" / "pred.csv", tmp_path / "dask" / "pred.csv"
-    common = ["predict", "--model", str(tiny_model), "--images", str(folder), "--batch-size", "2", "--threshold", "0.34"]
+    common = ["predict", "--model", str(tiny_model), "--images", str(folder), "--batch-size", "2",
+              "--threshold", "0.34"]
 
     assert cli.main([*common, "--out", str(local)]) == 0
     assert cli.main([*common, "--out", str(dask_out), "--engine", "dask",
@@ -386,7 +388,6 @@ def test_unreachable_scheduler_is_one_line(tiny_model, tmp_path, capsys):
 
 def test_notebook_02_fetches_on_dask(tmp_path, dask_client):
     import papermill
-
     from test_notebook_02 import N_IMAGES, NOTEBOOK, make_catalog
 
     make_catalog(tmp_path / "raw")

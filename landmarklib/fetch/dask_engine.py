@@ -45,8 +45,8 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
 
 from .. import images, manifest
 from . import core
@@ -114,7 +114,7 @@ def _read_rows(path: str | os.PathLike) -> list[dict[str, str]]:
     if header != list(manifest.COLUMNS):
         return []
     width = len(manifest.COLUMNS)
-    return [dict(zip(manifest.COLUMNS, f)) for f in reader if len(f) == width and f[-1] != ""]
+    return [dict(zip(manifest.COLUMNS, f, strict=True)) for f in reader if len(f) == width and f[-1] != ""]
 
 
 def read_marker(path: Path) -> dict | None:
@@ -143,7 +143,8 @@ def probe_output(out_dir: str, token: str) -> str:
     folder = Path(out_dir) / SHARDS_DIR
     try:
         if not (folder / token).is_file():
-            return f"cannot see {out_dir} (no {SHARDS_DIR}/{token} there: not the driver's folder; a shared filesystem is needed)"
+            return (f"cannot see {out_dir} (no {SHARDS_DIR}/{token} there: not the driver's folder; "
+                    "a shared filesystem is needed)")
         probe = folder / f".probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         probe.write_bytes(b"ok")
         probe.unlink()
@@ -194,7 +195,8 @@ def fetch_shard(k: int, rows: list[dict], out_dir: str, options: core.FetchOptio
         writer = csv.writer(f)
         writer.writerow(manifest.COLUMNS)
         f.flush()
-        for position, row, resumed in core.iter_fetch(rows, out_dir, options, _hosts_for(run_id, options.fail_fast_after)):
+        hosts_state = _hosts_for(run_id, options.fail_fast_after)
+        for position, row, resumed in core.iter_fetch(rows, out_dir, options, hosts_state):
             writer.writerow([row[c] for c in manifest.COLUMNS])
             f.flush()  # in the OS before the next row: a killed worker loses no finished row
             done[position] = row
@@ -264,12 +266,13 @@ def _task_rows(rows, shard: _Shard, labelled: bool, previous) -> list[dict]:
     """The rows of one shard as the core takes them, with the earlier ``ok`` row of each (if any)."""
     piece = rows.iloc[shard.start : shard.stop]
     labels = piece["landmark_id"].tolist() if labelled else [""] * len(piece)
+    columns = (piece["id"].tolist(), piece["url"].tolist(), labels, piece["problem"].tolist())
     records = [{"id": i, "url": u, "landmark_id": lab, "problem": p, "previous": None}
-               for i, u, lab, p in zip(piece["id"].tolist(), piece["url"].tolist(), labels, piece["problem"].tolist())]
+               for i, u, lab, p in zip(*columns, strict=True)]
     if previous is not None:
-        found = previous.reindex(list(zip(labels, piece["id"].tolist())))
+        found = previous.reindex(list(zip(labels, piece["id"].tolist(), strict=True)))
         ok = (found["status"] == "ok").to_numpy()
-        for record, has, row in zip(records, ok, found.itertuples(index=True)):
+        for record, has, row in zip(records, ok, found.itertuples(index=True), strict=True):
             if has and not record["problem"]:
                 record["previous"] = {c: getattr(row, c) for c in manifest.COLUMNS if c not in _KEY}
                 record["previous"].update(landmark_id=row.Index[0], id=row.Index[1])
@@ -359,7 +362,7 @@ def fetch_catalog_dask(
 
     if resize not in images.RESIZE_MODES:
         raise ValueError(f"resize must be one of {', '.join(images.RESIZE_MODES)}, not {resize!r}")
-    if size < 1 or workers < 1 or timeout <= 0 or retries < 0 or fail_fast_after < 0 or shard_rows < 1 or max_per_host < 0:
+    if min(size, workers, shard_rows) < 1 or timeout <= 0 or min(retries, fail_fast_after, max_per_host) < 0:
         raise ValueError("size, workers and shard_rows must be >= 1, timeout > 0, "
                          "retries, fail_fast_after and max_per_host >= 0")
     start = time.monotonic()
