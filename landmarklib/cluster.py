@@ -53,6 +53,24 @@ class SchedulerUnreachable(RuntimeError):
     """The ``--scheduler`` address did not answer; ``str(error)`` is the one line to show."""
 
 
+class NotShared(RuntimeError):
+    """A worker cannot see a file or folder the run needs; ``str(error)`` is the one line to show."""
+
+
+def _missing(paths: list[str]) -> list[str]:
+    return [p for p in paths if not os.path.exists(p)]
+
+
+def check_visible(client, paths: Sequence[str]) -> None:
+    """Every worker sees every one of ``paths`` (on a cluster: a shared filesystem), else ``NotShared``."""
+    found = client.run(_missing, [str(p) for p in paths])
+    bad = {worker: missing for worker, missing in found.items() if missing}
+    if bad:
+        worker, missing = sorted(bad.items())[0]
+        more = f" (and {len(bad) - 1} more workers)" if len(bad) > 1 else ""
+        raise NotShared(f"worker {worker} cannot see {missing[0]}: the workers need a filesystem they all share{more}")
+
+
 @contextlib.contextmanager
 def connect(scheduler=None, n_workers: int | None = None, threads_per_worker: int = 1,
             verbose: bool = True) -> Iterator:
@@ -166,6 +184,7 @@ def predict_partitions(client, model_path: str | os.PathLike, files: Sequence[st
     from tqdm import tqdm
 
     model_path = str(Path(model_path).resolve())
+    check_visible(client, [model_path, *files[:1]])
     chunk = max(1, batch_size) * 8  # evaluate.predict's chunk: same batches, same numbers
     bounds = partition_bounds(len(files), partition_images, chunk)
     futures = {

@@ -512,6 +512,7 @@ def predict(
 
         with cluster.connect(scheduler, n_workers=n_workers, verbose=progress) as client:
             model_file = str(paths.resolve(model_path).resolve())
+            cluster.check_visible(client, [model_file])
             size, landmark_ids = client.submit(cluster.model_info, model_file, pure=False).result()
             from .fetch.dask_engine import fetch_catalog_dask
 
@@ -738,7 +739,7 @@ def _run_cli(args: argparse.Namespace) -> int:
     if args.engine != "dask" and (args.scheduler or args.dask_workers):
         print("error: --scheduler and --dask-workers need --engine dask", file=sys.stderr)
         return 2
-    from .cluster import SchedulerUnreachable
+    from .cluster import NotShared, SchedulerUnreachable
 
     try:
         pred = predict(
@@ -751,7 +752,7 @@ def _run_cli(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             n_workers=args.dask_workers,
         )
-    except SchedulerUnreachable as error:
+    except (SchedulerUnreachable, NotShared) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -175,8 +175,8 @@ def test_dask_fetch_writes_the_local_manifest(tmp_path, dask_client):
         local.n_rows, local.ok, local.failed, 0, local.bad_rows)
     def merged(reasons):  # the dead host's rows, whichever wording each got
         reasons = dict(reasons)
-        return {**reasons, "connection refused": reasons.pop("connection refused", 0)
-                + reasons.pop("host unreachable", 0)}
+        dead = reasons.pop("connection refused", 0) + reasons.pop("host unreachable", 0)
+        return {**reasons, "dead host": dead}
     assert merged(summary.failed_by_reason) == merged(local.failed_by_reason)
     assert summary.unreachable_hosts == local.unreachable_hosts == [f"127.0.0.1:{port}"]
 
@@ -287,6 +287,10 @@ def test_a_worker_that_cannot_see_the_output_folder_stops_the_run(tmp_path, dask
     assert len(seen) == 2 and all("cannot see" in why and "shared filesystem" in why for why in seen.values())
     dask_engine.check_output(dask_client, tmp_path / "out")  # the real token: every worker sees it
     assert not list((tmp_path / "out" / "_shards").iterdir())  # nothing left behind
+    with pytest.raises(dask_engine.OutputNotShared, match=r"^worker tcp://\S+ cannot see the catalog .*nowhere.csv"):
+        dask_engine.check_output(dask_client, tmp_path / "out", tmp_path / "nowhere.csv")
+    with pytest.raises(cluster.NotShared, match=r"^worker tcp://\S+ cannot see .*no-model.keras: .*share"):
+        cluster.check_visible(dask_client, [tmp_path / "out", tmp_path / "no-model.keras"])
 
 
 # --------------------------------------------------------------------------- prediction

@@ -48,7 +48,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from .. import images, manifest
+from .. import cluster, images, manifest
 from . import core
 from .local import FetchSummary, _read_input, remove_empty_folders
 
@@ -61,7 +61,7 @@ _RUN_HOSTS: dict[str, core.HostHealth] = {}  # worker side: fail-fast state per 
 _RUN_LOCK = threading.Lock()
 
 
-class OutputNotShared(RuntimeError):
+class OutputNotShared(cluster.NotShared):
     """A worker cannot see or write the output folder; ``str(error)`` is the one line to show."""
 
 
@@ -137,10 +137,12 @@ def _hosts_for(run_id: str, fail_fast_after: int) -> core.HostHealth:
         return _RUN_HOSTS[run_id]
 
 
-def probe_output(out_dir: str, token: str) -> str:
-    """On a worker: "" when it sees the driver's ``token`` file in ``out_dir/_shards`` and can write there,
-    else why not."""
+def probe_output(out_dir: str, token: str, catalog: str | None = None) -> str:
+    """On a worker: "" when it sees the driver's ``token`` file in ``out_dir/_shards`` and can write there
+    (and sees ``catalog``, whose folder relative URLs start from, when given), else why not."""
     folder = Path(out_dir) / SHARDS_DIR
+    if catalog and not os.path.isfile(catalog):
+        return f"cannot see the catalog {catalog} (its rows with relative paths or file:// URLs need it)"
     try:
         if not (folder / token).is_file():
             return (f"cannot see {out_dir} (no {SHARDS_DIR}/{token} there: not the driver's folder; "
@@ -279,13 +281,14 @@ def _task_rows(rows, shard: _Shard, labelled: bool, previous) -> list[dict]:
     return records
 
 
-def check_output(client, out: Path) -> None:
-    """Every worker sees ``out`` (a file the driver wrote there) and can write into it, else ``OutputNotShared``."""
+def check_output(client, out: Path, catalog: Path | None = None) -> None:
+    """Every worker sees ``out`` (a file the driver wrote there) and can write into it, and sees ``catalog``
+    when given; else ``OutputNotShared``."""
     token = f".driver-{uuid.uuid4().hex}"
     path = out / SHARDS_DIR / token
     path.write_bytes(b"ok")
     try:
-        problems = client.run(probe_output, str(out), token)
+        problems = client.run(probe_output, str(out), token, str(catalog) if catalog else None)
     finally:
         path.unlink(missing_ok=True)
     bad = {worker: why for worker, why in problems.items() if why}
@@ -357,7 +360,6 @@ def fetch_catalog_dask(
     from dask.distributed import as_completed
     from tqdm import tqdm
 
-    from .. import cluster
     from ..catalog import first_n
 
     if resize not in images.RESIZE_MODES:
@@ -377,7 +379,8 @@ def fetch_catalog_dask(
         previous = previous[~previous.index.duplicated(keep="last")]
 
     with cluster.connect(scheduler, n_workers=n_workers, verbose=progress) as client:
-        check_output(client, out)
+        local_files = ~rows["url"].str.startswith(("http://", "https://")) & (rows["problem"] == "")
+        check_output(client, out, csv_path if bool(local_files.any()) else None)
         info = client.scheduler_info()["workers"]
         n_procs = max(1, len(info))
         n_threads = max(1, sum(w.get("nthreads", 1) for w in info.values()))
