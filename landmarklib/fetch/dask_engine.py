@@ -357,7 +357,7 @@ def fetch_catalog_dask(
         OutputNotShared: a worker cannot see or write ``out_dir``.
         cluster.SchedulerUnreachable: ``scheduler`` does not answer.
     """
-    from dask.distributed import as_completed
+    from distributed import KilledWorker, as_completed
     from tqdm import tqdm
 
     from ..catalog import first_n
@@ -423,7 +423,12 @@ def fetch_catalog_dask(
             submit_more()
             try:
                 for future in pending:
-                    result = future.result()  # a task's error (OutputNotShared, ...) stops the run here
+                    try:
+                        result = future.result()  # a task's error (OutputNotShared, ...) stops the run here
+                    except KilledWorker as exc:
+                        last = getattr(exc.last_worker, "address", exc.last_worker)
+                        raise ShardError(f"{exc.task} killed every worker that ran it ({last} last); "
+                                         "what was fetched is kept: rerun to resume") from exc
                     in_flight -= 1
                     for name in ("ok", "failed", "skipped"):
                         counts[name] += result[name]
