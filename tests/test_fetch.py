@@ -271,18 +271,18 @@ def test_worker_processes_give_the_same_result(tmp_path, server):
 
 def test_early_worker_processes_stop_when_the_catalog_is_bad(tmp_path, monkeypatch):
     pools = []
-    start_pool = fetch.local._start_pool
 
-    def recorded(*args):
-        pools.append(start_pool(*args))
-        return pools[-1]
+    class Recorded(fetch.local._Workers):
+        def __init__(self, *args):
+            super().__init__(*args)
+            pools.append(self)
 
-    monkeypatch.setattr(fetch.local, "_start_pool", recorded)
+    monkeypatch.setattr(fetch.local, "_Workers", Recorded)
     bad = tmp_path / "bad.csv"  # big enough for worker processes, which start before it is read
     bad.write_text("id,link,landmark_id\n" + "".join(f"a{i},http://x/{i}.jpg,1\n" for i in range(100)))
     with pytest.raises(ValueError, match="url"):
         fetch.fetch_catalog(bad, tmp_path / "out", processes=2, **FAST)
-    assert len(pools) == 1 and len(pools[0]._processes or {}) == 0
+    assert len(pools) == 1 and not pools[0].pool._processes
     assert multiprocessing.active_children() == []
 
 

@@ -5,7 +5,7 @@ unless ``strict``), folds in what an earlier run left (``manifest.fold``), and r
 per-row core (``core.fetch_rows``) over the rows still to do: in this process on
 ``workers`` threads for small jobs, else in chunks on a ``ProcessPoolExecutor`` of one
 process per core, each running ``workers / processes`` download threads (image bytes never
-cross processes; Pillow releases the GIL while decoding). Rows already fetched with a valid
+cross processes; Pillow releases the GIL while decoding), fed rows through a queue. Rows already fetched with a valid
 image are handed to the workers last, which only check their images. Results are appended
 to the journal as they come back (``manifest.Journal``), and ``manifest.csv`` is written in
 catalog order at the end; a rerun after a crash or ``kill -9`` keeps the rows that are ``ok``
@@ -22,10 +22,10 @@ import math
 import multiprocessing
 import multiprocessing.connection
 import os
+import queue
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -153,10 +153,14 @@ def _plan(rows, labelled: bool, previous) -> tuple[Iterator[dict], int, int]:
     n = len(rows)
     labels = rows["landmark_id"].astype(str) if labelled else pd.Series("", index=rows.index, dtype=object)
     problems = rows["problem"].to_numpy()
-    keys = pd.DataFrame({"id": rows["id"].to_numpy(), "landmark_id": labels.to_numpy()})
-    merged = keys.merge(previous, on=["landmark_id", "id"], how="left", validate="many_to_one")
-    has_earlier = (merged["status"].to_numpy() == "ok") & (problems == "")
-    earlier = {c: merged[c].to_numpy() for c in manifest.COLUMNS}
+    if len(previous):
+        keys = pd.DataFrame({"id": rows["id"].to_numpy(), "landmark_id": labels.to_numpy()})
+        merged = keys.merge(previous, on=["landmark_id", "id"], how="left", validate="many_to_one")
+        has_earlier = (merged["status"].to_numpy() == "ok") & (problems == "")
+        earlier = {c: merged[c].to_numpy() for c in manifest.COLUMNS}
+        del keys, merged
+    else:  # a fresh run
+        has_earlier, earlier = np.zeros(n, dtype=bool), {}
     ids, urls, label_values = rows["id"].to_numpy(), rows["url"].to_numpy(), labels.to_numpy()
 
     def task(seq: int) -> dict:
@@ -169,8 +173,16 @@ def _plan(rows, labelled: bool, previous) -> tuple[Iterator[dict], int, int]:
 
 
 # --------------------------------------------------------------------------- worker processes
+#
+# Own code, measured: handing each process a chunk per task (``pool.submit(fetch_rows, chunk)``)
+# left its threads idle at the end of every chunk, waiting for the chunk's slowest rows: 0.81x
+# the throughput of the engine this replaced (benchmarks/fetch.py, median of 5 runs). So the
+# executor runs one long task per process (``_worker_loop``), fed rows through a queue and
+# streaming results back, which keeps every download thread busy; concurrent.futures still
+# starts, watches (a dead worker breaks the pool) and stops the processes.
 
 _HOSTS: core.HostHealth | None = None  # a worker process's fail-fast state, for one run
+_QUEUES: tuple | None = None  # (tasks, results) of the run, given to each worker process at its start
 
 
 def _exit_with_parent(sentinel: int) -> None:
@@ -178,11 +190,12 @@ def _exit_with_parent(sentinel: int) -> None:
     os._exit(1)
 
 
-def _init_worker(fail_fast_after: int) -> None:
-    """A worker process: fresh fail-fast state; exit when the parent dies (``kill -9``), so that
-    no download outlives the run."""
-    global _HOSTS
+def _init_worker(fail_fast_after: int, tasks, results) -> None:
+    """A worker process: fresh fail-fast state, the run's queues; exit when the parent dies
+    (``kill -9``), so that no download outlives the run."""
+    global _HOSTS, _QUEUES
     _HOSTS = core.HostHealth(fail_fast_after)
+    _QUEUES = (tasks, results)
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), daemon=True).start()
@@ -192,61 +205,10 @@ def _ready() -> int:
     return os.getpid()
 
 
-def _fetch_chunk_task(tasks: list[dict], out_dir: str, options: core.FetchOptions) -> list[tuple[int, dict, bool]]:
-    """In a worker process: ``core.fetch_rows`` on a chunk; ``(seq, manifest row, resumed)`` per row."""
-    done = core.fetch_rows(tasks, out_dir, options, _HOSTS)
-    return [(task["seq"], row, resumed) for task, (row, resumed) in zip(tasks, done)]
-
-
-def _mp_context():
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload([core.__name__])
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
-def _start_pool(n_processes: int, fail_fast_after: int) -> ProcessPoolExecutor:
-    """The worker processes, started now (they start while the catalog is read)."""
-    pool = ProcessPoolExecutor(
-        max_workers=n_processes, mp_context=_mp_context(), initializer=_init_worker, initargs=(fail_fast_after,)
-    )
-    for _ in range(n_processes):  # one task each: every process is spawned at once
-        pool.submit(_ready)
-    return pool
-
-
-def _run_pool(pool: ProcessPoolExecutor, tasks: Iterator[dict], out_dir: Path, options: core.FetchOptions,
-              n_processes: int, chunk_rows: int) -> Iterator[list[tuple[int, dict, bool]]]:
-    """Chunks of ``tasks`` on the pool, a bounded number in flight; yield each chunk's results as it completes."""
-    chunks = iter(lambda: list(itertools.islice(tasks, chunk_rows)), [])
-    pending: set = set()
-    received = 0
-    try:
-        while True:
-            while len(pending) < 2 * n_processes and (chunk := next(chunks, None)) is not None:
-                pending.add(pool.submit(_fetch_chunk_task, chunk, str(out_dir), options))
-            if not pending:
-                return
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                try:
-                    batch = future.result()
-                except BrokenProcessPool as exc:
-                    raise WorkerError(
-                        f"a worker process died after {received} rows; rerun to resume"
-                        + ("" if received else ' (a script must keep its main code under `if __name__ == "__main__":`)')
-                    ) from exc
-                received += len(batch)
-                yield batch
-    finally:
-        for future in pending:
-            future.cancel()
-
-
-def _run_here(tasks: Iterator[dict], out_dir: Path, options: core.FetchOptions) -> Iterator[list]:
-    """The rows in this process on ``options.threads`` threads, yielded in batches (one journal flush each)."""
-    hosts = core.HostHealth(options.fail_fast_after)
+def _batches(tasks: Iterator[dict], out_dir, options: core.FetchOptions, hosts: core.HostHealth | None):
+    """``core.iter_fetch`` over ``tasks`` on ``options.threads`` threads, in batches of ``(seq, manifest row,
+    resumed)``: up to ``_BATCH_ROWS`` results, the first of them at most ``_BATCH_SECONDS`` old when the
+    next one completes (one journal flush, one message each)."""
     order: list[int] = []
 
     def numbered():
@@ -262,6 +224,98 @@ def _run_here(tasks: Iterator[dict], out_dir: Path, options: core.FetchOptions) 
             batch, started = [], time.monotonic()
     if batch:
         yield batch
+
+
+def _worker_loop(out_dir: str, options: core.FetchOptions) -> int:
+    """In a worker process: fetch the chunks of tasks from the task queue until ``None``, putting
+    batches of results on the result queue; return how many rows it did."""
+    tasks, results = _QUEUES
+    n = 0
+    for batch in _batches((task for chunk in iter(tasks.get, None) for task in chunk), out_dir, options, _HOSTS):
+        results.put(batch)
+        n += len(batch)
+    results.close()  # one loop per process and run: flush the results before the task reports done
+    results.join_thread()
+    return n
+
+
+class _Workers:
+    """The worker processes of one run (``ProcessPoolExecutor``) and the queues that feed them.
+
+    Args:
+        n_processes: worker processes, started at once (their start overlaps reading the catalog).
+        fail_fast_after: see ``FetchOptions``.
+    """
+
+    def __init__(self, n_processes: int, fail_fast_after: int):
+        ctx = _mp_context()
+        self.n_processes = n_processes
+        self.tasks, self.results = ctx.Queue(maxsize=4 * n_processes), ctx.Queue()
+        self.pool = ProcessPoolExecutor(
+            max_workers=n_processes, mp_context=ctx, initializer=_init_worker,
+            initargs=(fail_fast_after, self.tasks, self.results),
+        )
+        for _ in range(n_processes):  # one task each: every process is spawned now
+            self.pool.submit(_ready)
+
+    def run(self, tasks: Iterator[dict], n_tasks: int, out_dir: Path, options: core.FetchOptions,
+            chunk_rows: int) -> Iterator[list[tuple[int, dict, bool]]]:
+        """Fetch ``tasks`` (``n_tasks`` of them); yield batches of ``(seq, manifest row, resumed)`` as they come."""
+        loops = [self.pool.submit(_worker_loop, str(out_dir), options) for _ in range(self.n_processes)]
+        chunks = iter(lambda: list(itertools.islice(tasks, chunk_rows)), [])
+        items = itertools.chain(chunks, [None] * self.n_processes)  # None: a worker's last item
+        end = object()
+        item = next(items, end)
+        received = 0
+        while received < n_tasks:
+            while item is not end:  # keep the task queue full, never blocking
+                try:
+                    self.tasks.put_nowait(item)
+                except queue.Full:
+                    break
+                item = next(items, end)
+            try:
+                batch = self.results.get(timeout=0.2)
+            except queue.Empty:
+                _check(loops, received, n_tasks)
+                continue
+            received += len(batch)
+            yield batch
+        while item is not end:  # the end markers left
+            self.tasks.put(item, timeout=5)
+            item = next(items, end)
+
+    def close(self, finished: bool) -> None:
+        """Stop the processes: let them exit after a finished run, terminate them otherwise."""
+        if not finished:
+            for proc in list((self.pool._processes or {}).values()):
+                if proc.is_alive():
+                    proc.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _check(loops: list, received: int, n_tasks: int) -> None:
+    """Raise ``WorkerError`` when a worker process died, or all stopped before the last row."""
+    failed = [loop.exception() for loop in loops if loop.done() and loop.exception() is not None]
+    if failed or all(loop.done() for loop in loops):
+        hint = "" if received else ' (a script must keep its main code under `if __name__ == "__main__":`)'
+        raise WorkerError(
+            f"a worker process {'died' if failed else 'stopped'} after {received} of {n_tasks} rows; "
+            f"rerun to resume{hint}"
+        ) from (failed[0] if failed else None)
+
+
+def _mp_context():
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([core.__name__])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def _run_here(tasks: Iterator[dict], out_dir: Path, options: core.FetchOptions) -> Iterator[list]:
+    """The rows in this process on ``options.threads`` threads, yielded in batches."""
+    yield from _batches(tasks, out_dir, options, core.HostHealth(options.fail_fast_after))
 
 
 # --------------------------------------------------------------------------- a catalog
@@ -302,7 +356,7 @@ def _early_pool(csv_path: Path, out: Path, limit: int | None, processes: int | N
         return None
     n_rows = max(0, _count_lines(csv_path, _SMALL_JOB + 2) - 1)  # less the header
     n_processes = _n_processes(processes, n_rows if limit is None else min(limit, n_rows))
-    return _start_pool(n_processes, fail_fast_after) if n_processes > 1 else None
+    return _Workers(n_processes, fail_fast_after) if n_processes > 1 else None
 
 
 def remove_empty_folders(out_dir: str | os.PathLike) -> int:
@@ -373,6 +427,7 @@ def fetch_catalog(
     start = time.monotonic()
     csv_path, out = Path(csv_path), Path(out_dir)
     pool = _early_pool(csv_path, out, limit, processes, fail_fast_after)
+    finished = False
     try:
         rows, labelled = _read_input(csv_path, strict)
         rows = first_n(rows, limit)
@@ -389,15 +444,16 @@ def fetch_catalog(
             fail_fast_after=fail_fast_after,
         )
         if n_processes > 1:
-            pool = pool or _start_pool(n_processes, fail_fast_after)
-            chunk_rows = max(8, min(4 * threads, math.ceil(n_rows / (4 * n_processes))))
-            batches = _run_pool(pool, tasks, out, options, n_processes, chunk_rows)
+            pool = pool or _Workers(n_processes, fail_fast_after)
+            chunk_rows = max(1, min(8, math.ceil((n_rows - n_done) / (4 * n_processes))))
+            batches = pool.run(tasks, n_rows, out, options, chunk_rows)
         else:
             batches = _run_here(tasks, out, options)
         counts, reasons, hosts = _journal(batches, out, n_rows, f"fetch {csv_path.name}", progress)
+        finished = True
     finally:
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.close(finished)
     removed = remove_empty_folders(out) if labelled else 0
     seconds = time.monotonic() - start
     return FetchSummary(
