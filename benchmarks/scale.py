@@ -230,6 +230,7 @@ def report(args, t: dict, sem: float, mem: list[dict], scale: dict, seconds: flo
     ratio = med["dask"] / med["local"]
     ratio_started = med["dask_started"] / med["local"]
     raw = "; ".join(f"{name} " + ", ".join(f"{v:.0f}" for v in values) for name, values in t["runs"].items())
+    paired = ", ".join(f"{d / a:.2f}x" for d, a in zip(t["runs"]["dask"], t["runs"]["local"], strict=True))
     n_cores = cores()
     rows = [
         ("(a) `--engine local` (defaults: 32 in flight, one process per core)", "local"),
@@ -277,7 +278,8 @@ of each, alternating, into fresh folders. images/s = images written / wall time 
 
 {chr(10).join(table)}
 
-Runs (images/s): {raw}.
+Runs (images/s): {raw}. Ratio (b)/(a) run by run (each pair back to back): {paired}; on a machine
+this loaded the spread between runs is as large as the difference between the engines.
 
 Target: (b) at least 0.9x (a): **{verdict}** ({ratio:.2f}x). With the cluster's start and stop
 counted (c): {ratio_started:.2f}x; a LocalCluster of worker processes takes a few seconds to start,
