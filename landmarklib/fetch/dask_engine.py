@@ -20,7 +20,10 @@ same ``DIR/manifest.csv`` as the local engine: both run the per-row core
   image; Dask runs the shard again on another worker, which picks up the journal: no
   duplicate rows, no partial file (images are written through a temporary file and a rename).
 - At the end the parts are concatenated in shard order into ``DIR/manifest.csv``, written as
-  the local engine writes it (``csv`` module, then a rename).
+  the local engine writes it (``csv`` module, then a rename). One difference can remain, as
+  between two local runs with several processes: the rows of a dead host each fail, but
+  which of them carry the connection error and which ``host unreachable (...)`` depends on
+  timing and on which process ran them (fail-fast state is per process).
 - At start every worker must see the output folder (a file the driver wrote there) and be
   able to write into it: a shared filesystem on a cluster. Otherwise the run stops with one
   line naming the worker.
