@@ -26,6 +26,7 @@ Keras is imported inside the functions that need it.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import statistics
@@ -393,6 +394,7 @@ def load_test_images(
     input_size: int,
     fetch_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    fetcher=None,
 ) -> pd.DataFrame:
     """The test images to predict: DataFrame(id, path, landmark_id, error), one row per test id.
 
@@ -404,6 +406,7 @@ def load_test_images(
         input_size: the model's input size; a CSV is fetched at this size.
         fetch_dir: where a CSV's images go; default ``<csv folder>/<csv stem>_<size>px``.
         progress: show the fetch progress bar.
+        fetcher: what fetches a CSV (default ``fetch.fetch_catalog``; the Dask engine passes its own).
 
     Rows whose image failed to fetch keep their id with ``path`` None and the
     reason in ``error``, so that a submission still lists every test id.
@@ -413,7 +416,7 @@ def load_test_images(
         from . import fetch
 
         out = paths.resolve(fetch_dir) if fetch_dir else source.parent / f"{source.stem}_{input_size}px"
-        fetch.fetch_catalog(source, out, size=input_size, progress=progress)
+        (fetcher or fetch.fetch_catalog)(source, out, size=input_size, progress=progress)
         return _folder_images(out)
     if source.is_dir():
         return _folder_images(source)
@@ -430,6 +433,41 @@ def predict_probabilities(model, x: np.ndarray, batch_size: int = 64) -> np.ndar
     return np.asarray(model.predict(np.asarray(x, dtype=np.float32), batch_size=batch_size, verbose=0))
 
 
+def predict_chunks(model, landmark_ids, files: Sequence[str], size: int, batch_size: int = 64, top_k: int = 5,
+                   progress: bool = False):
+    """Predict image files in chunks of ``8 * batch_size`` (the batches both engines run).
+
+    Returns:
+        (class index per file, -1 when the file cannot be decoded; confidence
+        (NaN when unreadable); ``top_k`` most probable landmark ids, space-separated;
+        the decode error or "").
+    """
+    from tqdm import tqdm
+
+    from . import data
+
+    n = len(files)
+    best = np.full(n, -1, dtype=np.int64)
+    conf = np.full(n, np.nan)
+    tops = np.full(n, "", dtype=object)
+    errors = np.full(n, "", dtype=object)
+    chunk = max(1, batch_size) * 8
+    with tqdm(total=n, desc="predict", unit="img", disable=not progress) as bar:
+        for start in range(0, n, chunk):
+            rows = np.arange(start, min(n, start + chunk))
+            part = list(files[start : start + chunk])
+            bad: dict[str, str] = {}
+            x = data.load_images(part, size, errors=bad, progress=False)
+            probs = predict_probabilities(model, x, batch_size)
+            good = np.array([f not in bad for f in part], dtype=bool)
+            best[rows[good]] = probs[good].argmax(axis=1)
+            conf[rows[good]] = probs[good].max(axis=1)
+            tops[rows[good]] = [" ".join(map(str, r)) for r in top_k_ids(probs[good], landmark_ids, top_k)]
+            errors[rows[~good]] = [bad[f] for f, ok in zip(part, good) if not ok]
+            bar.update(len(rows))
+    return best, conf, tops, errors
+
+
 def predict(
     model_path: str | os.PathLike,
     images: str | os.PathLike,
@@ -438,6 +476,10 @@ def predict(
     top_k: int = 5,
     fetch_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    engine: str = "local",
+    scheduler=None,
+    n_workers: int | None = None,
+    partition_images: int | None = None,
 ) -> pd.DataFrame:
     """Predict the landmark of every test image with a saved model.
 
@@ -449,6 +491,13 @@ def predict(
         top_k: how many landmark ids ``top_ids`` lists.
         fetch_dir: where a CSV's images are fetched (see ``load_test_images``).
         progress: show progress bars.
+        engine: ``local`` (this process) or ``dask`` (partitions on a Dask cluster,
+            each worker loading the model once; see ``landmarklib.cluster``).
+        scheduler: with ``engine="dask"``: a scheduler address, a ``Client``, or
+            ``None`` for an embedded ``LocalCluster``.
+        n_workers: worker processes of the embedded cluster (default: one per core).
+        partition_images: with ``engine="dask"``: images per task (default
+            ``cluster.DEFAULT_PARTITION_IMAGES``, rounded up to whole chunks of ``8 * batch_size``).
 
     Returns:
         DataFrame(id, landmark_id (Int64), confidence, answered, top_ids, error) in
@@ -456,33 +505,40 @@ def predict(
         space-separated. An image that failed to fetch or decode keeps its row with
         no landmark_id, NaN confidence and the reason in ``error``.
     """
-    from tqdm import tqdm
+    if engine not in ("local", "dask"):
+        raise ValueError(f"engine must be 'local' or 'dask', not {engine!r}")
+    if engine == "dask":
+        from . import cluster
 
-    from . import data, models
+        with cluster.connect(scheduler, n_workers=n_workers, verbose=progress) as client:
+            model_file = str(paths.resolve(model_path).resolve())
+            cluster.check_visible(client, [model_file])
+            size, landmark_ids = client.submit(cluster.model_info, model_file, pure=False).result()
+            from .fetch.dask_engine import fetch_catalog_dask
 
-    model, landmark_ids = models.load(paths.resolve(model_path))
-    size = int(model.input_shape[1])
-    tests = load_test_images(images, size, fetch_dir=fetch_dir, progress=progress)
+            fetcher = functools.partial(fetch_catalog_dask, scheduler=client)
+            tests = load_test_images(images, size, fetch_dir=fetch_dir, progress=progress, fetcher=fetcher)
+            readable = np.flatnonzero(tests["path"].notna().to_numpy())
+            files = tests["path"].iloc[readable].tolist()  # absolute: workers read them (shared filesystem)
+            found = cluster.predict_partitions(client, model_file, files, size, batch_size, top_k, progress=progress,
+                                               partition_images=partition_images or cluster.DEFAULT_PARTITION_IMAGES)
+    else:
+        from . import models
+
+        model, landmark_ids = models.load(paths.resolve(model_path))
+        size = int(model.input_shape[1])
+        tests = load_test_images(images, size, fetch_dir=fetch_dir, progress=progress)
+        readable = np.flatnonzero(tests["path"].notna().to_numpy())
+        found = predict_chunks(model, landmark_ids, tests["path"].iloc[readable].tolist(), size, batch_size, top_k,
+                               progress=progress)
     n = len(tests)
     best = np.full(n, -1, dtype=np.int64)
     conf = np.full(n, np.nan)
     tops = np.full(n, "", dtype=object)
     errors = tests["error"].fillna("").to_numpy(dtype=object)
-    readable = np.flatnonzero(tests["path"].notna().to_numpy())
-    chunk = max(1, batch_size) * 8
-    with tqdm(total=len(readable), desc="predict", unit="img", disable=not progress) as bar:
-        for start in range(0, len(readable), chunk):
-            rows = readable[start : start + chunk]
-            files = tests["path"].iloc[rows].tolist()
-            bad: dict[str, str] = {}
-            x = data.load_images(files, size, errors=bad, progress=False)
-            probs = predict_probabilities(model, x, batch_size)
-            good = np.array([f not in bad for f in files], dtype=bool)
-            best[rows[good]] = probs[good].argmax(axis=1)
-            conf[rows[good]] = probs[good].max(axis=1)
-            tops[rows[good]] = [" ".join(map(str, r)) for r in top_k_ids(probs[good], landmark_ids, top_k)]
-            errors[rows[~good]] = [bad[f] for f, ok in zip(files, good) if not ok]
-            bar.update(len(rows))
+    best[readable], conf[readable], tops[readable] = found[0], found[1], found[2]
+    failed = readable[found[0] < 0]
+    errors[failed] = found[3][found[0] < 0]
     ids = np.asarray(landmark_ids, dtype=np.int64)
     landmark = pd.array([ids[b] if b >= 0 else pd.NA for b in best], dtype="Int64")
     return pd.DataFrame(
@@ -665,6 +721,12 @@ def add_cli(subparsers) -> None:
                    help=f"answer only at or above this confidence (default {DEFAULT_THRESHOLD})")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     p.add_argument("--out", required=True, help="predictions CSV to write")
+    p.add_argument("--engine", choices=("local", "dask"), default="local",
+                   help="local: this process (default); dask: partitions on a Dask cluster (see --scheduler)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="with --engine dask: a running scheduler (tcp://host:8786); default: a local cluster")
+    p.add_argument("--dask-workers", type=int, default=None, metavar="N",
+                   help="with --engine dask and no --scheduler: worker processes (default: one per core)")
     p.set_defaults(func=_run_cli)
 
 
@@ -674,13 +736,25 @@ def _run_cli(args: argparse.Namespace) -> int:
     if not model_path.is_file():
         print(f"error: model not found: {model_path}", file=sys.stderr)
         return 2
-    pred = predict(
-        model_path,
-        args.images,
-        threshold=args.threshold,
-        batch_size=args.batch_size,
-        fetch_dir=out.with_name(f"{out.stem}_images"),
-    )
+    if args.engine != "dask" and (args.scheduler or args.dask_workers):
+        print("error: --scheduler and --dask-workers need --engine dask", file=sys.stderr)
+        return 2
+    from .cluster import NotShared, SchedulerUnreachable
+
+    try:
+        pred = predict(
+            model_path,
+            args.images,
+            threshold=args.threshold,
+            batch_size=args.batch_size,
+            fetch_dir=out.with_name(f"{out.stem}_images"),
+            engine=args.engine,
+            scheduler=args.scheduler,
+            n_workers=args.dask_workers,
+        )
+    except (SchedulerUnreachable, NotShared) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     pred.to_csv(tmp, index=False)

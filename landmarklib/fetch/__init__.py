@@ -15,6 +15,7 @@ fast; a killed run resumes. The package:
                 (urllib3 with retries, redirects, proxies, size cap; per-host fail-fast)
     local.py    the local engine: ``fetch_catalog`` (a process pool of download threads, the
                 journal, resume) and ``FetchSummary``
+    dask_engine.py  the Dask engine: ``fetch_catalog_dask`` (shards as tasks on a cluster, the same manifest)
     cli.py      ``landmarks fetch``
 """
 

@@ -55,18 +55,45 @@ def add_cli(subparsers) -> None:
         "--strict", action="store_true", help="refuse a catalog with a bad row (default: the row fails alone)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    dask = parser.add_argument_group("on a Dask cluster (--engine dask; README: Past one machine)")
+    dask.add_argument("--engine", choices=("local", "dask"), default="local",
+                      help="local: this machine (default); dask: shards on a Dask cluster, same manifest")
+    dask.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                      help="a running Dask scheduler (tcp://host:8786); default: a local cluster of processes")
+    dask.add_argument("--dask-workers", type=_positive_int, default=None, metavar="N",
+                      help="worker processes of the local cluster (default: one per core)")
+    dask.add_argument("--shard-rows", type=_positive_int, default=10_000, metavar="N",
+                      help="catalog rows per shard, one task each (default 10000)")
+    dask.add_argument("--max-per-host", type=_count, default=0, metavar="N",
+                      help="requests in flight per host over the whole cluster (default 0: no limit)")
     parser.set_defaults(func=_run_cli)
 
 
 def _run_cli(args: argparse.Namespace) -> int:
+    from ..cluster import SchedulerUnreachable
+    from .dask_engine import OutputNotShared, ShardError
     from .local import WorkerError, fetch_catalog
 
+    if args.engine == "local" and (args.scheduler or args.dask_workers or args.max_per_host):
+        print("landmarks fetch: --scheduler, --dask-workers and --max-per-host need --engine dask", file=sys.stderr)
+        return 2
+    if args.engine == "dask" and args.processes:
+        print("landmarks fetch: --processes is for --engine local (see --dask-workers)", file=sys.stderr)
+        return 2
+    common = dict(size=args.size, resize=args.resize, limit=args.limit, workers=args.workers, timeout=args.timeout,
+                  retries=args.retries, progress=not args.quiet, strict=args.strict,
+                  fail_fast_after=args.fail_fast_after)
     try:
-        summary = fetch_catalog(
-            args.csv, args.out, size=args.size, resize=args.resize, limit=args.limit, workers=args.workers,
-            timeout=args.timeout, retries=args.retries, progress=not args.quiet, processes=args.processes,
-            strict=args.strict, fail_fast_after=args.fail_fast_after,
-        )
+        if args.engine == "dask":
+            from .dask_engine import fetch_catalog_dask
+
+            summary = fetch_catalog_dask(args.csv, args.out, scheduler=args.scheduler, n_workers=args.dask_workers,
+                                         shard_rows=args.shard_rows, max_per_host=args.max_per_host, **common)
+        else:
+            summary = fetch_catalog(args.csv, args.out, processes=args.processes, **common)
+    except (SchedulerUnreachable, OutputNotShared, ShardError) as exc:
+        print(f"landmarks fetch: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:  # CatalogError, or a manifest.csv in OUT that is not a fetch manifest
         print(f"landmarks fetch: {exc}", file=sys.stderr)
         return 2

@@ -98,6 +98,9 @@ class FetchOptions:
         threads: downloads in flight within one ``fetch_chunk`` call.
         fail_fast_after: consecutive connection-level failures after which a host's
             remaining rows fail at once as ``host unreachable`` (0: never).
+        max_per_host: HTTP requests in flight per host from this process (0: no limit);
+            urllib3 pools of that size that block when full. The Dask engine gives each
+            worker its share of the cluster-wide ``--max-per-host``.
     """
 
     size: int = 250
@@ -113,6 +116,7 @@ class FetchOptions:
     base_dir: str = "."
     threads: int = 16
     fail_fast_after: int = 3
+    max_per_host: int = 0
 
 
 # --------------------------------------------------------------------------- hosts
@@ -307,8 +311,9 @@ class HttpClient:
 
     def __init__(self, options: FetchOptions, maxsize: int | None = None):
         self.options = options
+        per_host = options.max_per_host  # block=True: a thread waits for one of the host's connections
         self._pool_args = dict(
-            num_pools=64, maxsize=maxsize or options.threads, block=False,
+            num_pools=64, maxsize=per_host or maxsize or options.threads, block=bool(per_host),
             headers={"User-Agent": USER_AGENT, "Accept": "image/*,*/*;q=0.8"},
         )
         self._direct = urllib3.PoolManager(**self._pool_args)
