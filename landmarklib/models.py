@@ -424,6 +424,9 @@ def load(path: str | os.PathLike):
 
     from .data import load_label_map
 
+    from .evaluate import strict_top_k_metric_class
+
+    strict_top_k_metric_class()  # registers the metric a model compiled by ``train`` was saved with
     path = Path(path)
     model = keras.saving.load_model(path)
     return model, load_label_map(path.with_name(path.name.removesuffix(".keras") + ".labels.json"))

@@ -186,13 +186,18 @@ def compile_model(model, optimizer: str = "sgd", learning_rate: float = 0.01, mo
     model.compile(
         optimizer=make_optimizer(optimizer, learning_rate, momentum),
         loss="sparse_categorical_crossentropy",
-        metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")],
+        # strict top-5 (ties by class index): Keras' SparseTopKCategoricalAccuracy counts every tied class
+        metrics=["accuracy", evaluate.strict_top_k_metric_class()(k=5, name="top5")],
         jit_compile="auto",
     )
 
 
 def evaluate_split(model, frame: pd.DataFrame, input_size: int, batch_size: int = 64) -> dict:
-    """Top-1 and top-5 accuracy and mean cross-entropy of ``model`` on labelled rows.
+    """Top-1 and top-5 accuracy and mean cross-entropy of ``model`` on labelled rows (inference mode).
+
+    Top-k is strict (ties broken by class index, ``evaluate.top_k_accuracy``). The loss is the
+    training loss' cross-entropy, from the logits behind the softmax (``evaluate.log_probabilities``),
+    so it matches the ``val_loss`` of ``fit`` for the same weights.
 
     Args:
         model: a model mapping 0..255 RGB images to class probabilities.
@@ -201,16 +206,17 @@ def evaluate_split(model, frame: pd.DataFrame, input_size: int, batch_size: int 
         batch_size: images per prediction batch.
 
     Returns:
-        ``{"top1", "top5", "loss", "n"}``.
+        ``{"top1", "top5", "loss", "n", "predicted_classes"}`` (the last: how many distinct
+        classes the model predicts on these rows).
     """
     labels = frame["label"].to_numpy(np.int64)
-    probs = np.asarray(model.predict(data.batches(frame, input_size, batch_size), verbose=0), dtype=np.float64)
-    picked = probs[np.arange(len(labels)), labels]
+    probs, logs = evaluate.predict_probabilities(model, data.batches(frame, input_size, batch_size), with_log=True)
     return {
         "top1": evaluate.top_k_accuracy(probs, labels, k=1),
         "top5": evaluate.top_k_accuracy(probs, labels, k=5),
-        "loss": float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),
+        "loss": float(-logs[np.arange(len(labels)), labels].mean()),
         "n": int(len(labels)),
+        "predicted_classes": int(len(np.unique(probs.argmax(axis=1)))),
     }
 
 

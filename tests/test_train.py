@@ -111,7 +111,8 @@ def test_saved_best_model_predicts_as_the_returned_model_and_scores_alike(traine
     scores = train.evaluate_split(loaded, split.val, 32)
     assert scores["n"] == len(split.val)
     assert scores["top1"] == pytest.approx(trained.val_top1, abs=1e-6)
-    assert scores["loss"] == pytest.approx(trained.val_loss, rel=1e-3)
+    # the same cross-entropy as fit's val_loss (from the logits, mean over all rows), up to float32 rounding
+    assert scores["loss"] == pytest.approx(trained.val_loss, rel=1e-4)
 
 
 @pytest.mark.slow
