@@ -74,6 +74,9 @@ class TrainResult:
         settings: the run's settings as the metrics record them: ``model`` (its name),
             ``input_size``, ``epochs``, ``batch_size``, ``optimizer``, ``learning_rate``,
             ``momentum`` (SGD only), ``seed``.
+        health: ``"ok"``, ``"diverged"`` or ``"collapsed"`` (see ``diagnose``); a run that is
+            not ok is no result, whatever its accuracy says.
+        health_note: one sentence saying why, when not ok.
     """
 
     model: Any
@@ -98,6 +101,8 @@ class TrainResult:
     params: int
     resumed_from: int = 0
     settings: dict = field(default_factory=dict)
+    health: str = "ok"
+    health_note: str = ""
 
     def metrics(self) -> dict:
         """The numbers notebooks 03/04 write: plain values, paths relative to the project root when inside it."""
@@ -119,6 +124,8 @@ class TrainResult:
             "seconds_per_epoch": self.seconds_per_epoch,
             "images_per_second": self.images_per_second,
             "resumed_from": self.resumed_from,
+            "health": self.health,
+            "health_note": self.health_note,
             "model_path": display_path(self.model_path),
             "label_map_path": display_path(self.label_map_path),
             "history_csv": display_path(self.history_csv),
@@ -218,6 +225,54 @@ def evaluate_split(model, frame: pd.DataFrame, input_size: int, batch_size: int 
         "n": int(len(labels)),
         "predicted_classes": int(len(np.unique(probs.argmax(axis=1)))),
     }
+
+
+EXPLODED_TRAIN_LOSS = 10.0
+"""A training loss above this many times chance level (``ln C``) has exploded."""
+EXPLODED_VAL_LOSS = 100.0
+"""A validation loss above this many times ``ln C`` has exploded (validation on few images can be
+confidently wrong without the run diverging: a tiny run reached 7x; the diverged ResNet-50 of issue 8, 6,000x)."""
+
+
+def _loss_text(value: float) -> str:
+    """``23787.2`` -> ``"23,787"``, ``10.107`` -> ``"10.1"``."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def diagnose(history: pd.DataFrame, n_classes: int, predicted_classes: int | None = None,
+             val_classes: int | None = None) -> tuple[str, str]:
+    """Whether a run is a result: ``("ok", "")``, ``("diverged", why)`` or ``("collapsed", why)``.
+
+    Diverged: a training loss that is not finite or above ``EXPLODED_TRAIN_LOSS * ln C`` in the
+    last epoch, or a best-epoch validation loss not finite or above ``EXPLODED_VAL_LOSS * ln C``
+    (``ln C``: the loss of a model that answers every class alike). Collapsed: the kept model
+    answers one class for every validation image, though they show several.
+
+    Args:
+        history: one row per epoch (``loss``, ``val_loss``, ``val_accuracy``).
+        n_classes: classes of the model.
+        predicted_classes: distinct classes the kept model predicts on the validation rows.
+        val_classes: distinct true classes of the validation rows.
+    """
+    chance = math.log(max(n_classes, 2))
+    loss = history["loss"].to_numpy(dtype=float)
+    val_loss = history["val_loss"].to_numpy(dtype=float) if "val_loss" in history else np.array([np.nan])
+    best = int(history["val_accuracy"].fillna(-1).to_numpy().argmax()) if "val_accuracy" in history else -1
+    if not np.isfinite(loss).all():
+        epoch = int(history["epoch"].iloc[int(np.argmin(np.isfinite(loss)))])
+        return "diverged", f"the training loss is not finite from epoch {epoch} on"
+    if loss[-1] > EXPLODED_TRAIN_LOSS * chance:
+        return "diverged", (f"the training loss exploded to {_loss_text(loss[-1])} (a model that answers every one "
+                            f"of the {n_classes} classes alike scores {chance:.3g})")
+    if not np.isfinite(val_loss[best]):
+        return "diverged", "the validation loss of the kept epoch is not finite"
+    if val_loss[best] > EXPLODED_VAL_LOSS * chance:
+        return "diverged", (f"the validation loss of the kept epoch is {_loss_text(val_loss[best])} (a model that "
+                            f"answers every one of the {n_classes} classes alike scores {chance:.3g})")
+    if predicted_classes == 1 and (val_classes or 0) > 1:
+        return "collapsed", (f"the kept model answers the same landmark for every validation image "
+                             f"(they show {val_classes} landmarks)")
+    return "ok", ""
 
 
 def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
@@ -435,6 +490,9 @@ def train(
     if best["epoch"] != history["epoch"].iloc[-1] or initial_epoch >= epochs:
         model.load_weights(model_path)  # the best epoch; its validation scores are in the history
     later = history.iloc[1:] if len(history) > 1 else history
+    kept = evaluate_split(model, split.val, input_size, batch_size)
+    health, health_note = diagnose(history, len(split.landmark_ids), kept["predicted_classes"],
+                                   int(split.val["label"].nunique()))
     return TrainResult(
         model=model,
         history=history,
@@ -458,6 +516,8 @@ def train(
         params=int(model.count_params()),
         resumed_from=initial_epoch,
         settings=settings,
+        health=health,
+        health_note=health_note,
     )
 
 

@@ -115,6 +115,34 @@ def test_saved_best_model_predicts_as_the_returned_model_and_scores_alike(traine
     assert scores["loss"] == pytest.approx(trained.val_loss, rel=1e-4)
 
 
+def _history(loss, val_loss, val_accuracy):
+    return pd.DataFrame({"epoch": range(1, len(loss) + 1), "loss": loss, "val_loss": val_loss,
+                         "val_accuracy": val_accuracy})
+
+
+def test_diagnose_names_diverged_and_collapsed_runs():
+    ok = _history([2.0, 1.5], [3.0, 10.1], [0.1, 0.25])  # confidently wrong on few images is not divergence
+    assert train.diagnose(ok, 4, predicted_classes=3, val_classes=4) == ("ok", "")
+    status, why = train.diagnose(_history([3.9, float("nan")], [4.0, float("nan")], [0.02, 0.013]), 49)
+    assert status == "diverged" and "not finite from epoch 2" in why
+    # issue 8: ResNet-50 on 49 landmarks, validation loss 23,787 at its kept epoch
+    status, why = train.diagnose(_history([3.5, 3.1], [40.0, 23787.0], [0.01, 0.013]), 49)
+    assert status == "diverged" and "23,787" in why
+    status, why = train.diagnose(_history([3.0, 250.0], [5.0, 6.0], [0.05, 0.05]), 49)
+    assert status == "diverged" and "exploded to 250" in why
+    status, why = train.diagnose(ok, 4, predicted_classes=1, val_classes=4)
+    assert status == "collapsed" and "same landmark" in why
+    assert train.diagnose(ok, 4, predicted_classes=1, val_classes=1)[0] == "ok"  # one class shown: cannot tell
+
+
+@pytest.mark.slow
+def test_train_reports_a_collapsed_run_as_such(trained, split):
+    predicted = trained.model.predict(data.batches(split.val, 32, batch_size=len(split.val))[0][0], verbose=0)
+    one_class = len(np.unique(predicted.argmax(axis=1))) == 1
+    assert trained.health == ("collapsed" if one_class else "ok")
+    assert trained.metrics()["health"] == trained.health and bool(trained.health_note) == one_class
+
+
 @pytest.mark.slow
 def test_a_killed_run_resumes_and_gives_the_same_numbers_as_an_uninterrupted_one(trained, split, tmp_path,
                                                                                   monkeypatch):
