@@ -106,7 +106,7 @@ h1{margin-bottom:.2rem}p.sub{color:#666;margin-top:0}
 table{border-collapse:collapse;margin:1rem 0 2rem;width:100%}
 th,td{border-bottom:1px solid #ddd;padding:.4rem .6rem;text-align:left;vertical-align:top}
 th{background:#f4f6f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.ok{color:#1a7f37}.failed{color:#cf222e;font-weight:600}.notrun{color:#888}
+.ok{color:#1a7f37}.failed{color:#cf222e;font-weight:600}.stopped{color:#9a6700;font-weight:600}.notrun{color:#888}
 a.report{display:inline-block;margin:.5rem 0 1rem;padding:.5rem 1rem;background:#0969da;color:#fff;
 border-radius:6px;text-decoration:none}code{background:#f4f6f8;padding:0 .25rem;border-radius:3px}
 """
