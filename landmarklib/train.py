@@ -449,6 +449,7 @@ def train(
         "model": model.name, "input_size": int(input_size), "epochs": int(epochs), "batch_size": int(batch_size),
         "optimizer": optimizer.lower(), "learning_rate": float(learning_rate),
         "momentum": float(momentum) if optimizer.lower() == "sgd" else None, "seed": int(seed),
+        "augment_mode": getattr(model, "augment_mode", None),
     }
     # what a killed run must share with this one to be resumed (more epochs may be asked for)
     fingerprint = {**{k: v for k, v in settings.items() if k != "epochs"}, "params": int(model.count_params()),
@@ -458,6 +459,10 @@ def train(
     set_seed(seed, deterministic)
     compile_model(model, optimizer, learning_rate, momentum)
     train_data = data.batches(split.train, input_size, batch_size, shuffle=True, seed=seed)
+    epoch_images = len(split.train)
+    if getattr(model, "augment_mode", None) == "add":  # the study's: augmented copies added to the data
+        train_data = models.augmented_copies(train_data, input_size, seed=seed)
+        epoch_images *= 2
     val_data = data.batches(split.val, input_size, batch_size)
 
     initial_epoch, state, rows = _resume_point(resume_dir, fingerprint, history_csv)
@@ -469,7 +474,7 @@ def train(
         train_data.set_epoch(initial_epoch)
     best_so_far = max((r["val_accuracy"] for r in rows), default=None)
     callbacks = [
-        _epoch_log_class()(rows, history_csv, resume_dir, fingerprint, len(split.train), epochs, progress),
+        _epoch_log_class()(rows, history_csv, resume_dir, fingerprint, epoch_images, epochs, progress),
         keras.callbacks.ModelCheckpoint(
             model_path, monitor="val_accuracy", mode="max", save_best_only=True,
             initial_value_threshold=best_so_far, verbose=0,
@@ -503,7 +508,7 @@ def train(
         epochs_run=int(history["epoch"].max()),
         first_epoch_seconds=float(history["seconds"].iloc[0]),
         seconds_per_epoch=float(later["seconds"].mean()),
-        images_per_second=float(len(split.train) * len(later) / later["train_seconds"].sum()),
+        images_per_second=float(epoch_images * len(later) / later["train_seconds"].sum()),
         val_top1=float(best["val_accuracy"]),
         val_top5=float(best["val_top5"]),
         val_loss=float(best["val_loss"]),

@@ -324,6 +324,33 @@ def test_data_source_and_weights(tmp_path, monkeypatch):
     assert "not ImageNet" in report.resnet_weights({"04_resnet50": {"weights": "random", "weights_note": "offline"}})
 
 
+def test_data_source_record_is_shown_with_the_caveat_beside_the_study(tmp_path):
+    record = {"name": "Indian monuments", "kind": "folder", "path": "../shared/data/indian-monuments-64/train.csv",
+              "rows": 3120, "landmarks": 49, "sha256": "0123456789abcdef" * 4}
+    metrics = {"01_explore": {"data_source": record}, "03_res_incep": {"val_top1": 0.013, "health": "diverged",
+                                                                      "health_note": "the loss is 23,787"}}
+    source = report.data_source("data/raw/sample/train.csv", "data/raw/sample", metrics)
+    assert source["kind"] == "folder" and source["record"] == record
+    assert "**Indian monuments** (folder): 3,120 rows, 49 landmarks" in source["text"] and "0123456789ab" in source["text"]
+    assert "not comparable" in source["caveat"]
+    table = report.study_comparison(metrics, {}, source)
+    assert list(table.columns) == ["study (2018 Kaggle catalog)", "this run (folder data: not comparable)"]
+    assert table.loc["Res-Incep validation accuracy"].tolist() == ["5.89%", "diverged: no result (1.30%)"]
+    assert "diverged" in report.implementation_md(metrics) and "no result" in report.implementation_md(metrics)
+    study = report.data_source("x.csv", None, {"01_explore": {"data_source": {**record, "kind": "kaggle-2018"}}})
+    assert study["caveat"] == "" and list(report.study_comparison({}, {}, study).columns) == ["study (2018)", "this run"]
+    # the index page names the data and the caveat
+    from landmarklib import metrics as metrics_io
+    from landmarklib.report import html
+
+    metrics_io.save("01_explore", {"data_source": record}, tmp_path)
+    metrics_io.save("03_res_incep", metrics["03_res_incep"], tmp_path)
+    notebooks = [Path("01_explore.ipynb"), Path("03_build_res_incep.ipynb")]
+    page = html.build_index(tmp_path, notebooks, [], {"run_name": "x"}).read_text()
+    assert "<b>Indian monuments</b> (folder): 3,120 rows, 49 landmarks" in page and "not comparable" in page
+    assert "diverged: no result" in page and "the loss is 23,787" in page
+
+
 def test_figure_list_accepts_paths_and_captioned_entries():
     assert report.figure_list({"figures": ["figures/a.png", {"path": "figures/b.png", "caption": "B"}]}) == [
         ("figures/a.png", ""), ("figures/b.png", "B")]

@@ -85,23 +85,57 @@ def _get(metrics: dict[str, dict], number: str, key: str):
     return metrics_for(number, metrics).get(key)
 
 
+STUDY_DATA_KIND = "kaggle-2018"
+"""The ``data_source.kind`` of the study's own data: the Kaggle 2018 catalog (notebook 01 records the kind)."""
+
+
+def data_source_text(ds: dict | None) -> str:
+    """One line naming a recorded data source: name, kind, rows, landmarks, digest, path; ``""`` when none."""
+    if not ds:
+        return ""
+    sha = str(ds.get("sha256") or "")
+    return (f"**{ds.get('name') or '?'}** ({ds.get('kind') or '?'}): {count(ds.get('rows'))} rows, "
+            f"{count(ds.get('landmarks'))} landmarks, catalog `{ds.get('path') or '?'}`"
+            + (f", sha256 `{sha[:12]}…`" if sha else ""))
+
+
+def data_caveat(kind: str | None) -> str:
+    """The caveat beside the study's numbers when this run's data is not the study's 2018 catalog."""
+    if kind == STUDY_DATA_KIND:
+        return ""
+    what = {"sample": "the embedded synthetic sample", "gldv2": "the Google Landmarks v2 catalog",
+            "folder": "a folder of one's own images"}.get(kind or "", "other data than the study's")
+    return (f"⚠ The study's numbers come from the Kaggle 2018 catalog; this run used {what}, "
+            "so the two columns describe different data and are not comparable.")
+
+
 def data_source(train_csv: str, sample_dir: str | None, metrics: dict[str, dict]) -> dict:
-    """Which data the run used: the embedded synthetic sample or a real catalog.
+    """Which data the run used, from notebook 01's ``data_source`` record (or its path, for older metrics).
 
     Returns:
-        dict: kind (``"sample"`` | ``"real"``), catalog (the CSV the exploration read, or
-        ``train_csv``), text (one markdown sentence).
+        dict: kind (the record's ``kind``: ``"sample"``, ``"kaggle-2018"``, ``"gldv2"``, ``"folder"``,
+        ``"other"``; without a record ``"sample"`` or ``"real"``, decided from the path), catalog,
+        record (notebook 01's ``data_source``, or ``None``), text (markdown), caveat (beside the
+        study's column; ``""`` for the 2018 catalog).
     """
-    catalog = _get(metrics, "01", "catalog") or train_csv
+    record = _get(metrics, "01", "data_source")
+    catalog = (record or {}).get("path") or _get(metrics, "01", "catalog") or train_csv
+    if record:
+        kind = record.get("kind") or "other"
+        text = f"This run used {data_source_text(record)}."
+        if kind == "sample":
+            text += " Its numbers test the pipeline, not the study's accuracy."
+        return {"kind": kind, "catalog": str(catalog), "record": record, "text": text, "caveat": data_caveat(kind)}
     csv = paths.resolve(catalog)
     sample = paths.resolve(sample_dir) if sample_dir else None
     if sample is not None and csv.resolve().is_relative_to(sample.resolve()):
         text = (f"This run used the **embedded synthetic sample** (`{sample_dir}`, drawn by "
                 "`landmarklib.sample`: invented landmarks, a long tail of rare ones, broken files on "
                 "purpose), not the Kaggle photos; its numbers test the pipeline, not the study's accuracy.")
-        return {"kind": "sample", "catalog": str(catalog), "text": text}
-    text = f"This run used the real catalog `{catalog}`."
-    return {"kind": "real", "catalog": str(catalog), "text": text}
+        return {"kind": "sample", "catalog": str(catalog), "record": None, "text": text,
+                "caveat": data_caveat("sample")}
+    text = f"This run used the real catalog `{catalog}` (notebook 01 recorded no data source: which one is not known)."
+    return {"kind": "real", "catalog": str(catalog), "record": None, "text": text, "caveat": data_caveat(None)}
 
 
 def health_md(health: str | None, note: str | None, label: str = "This run") -> str:
@@ -315,8 +349,22 @@ def evaluate_models(models_dir: str | os.PathLike, test_dir: str | os.PathLike,
 # --------------------------------------------------------------------------- tables
 
 
-def study_comparison(metrics: dict[str, dict], evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
-    """The study's published numbers beside this run's (strings, "not run" where a step was not run)."""
+def _val_top1(metrics: dict[str, dict], number: str) -> str:
+    """A notebook's validation accuracy, or what its run was when it is no result (diverged, collapsed)."""
+    m = metrics_for(number, metrics)
+    health = m.get("health")
+    if health and health != "ok":
+        return f"{health}: no result ({pct(m.get('val_top1'))})"
+    return pct(m.get("val_top1"))
+
+
+def study_comparison(metrics: dict[str, dict], evaluations: dict[str, ModelEvaluation],
+                     source: dict | None = None) -> pd.DataFrame:
+    """The study's published numbers beside this run's (strings, "not run" where a step was not run).
+
+    With a ``source`` (``data_source``) whose data is not the study's 2018 catalog, the column
+    headers say so: the two columns describe different data.
+    """
     import pandas as pd
 
     def ev(name: str, key: str):
@@ -345,8 +393,8 @@ def study_comparison(metrics: dict[str, dict], evaluations: dict[str, ModelEvalu
         ("model input size (px)", f"{STUDY['image_size']}", count(_get(metrics, "03", "input_size"))),
         ("Res-Incep parameters", f"~{STUDY['res_incep_params'] / 1e6:.1f}M", count(_get(metrics, "03", "params"))),
         ("ResNet-50 parameters", count(STUDY["resnet50_params"]), count(_get(metrics, "04", "params"))),
-        ("Res-Incep validation accuracy", pct(STUDY["res_incep_val_top1"]), pct(_get(metrics, "03", "val_top1"))),
-        ("ResNet-50 validation accuracy", pct(STUDY["resnet50_val_top1"]), pct(_get(metrics, "04", "val_top1"))),
+        ("Res-Incep validation accuracy", pct(STUDY["res_incep_val_top1"]), _val_top1(metrics, "03")),
+        ("ResNet-50 validation accuracy", pct(STUDY["resnet50_val_top1"]), _val_top1(metrics, "04")),
         ("Res-Incep seconds per image", f"{STUDY['res_incep_seconds_per_image']}", seconds("res_incep")),
         ("ResNet-50 seconds per image", f"{STUDY['resnet50_seconds_per_image']}", seconds("resnet50")),
         ("Res-Incep test GAP", "not measured", scored("res_incep", "gap", gap_text)),
@@ -357,7 +405,10 @@ def study_comparison(metrics: dict[str, dict], evaluations: dict[str, ModelEvalu
            f"{pct(STUDY[f'{name}_answered_of_ten'], 0)} of 10 images", pct(ev(name, "answered_share"), 1))
           for name, label in MODELS.items()),
     ]
-    return pd.DataFrame(rows, columns=["measure", "study (2018)", "this run"]).set_index("measure").rename_axis(None)
+    columns = ["measure", "study (2018)", "this run"]
+    if source and source.get("caveat"):
+        columns[1:] = ["study (2018 Kaggle catalog)", f"this run ({source.get('kind')} data: not comparable)"]
+    return pd.DataFrame(rows, columns=columns).set_index("measure").rename_axis(None)
 
 
 def evaluation_table(evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
@@ -475,7 +526,8 @@ def preprocessing_md(metrics: dict[str, dict]) -> str:
 
 
 def _model_md(m: dict, label: str) -> str:
-    return (
+    warning = health_md(m.get("health"), m.get("health_note"), f"The {label} run")
+    return (warning + "\n\n" if warning else "") + (
         f"{label} has **{count(m.get('params'))} parameters**, trained for {m.get('epochs', '?')} epochs "
         f"(batch {m.get('batch_size', '?')}, {m.get('optimizer', '?')}) on {count(m.get('n_train'))} images of "
         f"{count(m.get('n_classes'))} landmarks at {m.get('input_size', '?')} px, and reached "
@@ -732,6 +784,7 @@ def report_metrics(evaluations: dict[str, ModelEvaluation], threshold: float, so
         "submissions": {e.name: str(e.submission.relative_to(base)) for e in evaluations.values()},
         "data": source["kind"],
         "catalog": source["catalog"],
+        "data_source": source.get("record"),
         "resnet50_weights": _get(metrics, "04", "weights"),
         "notebooks": sorted(metrics),
         "figures": figures,
