@@ -111,3 +111,23 @@ def test_notebook_04_benchmarks_resnet50_and_says_its_weights_are_random(execute
     # the warning is in the executed notebook's output, not only in the metrics
     outputs = json.dumps(nbformat.read(tmp / "04.ipynb", as_version=4).cells)
     assert "Weights: random" in outputs
+
+
+def test_study_params_are_the_studys_settings():
+    import yaml
+
+    from landmarklib import models
+    from landmarklib.report import runner
+
+    study = yaml.safe_load((ROOT / "params" / "study-2018.yaml").read_text())
+    assert (study["optimizer"], study["momentum"], study["epochs"], study["batch_size"]) == ("sgd", 0, 30, 8)
+    assert list(study["filters"]) == [40, 60, 75, 80] and study["augment"] is False
+    assert {"name": "min_images=5", "min_images": 5} in study["variants"]  # the study's proposed refinement
+    augmented = [v for v in study["variants"] if "augment" in v]
+    assert [models.augment_mode(v["augment"]) for v in augmented] == ["add"]  # the study added its copies
+    assert (study["benchmark_optimizer"], study["benchmark_epochs"], study["benchmark_batch_size"]) == (
+        "rmsprop", 35, 55)
+    declared = {"sample_dir", "reports_dir", "run_name", *runner.SAMPLE_ARGS}
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        declared.update(runner.declared_parameters(nb))
+    assert set(study) <= declared, set(study) - declared  # no setting that no notebook reads

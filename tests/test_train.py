@@ -235,3 +235,31 @@ def test_figures():
     assert any("1x1 projection" in t for t in texts)
     with pytest.raises(ValueError, match="no layer named"):
         training_figures.block_diagram(model, "stage9_block1")
+
+
+def test_augment_add_keeps_the_model_plain_and_adds_augmented_copies_to_the_data(split):
+    assert models.augment_mode(True) == "replace" and models.augment_mode(False) is None
+    assert models.augment_mode("add") == "add"
+    with pytest.raises(ValueError, match="augment must be one of"):
+        models.augment_mode("double")
+    plain = _tiny_model(len(split.landmark_ids), augment="add")
+    replace = _tiny_model(len(split.landmark_ids), augment="replace")
+    assert plain.augment_mode == "add" and not any(layer.name.startswith("augment") for layer in plain.layers)
+    assert replace.augment_mode == "replace" and any(layer.name == "augment_flip" for layer in replace.layers)
+    base = data.batches(split.train, 32, batch_size=4, shuffle=True, seed=1)
+    added = models.augmented_copies(base, 32, seed=1)
+    assert len(added) == 2 * len(base)
+    x0, y0 = added[0]
+    x1, y1 = added[1]
+    np.testing.assert_array_equal(x0, base[0][0])  # the original images, as they are
+    np.testing.assert_array_equal(y1, y0)  # then the same images (same labels), augmented
+    assert x1.shape == x0.shape and x1.dtype == np.float32 and not np.array_equal(x1, x0)
+
+
+@pytest.mark.slow
+def test_training_with_augment_add_sees_every_image_twice_per_epoch(split, tmp_path):
+    model = _tiny_model(len(split.landmark_ids), seed=1, augment="add")
+    result = train.train(model, split, 32, epochs=1, batch_size=4, learning_rate=0.02, out_dir=tmp_path,
+                         name="added", seed=1, progress=False)
+    assert result.settings["augment_mode"] == "add" and result.epochs_run == 1
+    assert np.isfinite(result.history["loss"]).all()

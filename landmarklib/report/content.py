@@ -537,16 +537,37 @@ def _model_md(m: dict, label: str) -> str:
     )
 
 
+RESNET50_DEPARTURES = (
+    "**Departures from the study, labelled:** the study divided every pixel by 255 before both networks; "
+    "ResNet-50's ImageNet weights were trained on Caffe-style input (BGR, minus the ImageNet mean, 0..255), "
+    "which this rebuild feeds instead (inside the model), so that the pretrained features see what they were "
+    "trained on. The study's \"far less training necessary\" suggests that it trained only the new top; here "
+    "every layer of the backbone is trained (fine-tuned) as well."
+)
+"""Where notebook 04 knowingly departs from the study's text (its Data Preprocessing and Implementation)."""
+
+
+def _departures(m: dict) -> str:
+    """Settings of a run that depart from what the study said, as a sentence (``""`` when none)."""
+    notes = []
+    if str(m.get("optimizer", "")).lower() == "sgd" and m.get("momentum"):
+        notes.append(f"SGD with momentum {m['momentum']:g} (the study used Keras' plain SGD, momentum 0)")
+    if m.get("augment_mode") == "replace" or (m.get("augment") is True and m.get("augment_mode") is None):
+        notes.append("augmentation in place of the originals (the study added augmented copies: `augment: add`)")
+    return f" Departures from the study: {'; '.join(notes)}." if notes else ""
+
+
 def implementation_md(metrics: dict[str, dict]) -> str:
     """Implementation: the Res-Incep network as trained in this run, beside the study's 2.2M / 5.89%."""
     m = metrics_for("03", metrics)
     if not m:
         return f"*Notebook 03 (Res-Incep) was {NOT_RUN}.*"
+    first_try = m.get("study_first_try_params") or 60_000_000
     study = (f" The study's network had about {STUDY['res_incep_params'] / 1e6:.1f} million parameters "
-             f"(its first try, about "
-             f"{count(m.get('first_try_params'))} here, did not fit in memory) and reached "
-             f"{pct(STUDY['res_incep_val_top1'])}.")
-    return _model_md(m, "Res-Incep") + study
+             f"(this rebuild of it: {count(m.get('study_config_params'))}); its first try, filters 60-120-250-600, "
+             f"had about {first_try / 1e6:.0f} million in the study and {count(m.get('first_try_params'))} in this "
+             f"rebuild, and did not fit in memory. The study reached {pct(STUDY['res_incep_val_top1'])}.")
+    return _model_md(m, "Res-Incep") + study + _departures(m)
 
 
 def benchmark_md(metrics: dict[str, dict]) -> str:
@@ -555,7 +576,7 @@ def benchmark_md(metrics: dict[str, dict]) -> str:
     if not m:
         return f"*Notebook 04 (ResNet-50 benchmark) was {NOT_RUN}.*"
     return (_model_md(m, "ResNet-50") + f" The study's ResNet-50 ({count(STUDY['resnet50_params'])} parameters) "
-            f"reached {pct(STUDY['resnet50_val_top1'])}. " + resnet_weights(metrics))
+            f"reached {pct(STUDY['resnet50_val_top1'])}. " + resnet_weights(metrics) + "\n\n" + RESNET50_DEPARTURES)
 
 
 def refinement_md(metrics: dict[str, dict]) -> str:
