@@ -525,7 +525,11 @@ def inference_function(model):
 
         def run(x):
             return [np.asarray(t) for t in traced(tf.convert_to_tensor(x, tf.float32))]
+
+        traces = traced.experimental_get_tracing_count
     else:
+        traces = None
+
         def run(x):
             out = both.predict_on_batch(np.asarray(x, dtype=np.float32))
             return [np.asarray(t) for t in (out if isinstance(out, (list, tuple)) else [out])]
@@ -535,6 +539,7 @@ def inference_function(model):
         return out[0], (out[1] if ends_in_softmax else None)
 
     fn.head = head if ends_in_softmax else None
+    fn.tracing_count = traces  # TensorFlow: how many graphs were traced (one, whatever the batch sizes)
     _INFERENCE[model] = fn
     return fn
 

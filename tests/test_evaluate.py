@@ -175,6 +175,29 @@ def test_keras_top5_metric_is_strict_and_matches_numpy():
     assert (clone.k, clone.name) == (5, "top5")
 
 
+@pytest.mark.slow
+def test_log_probabilities_give_keras_cross_entropy_where_float32_probabilities_underflow():
+    import keras
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="predictions")(inputs))
+    model.get_layer("predictions").set_weights([np.eye(3, dtype="float32") * 40, np.zeros(3, "float32")])
+    x, y = np.eye(3, dtype="float32"), np.array([1, 2, 0])  # every true class at e^-40: far below 1e-7
+    probs, logs = evaluate.predict_probabilities(model, x, with_log=True)
+    ours = float(-logs[np.arange(3), y].mean())
+    model.compile(loss="sparse_categorical_crossentropy")
+    assert ours == pytest.approx(40.0, rel=1e-6)
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(ours, rel=1e-5)  # Keras uses the logits too
+    # what -log of the clipped float32 probability gives instead (issue 8's 6.89 against 10.11)
+    assert -np.log(np.clip(probs[np.arange(3), y], 1e-7, 1)).mean() == pytest.approx(16.118, abs=1e-3)
+    # one traced function per model, whatever the batch size
+    fn = evaluate.inference_function(model)
+    assert evaluate.inference_function(model) is fn
+    assert fn(x[:1])[0].shape == (1, 3) and fn(np.tile(x, (5, 1)))[0].shape == (15, 3)
+    if keras.backend.backend() == "tensorflow":
+        assert fn.tracing_count() == 1  # no retracing for the new batch sizes
+
+
 def test_per_landmark_accuracy_and_confusion_matrix():
     predicted = [1, 1, 2, 3, None, 4, 1]
     actual = [1, 2, 2, 3, 3, 5, 1]

@@ -586,9 +586,12 @@ def refinement_md(metrics: dict[str, dict]) -> str:
         return "*No refinement variants were trained in this run (`variants` and `benchmark_variants` are empty).*"
     if not variants:
         return f"*No refinement variants were recorded (notebooks 03/04 {NOT_RUN}).*"
-    scored = [v for v in variants if v.get("val_top1") is not None]
+    scored = [v for v in variants if v.get("val_top1") is not None and v.get("health", "ok") == "ok"]
     best = max(scored, key=lambda v: v["val_top1"]) if scored else None
     text = f"{len(variants)} variants were trained with the same data and split."
+    broken = [f"{v.get('name', '?')} ({v['health']})" for v in variants if v.get("health", "ok") != "ok"]
+    if broken:
+        text += f" No result from: {', '.join(broken)}."
     if best:
         text += f" The best, **{best.get('name', '?')}**, reached {pct(best['val_top1'])} validation accuracy."
     return text

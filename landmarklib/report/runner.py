@@ -316,7 +316,10 @@ def run_report(
     root = Path(root).resolve() if root else paths.project_root()
     notebooks_dir = notebooks_dir or root / "notebooks"
     # Figures inline in the executed notebooks even where MPLBACKEND=Agg is set for headless scripts.
-    with _environment(LANDMARKS_ROOT=str(root), MPLBACKEND=INLINE_BACKEND):
+    # TensorFlow's C++ start-up notices (oneDNN, CPU features) go to the kernel's stderr and from there
+    # into the pages: errors only, unless the caller chose a level.
+    quiet = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    with _environment(LANDMARKS_ROOT=str(root), MPLBACKEND=INLINE_BACKEND, **quiet):
         params = load_params(params_file, overrides)
         params["reports_dir"] = str(out if out is not None else params.get("reports_dir") or "reports")
         out_dir = paths.resolve(params["reports_dir"])
