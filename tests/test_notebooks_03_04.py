@@ -90,6 +90,10 @@ def test_notebook_03_trains_res_incep_and_its_variants(executed):
     assert sorted(m["figures"]) == ["figures/03_res_incep_block.png", "figures/03_res_incep_curves.png",
                                     "figures/03_res_incep_variants.png"]
     assert all((tmp / "reports" / f).is_file() for f in m["figures"])
+    # a diverged or collapsed run is named in the notebook, not shown as a result
+    assert m["health"] in ("ok", "diverged", "collapsed") and all("health" in v for v in m["variants"])
+    outputs = json.dumps(nbformat.read(tmp / "03.ipynb", as_version=4).cells)
+    assert (f"This Res-Incep run {m['health']}" in outputs) == (m["health"] != "ok")
 
 
 @pytest.mark.slow
