@@ -563,10 +563,12 @@ def implementation_md(metrics: dict[str, dict]) -> str:
     if not m:
         return f"*Notebook 03 (Res-Incep) was {NOT_RUN}.*"
     first_try = m.get("study_first_try_params") or 60_000_000
-    study = (f" The study's network had about {STUDY['res_incep_params'] / 1e6:.1f} million parameters "
-             f"(this rebuild of it: {count(m.get('study_config_params'))}); its first try, filters 60-120-250-600, "
-             f"had about {first_try / 1e6:.0f} million in the study and {count(m.get('first_try_params'))} in this "
-             f"rebuild, and did not fit in memory. The study reached {pct(STUDY['res_incep_val_top1'])}.")
+    rebuilt, rebuilt_first = m.get("study_config_params"), m.get("first_try_params")
+    study = (f" The study's network had about {STUDY['res_incep_params'] / 1e6:.1f} million parameters"
+             + (f" (this rebuild of it: {count(rebuilt)})" if rebuilt else "")
+             + f"; its first try, filters 60-120-250-600, had about {first_try / 1e6:.0f} million in the study"
+             + (f" and {count(rebuilt_first)} in this rebuild" if rebuilt_first else "")
+             + f", and did not fit in memory. The study reached {pct(STUDY['res_incep_val_top1'])}.")
     return _model_md(m, "Res-Incep") + study + _departures(m)
 
 
