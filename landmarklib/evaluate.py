@@ -703,8 +703,9 @@ def time_model(
 
     Single-image latency is ``inference_function(model)`` on one image already in
     memory: the model's graph traced once for any batch size, what a service answering
-    one request at a time calls (``predict_on_batch`` would trace again per batch shape). It is the median and 90th percentile of ``n_latency``
-    calls after ``warmup`` calls (the first traces/compiles). The result comes
+    one request at a time calls (``predict_on_batch`` would trace again per batch shape).
+    It is the median and 90th percentile of ``n_latency`` calls after ``warmup`` calls
+    (the first traces/compiles). The result comes
     back as a NumPy array, so asynchronous backends are timed to completion.
     ``predict_one_median_ms`` is the same image through ``model.predict``, which
     builds a data pipeline per call (shown to make that overhead visible; an eager

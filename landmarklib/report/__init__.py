@@ -31,7 +31,8 @@ from .runner import (KERNEL, NotebookRun, ReportError, check_kernel, declared_pa
 __all__ = [
     "KERNEL", "MODELS", "NO_SOLUTION", "NOT_RUN", "STUDY", "ModelEvaluation", "NotebookRun", "ReportError", "add_cli",
     "answer_text", "benchmark_md", "build_index", "check_kernel", "conclusion_md", "count", "curve_thresholds",
-    "data_caveat", "data_source", "data_source_text", "declared_parameters", "ensure_sample", "evaluate_model", "evaluate_models", "evaluation_md",
+    "data_caveat", "data_source", "data_source_text", "declared_parameters", "ensure_sample", "evaluate_model",
+    "evaluate_models", "evaluation_md",
     "evaluation_table", "examples_table", "execute_notebook", "exploration_md", "figure_list", "find_notebooks",
     "format_value", "gap_text", "health_md", "html_exporter", "implementation_md", "justification_md", "load_params",
     "metrics_for", "notebook_parameters", "overview_md", "parse_only", "parse_overrides", "pct", "pick_examples",

@@ -299,8 +299,8 @@ def run_report(
 
     Stops at the first failing notebook (its executed copy and HTML are kept); the others are
     marked "not run". A notebook that stops for want of data (``landmarklib.nodata.NoData``) is
-    marked "stopped" with its one line, and the run goes on. Raises ``ReportError`` before running anything when the parameters, the
-    selection or the kernel are wrong.
+    marked "stopped" with its one line, and the run goes on. Raises ``ReportError`` before running
+    anything when the parameters, the selection or the kernel are wrong.
 
     Args:
         params_file: the YAML parameters file.
