@@ -90,3 +90,18 @@ def test_notebooks_03_to_06_without_images_stop_with_one_line(tmp_path, capsys):
     body = body[body.index("<main>"):]
     assert "no images in data/processed/t/test: 5 of 5 rows failed: host unreachable (5)" in body
     assert "Traceback" not in body
+
+
+def test_the_report_command_exits_1_when_a_notebook_stopped(monkeypatch, tmp_path):
+    import argparse
+
+    from landmarklib.report import NotebookRun, _cli
+
+    def fake(status):
+        return lambda *a, **k: [NotebookRun("03_x", tmp_path, tmp_path, tmp_path, status=status, error="no images")]
+
+    args = argparse.Namespace(params=None, out=None, only=None, overrides=[], kernel="landmarks", no_progress=True)
+    monkeypatch.setattr("landmarklib.report.run_report", fake("stopped"))
+    assert _cli(args) == 1
+    monkeypatch.setattr("landmarklib.report.run_report", fake("ok"))
+    assert _cli(args) == 0
