@@ -275,6 +275,25 @@ def diagnose(history: pd.DataFrame, n_classes: int, predicted_classes: int | Non
     return "ok", ""
 
 
+def _save_portable(model, path: Path, optimizer: str, learning_rate: float, momentum: float) -> None:
+    """Save the kept model to ``path`` compiled with Keras' own loss and metric only (atomically).
+
+    The checkpoints written during training carry the strict top-5 metric, a class of this
+    project (``evaluate.strict_top_k_metric_class``) that plain ``keras.saving.load_model`` cannot
+    find; the final file is a copy with the same weights compiled with ``accuracy`` alone, which
+    any Keras reads without custom objects.
+    """
+    import keras
+
+    portable = keras.models.clone_model(model)
+    portable.set_weights(model.get_weights())
+    portable.compile(optimizer=make_optimizer(optimizer, learning_rate, momentum),
+                     loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    tmp = path.with_name(path.name.removesuffix(".keras") + ".tmp.keras")
+    portable.save(tmp)
+    os.replace(tmp, path)
+
+
 def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` to ``path`` through a temporary file, so a kill never leaves half a CSV."""
     tmp = path.with_name(path.name + ".tmp")
@@ -494,6 +513,7 @@ def train(
     best = history.loc[history["val_accuracy"].idxmax()]
     if best["epoch"] != history["epoch"].iloc[-1] or initial_epoch >= epochs:
         model.load_weights(model_path)  # the best epoch; its validation scores are in the history
+    _save_portable(model, model_path, optimizer, learning_rate, momentum)
     later = history.iloc[1:] if len(history) > 1 else history
     kept = evaluate_split(model, split.val, input_size, batch_size)
     health, health_note = diagnose(history, len(split.landmark_ids), kept["predicted_classes"],

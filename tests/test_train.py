@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +111,10 @@ def test_saved_best_model_predicts_as_the_returned_model_and_scores_alike(traine
     x, _ = data.batches(split.val, 32, batch_size=len(split.val))[0]
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), trained.model.predict(x, verbose=0))
     scores = train.evaluate_split(loaded, split.val, 32)
+    # plain Keras, in a process that never registered this project's strict top-5 metric, reads it too
+    script = f"import keras; m = keras.saving.load_model({str(trained.model_path)!r}); print(m.count_params())"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.split()[-1] == str(loaded.count_params()), out.stderr[-2000:]
     assert scores["n"] == len(split.val)
     assert scores["top1"] == pytest.approx(trained.val_top1, abs=1e-6)
     # the same cross-entropy as fit's val_loss (from the logits, mean over all rows), up to float32 rounding
