@@ -32,6 +32,7 @@ import os
 import statistics
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import Sequence
 
@@ -149,8 +150,34 @@ def accuracy(predicted, actual) -> float:
     return float(((pred_keys == true_keys) & ~pred_missing)[keep].mean())
 
 
+def _strict_rank(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Rank (0 = first) of each row's true class when classes are sorted by score, ties by class index.
+
+    A class ranks ahead of the true one when its score is higher, or equal and its index lower.
+    A label outside ``0..C-1`` or a true score that is not finite (a diverged model) ranks last (C).
+    """
+    n, c = probs.shape
+    ranks = np.full(n, c, dtype=np.int64)
+    valid = (labels >= 0) & (labels < c)
+    index = np.arange(c)
+    for start in range(0, n, 4096):  # bounded memory: 4096 x C comparisons at a time
+        rows = np.arange(start, min(n, start + 4096))
+        rows = rows[valid[rows]]
+        if len(rows) == 0:
+            continue
+        p, y = probs[rows], labels[rows]
+        truth = p[np.arange(len(rows)), y][:, None]
+        ahead = (p > truth) | ((p == truth) & (index[None, :] < y[:, None]))
+        ranks[rows] = np.where(np.isfinite(truth[:, 0]), ahead.sum(axis=1), c)
+    return ranks
+
+
 def top_k_accuracy(probs: np.ndarray, labels: Sequence[int], k: int = 5) -> float:
-    """Share of rows whose true class is among the ``k`` most probable.
+    """Share of rows whose true class is among the ``k`` most probable, ties broken by class index.
+
+    Strict: with tied scores only ``k`` classes count (the lower indices first), unlike Keras'
+    ``SparseTopKCategoricalAccuracy``, which counts every class tied with the k-th: a model that
+    gives every class the same score would score 100% there, and ``k / C`` here.
 
     Args:
         probs: class probabilities, shape (N, C).
@@ -164,19 +191,54 @@ def top_k_accuracy(probs: np.ndarray, labels: Sequence[int], k: int = 5) -> floa
         raise ValueError(f"probs must be (N, C) with N = len(labels); got {probs.shape} and {len(labels)}")
     if len(labels) == 0:
         return math.nan
-    k = min(k, probs.shape[1])
-    top = np.argpartition(-probs, k - 1, axis=1)[:, :k] if k < probs.shape[1] else np.argsort(-probs, axis=1)
-    return float((top == labels[:, None]).any(axis=1).mean())
+    return float((_strict_rank(probs, labels) < k).mean())
 
 
 def top_k_ids(probs: np.ndarray, landmark_ids: Sequence[int], k: int = 5) -> np.ndarray:
-    """The ``k`` most probable landmark ids per row, best first, shape (N, min(k, C))."""
+    """The ``k`` most probable landmark ids per row, best first, ties by class index; shape (N, min(k, C))."""
     probs = np.asarray(probs)
     n, c = probs.shape
     k = min(k, c)
-    top = np.argpartition(-probs, k - 1, axis=1)[:, :k] if k < c else np.tile(np.arange(c), (n, 1))
-    order = np.argsort(-np.take_along_axis(probs, top, axis=1), axis=1, kind="stable")
-    return np.asarray(landmark_ids)[np.take_along_axis(top, order, axis=1)]
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # stable: equal scores keep index order
+    return np.asarray(landmark_ids)[top]
+
+
+@functools.cache
+def strict_top_k_metric_class() -> type:
+    """``StrictTopKAccuracy``: a Keras metric counting the true class in the top k, ties by class index.
+
+    Defined on first use (importing this module does not import Keras) and registered with Keras,
+    so a saved model compiled with it loads (``models.load`` calls this first).
+    """
+    import keras
+    from keras import ops
+
+    def strict_sparse_top_k(y_true, y_pred, k=5):
+        y_pred = ops.convert_to_tensor(y_pred)
+        n_classes = ops.shape(y_pred)[-1]
+        y_true = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        valid = ops.logical_and(y_true >= 0, y_true < n_classes)
+        y_safe = ops.where(valid, y_true, ops.zeros_like(y_true))
+        truth = ops.take_along_axis(y_pred, y_safe[:, None], axis=-1)
+        index = ops.arange(n_classes, dtype="int32")[None, :]
+        ahead = ops.logical_or(ops.greater(y_pred, truth),
+                               ops.logical_and(ops.equal(y_pred, truth), ops.less(index, y_safe[:, None])))
+        rank = ops.sum(ops.cast(ahead, "int32"), axis=-1)
+        hit = ops.logical_and(ops.logical_and(rank < k, valid), ops.isfinite(truth[:, 0]))
+        return ops.cast(hit, "float32")
+
+    @keras.saving.register_keras_serializable(package="landmarklib")
+    class StrictTopKAccuracy(keras.metrics.MeanMetricWrapper):
+        """Top-k accuracy with integer labels, ties broken by class index (see ``top_k_accuracy``)."""
+
+        def __init__(self, k: int = 5, name: str = "top5", dtype=None):
+            super().__init__(fn=strict_sparse_top_k, name=name, dtype=dtype, k=k)
+            self.k = k
+
+        def get_config(self):
+            return {"name": self.name, "dtype": self.dtype, "k": self.k}
+
+    return StrictTopKAccuracy
 
 
 def per_landmark_accuracy(predicted, actual) -> pd.DataFrame:
@@ -426,11 +488,109 @@ def load_test_images(
 # --------------------------------------------------------------------------- prediction
 
 
-def predict_probabilities(model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Class probabilities for images ``x`` (N, S, S, 3) in 0..255, shape (N, C)."""
-    if len(x) == 0:
-        return np.zeros((0, int(model.output_shape[-1])), dtype=np.float32)
-    return np.asarray(model.predict(np.asarray(x, dtype=np.float32), batch_size=batch_size, verbose=0))
+_INFERENCE = weakref.WeakKeyDictionary()  # model -> its traced inference function
+
+
+def inference_function(model):
+    """``x -> (probabilities, features)`` for ``model`` in inference mode, traced once for any batch size.
+
+    Keras' ``predict``/``predict_on_batch`` trace a new graph for each new batch shape (the
+    last, partial batch; one image for timing) and per loaded model; a few such calls in a
+    row made TensorFlow log "triggered tf.function retracing" into the report. On TensorFlow
+    this is one ``tf.function`` with an unknown batch dimension, traced once per model; on
+    other backends, ``predict_on_batch``.
+
+    ``features`` is the input of the final softmax ``Dense`` layer (named ``predictions``),
+    from which ``log_probabilities`` computes exact log-probabilities; ``None`` when the model
+    does not end in one.
+    """
+    cached = _INFERENCE.get(model)
+    if cached is not None:
+        return cached
+    import keras
+
+    head = model.layers[-1]
+    ends_in_softmax = (isinstance(head, keras.layers.Dense)
+                       and getattr(head.activation, "__name__", "") == "softmax")
+    outputs = [model.outputs[0], head.input] if ends_in_softmax else [model.outputs[0]]
+    both = keras.Model(model.inputs, outputs, name=f"{model.name}_inference")
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+        traced = tf.function(lambda x: both(x, training=False), input_signature=[spec], reduce_retracing=True)
+
+        def run(x):
+            return [np.asarray(t) for t in traced(tf.convert_to_tensor(x, tf.float32))]
+
+        traces = traced.experimental_get_tracing_count
+    else:
+        traces = None
+
+        def run(x):
+            out = both.predict_on_batch(np.asarray(x, dtype=np.float32))
+            return [np.asarray(t) for t in (out if isinstance(out, (list, tuple)) else [out])]
+
+    def fn(x):
+        out = run(x)
+        return out[0], (out[1] if ends_in_softmax else None)
+
+    fn.head = head if ends_in_softmax else None
+    fn.tracing_count = traces  # TensorFlow: how many graphs were traced (one, whatever the batch sizes)
+    _INFERENCE[model] = fn
+    return fn
+
+
+def log_probabilities(model, probs: np.ndarray, features: np.ndarray | None) -> np.ndarray:
+    """Exact log-probabilities (float64), as the training loss sees them.
+
+    Keras' cross-entropy on a softmax output uses the logits behind it, so a true class of
+    probability 1e-13 costs 29.9; ``-log`` of the float32 probability, clipped at 1e-7 (Keras'
+    epsilon), would cost at most 16.1 (the cause of issue 8's 6.89 against 10.11). With the
+    softmax layer's input, the logits are recomputed here in float64; without it (a model not
+    ending in a softmax ``Dense``), the clipped ``log`` of the probabilities is the best there is.
+    """
+    fn = inference_function(model)
+    if features is None or fn.head is None:
+        return np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1.0))
+    kernel, bias = (np.asarray(w, dtype=np.float64) for w in fn.head.get_weights())
+    logits = np.asarray(features, dtype=np.float64) @ kernel + bias
+    top = logits.max(axis=1, keepdims=True)
+    return logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+
+
+def predict_probabilities(model, x, batch_size: int = 64, with_log: bool = False):
+    """Class probabilities for images ``x`` (N, S, S, 3) in 0..255 (or batches of them), shape (N, C).
+
+    Args:
+        model: a model mapping 0..255 RGB images to class probabilities.
+        x: an array of images, or an iterable of ``x`` or ``(x, y)`` batches (``data.batches``).
+        batch_size: images per forward pass (for an array).
+        with_log: also return exact log-probabilities (``log_probabilities``).
+
+    Returns:
+        probabilities (float32, as the model gives them), and with ``with_log`` the
+        log-probabilities (float64) as a second value.
+    """
+    fn = inference_function(model)
+    n_classes = int(model.output_shape[-1])
+    if isinstance(x, np.ndarray):
+        x = np.asarray(x, dtype=np.float32)
+        chunks = (x[i : i + max(1, batch_size)] for i in range(0, len(x), max(1, batch_size)))
+    else:
+        chunks = (b[0] if isinstance(b, tuple) else b for b in (x[i] for i in range(len(x))))
+    probs, logs = [], []
+    for chunk in chunks:
+        if len(chunk) == 0:
+            continue
+        p, features = fn(chunk)
+        probs.append(p)
+        if with_log:
+            logs.append(log_probabilities(model, p, features))
+    probs = np.concatenate(probs) if probs else np.zeros((0, n_classes), dtype=np.float32)
+    if not with_log:
+        return probs
+    return probs, (np.concatenate(logs) if logs else np.zeros((0, n_classes)))
 
 
 def predict_chunks(model, landmark_ids, files: Sequence[str], size: int, batch_size: int = 64, top_k: int = 5,
@@ -591,15 +751,16 @@ def time_model(
 ) -> dict:
     """Measure a saved model: load time, single-image latency, batched throughput.
 
-    Single-image latency is ``model.predict_on_batch`` on one image already in
-    memory: the model's compiled predict function, what a service answering one
-    request at a time calls. It is the median and 90th percentile of ``n_latency``
-    calls after ``warmup`` calls (the first traces/compiles). The result comes
+    Single-image latency is ``inference_function(model)`` on one image already in
+    memory: the model's graph traced once for any batch size, what a service answering
+    one request at a time calls (``predict_on_batch`` would trace again per batch shape).
+    It is the median and 90th percentile of ``n_latency`` calls after ``warmup`` calls
+    (the first traces/compiles). The result comes
     back as a NumPy array, so asynchronous backends are timed to completion.
     ``predict_one_median_ms`` is the same image through ``model.predict``, which
     builds a data pipeline per call (shown to make that overhead visible; an eager
     ``model(x)`` call is slower still and is not what one should deploy).
-    Throughput is ``model.predict`` over ``n_batches`` batches of ``batch_size``.
+    Throughput is ``predict_probabilities`` over ``n_batches`` batches of ``batch_size``.
     Image decoding is timed on its own (``decode_median_ms``) when files are given.
 
     Args:
@@ -648,16 +809,17 @@ def time_model(
         fn(one)
         return (time.perf_counter() - t) * 1000
 
+    infer = inference_function(model)
     for i in range(max(1, warmup)):
-        timed_ms(model.predict_on_batch, i)
-    latencies = np.array([timed_ms(model.predict_on_batch, i) for i in range(max(1, n_latency))])
+        timed_ms(infer, i)
+    latencies = np.array([timed_ms(infer, i) for i in range(max(1, n_latency))])
     predict_one = [timed_ms(lambda one: model.predict(one, verbose=0), i) for i in range(max(2, min(10, n_latency)))]
 
     n_total = batch_size * max(1, n_batches)
     xb = np.resize(x, (n_total, *x.shape[1:])).astype(np.float32)
-    model.predict(xb[:batch_size], batch_size=batch_size, verbose=0)
+    predict_probabilities(model, xb[:batch_size], batch_size=batch_size)
     t = time.perf_counter()
-    model.predict(xb, batch_size=batch_size, verbose=0)
+    predict_probabilities(model, xb, batch_size=batch_size)
     batch_seconds = time.perf_counter() - t
 
     return {
@@ -668,7 +830,7 @@ def time_model(
         "batch_images_per_second": n_total / batch_seconds,
         "batch_size": batch_size,
         "decode_median_ms": decode_ms,
-        "latency_method": "model.predict_on_batch, one image in memory",
+        "latency_method": "one traced inference call (inference_function), one image in memory",
         "backend": keras.backend.backend(),
     }
 

@@ -164,21 +164,86 @@ def stage(x, filters: int, blocks: int, strides: int, name: str):
     return x
 
 
-def augmentation(x, name: str = "augment"):
+AUGMENT_MODES = ("add", "replace")
+"""``augment`` values: ``"add"`` (the study's: augmented copies added to the training images, each
+epoch sees every original and one augmented copy of it) or ``"replace"`` (random layers in the model:
+each epoch sees one augmented version of each image instead of the original). ``True`` means
+``"replace"``; ``False``/``None``: no augmentation."""
+
+
+def augment_mode(augment) -> str | None:
+    """``augment`` as ``"add"``, ``"replace"`` or ``None`` (``True`` -> ``"replace"``)."""
+    if augment is None or augment is False or augment == "none":
+        return None
+    if augment is True:
+        return "replace"
+    if augment in AUGMENT_MODES:
+        return augment
+    raise ValueError(f"augment must be one of {AUGMENT_MODES}, true or false; not {augment!r}")
+
+
+def augmentation(x, name: str = "augment", seed: int | None = None):
     """The study's augmentation: flips (both ways), rotation and zoom; active only in training.
 
     Args:
         x: input tensor of pixel values.
         name: prefix of the layer names.
+        seed: seed of the random layers (``None``: drawn from Keras' global seed).
 
     Returns:
         Output tensor (unchanged at inference).
     """
     from keras import layers
 
-    x = layers.RandomFlip("horizontal_and_vertical", name=f"{name}_flip")(x)
-    x = layers.RandomRotation(0.1, fill_mode="reflect", name=f"{name}_rotation")(x)
-    return layers.RandomZoom(0.2, fill_mode="reflect", name=f"{name}_zoom")(x)
+    x = layers.RandomFlip("horizontal_and_vertical", seed=seed, name=f"{name}_flip")(x)
+    x = layers.RandomRotation(0.1, fill_mode="reflect", seed=seed, name=f"{name}_rotation")(x)
+    return layers.RandomZoom(0.2, fill_mode="reflect", seed=seed, name=f"{name}_zoom")(x)
+
+
+def augmented_copies(batches, input_size: int, seed: int = 0):
+    """Training batches with the study's augmented copies added: ``augment: add``.
+
+    Batch ``2i`` is ``batches[i]`` as it is, batch ``2i + 1`` the same images through
+    ``augmentation`` (a new random draw each time): an epoch holds every image twice, once as it
+    is and once augmented, as the study "added" its augmented images "to the input data".
+
+    Args:
+        batches: a ``data.batches`` sequence of ``(x, y)`` (its epochs, shuffling and resume kept).
+        input_size: side of the images, in pixels.
+        seed: seed of the augmentation.
+
+    Returns:
+        A ``keras.utils.PyDataset`` of twice as many batches.
+    """
+    import keras
+
+    inputs = keras.Input((input_size, input_size, 3))
+    augmenter = keras.Model(inputs, augmentation(inputs, name="added", seed=seed), name="added_augmentation")
+
+    class AugmentedCopies(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.base = batches
+
+        def __len__(self):
+            return 2 * len(self.base)
+
+        def __getitem__(self, index):
+            x, y = self.base[index // 2]
+            if index % 2:
+                x = keras.ops.convert_to_numpy(augmenter(x, training=True)).astype("float32")
+            return x, y
+
+        def set_epoch(self, epoch: int) -> None:
+            self.base.set_epoch(epoch)
+
+        def on_epoch_begin(self):
+            self.base.on_epoch_begin()
+
+        def on_epoch_end(self):
+            self.base.on_epoch_end()
+
+    return AugmentedCopies()
 
 
 def classifier_head(x, num_classes: int, dense_units: int, dropout: float, name: str = "head"):
@@ -210,7 +275,7 @@ def res_incep(
     stem_filters: int = 35,
     dense_units: int = 128,
     dropout: float = 0.5,
-    augment: bool = False,
+    augment: bool | str = False,
     name: str = "res_incep",
 ):
     """The study's Res-Incep network.
@@ -229,7 +294,9 @@ def res_incep(
         stem_filters: filters of the stem convolution (35 in the study's Figure 15).
         dense_units: width of the hidden Dense layer.
         dropout: dropout rate before the softmax layer.
-        augment: add the study's random flips, rotation and zoom (training only).
+        augment: the study's random flips, rotation and zoom: ``"replace"`` (or ``True``) puts them in
+            the model (training only); ``"add"`` leaves the model plain and marks it
+            (``model.augment_mode``) for ``train`` to add augmented copies (``augmented_copies``).
         name: model name.
 
     Returns:
@@ -240,15 +307,18 @@ def res_incep(
 
     if len(filters) != len(blocks):
         raise ValueError(f"filters {tuple(filters)} and blocks {tuple(blocks)} need one entry per stage")
+    mode = augment_mode(augment)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = augmentation(inputs) if augment else inputs
+    x = augmentation(inputs) if mode == "replace" else inputs
     x = layers.Rescaling(1.0 / 255, name="rescale")(x)
     x = conv_bn_lrelu(x, stem_filters, 3, strides=2, name="stem")
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     for i, (width, n) in enumerate(zip(filters, blocks), start=1):
         x = stage(x, int(width), int(n), strides=1 if i == 1 else 2, name=f"stage{i}")
     outputs = classifier_head(x, num_classes, dense_units, dropout)
-    return keras.Model(inputs, outputs, name=name)
+    model = keras.Model(inputs, outputs, name=name)
+    model.augment_mode = mode  # "add": train() adds the augmented copies to the data
+    return model
 
 
 def keras_cache_dir() -> Path:
@@ -424,6 +494,9 @@ def load(path: str | os.PathLike):
 
     from .data import load_label_map
 
+    from .evaluate import strict_top_k_metric_class
+
+    strict_top_k_metric_class()  # registers the metric a model compiled by ``train`` was saved with
     path = Path(path)
     model = keras.saving.load_model(path)
     return model, load_label_map(path.with_name(path.name.removesuffix(".keras") + ".labels.json"))

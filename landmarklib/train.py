@@ -74,6 +74,9 @@ class TrainResult:
         settings: the run's settings as the metrics record them: ``model`` (its name),
             ``input_size``, ``epochs``, ``batch_size``, ``optimizer``, ``learning_rate``,
             ``momentum`` (SGD only), ``seed``.
+        health: ``"ok"``, ``"diverged"`` or ``"collapsed"`` (see ``diagnose``); a run that is
+            not ok is no result, whatever its accuracy says.
+        health_note: one sentence saying why, when not ok.
     """
 
     model: Any
@@ -98,6 +101,8 @@ class TrainResult:
     params: int
     resumed_from: int = 0
     settings: dict = field(default_factory=dict)
+    health: str = "ok"
+    health_note: str = ""
 
     def metrics(self) -> dict:
         """The numbers notebooks 03/04 write: plain values, paths relative to the project root when inside it."""
@@ -119,6 +124,8 @@ class TrainResult:
             "seconds_per_epoch": self.seconds_per_epoch,
             "images_per_second": self.images_per_second,
             "resumed_from": self.resumed_from,
+            "health": self.health,
+            "health_note": self.health_note,
             "model_path": display_path(self.model_path),
             "label_map_path": display_path(self.label_map_path),
             "history_csv": display_path(self.history_csv),
@@ -186,13 +193,18 @@ def compile_model(model, optimizer: str = "sgd", learning_rate: float = 0.01, mo
     model.compile(
         optimizer=make_optimizer(optimizer, learning_rate, momentum),
         loss="sparse_categorical_crossentropy",
-        metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")],
+        # strict top-5 (ties by class index): Keras' SparseTopKCategoricalAccuracy counts every tied class
+        metrics=["accuracy", evaluate.strict_top_k_metric_class()(k=5, name="top5")],
         jit_compile="auto",
     )
 
 
 def evaluate_split(model, frame: pd.DataFrame, input_size: int, batch_size: int = 64) -> dict:
-    """Top-1 and top-5 accuracy and mean cross-entropy of ``model`` on labelled rows.
+    """Top-1 and top-5 accuracy and mean cross-entropy of ``model`` on labelled rows (inference mode).
+
+    Top-k is strict (ties broken by class index, ``evaluate.top_k_accuracy``). The loss is the
+    training loss' cross-entropy, from the logits behind the softmax (``evaluate.log_probabilities``),
+    so it matches the ``val_loss`` of ``fit`` for the same weights.
 
     Args:
         model: a model mapping 0..255 RGB images to class probabilities.
@@ -201,17 +213,85 @@ def evaluate_split(model, frame: pd.DataFrame, input_size: int, batch_size: int 
         batch_size: images per prediction batch.
 
     Returns:
-        ``{"top1", "top5", "loss", "n"}``.
+        ``{"top1", "top5", "loss", "n", "predicted_classes"}`` (the last: how many distinct
+        classes the model predicts on these rows).
     """
     labels = frame["label"].to_numpy(np.int64)
-    probs = np.asarray(model.predict(data.batches(frame, input_size, batch_size), verbose=0), dtype=np.float64)
-    picked = probs[np.arange(len(labels)), labels]
+    probs, logs = evaluate.predict_probabilities(model, data.batches(frame, input_size, batch_size), with_log=True)
     return {
         "top1": evaluate.top_k_accuracy(probs, labels, k=1),
         "top5": evaluate.top_k_accuracy(probs, labels, k=5),
-        "loss": float(-np.log(np.clip(picked, 1e-7, 1.0)).mean()),
+        "loss": float(-logs[np.arange(len(labels)), labels].mean()),
         "n": int(len(labels)),
+        "predicted_classes": int(len(np.unique(probs.argmax(axis=1)))),
     }
+
+
+EXPLODED_TRAIN_LOSS = 10.0
+"""A training loss above this many times chance level (``ln C``) has exploded."""
+EXPLODED_VAL_LOSS = 100.0
+"""A validation loss above this many times ``ln C`` has exploded (validation on few images can be
+confidently wrong without the run diverging: a tiny run reached 7x; the diverged ResNet-50 of issue 8, 6,000x)."""
+
+
+def _loss_text(value: float) -> str:
+    """``23787.2`` -> ``"23,787"``, ``10.107`` -> ``"10.1"``."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def diagnose(history: pd.DataFrame, n_classes: int, predicted_classes: int | None = None,
+             val_classes: int | None = None) -> tuple[str, str]:
+    """Whether a run is a result: ``("ok", "")``, ``("diverged", why)`` or ``("collapsed", why)``.
+
+    Diverged: a training loss that is not finite or above ``EXPLODED_TRAIN_LOSS * ln C`` in the
+    last epoch, or a best-epoch validation loss not finite or above ``EXPLODED_VAL_LOSS * ln C``
+    (``ln C``: the loss of a model that answers every class alike). Collapsed: the kept model
+    answers one class for every validation image, though they show several.
+
+    Args:
+        history: one row per epoch (``loss``, ``val_loss``, ``val_accuracy``).
+        n_classes: classes of the model.
+        predicted_classes: distinct classes the kept model predicts on the validation rows.
+        val_classes: distinct true classes of the validation rows.
+    """
+    chance = math.log(max(n_classes, 2))
+    loss = history["loss"].to_numpy(dtype=float)
+    val_loss = history["val_loss"].to_numpy(dtype=float) if "val_loss" in history else np.array([np.nan])
+    best = int(history["val_accuracy"].fillna(-1).to_numpy().argmax()) if "val_accuracy" in history else -1
+    if not np.isfinite(loss).all():
+        epoch = int(history["epoch"].iloc[int(np.argmin(np.isfinite(loss)))])
+        return "diverged", f"the training loss is not finite from epoch {epoch} on"
+    if loss[-1] > EXPLODED_TRAIN_LOSS * chance:
+        return "diverged", (f"the training loss exploded to {_loss_text(loss[-1])} (a model that answers every one "
+                            f"of the {n_classes} classes alike scores {chance:.3g})")
+    if not np.isfinite(val_loss[best]):
+        return "diverged", "the validation loss of the kept epoch is not finite"
+    if val_loss[best] > EXPLODED_VAL_LOSS * chance:
+        return "diverged", (f"the validation loss of the kept epoch is {_loss_text(val_loss[best])} (a model that "
+                            f"answers every one of the {n_classes} classes alike scores {chance:.3g})")
+    if predicted_classes == 1 and (val_classes or 0) > 1:
+        return "collapsed", (f"the kept model answers the same landmark for every validation image "
+                             f"(they show {val_classes} landmarks)")
+    return "ok", ""
+
+
+def _save_portable(model, path: Path, optimizer: str, learning_rate: float, momentum: float) -> None:
+    """Save the kept model to ``path`` compiled with Keras' own loss and metric only (atomically).
+
+    The checkpoints written during training carry the strict top-5 metric, a class of this
+    project (``evaluate.strict_top_k_metric_class``) that plain ``keras.saving.load_model`` cannot
+    find; the final file is a copy with the same weights compiled with ``accuracy`` alone, which
+    any Keras reads without custom objects.
+    """
+    import keras
+
+    portable = keras.models.clone_model(model)
+    portable.set_weights(model.get_weights())
+    portable.compile(optimizer=make_optimizer(optimizer, learning_rate, momentum),
+                     loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    tmp = path.with_name(path.name.removesuffix(".keras") + ".tmp.keras")
+    portable.save(tmp)
+    os.replace(tmp, path)
 
 
 def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
@@ -388,6 +468,7 @@ def train(
         "model": model.name, "input_size": int(input_size), "epochs": int(epochs), "batch_size": int(batch_size),
         "optimizer": optimizer.lower(), "learning_rate": float(learning_rate),
         "momentum": float(momentum) if optimizer.lower() == "sgd" else None, "seed": int(seed),
+        "augment_mode": getattr(model, "augment_mode", None),
     }
     # what a killed run must share with this one to be resumed (more epochs may be asked for)
     fingerprint = {**{k: v for k, v in settings.items() if k != "epochs"}, "params": int(model.count_params()),
@@ -397,6 +478,10 @@ def train(
     set_seed(seed, deterministic)
     compile_model(model, optimizer, learning_rate, momentum)
     train_data = data.batches(split.train, input_size, batch_size, shuffle=True, seed=seed)
+    epoch_images = len(split.train)
+    if getattr(model, "augment_mode", None) == "add":  # the study's: augmented copies added to the data
+        train_data = models.augmented_copies(train_data, input_size, seed=seed)
+        epoch_images *= 2
     val_data = data.batches(split.val, input_size, batch_size)
 
     initial_epoch, state, rows = _resume_point(resume_dir, fingerprint, history_csv)
@@ -408,7 +493,7 @@ def train(
         train_data.set_epoch(initial_epoch)
     best_so_far = max((r["val_accuracy"] for r in rows), default=None)
     callbacks = [
-        _epoch_log_class()(rows, history_csv, resume_dir, fingerprint, len(split.train), epochs, progress),
+        _epoch_log_class()(rows, history_csv, resume_dir, fingerprint, epoch_images, epochs, progress),
         keras.callbacks.ModelCheckpoint(
             model_path, monitor="val_accuracy", mode="max", save_best_only=True,
             initial_value_threshold=best_so_far, verbose=0,
@@ -428,7 +513,11 @@ def train(
     best = history.loc[history["val_accuracy"].idxmax()]
     if best["epoch"] != history["epoch"].iloc[-1] or initial_epoch >= epochs:
         model.load_weights(model_path)  # the best epoch; its validation scores are in the history
+    _save_portable(model, model_path, optimizer, learning_rate, momentum)
     later = history.iloc[1:] if len(history) > 1 else history
+    kept = evaluate_split(model, split.val, input_size, batch_size)
+    health, health_note = diagnose(history, len(split.landmark_ids), kept["predicted_classes"],
+                                   int(split.val["label"].nunique()))
     return TrainResult(
         model=model,
         history=history,
@@ -439,7 +528,7 @@ def train(
         epochs_run=int(history["epoch"].max()),
         first_epoch_seconds=float(history["seconds"].iloc[0]),
         seconds_per_epoch=float(later["seconds"].mean()),
-        images_per_second=float(len(split.train) * len(later) / later["train_seconds"].sum()),
+        images_per_second=float(epoch_images * len(later) / later["train_seconds"].sum()),
         val_top1=float(best["val_accuracy"]),
         val_top5=float(best["val_top5"]),
         val_loss=float(best["val_loss"]),
@@ -452,6 +541,8 @@ def train(
         params=int(model.count_params()),
         resumed_from=initial_epoch,
         settings=settings,
+        health=health,
+        health_note=health_note,
     )
 
 

@@ -116,3 +116,20 @@ def test_report_page_holds_every_section_with_this_runs_numbers(run):
     assert f"{m6['gap']:.4f}" in body and "embedded synthetic sample" in body
     # every figure of every notebook, embedded: 01-05 shown again by 06, and 06's own
     assert body.count('src="data:image/png;base64,') == sum(len(metrics(base, m)["figures"]) for m in METRICS)
+
+
+# Framework log lines and Python warnings: none in any rendered page (stderr progress bars are fine).
+NOISE = ("retracing", "WARNING:tensorflow", "WARNING:absl", "UserWarning", "DeprecationWarning", "FutureWarning",
+         "RuntimeWarning", "I0000 ", "W0000 ", "E0000 ", "oneDNN custom operations", "cpu_feature_guard")
+
+
+@pytest.mark.slow
+def test_no_framework_log_lines_or_python_warnings_in_the_rendered_pages(run):
+    base, _ = run
+    found = {}
+    for page in sorted((base / "reports" / "html").glob("*.html")):
+        text = page.read_text()
+        hits = [word for word in NOISE if word in text]
+        if hits:
+            found[page.name] = hits
+    assert not found

@@ -140,6 +140,64 @@ def test_accuracy_and_top_k():
     assert evaluate.top_k_ids(probs, [10, 20, 30], 2).tolist() == [[20, 30], [10, 30], [30, 20]]
 
 
+def test_top_k_is_strict_on_tied_scores_and_misses_a_diverged_row():
+    # a collapsed model: every class the same score. Only the k lowest class indices are its top k.
+    flat = np.full((6, 10), 0.1, dtype=np.float32)
+    labels = np.array([0, 4, 5, 9, 2, 7])
+    assert evaluate.top_k_accuracy(flat, labels, 5) == pytest.approx(3 / 6)  # labels 0, 4, 2
+    assert evaluate.top_k_accuracy(flat, labels, 1) == pytest.approx(1 / 6)  # label 0
+    assert evaluate.top_k_ids(flat[:1], list(range(100, 110)), 5).tolist() == [[100, 101, 102, 103, 104]]
+    # a tie across the k-th place: class 3 ties with class 1 at second place, the lower index wins
+    probs = np.array([[0.4, 0.2, 0.1, 0.2, 0.1]])
+    assert evaluate.top_k_accuracy(probs, [1], 2) == 1.0 and evaluate.top_k_accuracy(probs, [3], 2) == 0.0
+    assert evaluate.top_k_ids(probs, [10, 11, 12, 13, 14], 3).tolist() == [[10, 11, 13]]
+    # NaN scores (a diverged model) are never a hit
+    assert evaluate.top_k_accuracy(np.full((2, 10), np.nan), [0, 3], 5) == 0.0
+
+
+@pytest.mark.slow
+def test_keras_top5_metric_is_strict_and_matches_numpy():
+    import keras
+
+    rng = np.random.default_rng(3)
+    probs = rng.integers(0, 3, (64, 12)).astype("float32")  # many ties
+    probs[:8] = 0.25  # rows that are one big tie
+    probs[8, 0] = np.nan
+    labels = rng.integers(0, 12, 64)
+    metric = evaluate.strict_top_k_metric_class()(k=5, name="top5")
+    metric.update_state(labels, probs)
+    assert float(metric.result()) == pytest.approx(evaluate.top_k_accuracy(probs, labels, 5), abs=1e-6)
+    keras_top5 = keras.metrics.SparseTopKCategoricalAccuracy(k=5)
+    keras_top5.update_state(labels[:8], probs[:8])
+    assert float(keras_top5.result()) == 1.0  # Keras counts every tied class: why it is not used
+    assert evaluate.top_k_accuracy(probs[:8], labels[:8], 5) == pytest.approx(np.mean(labels[:8] < 5))
+    clone = type(metric).from_config(metric.get_config())
+    assert (clone.k, clone.name) == (5, "top5")
+
+
+@pytest.mark.slow
+def test_log_probabilities_give_keras_cross_entropy_where_float32_probabilities_underflow():
+    import keras
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="predictions")(inputs))
+    model.get_layer("predictions").set_weights([np.eye(3, dtype="float32") * 40, np.zeros(3, "float32")])
+    x, y = np.eye(3, dtype="float32"), np.array([1, 2, 0])  # every true class at e^-40: far below 1e-7
+    probs, logs = evaluate.predict_probabilities(model, x, with_log=True)
+    ours = float(-logs[np.arange(3), y].mean())
+    model.compile(loss="sparse_categorical_crossentropy")
+    assert ours == pytest.approx(40.0, rel=1e-6)
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(ours, rel=1e-5)  # Keras uses the logits too
+    # what -log of the clipped float32 probability gives instead (issue 8's 6.89 against 10.11)
+    assert -np.log(np.clip(probs[np.arange(3), y], 1e-7, 1)).mean() == pytest.approx(16.118, abs=1e-3)
+    # one traced function per model, whatever the batch size
+    fn = evaluate.inference_function(model)
+    assert evaluate.inference_function(model) is fn
+    assert fn(x[:1])[0].shape == (1, 3) and fn(np.tile(x, (5, 1)))[0].shape == (15, 3)
+    if keras.backend.backend() == "tensorflow":
+        assert fn.tracing_count() == 1  # no retracing for the new batch sizes
+
+
 def test_per_landmark_accuracy_and_confusion_matrix():
     predicted = [1, 1, 2, 3, None, 4, 1]
     actual = [1, 2, 2, 3, 3, 5, 1]

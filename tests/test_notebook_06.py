@@ -177,7 +177,8 @@ def test_report_writes_submission_and_figures(full_run):
     assert sub["t2021"].split()[0] == "202" and float(sub["t2021"].split()[1]) > 0.99
     with open(reports / m["submissions"]["resnet50"]) as f:
         assert all(r["landmarks"] == "" for r in csv.DictReader(f))
-    assert m["figures"] == ["figures/06_thresholds.png", "figures/06_confusion.png", "figures/06_examples.png"]
+    assert m["figures"] == ["figures/06_thresholds.png", "figures/06_confidence.png", "figures/06_confusion.png",
+                            "figures/06_examples.png"]
     for fig in m["figures"]:
         with Image.open(reports / fig) as img:
             assert img.width > 300 and img.height > 200
@@ -201,8 +202,68 @@ def test_report_page_tells_the_story_with_this_runs_numbers(full_run):
     body = page[page.index("<main>"):]
     assert "not run" not in body and "Traceback" not in body and "Error" not in body
     assert "PosixPath" not in body  # no stray return values
-    # 5 earlier figures + 3 drawn here, all embedded
-    assert page.count('src="data:image/png;base64,') == 8
+    # 5 earlier figures + 4 drawn here, all embedded
+    assert page.count('src="data:image/png;base64,') == 9
+
+
+FRAMEWORK_NOISE = ("WARNING", "Warning:", "warnings.warn", "tensorflow", "retracing", "absl", "oneDNN",
+                   "cpu_feature_guard", "E0000", "I0000", "W0000")
+
+
+@pytest.mark.slow
+def test_rendered_pages_hold_no_framework_log_lines_or_python_warnings(full_run):
+    root, _ = full_run
+    html_dir = root / "reports" / "html"
+    for name in ("report.html", "index.html"):
+        page = (html_dir / name).read_text()
+        body = page[page.find("<body"):]
+        noise = [word for word in FRAMEWORK_NOISE if word in body]
+        assert not noise, (name, noise)
+    # the notebook's own page keeps its stderr (progress bars) but no framework logging either
+    page = (html_dir / "06_write_report.html").read_text()
+    assert "retracing" not in page and "WARNING:tensorflow" not in page
+
+
+@pytest.mark.slow
+def test_without_a_solution_file_the_report_predicts_thresholds_times_and_submits(tmp_path):
+    params = make_project(tmp_path)
+    (tmp_path / "data" / "raw" / "sample" / "test_solution.csv").unlink()
+    runs = run_06(tmp_path, params)
+    assert runs[0].status == "ok", runs[0].error
+    reports = tmp_path / "reports"
+    m = json.loads((reports / "metrics" / "06_report.json").read_text())
+    assert m["scored"] is False and m["solution_csv"] is None
+    assert m["gap"] is None and m["top1"] is None and m["top5"] is None and m["answered_precision"] is None
+    # res_incep answers the 9 coloured images (~100%), not the grey one (1/3) nor the failed one
+    assert m["answered_share"] == pytest.approx(9 / 11) and m["n_test"] == 11
+    assert m["models"]["resnet50"]["answered_share"] == 0 and m["models"]["resnet50"]["n_answered"] == 0
+    assert all(t["latency_median_ms"] > 0 for t in m["timing"].values())
+    with open(reports / m["submission_csv"]) as f:
+        sub = {r["id"]: r["landmarks"] for r in csv.DictReader(f)}
+    assert len(sub) == 11 and sub["t2021"].split()[0] == "202" and sub["tgrey"] == ""
+    assert m["figures"] == ["figures/06_thresholds.png", "figures/06_confidence.png", "figures/06_examples.png"]
+    page = (reports / "html" / "report.html").read_text()
+    body = page[page.index("<main>"):]
+    assert "no solution file" in body and "81.8%" in body and "unknown (no solution file)" in body
+    assert "Traceback" not in body and "Error" not in body
+
+
+@pytest.mark.slow
+def test_without_test_images_the_report_says_why_in_one_line(tmp_path):
+    params = make_project(tmp_path)
+    manifest = tmp_path / "data" / "processed" / "t" / "test" / "manifest.csv"
+    with open(manifest, newline="") as f:
+        rows = list(csv.DictReader(f))
+    with open(manifest, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows({**r, "status": "failed", "error": "host unreachable: images.invalid (DNS)"} for r in rows)
+    runs = run_06(tmp_path, params)
+    assert runs[0].status == "ok", runs[0].error
+    page = (tmp_path / "reports" / "html" / "report.html").read_text()
+    line = "no images in data/processed/t/test: 11 of 11 rows failed: host unreachable (11)"
+    assert line in page
+    assert "Traceback" not in page[page.index("<main>"):]
 
 
 @pytest.mark.slow
@@ -261,6 +322,33 @@ def test_data_source_and_weights(tmp_path, monkeypatch):
                               {"01_explore": {"catalog": "/elsewhere/train.csv"}})["kind"] == "real"
     assert "**ImageNet weights**" in report.resnet_weights({"04_resnet50": {"weights": "imagenet"}})
     assert "not ImageNet" in report.resnet_weights({"04_resnet50": {"weights": "random", "weights_note": "offline"}})
+
+
+def test_data_source_record_is_shown_with_the_caveat_beside_the_study(tmp_path):
+    record = {"name": "Indian monuments", "kind": "folder", "path": "../shared/data/indian-monuments-64/train.csv",
+              "rows": 3120, "landmarks": 49, "sha256": "0123456789abcdef" * 4}
+    metrics = {"01_explore": {"data_source": record}, "03_res_incep": {"val_top1": 0.013, "health": "diverged",
+                                                                      "health_note": "the loss is 23,787"}}
+    source = report.data_source("data/raw/sample/train.csv", "data/raw/sample", metrics)
+    assert source["kind"] == "folder" and source["record"] == record
+    assert "**Indian monuments** (folder): 3,120 rows, 49 landmarks" in source["text"] and "0123456789ab" in source["text"]
+    assert "not comparable" in source["caveat"]
+    table = report.study_comparison(metrics, {}, source)
+    assert list(table.columns) == ["study (2018 Kaggle catalog)", "this run (folder data: not comparable)"]
+    assert table.loc["Res-Incep validation accuracy"].tolist() == ["5.89%", "diverged: no result (1.30%)"]
+    assert "diverged" in report.implementation_md(metrics) and "no result" in report.implementation_md(metrics)
+    study = report.data_source("x.csv", None, {"01_explore": {"data_source": {**record, "kind": "kaggle-2018"}}})
+    assert study["caveat"] == "" and list(report.study_comparison({}, {}, study).columns) == ["study (2018)", "this run"]
+    # the index page names the data and the caveat
+    from landmarklib import metrics as metrics_io
+    from landmarklib.report import html
+
+    metrics_io.save("01_explore", {"data_source": record}, tmp_path)
+    metrics_io.save("03_res_incep", metrics["03_res_incep"], tmp_path)
+    notebooks = [Path("01_explore.ipynb"), Path("03_build_res_incep.ipynb")]
+    page = html.build_index(tmp_path, notebooks, [], {"run_name": "x"}).read_text()
+    assert "<b>Indian monuments</b> (folder): 3,120 rows, 49 landmarks" in page and "not comparable" in page
+    assert "diverged: no result" in page and "the loss is 23,787" in page
 
 
 def test_figure_list_accepts_paths_and_captioned_entries():

@@ -90,6 +90,10 @@ def test_notebook_03_trains_res_incep_and_its_variants(executed):
     assert sorted(m["figures"]) == ["figures/03_res_incep_block.png", "figures/03_res_incep_curves.png",
                                     "figures/03_res_incep_variants.png"]
     assert all((tmp / "reports" / f).is_file() for f in m["figures"])
+    # a diverged or collapsed run is named in the notebook, not shown as a result
+    assert m["health"] in ("ok", "diverged", "collapsed") and all("health" in v for v in m["variants"])
+    outputs = json.dumps(nbformat.read(tmp / "03.ipynb", as_version=4).cells)
+    assert (f"This Res-Incep run {m['health']}" in outputs) == (m["health"] != "ok")
 
 
 @pytest.mark.slow
@@ -111,3 +115,23 @@ def test_notebook_04_benchmarks_resnet50_and_says_its_weights_are_random(execute
     # the warning is in the executed notebook's output, not only in the metrics
     outputs = json.dumps(nbformat.read(tmp / "04.ipynb", as_version=4).cells)
     assert "Weights: random" in outputs
+
+
+def test_study_params_are_the_studys_settings():
+    import yaml
+
+    from landmarklib import models
+    from landmarklib.report import runner
+
+    study = yaml.safe_load((ROOT / "params" / "study-2018.yaml").read_text())
+    assert (study["optimizer"], study["momentum"], study["epochs"], study["batch_size"]) == ("sgd", 0, 30, 8)
+    assert list(study["filters"]) == [40, 60, 75, 80] and study["augment"] is False
+    assert {"name": "min_images=5", "min_images": 5} in study["variants"]  # the study's proposed refinement
+    augmented = [v for v in study["variants"] if "augment" in v]
+    assert [models.augment_mode(v["augment"]) for v in augmented] == ["add"]  # the study added its copies
+    assert (study["benchmark_optimizer"], study["benchmark_epochs"], study["benchmark_batch_size"]) == (
+        "rmsprop", 35, 55)
+    declared = {"sample_dir", "reports_dir", "run_name", *runner.SAMPLE_ARGS}
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        declared.update(runner.declared_parameters(nb))
+    assert set(study) <= declared, set(study) - declared  # no setting that no notebook reads

@@ -16,26 +16,28 @@ import sys
 from pathlib import Path
 
 from .. import paths
-from .content import (MODELS, NOT_RUN, STUDY, ModelEvaluation, answer_text, benchmark_md, conclusion_md, count,
-                      curve_thresholds, data_source, evaluate_model, evaluate_models, evaluation_md, evaluation_table,
-                      examples_table, exploration_md, figure_list, gap_text, implementation_md, justification_md,
-                      metrics_for, overview_md, pct, pick_examples, preprocessing_md, refinement_md, report_metrics,
-                      resnet_weights, show_figures, shown_path, study_comparison, threshold_md, timing_table,
-                      variants_table, visualization_md)
+from .content import (MODELS, NO_SOLUTION, NOT_RUN, STUDY, ModelEvaluation, answer_text, benchmark_md, conclusion_md,
+                      count, curve_thresholds, data_caveat, data_source, data_source_text, evaluate_model,
+                      evaluate_models, evaluation_md, evaluation_table, examples_table, exploration_md, figure_list,
+                      gap_text, health_md, implementation_md, justification_md, metrics_for, overview_md, pct,
+                      pick_examples, preprocessing_md, refinement_md, report_metrics, resnet_weights, show_figures,
+                      shown_path, solution_path, study_comparison, threshold_md, timing_table, variants_table,
+                      visualization_md)
 from .html import build_index, format_value, html_exporter, render_html
 from .runner import (KERNEL, NotebookRun, ReportError, check_kernel, declared_parameters, ensure_sample,
                      execute_notebook, find_notebooks, load_params, notebook_parameters, parse_only, parse_overrides,
                      run_report, summary_table)
 
 __all__ = [
-    "KERNEL", "MODELS", "NOT_RUN", "STUDY", "ModelEvaluation", "NotebookRun", "ReportError", "add_cli",
+    "KERNEL", "MODELS", "NO_SOLUTION", "NOT_RUN", "STUDY", "ModelEvaluation", "NotebookRun", "ReportError", "add_cli",
     "answer_text", "benchmark_md", "build_index", "check_kernel", "conclusion_md", "count", "curve_thresholds",
-    "data_source", "declared_parameters", "ensure_sample", "evaluate_model", "evaluate_models", "evaluation_md",
+    "data_caveat", "data_source", "data_source_text", "declared_parameters", "ensure_sample", "evaluate_model",
+    "evaluate_models", "evaluation_md",
     "evaluation_table", "examples_table", "execute_notebook", "exploration_md", "figure_list", "find_notebooks",
-    "format_value", "gap_text", "html_exporter", "implementation_md", "justification_md", "load_params",
+    "format_value", "gap_text", "health_md", "html_exporter", "implementation_md", "justification_md", "load_params",
     "metrics_for", "notebook_parameters", "overview_md", "parse_only", "parse_overrides", "pct", "pick_examples",
     "preprocessing_md", "refinement_md", "render_html", "report_metrics", "resnet_weights", "run_report",
-    "show_figures", "shown_path", "study_comparison", "summary_table", "threshold_md", "timing_table",
+    "show_figures", "shown_path", "solution_path", "study_comparison", "summary_table", "threshold_md", "timing_table",
     "variants_table", "visualization_md",
 ]
 
@@ -69,4 +71,4 @@ def _cli(args: argparse.Namespace) -> int:
     except ReportError as exc:
         print(f"landmarks report: error: {exc}", file=sys.stderr)
         return 2
-    return 1 if any(r.status == "failed" for r in runs) else 0
+    return 1 if any(r.status in ("failed", "stopped") for r in runs) else 0

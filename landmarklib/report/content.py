@@ -85,23 +85,70 @@ def _get(metrics: dict[str, dict], number: str, key: str):
     return metrics_for(number, metrics).get(key)
 
 
+STUDY_DATA_KIND = "kaggle-2018"
+"""The ``data_source.kind`` of the study's own data: the Kaggle 2018 catalog (notebook 01 records the kind)."""
+
+
+def data_source_text(ds: dict | None) -> str:
+    """One line naming a recorded data source: name, kind, rows, landmarks, digest, path; ``""`` when none."""
+    if not ds:
+        return ""
+    sha = str(ds.get("sha256") or "")
+    return (f"**{ds.get('name') or '?'}** ({ds.get('kind') or '?'}): {count(ds.get('rows'))} rows, "
+            f"{count(ds.get('landmarks'))} landmarks, catalog `{ds.get('path') or '?'}`"
+            + (f", sha256 `{sha[:12]}…`" if sha else ""))
+
+
+def data_caveat(kind: str | None) -> str:
+    """The caveat beside the study's numbers when this run's data is not the study's 2018 catalog."""
+    if kind == STUDY_DATA_KIND:
+        return ""
+    what = {"sample": "the embedded synthetic sample", "gldv2": "the Google Landmarks v2 catalog",
+            "folder": "a folder of one's own images"}.get(kind or "", "other data than the study's")
+    return (f"⚠ The study's numbers come from the Kaggle 2018 catalog; this run used {what}, "
+            "so the two columns describe different data and are not comparable.")
+
+
 def data_source(train_csv: str, sample_dir: str | None, metrics: dict[str, dict]) -> dict:
-    """Which data the run used: the embedded synthetic sample or a real catalog.
+    """Which data the run used, from notebook 01's ``data_source`` record (or its path, for older metrics).
 
     Returns:
-        dict: kind (``"sample"`` | ``"real"``), catalog (the CSV the exploration read, or
-        ``train_csv``), text (one markdown sentence).
+        dict: kind (the record's ``kind``: ``"sample"``, ``"kaggle-2018"``, ``"gldv2"``, ``"folder"``,
+        ``"other"``; without a record ``"sample"`` or ``"real"``, decided from the path), catalog,
+        record (notebook 01's ``data_source``, or ``None``), text (markdown), caveat (beside the
+        study's column; ``""`` for the 2018 catalog).
     """
-    catalog = _get(metrics, "01", "catalog") or train_csv
+    record = _get(metrics, "01", "data_source")
+    catalog = (record or {}).get("path") or _get(metrics, "01", "catalog") or train_csv
+    if record:
+        kind = record.get("kind") or "other"
+        text = f"This run used {data_source_text(record)}."
+        if kind == "sample":
+            text += " Its numbers test the pipeline, not the study's accuracy."
+        return {"kind": kind, "catalog": str(catalog), "record": record, "text": text, "caveat": data_caveat(kind)}
     csv = paths.resolve(catalog)
     sample = paths.resolve(sample_dir) if sample_dir else None
     if sample is not None and csv.resolve().is_relative_to(sample.resolve()):
         text = (f"This run used the **embedded synthetic sample** (`{sample_dir}`, drawn by "
                 "`landmarklib.sample`: invented landmarks, a long tail of rare ones, broken files on "
                 "purpose), not the Kaggle photos; its numbers test the pipeline, not the study's accuracy.")
-        return {"kind": "sample", "catalog": str(catalog), "text": text}
-    text = f"This run used the real catalog `{catalog}`."
-    return {"kind": "real", "catalog": str(catalog), "text": text}
+        return {"kind": "sample", "catalog": str(catalog), "record": None, "text": text,
+                "caveat": data_caveat("sample")}
+    text = f"This run used the real catalog `{catalog}` (notebook 01 recorded no data source: which one is not known)."
+    return {"kind": "real", "catalog": str(catalog), "record": None, "text": text, "caveat": data_caveat(None)}
+
+
+def health_md(health: str | None, note: str | None, label: str = "This run") -> str:
+    """A warning block for a run that diverged or collapsed (``train.diagnose``); ``""`` when it is ok.
+
+    Such a run is no result: its accuracy says what a broken model scores, not what the method can do.
+    """
+    if not health or health == "ok":
+        return ""
+    note = (note or "").rstrip(".")
+    return (f"> ## ⚠ {label} {health}\n>\n> {note[:1].upper() + note[1:]}. Its numbers are shown for the "
+            f"record only: a {health} run is **no result**. Lower the learning rate, or train longer with "
+            f"more images per landmark.")
 
 
 def resnet_weights(metrics: dict[str, dict]) -> str:
@@ -157,7 +204,7 @@ def shown_path(path: str | os.PathLike) -> str:
 
 @dataclass
 class ModelEvaluation:
-    """One model on the test set."""
+    """One model on the test set; ``solution`` is ``None`` when there is no solution file (nothing scored)."""
 
     name: str
     label: str
@@ -165,9 +212,27 @@ class ModelEvaluation:
     predictions: Any  # DataFrame(id, landmark_id, confidence, answered, top_ids, error, actual, correct)
     scores: dict
     curve: Any  # DataFrame(threshold, answered, answered_share, precision_answered, gap)
-    confusion: Any  # DataFrame, rows true landmark, columns predicted
+    confusion: Any  # DataFrame, rows true landmark, columns predicted; None when not scored
     timing: dict
     submission: Path
+    solution: Path | None = None
+
+    @property
+    def scored(self) -> bool:
+        """Whether the predictions were scored against a solution file."""
+        return self.solution is not None
+
+
+NO_SOLUTION = "no solution file"
+"""What a score reads when the test set has no solution file (the Kaggle 2018 test set has none public)."""
+
+
+def solution_path(test_solution_csv: str | os.PathLike | None) -> Path | None:
+    """The solution file, or ``None`` when the parameter is empty or the file is absent."""
+    if test_solution_csv is None or not str(test_solution_csv).strip():
+        return None
+    path = paths.resolve(test_solution_csv)
+    return path if path.is_file() else None
 
 
 def curve_thresholds(threshold: float) -> list[float]:
@@ -177,17 +242,37 @@ def curve_thresholds(threshold: float) -> list[float]:
     return sorted(set(np.round(np.linspace(0.0, 1.0, 201), 4).tolist()) | {float(threshold)})
 
 
-def evaluate_model(model_path: str | os.PathLike, test_dir: str | os.PathLike,
-                   test_solution_csv: str | os.PathLike, threshold: float, reports_dir: str | os.PathLike,
-                   progress: bool = True) -> ModelEvaluation:
-    """Predict the test folder with one saved model and score it against the solution.
+def _unscored(pred: pd.DataFrame, threshold: float) -> dict:
+    """The numbers of a prediction table that need no answers: how many images, how many answered."""
+    import numpy as np
 
-    Writes the Kaggle submission to ``<reports_dir>/submissions/<model>.csv``.
+    conf = pred["confidence"].astype("float64").to_numpy()
+    answered = np.isfinite(conf) & (conf >= threshold)
+    readable = np.isfinite(conf)
+    return {
+        "gap": None, "gap_all": None, "threshold": float(threshold),
+        "answered_share": float(answered.mean()) if len(pred) else None,
+        "answered_precision": None, "top1": None, "top5": None,
+        "n_test": int(len(pred)), "n_landmark_images": None, "n_answered": int(answered.sum()),
+        "n_readable": int(readable.sum()),
+        "confidence_median": float(np.median(conf[readable])) if readable.any() else None,
+        "scored": False,
+    }
+
+
+def evaluate_model(model_path: str | os.PathLike, test_dir: str | os.PathLike,
+                   test_solution_csv: str | os.PathLike | None, threshold: float, reports_dir: str | os.PathLike,
+                   progress: bool = True) -> ModelEvaluation:
+    """Predict the test folder with one saved model and score it against the solution, when there is one.
+
+    Writes the Kaggle submission to ``<reports_dir>/submissions/<model>.csv``. Without a solution
+    file (``test_solution_csv`` empty, ``None`` or absent) every test image is still predicted,
+    thresholded, timed and written to the submission; the scores that need answers are ``None``.
 
     Args:
         model_path: ``<models_dir>/<name>.keras``.
         test_dir: the fetched test folder (``manifest.csv``, ``<id>.jpg``).
-        test_solution_csv: ``id,landmark_id`` (empty = no landmark).
+        test_solution_csv: ``id,landmark_id`` (empty = no landmark), or ``None``/``""``.
         threshold: answer only at or above this confidence (the study's 4.5%).
         reports_dir: the reports folder.
         progress: show progress bars.
@@ -199,57 +284,96 @@ def evaluate_model(model_path: str | os.PathLike, test_dir: str | os.PathLike,
     model_path = paths.resolve(model_path)
     name = model_path.name.removesuffix(".keras")
     pred = evaluate.predict(model_path, paths.resolve(test_dir), threshold=threshold, progress=progress)
-    solution = evaluate.read_solution(paths.resolve(test_solution_csv))
-    scores = evaluate.score(pred, solution, threshold)
-    table = solution.rename(columns={"landmark_id": "actual"}).merge(pred, on="id", how="left")
-    predicted = table["landmark_id"].astype("Int64").astype("string").fillna("")
-    table["correct"] = (predicted == table["actual"]) & (table["actual"] != "")
+    solution_file = solution_path(test_solution_csv)
+    confusion = None
+    if solution_file is not None:
+        solution = evaluate.read_solution(solution_file)
+        scores = {**evaluate.score(pred, solution, threshold), "scored": True}
+        table = solution.rename(columns={"landmark_id": "actual"}).merge(pred, on="id", how="left")
+        predicted = table["landmark_id"].astype("Int64").astype("string").fillna("")
+        table["correct"] = (predicted == table["actual"]) & (table["actual"] != "")
+        n_landmarks = scores["n_landmark_images"]
+        confusion = evaluate.confusion_matrix(table["landmark_id"], table["actual"], top_n=10)
+    else:
+        scores = _unscored(pred, threshold)
+        table = pred.assign(actual=None, correct=False)
+        n_landmarks = max(1, len(table))  # GAP is not drawn without answers; any denominator will do
     curve = evaluate.threshold_curve(table["confidence"].to_numpy(dtype=float), table["correct"].to_numpy(),
-                                     curve_thresholds(threshold), n_landmarks=scores["n_landmark_images"],
+                                     curve_thresholds(threshold), n_landmarks=n_landmarks,
                                      ids=table["id"].to_numpy())
-    confusion = evaluate.confusion_matrix(table["landmark_id"], table["actual"], top_n=10)
+    if solution_file is None:
+        curve[["precision_answered", "gap"]] = float("nan")
     times = evaluate.time_model(model_path, paths.resolve(test_dir), n_latency=20, warmup=3,
                                 batch_size=32, n_batches=2)
     submission = evaluate.write_submission(pred, paths.resolve(reports_dir) / "submissions" / f"{name}.csv", threshold)
     table["answered"] = table["answered"].astype("boolean").fillna(False).astype(bool)
     return ModelEvaluation(name=name, label=MODELS.get(name, name), model_path=model_path, predictions=table,
-                           scores=scores, curve=curve, confusion=confusion, timing=times, submission=submission)
+                           scores=scores, curve=curve, confusion=confusion, timing=times, submission=submission,
+                           solution=solution_file)
 
 
 def evaluate_models(models_dir: str | os.PathLike, test_dir: str | os.PathLike,
-                    test_solution_csv: str | os.PathLike, threshold: float, reports_dir: str | os.PathLike,
+                    test_solution_csv: str | os.PathLike | None, threshold: float, reports_dir: str | os.PathLike,
                     progress: bool = True) -> tuple[dict[str, ModelEvaluation], list[str]]:
     """``evaluate_model`` for Res-Incep and ResNet-50 where saved; the reasons for those that could not be.
+
+    A missing solution file does not stop the evaluation (see ``evaluate_model``); a test folder
+    without a readable image does, with one line naming why (``nodata.describe_failed_rows``).
 
     Returns:
         (name -> ModelEvaluation, list of one-line reasons for models left out).
     """
-    test_dir, solution = paths.resolve(test_dir), paths.resolve(test_solution_csv)
+    from .. import evaluate, nodata
+
+    test_dir = paths.resolve(test_dir)
     if not test_dir.is_dir():
-        return {}, [f"the fetched test folder `{test_dir}` is missing (notebook 02 {NOT_RUN})"]
-    if not solution.is_file():
-        return {}, [f"the test solution `{solution}` is missing"]
+        return {}, [f"the fetched test folder `{shown_path(test_dir)}` is missing (notebook 02 {NOT_RUN})"]
+    try:
+        readable = evaluate.load_test_images(test_dir, 1, progress=False)["path"].notna().any()
+    except ValueError:  # neither a manifest nor an image
+        readable = False
+    if not readable:
+        return {}, [f"no images in {shown_path(test_dir)}: {nodata.describe_failed_rows(test_dir)}"]
     results, missing = {}, []
     for name in MODELS:
         model_path = paths.resolve(models_dir) / f"{name}.keras"
         if not model_path.is_file():
-            missing.append(f"{MODELS[name]}: `{model_path}` is missing "
+            missing.append(f"{MODELS[name]}: `{shown_path(model_path)}` is missing "
                            f"(notebook {'03' if name == 'res_incep' else '04'} {NOT_RUN})")
             continue
-        results[name] = evaluate_model(model_path, test_dir, solution, threshold, reports_dir, progress=progress)
+        results[name] = evaluate_model(model_path, test_dir, test_solution_csv, threshold, reports_dir,
+                                       progress=progress)
     return results, missing
 
 
 # --------------------------------------------------------------------------- tables
 
 
-def study_comparison(metrics: dict[str, dict], evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
-    """The study's published numbers beside this run's (strings, "not run" where a step was not run)."""
+def _val_top1(metrics: dict[str, dict], number: str) -> str:
+    """A notebook's validation accuracy, or what its run was when it is no result (diverged, collapsed)."""
+    m = metrics_for(number, metrics)
+    health = m.get("health")
+    if health and health != "ok":
+        return f"{health}: no result ({pct(m.get('val_top1'))})"
+    return pct(m.get("val_top1"))
+
+
+def study_comparison(metrics: dict[str, dict], evaluations: dict[str, ModelEvaluation],
+                     source: dict | None = None) -> pd.DataFrame:
+    """The study's published numbers beside this run's (strings, "not run" where a step was not run).
+
+    With a ``source`` (``data_source``) whose data is not the study's 2018 catalog, the column
+    headers say so: the two columns describe different data.
+    """
     import pandas as pd
 
     def ev(name: str, key: str):
         e = evaluations.get(name)
         return None if e is None else e.scores.get(key)
+
+    def scored(name: str, key: str, fmt) -> str:
+        e = evaluations.get(name)
+        return NO_SOLUTION if e is not None and not e.scored else fmt(ev(name, key))
 
     def seconds(name: str) -> str:
         e = evaluations.get(name)
@@ -269,19 +393,22 @@ def study_comparison(metrics: dict[str, dict], evaluations: dict[str, ModelEvalu
         ("model input size (px)", f"{STUDY['image_size']}", count(_get(metrics, "03", "input_size"))),
         ("Res-Incep parameters", f"~{STUDY['res_incep_params'] / 1e6:.1f}M", count(_get(metrics, "03", "params"))),
         ("ResNet-50 parameters", count(STUDY["resnet50_params"]), count(_get(metrics, "04", "params"))),
-        ("Res-Incep validation accuracy", pct(STUDY["res_incep_val_top1"]), pct(_get(metrics, "03", "val_top1"))),
-        ("ResNet-50 validation accuracy", pct(STUDY["resnet50_val_top1"]), pct(_get(metrics, "04", "val_top1"))),
+        ("Res-Incep validation accuracy", pct(STUDY["res_incep_val_top1"]), _val_top1(metrics, "03")),
+        ("ResNet-50 validation accuracy", pct(STUDY["resnet50_val_top1"]), _val_top1(metrics, "04")),
         ("Res-Incep seconds per image", f"{STUDY['res_incep_seconds_per_image']}", seconds("res_incep")),
         ("ResNet-50 seconds per image", f"{STUDY['resnet50_seconds_per_image']}", seconds("resnet50")),
-        ("Res-Incep test GAP", "not measured", gap_text(ev("res_incep", "gap"))),
-        ("ResNet-50 test GAP", "not measured", gap_text(ev("resnet50", "gap"))),
-        ("Res-Incep test top-5 accuracy", "not measured", pct(ev("res_incep", "top5"))),
-        ("ResNet-50 test top-5 accuracy", "not measured", pct(ev("resnet50", "top5"))),
+        ("Res-Incep test GAP", "not measured", scored("res_incep", "gap", gap_text)),
+        ("ResNet-50 test GAP", "not measured", scored("resnet50", "gap", gap_text)),
+        ("Res-Incep test top-5 accuracy", "not measured", scored("res_incep", "top5", pct)),
+        ("ResNet-50 test top-5 accuracy", "not measured", scored("resnet50", "top5", pct)),
         *((f"{label} answered at {pct(STUDY['threshold'], 1)}",
            f"{pct(STUDY[f'{name}_answered_of_ten'], 0)} of 10 images", pct(ev(name, "answered_share"), 1))
           for name, label in MODELS.items()),
     ]
-    return pd.DataFrame(rows, columns=["measure", "study (2018)", "this run"]).set_index("measure").rename_axis(None)
+    columns = ["measure", "study (2018)", "this run"]
+    if source and source.get("caveat"):
+        columns[1:] = ["study (2018 Kaggle catalog)", f"this run ({source.get('kind')} data: not comparable)"]
+    return pd.DataFrame(rows, columns=columns).set_index("measure").rename_axis(None)
 
 
 def evaluation_table(evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
@@ -291,6 +418,13 @@ def evaluation_table(evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
     rows = {}
     for e in evaluations.values():
         s = e.scores
+        if not e.scored:
+            rows[e.label] = {
+                "GAP (threshold)": NO_SOLUTION, "GAP (answer all)": NO_SOLUTION, "top-1": NO_SOLUTION,
+                "top-5": NO_SOLUTION, "answered": pct(s["answered_share"], 1), "precision of answers": NO_SOLUTION,
+                "test images": count(s["n_test"]), "showing a landmark": NO_SOLUTION,
+            }
+            continue
         rows[e.label] = {
             "GAP (threshold)": gap_text(s["gap"]),
             "GAP (answer all)": gap_text(s["gap_all"]),
@@ -392,7 +526,8 @@ def preprocessing_md(metrics: dict[str, dict]) -> str:
 
 
 def _model_md(m: dict, label: str) -> str:
-    return (
+    warning = health_md(m.get("health"), m.get("health_note"), f"The {label} run")
+    return (warning + "\n\n" if warning else "") + (
         f"{label} has **{count(m.get('params'))} parameters**, trained for {m.get('epochs', '?')} epochs "
         f"(batch {m.get('batch_size', '?')}, {m.get('optimizer', '?')}) on {count(m.get('n_train'))} images of "
         f"{count(m.get('n_classes'))} landmarks at {m.get('input_size', '?')} px, and reached "
@@ -402,16 +537,39 @@ def _model_md(m: dict, label: str) -> str:
     )
 
 
+RESNET50_DEPARTURES = (
+    "**Departures from the study, labelled:** the study divided every pixel by 255 before both networks; "
+    "ResNet-50's ImageNet weights were trained on Caffe-style input (BGR, minus the ImageNet mean, 0..255), "
+    "which this rebuild feeds instead (inside the model), so that the pretrained features see what they were "
+    "trained on. The study's \"far less training necessary\" suggests that it trained only the new top; here "
+    "every layer of the backbone is trained (fine-tuned) as well."
+)
+"""Where notebook 04 knowingly departs from the study's text (its Data Preprocessing and Implementation)."""
+
+
+def _departures(m: dict) -> str:
+    """Settings of a run that depart from what the study said, as a sentence (``""`` when none)."""
+    notes = []
+    if str(m.get("optimizer", "")).lower() == "sgd" and m.get("momentum"):
+        notes.append(f"SGD with momentum {m['momentum']:g} (the study used Keras' plain SGD, momentum 0)")
+    if m.get("augment_mode") == "replace" or (m.get("augment") is True and m.get("augment_mode") is None):
+        notes.append("augmentation in place of the originals (the study added augmented copies: `augment: add`)")
+    return f" Departures from the study: {'; '.join(notes)}." if notes else ""
+
+
 def implementation_md(metrics: dict[str, dict]) -> str:
     """Implementation: the Res-Incep network as trained in this run, beside the study's 2.2M / 5.89%."""
     m = metrics_for("03", metrics)
     if not m:
         return f"*Notebook 03 (Res-Incep) was {NOT_RUN}.*"
-    study = (f" The study's network had about {STUDY['res_incep_params'] / 1e6:.1f} million parameters "
-             f"(its first try, about "
-             f"{count(m.get('first_try_params'))} here, did not fit in memory) and reached "
-             f"{pct(STUDY['res_incep_val_top1'])}.")
-    return _model_md(m, "Res-Incep") + study
+    first_try = m.get("study_first_try_params") or 60_000_000
+    rebuilt, rebuilt_first = m.get("study_config_params"), m.get("first_try_params")
+    study = (f" The study's network had about {STUDY['res_incep_params'] / 1e6:.1f} million parameters"
+             + (f" (this rebuild of it: {count(rebuilt)})" if rebuilt else "")
+             + f"; its first try, filters 60-120-250-600, had about {first_try / 1e6:.0f} million in the study"
+             + (f" and {count(rebuilt_first)} in this rebuild" if rebuilt_first else "")
+             + f", and did not fit in memory. The study reached {pct(STUDY['res_incep_val_top1'])}.")
+    return _model_md(m, "Res-Incep") + study + _departures(m)
 
 
 def benchmark_md(metrics: dict[str, dict]) -> str:
@@ -420,7 +578,7 @@ def benchmark_md(metrics: dict[str, dict]) -> str:
     if not m:
         return f"*Notebook 04 (ResNet-50 benchmark) was {NOT_RUN}.*"
     return (_model_md(m, "ResNet-50") + f" The study's ResNet-50 ({count(STUDY['resnet50_params'])} parameters) "
-            f"reached {pct(STUDY['resnet50_val_top1'])}. " + resnet_weights(metrics))
+            f"reached {pct(STUDY['resnet50_val_top1'])}. " + resnet_weights(metrics) + "\n\n" + RESNET50_DEPARTURES)
 
 
 def refinement_md(metrics: dict[str, dict]) -> str:
@@ -430,9 +588,12 @@ def refinement_md(metrics: dict[str, dict]) -> str:
         return "*No refinement variants were trained in this run (`variants` and `benchmark_variants` are empty).*"
     if not variants:
         return f"*No refinement variants were recorded (notebooks 03/04 {NOT_RUN}).*"
-    scored = [v for v in variants if v.get("val_top1") is not None]
+    scored = [v for v in variants if v.get("val_top1") is not None and v.get("health", "ok") == "ok"]
     best = max(scored, key=lambda v: v["val_top1"]) if scored else None
     text = f"{len(variants)} variants were trained with the same data and split."
+    broken = [f"{v.get('name', '?')} ({v['health']})" for v in variants if v.get("health", "ok") != "ok"]
+    if broken:
+        text += f" No result from: {', '.join(broken)}."
     if best:
         text += f" The best, **{best.get('name', '?')}**, reached {pct(best['val_top1'])} validation accuracy."
     return text
@@ -441,7 +602,17 @@ def refinement_md(metrics: dict[str, dict]) -> str:
 def evaluation_md(evaluations: dict[str, ModelEvaluation], missing: Sequence[str], threshold: float) -> str:
     """Evaluation: what the test set is and each model's GAP, accuracy and coverage at the threshold."""
     parts = []
-    for e in evaluations.values():
+    unscored = [e for e in evaluations.values() if not e.scored]
+    for e in unscored:
+        s = e.scores
+        median = s.get("confidence_median")
+        parts.append(
+            f"- **{e.label}** answered {pct(s['answered_share'], 1)} of the {count(s['n_test'])} test images at "
+            f"{pct(threshold, 1)} ({count(s['n_answered'])} answers"
+            + (f"; median confidence of its top answer {pct(median, 1)}" if median is not None else "")
+            + "). Whether they are right is not known: there is no solution file."
+        )
+    for e in (e for e in evaluations.values() if e.scored):
         s = e.scores
         parts.append(
             f"- **{e.label}**: GAP **{gap_text(s['gap'])}** answering at {pct(threshold, 1)} "
@@ -451,7 +622,13 @@ def evaluation_md(evaluations: dict[str, ModelEvaluation], missing: Sequence[str
         )
     for reason in missing:
         parts.append(f"- *{NOT_RUN}*: {reason}")
-    if evaluations:
+    if unscored:
+        n = unscored[0].scores
+        head = (f"The test set has {count(n['n_test'])} images ({count(n.get('n_readable'))} readable) and **no "
+                f"solution file** (the Kaggle 2018 test set has no public answers), so GAP, accuracy and the "
+                f"precision of the answers cannot be scored. What needs no answers is measured: every readable image "
+                f"is predicted, the threshold applied, the answers written to a Kaggle submission:")
+    elif evaluations:
         n = next(iter(evaluations.values())).scores
         head = (f"The held-out test set has {count(n['n_test'])} images, {count(n['n_landmark_images'])} of them "
                 f"showing a landmark (the others must get no answer). Scored once, after training:")
@@ -472,6 +649,10 @@ def threshold_md(evaluations: dict[str, ModelEvaluation], threshold: float) -> s
     ]
     for e in evaluations.values():
         s = e.scores
+        if not e.scored:
+            lines.append(f"- {e.label}: at {pct(threshold, 1)} it answers {pct(s['answered_share'], 1)} of the images "
+                         f"(precision and GAP: {NO_SOLUTION}).")
+            continue
         lines.append(f"- {e.label}: at {pct(threshold, 1)} it answers {pct(s['answered_share'], 1)} of the images "
                      f"(precision of the answers: {_precision(s)}); GAP {gap_text(s['gap'])} against "
                      f"{gap_text(s['gap_all'])} answering all.")
@@ -501,10 +682,15 @@ def justification_md(evaluations: dict[str, ModelEvaluation], metrics: dict[str,
         lines.append(f"In this run {_leader(m3.get('val_top1'), m4.get('val_top1'))} on validation accuracy "
                      f"({pct(m3.get('val_top1'))} against {pct(m4.get('val_top1'))}).")
     if r and b:
-        lines.append(f"On the test set {_leader(r.scores['gap_all'], b.scores['gap_all'])} on GAP answering every "
-                     f"image ({gap_text(r.scores['gap_all'])} against {gap_text(b.scores['gap_all'])}); at the "
-                     f"threshold Res-Incep answers {pct(r.scores['answered_share'], 1)} and ResNet-50 "
-                     f"{pct(b.scores['answered_share'], 1)} of the images.")
+        if r.scored and b.scored:
+            lines.append(f"On the test set {_leader(r.scores['gap_all'], b.scores['gap_all'])} on GAP answering "
+                         f"every image ({gap_text(r.scores['gap_all'])} against {gap_text(b.scores['gap_all'])}); at "
+                         f"the threshold Res-Incep answers {pct(r.scores['answered_share'], 1)} and ResNet-50 "
+                         f"{pct(b.scores['answered_share'], 1)} of the images.")
+        else:
+            lines.append(f"On the test set ({NO_SOLUTION}: nothing scored) Res-Incep answers "
+                         f"{pct(r.scores['answered_share'], 1)} and ResNet-50 {pct(b.scores['answered_share'], 1)} "
+                         f"of the images at the threshold.")
         lines.append(f"One image takes {r.timing['latency_median_ms']:.1f} ms through Res-Incep and "
                      f"{b.timing['latency_median_ms']:.1f} ms through ResNet-50 (median, image in memory), "
                      f"against the study's {STUDY['res_incep_seconds_per_image']} s and "
@@ -533,7 +719,10 @@ def conclusion_md(source: dict, metrics: dict[str, dict], evaluations: dict[str,
         lines.append(f"Res-Incep reached {pct(m3.get('val_top1'))} validation accuracy against chance "
                      f"{pct(m3.get('chance'))} ({pct(STUDY['res_incep_val_top1'])} in the study).")
     r = evaluations.get("res_incep")
-    if r:
+    if r and not r.scored:
+        lines.append(f"On the test set it answers {pct(r.scores['answered_share'], 1)} of the images at the study's "
+                     f"threshold; there is no solution file to score them.")
+    elif r:
         lines.append(f"On the held-out test set its GAP is {gap_text(r.scores['gap'])} at the study's threshold "
                      f"and its top-5 accuracy {pct(r.scores['top5'])}.")
     if m1:
@@ -583,7 +772,9 @@ def examples_table(examples: pd.DataFrame, evaluations: dict[str, ModelEvaluatio
     """The example images as text: id, true landmark, each model's answer (``answer_text``)."""
     import pandas as pd
 
-    table = pd.DataFrame({"id": examples["id"], "true landmark": examples["actual"].replace("", "no landmark")})
+    actual = examples["actual"].astype(object)
+    actual = actual.where(actual.notna(), f"unknown ({NO_SOLUTION})").replace("", "no landmark")
+    table = pd.DataFrame({"id": examples["id"], "true landmark": actual})
     for e in evaluations.values():
         table[e.label] = [answer_text(lid, conf, ok) for lid, conf, ok in zip(
             examples[f"{e.name}_landmark"], examples[f"{e.name}_confidence"], examples[f"{e.name}_answered"])]
@@ -609,6 +800,8 @@ def report_metrics(evaluations: dict[str, ModelEvaluation], threshold: float, so
         "top1": scores.get("top1"),
         "top5": scores.get("top5"),
         "n_test": scores.get("n_test"),
+        "scored": bool(main.scored) if main else None,
+        "solution_csv": shown_path(main.solution) if main and main.solution else None,
         "models": {e.name: e.scores for e in evaluations.values()},
         "timing": {e.name: {k: e.timing[k] for k in ("load_seconds", "latency_median_ms", "latency_p90_ms",
                                                      "batch_images_per_second")}
@@ -617,6 +810,7 @@ def report_metrics(evaluations: dict[str, ModelEvaluation], threshold: float, so
         "submissions": {e.name: str(e.submission.relative_to(base)) for e in evaluations.values()},
         "data": source["kind"],
         "catalog": source["catalog"],
+        "data_source": source.get("record"),
         "resnet50_weights": _get(metrics, "04", "weights"),
         "notebooks": sorted(metrics),
         "figures": figures,

@@ -13,7 +13,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from .content import count, metrics_for, pct
+from .content import count, data_caveat, data_source_text, metrics_for, pct
 
 if TYPE_CHECKING:
     from .runner import NotebookRun
@@ -106,7 +106,7 @@ h1{margin-bottom:.2rem}p.sub{color:#666;margin-top:0}
 table{border-collapse:collapse;margin:1rem 0 2rem;width:100%}
 th,td{border-bottom:1px solid #ddd;padding:.4rem .6rem;text-align:left;vertical-align:top}
 th{background:#f4f6f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.ok{color:#1a7f37}.failed{color:#cf222e;font-weight:600}.notrun{color:#888}
+.ok{color:#1a7f37}.failed{color:#cf222e;font-weight:600}.stopped{color:#9a6700;font-weight:600}.notrun{color:#888}
 a.report{display:inline-block;margin:.5rem 0 1rem;padding:.5rem 1rem;background:#0969da;color:#fff;
 border-radius:6px;text-decoration:none}code{background:#f4f6f8;padding:0 .25rem;border-radius:3px}
 """
@@ -139,9 +139,33 @@ def _notebook_row(nb: Path, run: NotebookRun | None, html_dir: Path, metrics: di
     data = metrics_for(number, metrics)
     numbers = "<br>".join(f"{escape(label)}: <b>{escape(format_value(key, data[key]))}</b>"
                           for label, key in KEY_NUMBERS.get(number, []) if key in data)
+    health = data.get("health")
+    if health and health != "ok":  # a diverged or collapsed run is no result
+        numbers += (f'<br><span class="failed">{escape(str(health))}: no result</span>'
+                    f'<br><small>{escape(str(data.get("health_note") or ""))}</small>')
     error = f"<br><small>{escape(run.error)}</small>" if run is not None and run.error else ""
     return (f'<tr><td>{name}</td><td class="{css}">{escape(status)}{error}</td>'
             f'<td class="num">{seconds}</td><td>{numbers}</td></tr>')
+
+
+def _markdown_inline(text: str) -> str:
+    """``**bold**`` and ```code``` of a one-line markdown text as HTML (the rest escaped)."""
+    import re
+
+    html = escape(text)
+    html = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", html)
+
+
+def _data_line(source: dict | None, params: dict) -> str:
+    """The index's "Data" paragraph: notebook 01's data source record and, unless it is the 2018 catalog, the caveat."""
+    if not source:
+        catalog = params.get("train_csv")
+        return (f"<p><b>Data:</b> not recorded (notebook 01 not run, or run before it recorded its data source)"
+                + (f"; catalog parameter <code>{escape(str(catalog))}</code>" if catalog else "") + ".</p>")
+    caveat = data_caveat(source.get("kind"))
+    return (f"<p><b>Data:</b> {_markdown_inline(data_source_text(source))}.</p>"
+            + (f'<p class="failed">{escape(caveat)}</p>' if caveat else ""))
 
 
 def build_index(out_dir: str | os.PathLike, notebooks: Sequence[Path], runs: Sequence[NotebookRun],
@@ -167,11 +191,14 @@ def build_index(out_dir: str | os.PathLike, notebooks: Sequence[Path], runs: Seq
     report_link = ('<a class="report" href="report.html">Open the report</a>'
                    if (html_dir / "report.html").exists() else "<p>The report notebook has not been rendered yet.</p>")
     title = f"Landmark recognition: run {escape(str(params.get('run_name', out_dir.name)))}"
+    source = metrics_for("01", metrics).get("data_source")
+    data_line = _data_line(source, params)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title><style>{_INDEX_CSS}</style></head>
 <body><h1>{title}</h1><p class="sub">written {escape(time.strftime('%Y-%m-%d %H:%M'))}</p>
 {report_link}
+{data_line}
 <h2>Notebooks</h2>
 <table><tr><th>notebook</th><th>status</th><th>seconds</th><th>key numbers</th></tr>
 {rows}</table>

@@ -26,6 +26,9 @@ REPORT_NOTEBOOK = "06"
 # Parameters the runner itself reads (the embedded sample's size) -> make_sample's arguments.
 SAMPLE_ARGS = {"sample_landmarks": "n_landmarks", "sample_train": "n_train",
                "sample_test": "n_test", "sample_seed": "seed"}
+STOP_ERRORS = frozenset({"NoData"})
+"""Exceptions (by class name) that stop a notebook for a cause upstream (``landmarklib.nodata``):
+the notebook is marked "stopped" with the exception's one line, and the run goes on."""
 
 
 class ReportError(Exception):
@@ -41,7 +44,7 @@ class NotebookRun:
     executed: Path
     html: Path
     parameters: dict = field(default_factory=dict)
-    status: str = "not run"  # ok | failed | not run
+    status: str = "not run"  # ok | failed | stopped (no data: ``error`` says why) | not run
     seconds: float = 0.0
     error: str = ""
 
@@ -254,6 +257,9 @@ def execute_notebook(run: NotebookRun, kernel: str, root: Path, progress: bool =
         )
         run.status = "ok"
     except PapermillExecutionError as exc:
+        if exc.ename in STOP_ERRORS:  # nothing to work on: the exception's own line says why
+            run.status, run.error = "stopped", _first_line(str(exc.evalue))
+            return
         index = _source_cell_index(run.source, exc.source, exc.cell_index)
         run.status = "failed"
         run.error = (f"cell {index} (In [{exc.exec_count}]: {_first_line(exc.source)!r}): "
@@ -263,7 +269,7 @@ def execute_notebook(run: NotebookRun, kernel: str, root: Path, progress: bool =
         run.error = f"{type(exc).__name__}: {_first_line(str(exc))}"
     finally:
         papermill_log.setLevel(level)
-    run.seconds = time.perf_counter() - start
+        run.seconds = time.perf_counter() - start
 
 
 # --------------------------------------------------------------------------- the run
@@ -273,7 +279,8 @@ def summary_table(runs: Sequence[NotebookRun]) -> str:
     """A plain-text table: notebook, seconds, status."""
     width = max([len("notebook")] + [len(r.name) for r in runs])
     lines = [f"{'notebook':<{width}}  {'seconds':>8}  status", f"{'-' * width}  {'-' * 8}  ------"]
-    lines += [f"{r.name:<{width}}  {r.seconds:>8.1f}  {r.status}" for r in runs]
+    lines += [f"{r.name:<{width}}  {r.seconds:>8.1f}  {r.status}" + (f": {r.error}" if r.status == "stopped" else "")
+              for r in runs]
     lines.append(f"{'total':<{width}}  {sum(r.seconds for r in runs):>8.1f}")
     return "\n".join(lines)
 
@@ -291,8 +298,9 @@ def run_report(
     """Execute the numbered notebooks in order, render them, and write the index page.
 
     Stops at the first failing notebook (its executed copy and HTML are kept); the others are
-    marked "not run". Raises ``ReportError`` before running anything when the parameters, the
-    selection or the kernel are wrong.
+    marked "not run". A notebook that stops for want of data (``landmarklib.nodata.NoData``) is
+    marked "stopped" with its one line, and the run goes on. Raises ``ReportError`` before running
+    anything when the parameters, the selection or the kernel are wrong.
 
     Args:
         params_file: the YAML parameters file.
@@ -308,7 +316,10 @@ def run_report(
     root = Path(root).resolve() if root else paths.project_root()
     notebooks_dir = notebooks_dir or root / "notebooks"
     # Figures inline in the executed notebooks even where MPLBACKEND=Agg is set for headless scripts.
-    with _environment(LANDMARKS_ROOT=str(root), MPLBACKEND=INLINE_BACKEND):
+    # TensorFlow's C++ start-up notices (oneDNN, CPU features) go to the kernel's stderr and from there
+    # into the pages: errors only, unless the caller chose a level.
+    quiet = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    with _environment(LANDMARKS_ROOT=str(root), MPLBACKEND=INLINE_BACKEND, **quiet):
         params = load_params(params_file, overrides)
         params["reports_dir"] = str(out if out is not None else params.get("reports_dir") or "reports")
         out_dir = paths.resolve(params["reports_dir"])
@@ -328,6 +339,8 @@ def run_report(
                 html.render_html(run.executed, run.html)
                 if run.name.startswith(f"{REPORT_NOTEBOOK}_"):
                     html.render_html(run.executed, out_dir / "html" / "report.html", report=True)
+            if run.status == "stopped":  # no data for this one: the next notebooks say what they can
+                print(f"STOPPED {run.name}: {run.error}", file=sys.stderr, flush=True)
             if run.status == "failed":
                 print(f"FAILED {run.name}: {run.error}\n  executed notebook: {run.executed}\n"
                       f"  rendered: {run.html}", file=sys.stderr, flush=True)

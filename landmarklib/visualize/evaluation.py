@@ -42,8 +42,9 @@ def threshold_figure(evaluations: dict[str, ModelEvaluation], threshold: float):
     for ax, e in panels:
         c = e.curve
         ax.plot(c["threshold"], c["answered_share"], label="answered share", color="tab:blue")
-        ax.plot(c["threshold"], c["precision_answered"], label="precision of answers", color="tab:green")
-        ax.plot(c["threshold"], c["gap"], label="GAP", color="tab:red")
+        if getattr(e, "scored", True):  # without a solution file only the answered share is known
+            ax.plot(c["threshold"], c["precision_answered"], label="precision of answers", color="tab:green")
+            ax.plot(c["threshold"], c["gap"], label="GAP", color="tab:red")
         ax.axvline(STUDY["threshold"], color="k", linestyle="--", linewidth=1,
                    label=f"the study's {STUDY['threshold']:.1%}")
         if abs(threshold - STUDY["threshold"]) > 1e-9:
@@ -112,9 +113,35 @@ def examples_figure(examples: pd.DataFrame, evaluations: dict[str, ModelEvaluati
         ax.axis("off")
     for ax, (i, row) in zip(axes.ravel(), examples.iterrows()):
         ax.imshow(pixels[i])
-        caption = [f"true: {row['actual'] or 'no landmark'}"]
+        caption = [f"true: {'unknown' if row['actual'] is None else row['actual'] or 'no landmark'}"]
         caption += [f"{e.label}: "
                     + answer_text(row[f"{e.name}_landmark"], row[f"{e.name}_confidence"], row[f"{e.name}_answered"])
                     for e in evaluations.values()]
         ax.set_title("\n".join(caption), fontsize=8)
+    return fig
+
+
+def confidence_figure(evaluations: dict[str, ModelEvaluation], threshold: float):
+    """How confident each model's top answer is on the test images: a histogram, the threshold marked.
+
+    Needs no solution file: it shows what share of the images a threshold answers.
+
+    Args:
+        evaluations: model name -> its evaluation (``predictions["confidence"]`` is drawn).
+        threshold: this run's threshold.
+    """
+    import numpy as np
+
+    fig, panels = _panel_per_model(evaluations, 5.0, 3.4, sharey=True)
+    for ax, e in panels:
+        conf = e.predictions["confidence"].astype(float).to_numpy()
+        conf = conf[np.isfinite(conf)]
+        ax.hist(conf, bins=np.linspace(0, 1, 41), color="tab:blue", alpha=0.8)
+        ax.axvline(threshold, color="k", linestyle="--", linewidth=1, label=f"threshold {threshold:.1%}")
+        answered = float((conf >= threshold).mean()) if len(conf) else float("nan")
+        ax.set_title(f"{e.label}: {answered:.1%} of {len(conf):,} answered")
+        ax.set_xlabel("confidence of the top answer")
+        ax.legend(fontsize=8)
+    fig.axes[0].set_ylabel("test images")
+    fig.tight_layout()
     return fig

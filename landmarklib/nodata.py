@@ -1,0 +1,111 @@
+"""When a notebook has no images to work on: one line naming the cause, never a traceback.
+
+A fetch that reached no host leaves a folder whose manifest lists only failed rows. Notebooks
+03-05 (and notebook 06's test-set part) need images; without them they stop with ``NoData``,
+whose message is one line such as
+
+    no images in data/processed/study-2018/train: 5000 of 5000 rows failed: host unreachable (5000)
+
+IPython shows that line instead of a traceback (``NoData._render_traceback_``), and
+``landmarks report`` marks the notebook "stopped" with the line, goes on with the next
+notebooks, and shows it in its summary and in ``index.html``.
+
+    NoData                 the exception
+    describe_failed_rows   "N of M rows failed: reason (count), ..." from a folder's manifest.csv
+    require_images         raise NoData unless a folder holds a usable labelled image
+    require_split          data.load_split, or NoData when too few images are left to train on
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import paths
+
+
+class NoData(Exception):
+    """A notebook cannot go on: an earlier stage left it no images. The message is one line."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of formatting a traceback: the notebook shows one line.
+        return [f"{type(self).__name__}: {self}"]
+
+
+def _shown(folder: str | os.PathLike) -> str:
+    """A folder as the line names it: relative to the project root when inside it."""
+    path = Path(folder).resolve()
+    root = paths.project_root()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def describe_failed_rows(folder: str | os.PathLike, top: int = 3) -> str:
+    """``"5000 of 5000 rows failed: host unreachable (5000)"`` from ``folder/manifest.csv``.
+
+    Reasons are the manifest's ``error`` (else ``status``) up to its first ``": "`` (the
+    detail after it differs row by row), most frequent first, ``top`` of them. Without a
+    manifest: ``"no manifest.csv (notebook 02 not run?)"``.
+
+    This reads the manifest's ``status``/``error`` columns itself; the fetch package's own
+    summary of a manifest can replace it (one function, one call site per notebook).
+    """
+    import pandas as pd
+
+    manifest = Path(folder) / "manifest.csv"
+    if not manifest.is_file():
+        return "no manifest.csv (notebook 02 not run?)"
+    try:
+        frame = pd.read_csv(manifest, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        return f"manifest.csv is not readable ({type(err).__name__})"
+    if "status" not in frame.columns:
+        return "manifest.csv has no status column"
+    if "id" in frame.columns:
+        frame = frame.drop_duplicates("id", keep="last")  # a resumed fetch appends newer rows
+    if frame.empty:
+        return "the manifest lists no rows"
+    failed = frame[~frame["status"].isin(["ok", "skipped"])]
+    if failed.empty:
+        return f"all {len(frame):,} rows were fetched, yet no image file is there"
+    errors = failed["error"] if "error" in failed.columns else failed["status"]
+    reasons = errors.where(errors.str.strip() != "", failed["status"]).str.split(": ", n=1).str[0].str.strip()
+    counts = reasons.value_counts()
+    text = ", ".join(f"{reason} ({n:,})" for reason, n in counts.head(top).items())
+    if len(counts) > top:
+        text += f", {len(counts) - top} other reasons ({int(counts.iloc[top:].sum()):,})"
+    return f"{len(failed):,} of {len(frame):,} rows failed: {text}"
+
+
+def require_images(folder: str | os.PathLike) -> None:
+    """Raise ``NoData`` unless ``folder`` holds at least one labelled image (``data.read_folder``)."""
+    from . import data
+
+    folder = paths.resolve(folder)
+    if not folder.is_dir():
+        raise NoData(f"no images in {_shown(folder)}: the folder does not exist (notebook 02 not run?)")
+    rows, _ = data.read_folder(folder)
+    if rows.empty:
+        raise NoData(f"no images in {_shown(folder)}: {describe_failed_rows(folder)}")
+
+
+def require_split(train_dir: str | os.PathLike, min_images: int = 1, val_fraction: float = 0.2, seed: int = 42):
+    """``data.load_split``, or ``NoData`` naming why there is nothing to train and validate on.
+
+    Raises:
+        NoData: no labelled image in the folder; no landmark with ``min_images`` images; or
+            no validation image (every kept landmark has a single image).
+    """
+    from . import catalog, data
+
+    require_images(train_dir)
+    folder = paths.resolve(train_dir)
+    rows, _ = data.read_folder(folder)
+    if catalog.filter_min_images(rows, min_images).empty:
+        most = int(rows["landmark_id"].value_counts().max())
+        raise NoData(f"too few images in {_shown(folder)}: no landmark has min_images={min_images} images "
+                     f"({len(rows):,} images of {rows['landmark_id'].nunique():,} landmarks, at most {most} each)")
+    split = data.load_split(folder, min_images=min_images, val_fraction=val_fraction, seed=seed)
+    if split.val.empty:
+        raise NoData(f"too few images in {_shown(folder)} for a validation split: {len(split.train):,} images of "
+                     f"{len(split.landmark_ids):,} landmarks, none with two or more images")
+    return split
