@@ -41,13 +41,13 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint)).replace("NoneType", "None")
 
 
-def _coerce(name: str, value: Any, hint: Any) -> Any:
-    """``value`` as the field type ``hint`` wants it (int -> float, list -> tuple), or ``ConfigError``."""
+def check_value(name: str, value: Any, hint: Any) -> Any:
+    """``value`` as the type ``hint`` wants it (int -> float, list -> tuple), or ``ConfigError`` naming ``name``."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         for option in args:
             try:
-                return _coerce(name, value, option)
+                return check_value(name, value, option)
             except ConfigError:
                 continue
         raise ConfigError(f"{name}: {value!r} is not {' | '.join(_type_name(a) for a in args)}")
@@ -58,7 +58,7 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{name}: {value!r} is not a list")
-        return tuple(_coerce(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value))
+        return tuple(check_value(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value))
     if hint is type(None):
         if value is None:
             return None
@@ -90,7 +90,7 @@ class Config:
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
-            value = _coerce(self.parameter(f.name), getattr(self, f.name), hints[f.name])
+            value = check_value(self.parameter(f.name), getattr(self, f.name), hints[f.name])
             object.__setattr__(self, f.name, value)
         self.check()
 
@@ -323,6 +323,12 @@ class RunConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], benchmark: bool = False) -> RunConfig:
+        """Notebook 03's run (Res-Incep), or with ``benchmark`` notebook 04's (ResNet-50, ``benchmark_*``)."""
+        model, train = (BenchmarkModelConfig, BenchmarkTrainConfig) if benchmark else (ModelConfig, TrainConfig)
+        return cls(SplitConfig.from_params(params), model.from_params(params), train.from_params(params))
 
     def settings(self) -> dict[str, Any]:
         """Field name -> value of every stage (the seed once)."""

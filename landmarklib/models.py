@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -271,7 +270,7 @@ def resolve_resnet50_weights(weights: str | None, timeout: float = 3.0) -> tuple
             request = urllib.request.Request(RESNET50_NOTOP_URL, method="HEAD")
             with urllib.request.urlopen(request, timeout=timeout):
                 return "imagenet", "imagenet", ""
-        except (urllib.error.URLError, socket.timeout, OSError) as err:
+        except (TimeoutError, urllib.error.URLError, OSError) as err:
             reason = f"{RESNET50_NOTOP_URL} could not be reached ({getattr(err, 'reason', err)})"
     return (
         None,

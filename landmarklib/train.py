@@ -213,7 +213,7 @@ class EpochLog(keras.callbacks.Callback):
         row.update(seconds=end - self.start, train_seconds=train_seconds,
                    images_per_second=self.n_train / train_seconds if train_seconds > 0 else math.nan)
         self.rows.append(row)
-        _write_csv_atomic(history_frame(self.rows), self.history_csv)
+        files.write_csv(history_frame(self.rows), self.history_csv)
         self._save_state(epoch + 1)
         self.bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.3f}",
                              val_acc=f"{row.get('val_accuracy', math.nan):.3f}", s=f"{row['seconds']:.0f}",

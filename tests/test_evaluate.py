@@ -266,7 +266,7 @@ def test_predict_cli_on_a_fetched_folder(tiny_model, tmp_path, capsys):
     assert sub_path == tmp_path / "out" / "pred_submission.csv"
     sub = pd.read_csv(sub_path, dtype=str, keep_default_na=False)
     assert sub["id"].tolist() == pred["id"].tolist()
-    expected = [f"{int(l)} {c:.6f}" if a else "" for l, c, a in zip(pred["landmark_id"].fillna(0), pred["confidence"], pred["answered"])]
+    expected = [f"{int(lid)} {c:.6f}" if a else "" for lid, c, a in zip(pred["landmark_id"].fillna(0), pred["confidence"], pred["answered"])]
     assert sub["landmarks"].tolist() == expected
     printed = capsys.readouterr().out
     assert str(out) in printed and str(sub_path) in printed

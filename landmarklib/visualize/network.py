@@ -14,14 +14,14 @@ their 1-based position among the model's ``Conv2D`` layers, as in the study
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import keras
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
-
 
 # --------------------------------------------------------------------------- layers
 
