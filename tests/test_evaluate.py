@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from landmarklib import evaluate
+from landmarklib import catalog, evaluate
 
 
 def brute_force_gap(predicted, confidence, actual, ids):
@@ -140,16 +140,9 @@ def test_accuracy_and_top_k():
     assert evaluate.top_k_ids(probs, [10, 20, 30], 2).tolist() == [[20, 30], [10, 30], [30, 20]]
 
 
-def test_per_landmark_accuracy_and_confusion_matrix():
+def test_confusion_matrix():
     predicted = [1, 1, 2, 3, None, 4, 1]
     actual = [1, 2, 2, 3, 3, 5, 1]
-    table = evaluate.per_landmark_accuracy(predicted, actual)
-    assert table.to_dict("records") == [
-        {"landmark_id": 1, "n": 2, "correct": 2, "accuracy": 1.0},
-        {"landmark_id": 2, "n": 2, "correct": 1, "accuracy": 0.5},
-        {"landmark_id": 3, "n": 2, "correct": 1, "accuracy": 0.5},
-        {"landmark_id": 5, "n": 1, "correct": 0, "accuracy": 0.0},
-    ]
     cm = evaluate.confusion_matrix(predicted, actual, top_n=2)
     assert list(cm.index) == [1, 2, "other"] and list(cm.columns) == [1, 2, "other"]
     assert cm.to_numpy().tolist() == [[2, 0, 0], [1, 1, 0], [0, 0, 3]]
@@ -198,11 +191,15 @@ def test_score_combines_everything():
     assert s["top5"] == pytest.approx(3 / 4)
 
 
-def test_read_solution_names_the_missing_column(tmp_path):
+def test_a_solution_file_is_read_by_catalog_read_solution(tmp_path):
     path = tmp_path / "test_solution.csv"
     path.write_text("id,landmark\na,1\n")
-    with pytest.raises(ValueError, match="test_solution.csv: missing column 'landmark_id'"):
-        evaluate.read_solution(path)
+    with pytest.raises(catalog.CatalogError, match="missing column landmark_id"):
+        evaluate.score(pd.DataFrame({"id": ["a"], "landmark_id": [1], "confidence": [0.9]}), path)
+    path.write_text("id,landmarks,Usage\na,7 9,Private\nb,,Public\n")  # GLDv2 layout: the first landmark counts
+    pred = pd.DataFrame({"id": ["a", "b"], "landmark_id": [7, 7], "confidence": [0.9, 0.1]})
+    s = evaluate.score(pred, path, threshold=0.5)
+    assert (s["n_test"], s["n_landmark_images"], s["top1"], s["gap"]) == (2, 1, 1.0, 1.0)
 
 
 # --------------------------------------------------------------------------- predict CLI and timing
@@ -312,7 +309,7 @@ def test_time_model_returns_positive_numbers(tiny_model, tmp_path):
 def test_importing_evaluate_does_not_import_keras():
     import subprocess
 
-    code = "import sys, landmarklib.evaluate, landmarklib.visualize.network; print('keras' in sys.modules)"
+    code = "import sys, landmarklib.evaluate; print('keras' in sys.modules)"  # `landmarks predict --help`
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -3,7 +3,7 @@
     runner    parameters (YAML + ``--set``), kernel check, embedded sample, papermill execution,
               failures named by cell, the summary table (``run_report``)
     html      offline nbconvert pages per notebook, ``report.html`` (no code), ``index.html``
-    content   notebook 06's content: the study's numbers, test-set evaluation, tables, section markdown
+    content   notebook 06's content: test-set evaluation, tables, section markdown (the study's numbers: study.py)
 
 The report's figures are in ``landmarklib.visualize.evaluation``. The names below are the public
 API; notebook 06 calls them as ``report.<name>``.
@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 
 from .. import paths
-from .content import (MODELS, NOT_RUN, STUDY, ModelEvaluation, answer_text, benchmark_md, conclusion_md, count,
+from .content import (MODELS, NOT_RUN, ModelEvaluation, answer_text, benchmark_md, conclusion_md, count,
                       curve_thresholds, data_source, evaluate_model, evaluate_models, evaluation_md, evaluation_table,
                       examples_table, exploration_md, figure_list, gap_text, implementation_md, justification_md,
                       metrics_for, overview_md, pct, pick_examples, preprocessing_md, refinement_md, report_metrics,
-                      resnet_weights, show_figures, shown_path, study_comparison, threshold_md, timing_table,
+                      resnet_weights, show_figures, study_comparison, threshold_md, timing_table,
                       variants_table, visualization_md)
 from .html import build_index, format_value, html_exporter, render_html
 from .runner import (KERNEL, NotebookRun, ReportError, check_kernel, declared_parameters, ensure_sample,
@@ -28,14 +28,14 @@ from .runner import (KERNEL, NotebookRun, ReportError, check_kernel, declared_pa
                      run_report, summary_table)
 
 __all__ = [
-    "KERNEL", "MODELS", "NOT_RUN", "STUDY", "ModelEvaluation", "NotebookRun", "ReportError", "add_cli",
+    "KERNEL", "MODELS", "NOT_RUN", "ModelEvaluation", "NotebookRun", "ReportError", "add_cli",
     "answer_text", "benchmark_md", "build_index", "check_kernel", "conclusion_md", "count", "curve_thresholds",
     "data_source", "declared_parameters", "ensure_sample", "evaluate_model", "evaluate_models", "evaluation_md",
     "evaluation_table", "examples_table", "execute_notebook", "exploration_md", "figure_list", "find_notebooks",
     "format_value", "gap_text", "html_exporter", "implementation_md", "justification_md", "load_params",
     "metrics_for", "notebook_parameters", "overview_md", "parse_only", "parse_overrides", "pct", "pick_examples",
     "preprocessing_md", "refinement_md", "render_html", "report_metrics", "resnet_weights", "run_report",
-    "show_figures", "shown_path", "study_comparison", "summary_table", "threshold_md", "timing_table",
+    "show_figures", "study_comparison", "summary_table", "threshold_md", "timing_table",
     "variants_table", "visualization_md",
 ]
 
