@@ -15,19 +15,6 @@ LANDMARKS = [3, 8, 15, 42]
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (200, 200, 40)]
 
 
-def test_notebook_is_committed_clean_with_a_parameters_cell():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert nb.metadata.kernelspec.name == "landmarks"
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(not c.outputs and c.execution_count is None for c in code)
-    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    for line in ('models_dir = "models/default"', 'train_dir = "data/processed/default/train"',
-                 "feature_layers = [2, 8, 24]", "n_cam = 4", "seed = 42", "min_images = 2",
-                 'reports_dir = "reports"'):
-        assert line in tagged[0].source
-
-
 def _train_folder(root: Path) -> Path:
     """DIR/<landmark_id>/<id>.jpg: 10 noisy 32 px images per landmark, one colour per landmark."""
     rng = np.random.default_rng(0)
