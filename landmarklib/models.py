@@ -236,7 +236,7 @@ def keras_cache_dir() -> Path:
     return Path(home) / "models"
 
 
-def resolve_resnet50_weights(weights: str | None, timeout: float = 3.0) -> tuple[str | None, str, str]:
+def resolve_resnet50_weights(weights: str | None, timeout: float = config.ModelConfig.weights_download_timeout) -> tuple[str | None, str, str]:
     """Decide which weights the ResNet-50 backbone gets, without a long network wait.
 
     ``"imagenet"`` uses Keras' cached file if present; otherwise the download URL is
@@ -299,7 +299,7 @@ def resnet50_benchmark(
     input_shape: tuple[int, int, int],
     num_classes: int,
     weights: str | None = "imagenet",
-    download_timeout: float = 3.0,
+    download_timeout: float = config.ModelConfig.weights_download_timeout,
     name: str = "resnet50",
 ):
     """The study's benchmark: Keras' ResNet-50 without its top, GlobalAveragePooling, a softmax Dense.
