@@ -20,7 +20,8 @@ Functions:
     predict, write_submission the Kaggle submission ``id,landmarks``
     time_model, timing_table  load time, single-image latency, batched throughput
 
-Keras is imported inside the functions that need it.
+Keras (through ``data`` and ``models``) is imported inside the functions that need it, so that
+``landmarks predict --help`` starts without TensorFlow.
 """
 
 from __future__ import annotations
