@@ -341,16 +341,19 @@ class RunConfig:
         no stage has (``models_dir`` cannot change: a variant writes beside the main run).
         """
         stages = {"split": self.split, "model": self.model, "train": self.train}
-        owned = {name: [s for s, c in stages.items() if name in {f.name for f in dataclasses.fields(c)}]
-                 for name in changes}
+        owned = {
+            name: [s for s, c in stages.items() if name in {f.name for f in dataclasses.fields(c)}] for name in changes
+        }
         known = sorted(set(self.settings()) - {"models_dir"})
         for name, owners in owned.items():
             if not owners or name == "models_dir":
                 raise ConfigError(unknown_message(name, known, "a variant"))
-        return RunConfig(**{
-            stage: dataclasses.replace(config, **{k: v for k, v in changes.items() if stage in owned[k]})
-            for stage, config in stages.items()
-        })
+        return RunConfig(
+            **{
+                stage: dataclasses.replace(config, **{k: v for k, v in changes.items() if stage in owned[k]})
+                for stage, config in stages.items()
+            }
+        )
 
 
 # --------------------------------------------------------------------------- 05/06 visualisation, evaluation
@@ -391,8 +394,17 @@ class EvalConfig(Config):
             raise ConfigError(f"threshold: must be in [0, 1], not {self.threshold!r}")
 
 
-STAGES: tuple[type[Config], ...] = (ExploreConfig, FetchConfig, SplitConfig, ModelConfig, BenchmarkModelConfig,
-                                    TrainConfig, BenchmarkTrainConfig, VisualizeConfig, EvalConfig)
+STAGES: tuple[type[Config], ...] = (
+    ExploreConfig,
+    FetchConfig,
+    SplitConfig,
+    ModelConfig,
+    BenchmarkModelConfig,
+    TrainConfig,
+    BenchmarkTrainConfig,
+    VisualizeConfig,
+    EvalConfig,
+)
 """Every stage's settings class (tests/test_config.py checks the notebooks and params/*.yaml against them)."""
 
 

@@ -1,9 +1,9 @@
 """Writing files so that a kill never leaves half of one, and showing paths to a reader.
 
-    atomic_path              a temporary name beside a file, renamed onto it when the block succeeds
-    write_text, write_json   text and JSON files, atomically
-    write_csv                a DataFrame as CSV, atomically
-    display_path             a path relative to the project root when it lies inside it
+atomic_path              a temporary name beside a file, renamed onto it when the block succeeds
+write_text, write_json   text and JSON files, atomically
+write_csv                a DataFrame as CSV, atomically
+display_path             a path relative to the project root when it lies inside it
 """
 
 from __future__ import annotations

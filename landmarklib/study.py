@@ -76,13 +76,25 @@ FEATURE_CHANNELS = 10  # Visualization, Figure 16: "the first 10 filters in each
 # --------------------------------------------------------------------------- by model (train and evaluate tables)
 
 RESULTS = {
-    "res_incep": {"params": RES_INCEP_PARAMS, "input_size": IMAGE_SIZE, "epochs": RES_INCEP_EPOCHS,
-                  "batch_size": RES_INCEP_BATCH_SIZE, "optimizer": RES_INCEP_OPTIMIZER,
-                  "val_top1": RES_INCEP_VAL_TOP1, "training_hours": RES_INCEP_TRAINING_HOURS},
-    "resnet50": {"params": RESNET50_PARAMS, "input_size": IMAGE_SIZE, "epochs": RESNET50_EPOCHS,
-                 "batch_size": RESNET50_BATCH_SIZE, "optimizer": RESNET50_OPTIMIZER,
-                 "val_top1": RESNET50_VAL_TOP1, "training_hours": RESNET50_TRAINING_HOURS,
-                 "weights": RESNET50_WEIGHTS},
+    "res_incep": {
+        "params": RES_INCEP_PARAMS,
+        "input_size": IMAGE_SIZE,
+        "epochs": RES_INCEP_EPOCHS,
+        "batch_size": RES_INCEP_BATCH_SIZE,
+        "optimizer": RES_INCEP_OPTIMIZER,
+        "val_top1": RES_INCEP_VAL_TOP1,
+        "training_hours": RES_INCEP_TRAINING_HOURS,
+    },
+    "resnet50": {
+        "params": RESNET50_PARAMS,
+        "input_size": IMAGE_SIZE,
+        "epochs": RESNET50_EPOCHS,
+        "batch_size": RESNET50_BATCH_SIZE,
+        "optimizer": RESNET50_OPTIMIZER,
+        "val_top1": RESNET50_VAL_TOP1,
+        "training_hours": RESNET50_TRAINING_HOURS,
+        "weights": RESNET50_WEIGHTS,
+    },
 }
 """What the study reports for each of its two models (Implementation), as ``train.comparison_table`` lists it."""
 

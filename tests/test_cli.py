@@ -39,7 +39,8 @@ def test_help_imports_no_deep_learning_framework(argv, tmp_path):
 def test_fetch_imports_no_deep_learning_framework(tmp_path):
     Image.new("RGB", (40, 30), (200, 30, 30)).save(tmp_path / "a.jpg")
     (tmp_path / "train.csv").write_text("id,url,landmark_id\na,a.jpg,7\nb,missing.jpg,7\n")
-    result = _run(["fetch", str(tmp_path / "train.csv"), "--out", str(tmp_path / "out"), "--size", "16", "--quiet"],
-                  REPO)
+    result = _run(
+        ["fetch", str(tmp_path / "train.csv"), "--out", str(tmp_path / "out"), "--size", "16", "--quiet"], REPO
+    )
     assert result["heavy"] == []
     assert (tmp_path / "out" / "7" / "a.jpg").is_file()

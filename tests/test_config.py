@@ -16,8 +16,15 @@ from conftest import NOTEBOOKS, REPO
 
 PARAMS_FILES = sorted((REPO / "params").glob("*.yaml"))
 # read by `landmarks report` itself (the run's name, the embedded sample), not by a notebook's settings
-RUNNER_KEYS = {"run_name", "reports_dir", "sample_dir", "sample_landmarks", "sample_train", "sample_test",
-               "sample_seed"}
+RUNNER_KEYS = {
+    "run_name",
+    "reports_dir",
+    "sample_dir",
+    "sample_landmarks",
+    "sample_train",
+    "sample_test",
+    "sample_seed",
+}
 
 
 def _parameters_cell(path: Path) -> nbformat.NotebookNode:
@@ -77,10 +84,16 @@ def test_the_study_file_repeats_the_studys_settings():
     run = config.RunConfig.from_params(params)
     assert (run.model.input_size, run.model.filters) == (study.IMAGE_SIZE, study.RES_INCEP_FILTERS)
     assert (run.train.epochs, run.train.batch_size, run.train.optimizer) == (
-        study.RES_INCEP_EPOCHS, study.RES_INCEP_BATCH_SIZE, study.RES_INCEP_OPTIMIZER)
+        study.RES_INCEP_EPOCHS,
+        study.RES_INCEP_BATCH_SIZE,
+        study.RES_INCEP_OPTIMIZER,
+    )
     benchmark = config.RunConfig.from_params(params, benchmark=True)
     assert (benchmark.train.epochs, benchmark.train.batch_size, benchmark.train.optimizer) == (
-        study.RESNET50_EPOCHS, study.RESNET50_BATCH_SIZE, study.RESNET50_OPTIMIZER)
+        study.RESNET50_EPOCHS,
+        study.RESNET50_BATCH_SIZE,
+        study.RESNET50_OPTIMIZER,
+    )
     assert config.EvalConfig.from_params(params).threshold == study.THRESHOLD
     assert config.FetchConfig.from_params(params).n_images == study.N_IMAGES
 
@@ -94,8 +107,11 @@ def test_a_wrong_value_fails_with_one_line_naming_the_parameter():
         (config.TrainConfig, {"epochs": 2.5}, "epochs: 2.5 is not int"),
         (config.TrainConfig, {"epochs": 0}, "epochs: must be positive, not 0"),
         (config.TrainConfig, {"deterministic": "yes"}, "deterministic: 'yes' is not bool"),
-        (config.BenchmarkTrainConfig, {"benchmark_optimizer": "adam"},
-         "benchmark_optimizer: 'adam' is not one of 'sgd', 'rmsprop'"),
+        (
+            config.BenchmarkTrainConfig,
+            {"benchmark_optimizer": "adam"},
+            "benchmark_optimizer: 'adam' is not one of 'sgd', 'rmsprop'",
+        ),
         (config.ModelConfig, {"filters": [4, 4], "blocks": [1, 1, 1]}, "need one entry per stage"),
         (config.SplitConfig, {"val_fraction": 1.0}, "val_fraction: must be in [0, 1)"),
         (config.FetchConfig, {"resize": "squash"}, "resize: 'squash' is not one of 'stretch', 'crop', 'pad'"),
@@ -117,8 +133,13 @@ def test_values_are_normalised_and_the_configs_are_frozen():
 
 
 def test_notebook_04_reads_its_benchmark_parameters():
-    params = {"epochs": 30, "benchmark_epochs": 2, "benchmark_optimizer": "rmsprop", "benchmark_weights": None,
-              "weights_download_timeout": 0}
+    params = {
+        "epochs": 30,
+        "benchmark_epochs": 2,
+        "benchmark_optimizer": "rmsprop",
+        "benchmark_weights": None,
+        "weights_download_timeout": 0,
+    }
     run = config.RunConfig.from_params(params, benchmark=True)
     assert (run.model.model, run.model.weights, run.model.weights_download_timeout) == ("resnet50", None, 0.0)
     assert (run.train.epochs, run.train.optimizer) == (2, "rmsprop")
