@@ -179,3 +179,13 @@ def test_metrics_records_are_checked_against_their_schema(tmp_path):
     assert not list((tmp_path / "metrics").glob("*"))  # nothing written
     # a file without a schema is written as given
     assert metrics.save("99_scratch", {"anything": 1}, tmp_path).is_file()
+
+
+def test_landmarks_report_refuses_a_wrong_value_before_running_anything(tmp_path):
+    from landmarklib import report
+
+    params = tmp_path / "params.yaml"
+    params.write_text("run_name: x\nepochs: 3\nbenchmark_optimizer: adam\n")
+    with pytest.raises(report.ReportError, match="benchmark_optimizer: 'adam' is not one of 'sgd', 'rmsprop'"):
+        report.run_report(params, root=tmp_path)
+    assert not (tmp_path / "reports").exists()

@@ -8,14 +8,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from landmarklib import metrics
+
 from conftest import TINY_LANDMARKS, write_tiny_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 NB03 = ROOT / "notebooks" / "03_build_res_incep.ipynb"
 NB04 = ROOT / "notebooks" / "04_benchmark_resnet50.ipynb"
-RUN_KEYS = ("model", "params", "input_size", "epochs", "batch_size", "optimizer", "n_classes", "n_train", "n_val",
-            "chance", "val_top1", "val_top5", "val_loss", "train_top1", "seconds_per_epoch", "images_per_second",
-            "model_path", "label_map_path", "history_csv", "variants", "figures")
+RUN_KEYS = sorted(metrics.Training.__required_keys__)  # what every training run records (its schema)
 
 
 @pytest.fixture(scope="module")

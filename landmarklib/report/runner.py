@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import paths
+from .. import config, paths
 from . import html
 
 KERNEL = "landmarks"
@@ -310,6 +310,10 @@ def run_report(
     # Figures inline in the executed notebooks even where MPLBACKEND=Agg is set for headless scripts.
     with _environment(LANDMARKS_ROOT=str(root), MPLBACKEND=INLINE_BACKEND):
         params = load_params(params_file, overrides)
+        try:
+            config.check_params(params)  # a wrong value stops here, named, before any notebook runs
+        except config.ConfigError as err:
+            raise ReportError(f"{params_file}: {err}") from None
         params["reports_dir"] = str(out if out is not None else params.get("reports_dir") or "reports")
         out_dir = paths.resolve(params["reports_dir"])
         all_notebooks = find_notebooks(notebooks_dir)
