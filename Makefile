@@ -1,7 +1,7 @@
 # landmarks: every step of the pipeline is a target; `make report` runs them all.
 #   make report            fresh machine -> reports/html/report.html (embedded sample)
 #   make report PARAMS=params/study-2018.yaml
-#   make test | make lab | make bench
+#   make test (lint first) | make lint | make format | make lab | make bench | make clean
 # Steps (each reads the previous one's files from disk):
 #   sample -> explore (01) -> fetch (02) -> train (03) -> benchmark (04) -> visualize (05) -> html (06)
 
@@ -13,7 +13,7 @@ OUT    ?=
 OUTARG := $(if $(OUT),--out $(OUT))
 STAMP  := $(VENV)/.installed
 
-.PHONY: install sample report explore fetch train benchmark visualize html test lab bench clean
+.PHONY: install sample report explore fetch train benchmark visualize html lint format test lab bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,7 +43,16 @@ visualize: install
 html: install
 	$(BIN)/landmarks report --params $(PARAMS) $(OUTARG) --only 06
 
-test: install
+# ruff, configured in pyproject.toml (rules, 120 columns); `make format` rewrites, `make lint` only checks.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 lab: install
@@ -59,5 +68,7 @@ bench: install .venv-bench/bin/img2dataset
 	$(BIN)/python benchmarks/train_input.py
 	$(BIN)/python benchmarks/real_landmarks.py
 
+# Generated outputs only: every tracked file (the folders' README.md, reports/benchmarks/*.md) stays.
 clean:
-	rm -rf data/raw data/interim data/processed models/* reports/metrics reports/figures reports/notebooks reports/html
+	rm -rf data/raw data/interim data/processed reports/metrics reports/figures reports/notebooks reports/html
+	find models -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

@@ -60,6 +60,7 @@ from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the test suite's HTTP server, tests/httpserver.py
+from common import cpu_model, git_commit  # noqa: E402  (benchmarks/common.py)
 from landmarklib.paths import resolve
 from tests.httpserver import HttpTestServer
 
@@ -395,16 +396,6 @@ def cpu_seconds_per_image(blobs: list[bytes], op: Callable[[bytes], bytes], desc
 # --------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else the platform's processor string."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def versions(python: Path | None) -> str:
     """Versions of Python, landmarklib, Pillow, NumPy and (from ``python``'s environment) img2dataset."""
     found = [f"Python {platform.python_version()}"]
@@ -419,20 +410,6 @@ def versions(python: Path | None) -> str:
         done = subprocess.run([str(python), "-c", code], check=False, capture_output=True, text=True)
         found.append(done.stdout.strip() or "img2dataset version unknown")
     return ", ".join(found)
-
-
-def git_commit() -> str:
-    """The checkout's short commit, with ``+changes`` when the working tree differs."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+changes" if dirty else "")
 
 
 def _num(value: float, digits: int = 1) -> str:

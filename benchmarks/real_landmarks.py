@@ -42,7 +42,6 @@ import math
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import threading
 import time
@@ -50,6 +49,8 @@ import urllib.parse
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
 from pathlib import Path
+
+from common import cpu_model, git_commit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "real-landmarks"
@@ -188,7 +189,7 @@ def run_model(kind: str, split, args: argparse.Namespace, models_dir: Path, test
         models_dir: where ``train`` writes the model, label map and history.
         test_dir: the fetched holdout images.
     """
-    from landmarklib import models, train
+    from landmarklib import config, models, train
 
     n_classes = len(split.landmark_ids)
     train.set_seed(args.seed)
@@ -217,10 +218,9 @@ def run_model(kind: str, split, args: argparse.Namespace, models_dir: Path, test
     print(f"\n== {kind}: {model.count_params():,} parameters, {size} px, {epochs} epochs, "
           f"batch {args.batch_size}, {optimizer} lr {lr}")
     start = time.perf_counter()
-    result = train.train(
-        model, split, input_size=size, epochs=epochs, batch_size=args.batch_size, optimizer=optimizer,
-        learning_rate=lr, out_dir=models_dir, name=kind, seed=args.seed,
-    )
+    settings = config.TrainConfig(epochs=epochs, batch_size=args.batch_size, optimizer=optimizer,
+                                  learning_rate=lr, models_dir=str(models_dir), seed=args.seed)
+    result = train.train(model, split, settings, name=kind)
     train_seconds = time.perf_counter() - start
     test = score_on_test(result.model_path, test_dir, args.data / "test_solution.csv", args.threshold)
     history = result.history
@@ -248,28 +248,6 @@ def versions() -> str:
         except metadata.PackageNotFoundError:
             continue
     return ", ".join(found) + f"; Keras backend {keras.backend.backend()}"
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else the platform's processor string."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def git_commit() -> str:
-    """The checkout's short commit, with ``+changes`` when the working tree differs."""
-    try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+changes" if dirty else "")
 
 
 def _pct(value: float | None) -> str:

@@ -1,10 +1,14 @@
 """landmarklib: the helper package behind the landmark-recognition notebooks.
 
-Modules (one job each; importing any of them never imports TensorFlow/Keras,
-which is imported inside the functions that need it):
+Modules (one job each). The Keras-facing ones (models, train, data, visualize.network) import
+Keras at the top; the command line's (cli, sample, fetch, evaluate, report) do not, so that
+`landmarks --help` and `landmarks fetch` start without TensorFlow (tests/test_cli.py):
 
+    config     every stage's settings and defaults: frozen dataclasses, checked on construction
+    study      every number the 2018 study gives, with its section
     paths      project folders; resolve paths given relative to the project root
-    metrics    each notebook's key numbers as reports/metrics/<NN_name>.json
+    files      atomic writes; paths as a reader sees them
+    metrics    each notebook's key numbers as reports/metrics/<NN_name>.json, one schema per file
     sample     the embedded synthetic landmark data set (`landmarks sample`)
     catalog    read/validate Kaggle 2018 and GLDv2 CSVs; frequencies; filters; splits
     images     decode by content, convert to RGB, resize (shared by fetch and prediction)

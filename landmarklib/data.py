@@ -21,7 +21,7 @@ The label map (class index -> landmark_id) is saved next to a model as JSON
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import json
 import math
 import os
@@ -33,11 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pandas as pd
 from PIL import Image
+from tqdm.auto import tqdm
 
-from . import catalog, manifest
+from . import catalog, config, files, images, manifest, paths
 
 MANIFEST = manifest.NAME
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
@@ -158,17 +160,15 @@ def read_folder(image_dir: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, i
     return rows, dropped
 
 
-def load_split(
-    train_dir: str | os.PathLike, min_images: int = 1, val_fraction: float = 0.2, seed: int = 42
-) -> Split:
+def load_split(settings: config.SplitConfig | str | os.PathLike, **changes) -> Split:
     """Read a fetched folder, drop unusable rows and small classes, split train/validation.
 
     Args:
-        train_dir: the fetched folder (``DIR/<landmark_id>/<id>.jpg`` with or
-            without ``manifest.csv``).
-        min_images: the fewest images a landmark needs to be kept.
-        val_fraction: share of each class for validation (singletons stay in train).
-        seed: seed of the split.
+        settings: a ``config.SplitConfig`` (``train_dir``, relative to the project root or
+            absolute; ``min_images``, the fewest images a landmark needs to be kept;
+            ``val_fraction``, the share of each class for validation, singletons staying in
+            train; ``seed``), or the folder alone (the other settings at their defaults).
+        changes: settings that differ from ``settings`` (``min_images=10``).
 
     Returns:
         A ``Split``; see its docstring.
@@ -176,14 +176,18 @@ def load_split(
     Raises:
         ValueError: no usable image left; and as ``read_folder``.
     """
+    if not isinstance(settings, config.SplitConfig):
+        settings = config.SplitConfig(train_dir=str(settings))
+    settings = dataclasses.replace(settings, **changes)
+    train_dir = paths.resolve(settings.train_dir)
     rows, dropped = read_folder(train_dir)
-    kept = catalog.filter_min_images(rows, min_images)
+    kept = catalog.filter_min_images(rows, settings.min_images)
     dropped["min_images"] = len(rows) - len(kept)
     if kept.empty:
         raise ValueError(f"{train_dir}: no usable labelled image (dropped: {dropped})")
     landmark_ids = sorted(int(v) for v in kept["landmark_id"].unique())
     kept = kept.assign(label=np.searchsorted(landmark_ids, kept["landmark_id"].to_numpy()).astype(np.int32))
-    train, val = catalog.stratified_split(kept, val_fraction=val_fraction, seed=seed)
+    train, val = catalog.stratified_split(kept, val_fraction=settings.val_fraction, seed=settings.seed)
     return Split(
         train=train.reset_index(drop=True),
         val=val.reset_index(drop=True),
@@ -197,10 +201,7 @@ def load_split(
 
 def save_label_map(path: str | os.PathLike, landmark_ids: list[int]) -> Path:
     """Write ``{"landmark_ids": [...]}`` (class index -> landmark_id) to ``path``; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"landmark_ids": [int(v) for v in landmark_ids]}) + "\n", encoding="utf-8")
-    return path
+    return files.write_json(path, {"landmark_ids": [int(v) for v in landmark_ids]}, indent=None)
 
 
 def load_label_map(path: str | os.PathLike) -> list[int]:
@@ -232,8 +233,6 @@ def _decode(path: str, size: int) -> np.ndarray:
     (EXIF rotation, first GIF frame, alpha on white). Then ``images.resize_square``
     stretches it to ``size`` x ``size``.
     """
-    from . import images
-
     with Image.open(path) as img:
         if img.format == "JPEG":
             img.draft("RGB", (size, size))
@@ -285,14 +284,12 @@ def load_images(
     Returns:
         uint8 array (N, input_size, input_size, 3).
     """
-    from tqdm.auto import tqdm
-
-    paths = [str(p) for p in paths]
-    out = np.zeros((len(paths), input_size, input_size, 3), dtype=np.uint8)
+    image_files = [str(p) for p in paths]
+    out = np.zeros((len(image_files), input_size, input_size, 3), dtype=np.uint8)
     errors = {} if errors is None else errors
     with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
-        jobs = pool.map(lambda i: _decode_into(out, i, paths[i], input_size, errors), range(len(paths)))
-        for _ in tqdm(jobs, total=len(paths), desc="images", unit="img", disable=not progress):
+        jobs = pool.map(lambda i: _decode_into(out, i, image_files[i], input_size, errors), range(len(image_files)))
+        for _ in tqdm(jobs, total=len(image_files), desc="images", unit="img", disable=not progress):
             pass
     return out
 
@@ -341,97 +338,91 @@ class DecodedCache:
         self.stored[row] = True
 
 
-@functools.cache
-def _image_batches_class() -> type:
-    """``ImageBatches``, defined on first use so that importing this module does not import Keras."""
-    import keras
+class ImageBatches(keras.utils.PyDataset):
+    """Batches ``(x float32 (B, S, S, 3) in 0..255, y int32 (B,))`` decoded from image files.
 
-    class ImageBatches(keras.utils.PyDataset):
-        """Batches ``(x float32 (B, S, S, 3) in 0..255, y int32 (B,))`` decoded from image files.
+    The images of a batch are decoded in parallel by the dataset's own
+    threads; Keras's enqueuer is not used (``workers=1``): it would serve
+    batches prefetched for one epoch in the next. The TensorFlow backend
+    still reads a batch ahead (``tf.data`` prefetch).
 
-        The images of a batch are decoded in parallel by the dataset's own
-        threads; Keras's enqueuer is not used (``workers=1``): it would serve
-        batches prefetched for one epoch in the next. The TensorFlow backend
-        still reads a batch ahead (``tf.data`` prefetch).
+    With ``shuffle``, the rows are permuted anew for each epoch by
+    ``numpy.random.default_rng([seed, epoch])``, so a seed and an epoch
+    always give the same batches. ``epoch`` moves on at each end of an
+    epoch that Keras began (the iterator resets that Keras also reports
+    through ``on_epoch_end`` do not count; the JAX backend's one-batch
+    build pass before the first epoch of an unbuilt model does). The last
+    batch holds the remainder. With a ``DecodedCache``, each image is
+    decoded once and read back in later epochs. Undecodable images come
+    back black and are listed in ``errors`` (path -> reason).
+    """
 
-        With ``shuffle``, the rows are permuted anew for each epoch by
-        ``numpy.random.default_rng([seed, epoch])``, so a seed and an epoch
-        always give the same batches. ``epoch`` moves on at each end of an
-        epoch that Keras began (the iterator resets that Keras also reports
-        through ``on_epoch_end`` do not count; the JAX backend's one-batch
-        build pass before the first epoch of an unbuilt model does). The last
-        batch holds the remainder. With a ``DecodedCache``, each image is
-        decoded once and read back in later epochs. Undecodable images come
-        back black and are listed in ``errors`` (path -> reason).
-        """
+    def __init__(
+        self,
+        paths: list[str],
+        labels: np.ndarray,
+        input_size: int,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        cache: DecodedCache | None,
+        workers: int,
+    ):
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.paths = paths
+        self.labels = labels
+        self.input_size = input_size
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.cache = cache
+        self.decode_workers = workers
+        self.errors: dict[str, str] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._in_epoch = False
+        self.set_epoch(0)
 
-        def __init__(
-            self,
-            paths: list[str],
-            labels: np.ndarray,
-            input_size: int,
-            batch_size: int,
-            shuffle: bool,
-            seed: int,
-            cache: DecodedCache | None,
-            workers: int,
-        ):
-            super().__init__(workers=1, use_multiprocessing=False)
-            self.paths = paths
-            self.labels = labels
-            self.input_size = input_size
-            self.batch_size = batch_size
-            self.shuffle = shuffle
-            self.seed = seed
-            self.cache = cache
-            self.decode_workers = workers
-            self.errors: dict[str, str] = {}
-            self._pool: ThreadPoolExecutor | None = None
-            self._in_epoch = False
-            self.set_epoch(0)
+    def set_epoch(self, epoch: int) -> None:
+        """Use the row order of ``epoch`` (e.g. to resume training at that epoch)."""
+        self.epoch = epoch
+        n = len(self.paths)
+        self.order = (
+            np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
+        )
 
-        def set_epoch(self, epoch: int) -> None:
-            """Use the row order of ``epoch`` (e.g. to resume training at that epoch)."""
-            self.epoch = epoch
-            n = len(self.paths)
-            self.order = (
-                np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
-            )
+    def __len__(self) -> int:
+        return math.ceil(len(self.paths) / self.batch_size)
 
-        def __len__(self) -> int:
-            return math.ceil(len(self.paths) / self.batch_size)
+    def _load(self, x: np.ndarray, i: int, row: int) -> None:
+        """Decode row ``row`` into ``x[i]`` and keep it in the cache."""
+        _decode_into(x, i, self.paths[row], self.input_size, self.errors)
+        if self.cache is not None:
+            self.cache.write(row, x[i])
 
-        def _load(self, x: np.ndarray, i: int, row: int) -> None:
-            """Decode row ``row`` into ``x[i]`` and keep it in the cache."""
-            _decode_into(x, i, self.paths[row], self.input_size, self.errors)
-            if self.cache is not None:
-                self.cache.write(row, x[i])
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} out of range (0 .. {len(self) - 1})")
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        size = self.input_size
+        x = np.empty((len(rows), size, size, 3), dtype=np.uint8)
+        missing = [i for i, row in enumerate(rows) if self.cache is None or not self.cache.read(row, x[i])]
+        if len(missing) == 1 or self.decode_workers == 1:
+            for i in missing:
+                self._load(x, i, rows[i])
+        elif missing:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="landmarks-decode")
+            list(self._pool.map(lambda i: self._load(x, i, rows[i]), missing))
+        return x.astype(np.float32), self.labels[rows]
 
-        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-            if not 0 <= index < len(self):
-                raise IndexError(f"batch {index} out of range (0 .. {len(self) - 1})")
-            rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-            size = self.input_size
-            x = np.empty((len(rows), size, size, 3), dtype=np.uint8)
-            missing = [i for i, row in enumerate(rows) if self.cache is None or not self.cache.read(row, x[i])]
-            if len(missing) == 1 or self.decode_workers == 1:
-                for i in missing:
-                    self._load(x, i, rows[i])
-            elif missing:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="landmarks-decode")
-                list(self._pool.map(lambda i: self._load(x, i, rows[i]), missing))
-            return x.astype(np.float32), self.labels[rows]
+    def on_epoch_begin(self) -> None:
+        self._in_epoch = True
 
-        def on_epoch_begin(self) -> None:
-            self._in_epoch = True
+    def on_epoch_end(self) -> None:
+        if self._in_epoch:
+            self.set_epoch(self.epoch + 1)
+        self._in_epoch = False
 
-        def on_epoch_end(self) -> None:
-            if self._in_epoch:
-                self.set_epoch(self.epoch + 1)
-            self._in_epoch = False
-
-    return ImageBatches
 
 
 def batches(
@@ -466,7 +457,7 @@ def batches(
     if len(frame) == 0:
         raise ValueError("no rows to make batches from")
     labels = frame["label"].to_numpy(np.int32) if "label" in frame else np.zeros(len(frame), np.int32)
-    return _image_batches_class()(
+    return ImageBatches(
         paths=[str(p) for p in frame["path"]],
         labels=labels,
         input_size=input_size,

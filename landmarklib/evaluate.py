@@ -13,14 +13,15 @@ image without a landmark pushes every prediction below it down the ranking.
 
 Functions:
 
-    gap, accuracy, top_k_accuracy, per_landmark_accuracy, confusion_matrix
+    gap, accuracy, top_k_accuracy, confusion_matrix
     threshold_curve           GAP, coverage and precision as the threshold rises
     score                     all of the above for a prediction table and a solution CSV
     load_test_images          a fetched folder, an image folder or a CSV -> ids and paths
     predict, write_submission the Kaggle submission ``id,landmarks``
     time_model, timing_table  load time, single-image latency, batched throughput
 
-Keras is imported inside the functions that need it.
+Keras (through ``data`` and ``models``) is imported inside the functions that need it, so that
+``landmarks predict --help`` starts without TensorFlow.
 """
 
 from __future__ import annotations
@@ -33,19 +34,16 @@ import statistics
 import sys
 import time
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from . import paths
+from . import catalog, config, files, paths, study
 
-DEFAULT_THRESHOLD = 0.045
+DEFAULT_THRESHOLD = config.EvalConfig.threshold
 """The study printed a landmark only when its probability was above 4.5%."""
-
-STUDY_SECONDS_PER_IMAGE = {"res_incep": 33.14, "resnet50": 24.37}
-"""Average seconds per test image the study reported (Justification section)."""
 
 
 # --------------------------------------------------------------------------- labels
@@ -241,21 +239,6 @@ def strict_top_k_metric_class() -> type:
     return StrictTopKAccuracy
 
 
-def per_landmark_accuracy(predicted, actual) -> pd.DataFrame:
-    """Accuracy per true landmark: columns landmark_id, n, correct, accuracy (most images first)."""
-    pred_keys, pred_missing = _label_keys(predicted)
-    true_keys, true_missing = _label_keys(actual)
-    keep = ~true_missing
-    frame = pd.DataFrame(
-        {"landmark_id": true_keys[keep], "hit": ((pred_keys == true_keys) & ~pred_missing)[keep]}
-    )
-    table = frame.groupby("landmark_id", sort=False)["hit"].agg(n="size", correct="sum").reset_index()
-    table["correct"] = table["correct"].astype(int)
-    table["accuracy"] = table["correct"] / table["n"]
-    table["landmark_id"] = _as_int_if_possible(table["landmark_id"])
-    return table.sort_values(["n", "landmark_id"], ascending=[False, True], kind="mergesort").reset_index(drop=True)
-
-
 def confusion_matrix(predicted, actual, top_n: int = 10) -> pd.DataFrame:
     """Counts of (true, predicted) landmark for the ``top_n`` most frequent true landmarks.
 
@@ -357,22 +340,13 @@ def threshold_curve(
 # --------------------------------------------------------------------------- scoring
 
 
-def read_solution(path: str | os.PathLike) -> pd.DataFrame:
-    """A ``test_solution.csv`` (``id,landmark_id``; empty landmark_id = no landmark)."""
-    path = Path(path)
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    for column in ("id", "landmark_id"):
-        if column not in frame.columns:
-            raise ValueError(f"{path}: missing column {column!r} (columns: {', '.join(frame.columns)})")
-    return frame[["id", "landmark_id"]]
-
-
 def score(pred: pd.DataFrame, solution, threshold: float = DEFAULT_THRESHOLD) -> dict:
     """Every test-set number for one prediction table (the output of ``predict``).
 
     Args:
         pred: DataFrame with id, landmark_id, confidence (and top_ids for top-5).
-        solution: ``test_solution.csv`` path, or a DataFrame with id, landmark_id.
+        solution: ``test_solution.csv`` path (read by ``catalog.read_solution``), or a
+            DataFrame with id, landmark_id.
             Every solution id is scored; an id missing from ``pred`` has no prediction.
         threshold: predictions below it are not answered.
 
@@ -381,7 +355,7 @@ def score(pred: pd.DataFrame, solution, threshold: float = DEFAULT_THRESHOLD) ->
         threshold, answered_share, answered_precision, top1, top5 (among images
         that show a landmark), n_test, n_landmark_images, n_answered.
     """
-    truth = solution if isinstance(solution, pd.DataFrame) else read_solution(solution)
+    truth = solution if isinstance(solution, pd.DataFrame) else catalog.read_solution(solution)
     truth = truth[["id", "landmark_id"]].astype({"id": str})
     table = truth.rename(columns={"landmark_id": "actual"}).merge(
         pred.astype({"id": str}), on="id", how="left", validate="one_to_one"
@@ -725,11 +699,7 @@ def write_submission(pred: pd.DataFrame, path: str | os.PathLike, threshold: flo
     landmarks = [
         f"{int(lid)} {c:.6f}" if ok else "" for lid, c, ok in zip(pred["landmark_id"].astype(object), conf, answered)
     ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pd.DataFrame({"id": pred["id"].astype(str), "landmarks": landmarks}).to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return files.write_csv(pd.DataFrame({"id": pred["id"].astype(str), "landmarks": landmarks}), path)
 
 
 def submission_path(predictions_csv: str | os.PathLike) -> Path:
@@ -848,7 +818,7 @@ def timing_table(timings: dict[str, dict]) -> pd.DataFrame:
     """
     rows = []
     for name, t in timings.items():
-        study = STUDY_SECONDS_PER_IMAGE.get(name, math.nan)
+        published = study.SECONDS_PER_IMAGE.get(name, math.nan)
         rows.append(
             {
                 "model": name,
@@ -856,8 +826,8 @@ def timing_table(timings: dict[str, dict]) -> pd.DataFrame:
                 "latency_median_ms": t["latency_median_ms"],
                 "latency_p90_ms": t["latency_p90_ms"],
                 "batch_images_per_second": t["batch_images_per_second"],
-                "study_seconds_per_image": study,
-                "study_over_measured": study * 1000 / t["latency_median_ms"],
+                "study_seconds_per_image": published,
+                "study_over_measured": published * 1000 / t["latency_median_ms"],
             }
         )
     return pd.DataFrame.from_records(rows).set_index("model")
@@ -917,10 +887,7 @@ def _run_cli(args: argparse.Namespace) -> int:
     except (SchedulerUnreachable, NotShared) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    pred.to_csv(tmp, index=False)
-    os.replace(tmp, out)
+    files.write_csv(pred, out)
     sub = write_submission(pred, submission_path(out), args.threshold)
     n_failed = int(pred["confidence"].isna().sum())
     print(f"predictions: {out} ({len(pred)} images, {int(pred['answered'].sum())} answered at >= {args.threshold}"

@@ -19,11 +19,11 @@ import io
 import os
 import re
 import warnings
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-Source = Union[bytes, bytearray, memoryview, str, os.PathLike, BinaryIO]
+Source = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
 
 RESIZE_MODES = ("stretch", "crop", "pad")
 # Pillow widens the filter with the reduction (a proper low-pass when shrinking); bilinear costs

@@ -4,8 +4,7 @@ Both models take raw RGB pixel values (float32, 0..255, shape ``(H, W, 3)``);
 rescaling and preprocessing happen inside the model, so a saved model predicts
 on images as ``landmarklib.data`` loads them. Only built-in ``keras.layers`` and
 ``keras.ops`` are used, so the models are backend-agnostic (tested under TensorFlow
-and JAX) and ``keras.saving.load_model`` reads them without custom objects. Keras
-is imported inside the functions, so importing this module stays cheap.
+and JAX) and ``keras.saving.load_model`` reads them without custom objects.
 
 Res-Incep (the study's "Implementation" section): a stem convolution, ten
 residual blocks, each a convolution + BatchNormalization + LeakyReLU followed by
@@ -24,31 +23,21 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import pandas as pd
+import keras
+import pandas as pd
+from keras import layers, ops
 
-# The study's two Res-Incep configurations (filters per stage) and what it reports for them.
-STUDY_FILTERS = (40, 60, 75, 80)
-STUDY_PARAMS = 2_200_000
-FIRST_TRY_FILTERS = (60, 120, 250, 600)
-FIRST_TRY_PARAMS = 60_000_000
-# The study's class count: 2,286 landmarks in the first 5000 training rows, less the
-# 12 landmark folders left empty after the failed downloads were deleted.
-STUDY_NUM_CLASSES = 2286 - 12
-STUDY_INPUT_SIZE = 250
+from . import config, data, evaluate, study
 
 # Layer names -> block: "stage2_block1_b1_3x3" -> "stage2_block1", "conv3_block2_1_conv" -> "conv3_block2".
 _BLOCK_NAME = re.compile(r"^((?:stage|conv)\d+_block\d+|[a-z]+\d*)(?:_|$)")
 
-# ResNet-50: the convolutional part, and with Keras' 1000-class top (the study's count).
+# ResNet-50's convolutional part (the study's count, study.RESNET50_PARAMS, includes Keras' 1000-class top).
 RESNET50_BACKBONE_PARAMS = 23_587_712
-RESNET50_STUDY_PARAMS = 25_636_712
 
 # Keras' ResNet-50 (ImageNet, "caffe" preprocessing): BGR channel means.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -74,8 +63,6 @@ def conv_bn_lrelu(x, filters: int, kernel_size: int, strides: int = 1, name: str
     Returns:
         Output tensor.
     """
-    from keras import layers
-
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", name=f"{name}_conv")(x)
     x = layers.BatchNormalization(momentum=0.9, epsilon=1.001e-5, name=f"{name}_bn")(x)
     return layers.LeakyReLU(negative_slope=0.1, name=f"{name}_lrelu")(x)
@@ -97,8 +84,6 @@ def inception_block(x, filters: int, name: str):
     Returns:
         Output tensor with ``4 * filters`` channels.
     """
-    from keras import layers
-
     reduced = max(1, filters // 2)
 
     def conv(t, width, size, label):
@@ -134,8 +119,6 @@ def residual_block(x, filters: int, strides: int = 1, name: str = "block"):
     Returns:
         Output tensor with ``4 * filters`` channels.
     """
-    from keras import layers
-
     out_channels = 4 * filters
     shortcut = x
     if strides != 1 or x.shape[-1] != out_channels:
@@ -193,8 +176,6 @@ def augmentation(x, name: str = "augment", seed: int | None = None):
     Returns:
         Output tensor (unchanged at inference).
     """
-    from keras import layers
-
     x = layers.RandomFlip("horizontal_and_vertical", seed=seed, name=f"{name}_flip")(x)
     x = layers.RandomRotation(0.1, fill_mode="reflect", seed=seed, name=f"{name}_rotation")(x)
     return layers.RandomZoom(0.2, fill_mode="reflect", seed=seed, name=f"{name}_zoom")(x)
@@ -215,35 +196,36 @@ def augmented_copies(batches, input_size: int, seed: int = 0):
     Returns:
         A ``keras.utils.PyDataset`` of twice as many batches.
     """
-    import keras
-
     inputs = keras.Input((input_size, input_size, 3))
     augmenter = keras.Model(inputs, augmentation(inputs, name="added", seed=seed), name="added_augmentation")
+    return AugmentedCopies(batches, augmenter)
 
-    class AugmentedCopies(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.base = batches
 
-        def __len__(self):
-            return 2 * len(self.base)
+class AugmentedCopies(keras.utils.PyDataset):
+    """``batches`` with every batch followed by its copy through ``augmenter`` (see ``augmented_copies``)."""
 
-        def __getitem__(self, index):
-            x, y = self.base[index // 2]
-            if index % 2:
-                x = keras.ops.convert_to_numpy(augmenter(x, training=True)).astype("float32")
-            return x, y
+    def __init__(self, batches, augmenter):
+        super().__init__()
+        self.base = batches
+        self.augmenter = augmenter
 
-        def set_epoch(self, epoch: int) -> None:
-            self.base.set_epoch(epoch)
+    def __len__(self):
+        return 2 * len(self.base)
 
-        def on_epoch_begin(self):
-            self.base.on_epoch_begin()
+    def __getitem__(self, index):
+        x, y = self.base[index // 2]
+        if index % 2:
+            x = ops.convert_to_numpy(self.augmenter(x, training=True)).astype("float32")
+        return x, y
 
-        def on_epoch_end(self):
-            self.base.on_epoch_end()
+    def set_epoch(self, epoch: int) -> None:
+        self.base.set_epoch(epoch)
 
-    return AugmentedCopies()
+    def on_epoch_begin(self):
+        self.base.on_epoch_begin()
+
+    def on_epoch_end(self):
+        self.base.on_epoch_end()
 
 
 def classifier_head(x, num_classes: int, dense_units: int, dropout: float, name: str = "head"):
@@ -259,8 +241,6 @@ def classifier_head(x, num_classes: int, dense_units: int, dropout: float, name:
     Returns:
         Class probabilities.
     """
-    from keras import layers
-
     x = layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
     x = layers.Dense(dense_units, activation="relu", name=f"{name}_dense")(x)
     x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
@@ -270,9 +250,9 @@ def classifier_head(x, num_classes: int, dense_units: int, dropout: float, name:
 def res_incep(
     input_shape: tuple[int, int, int],
     num_classes: int,
-    filters: tuple[int, ...] = STUDY_FILTERS,
+    filters: tuple[int, ...] = study.RES_INCEP_FILTERS,
     blocks: tuple[int, ...] = (3, 3, 2, 2),
-    stem_filters: int = 35,
+    stem_filters: int = study.STEM_FILTERS,
     dense_units: int = 128,
     dropout: float = 0.5,
     augment: bool | str = False,
@@ -302,9 +282,6 @@ def res_incep(
     Returns:
         An uncompiled ``keras.Model``.
     """
-    import keras
-    from keras import layers
-
     if len(filters) != len(blocks):
         raise ValueError(f"filters {tuple(filters)} and blocks {tuple(blocks)} need one entry per stage")
     mode = augment_mode(augment)
@@ -330,7 +307,7 @@ def keras_cache_dir() -> Path:
     return Path(home) / "models"
 
 
-def resolve_resnet50_weights(weights: str | None, timeout: float = 3.0) -> tuple[str | None, str, str]:
+def resolve_resnet50_weights(weights: str | None, timeout: float = config.ModelConfig.weights_download_timeout) -> tuple[str | None, str, str]:
     """Decide which weights the ResNet-50 backbone gets, without a long network wait.
 
     ``"imagenet"`` uses Keras' cached file if present; otherwise the download URL is
@@ -364,7 +341,7 @@ def resolve_resnet50_weights(weights: str | None, timeout: float = 3.0) -> tuple
             request = urllib.request.Request(RESNET50_NOTOP_URL, method="HEAD")
             with urllib.request.urlopen(request, timeout=timeout):
                 return "imagenet", "imagenet", ""
-        except (urllib.error.URLError, socket.timeout, OSError) as err:
+        except (TimeoutError, urllib.error.URLError, OSError) as err:
             reason = f"{RESNET50_NOTOP_URL} could not be reached ({getattr(err, 'reason', err)})"
     return (
         None,
@@ -385,8 +362,6 @@ def caffe_preprocess(x, name: str = "caffe"):
     Returns:
         Preprocessed tensor.
     """
-    from keras import layers, ops
-
     x = ops.flip(x, axis=-1)
     return layers.Rescaling(1.0, offset=[-m for m in IMAGENET_BGR_MEAN], name=f"{name}_mean")(x)
 
@@ -395,7 +370,7 @@ def resnet50_benchmark(
     input_shape: tuple[int, int, int],
     num_classes: int,
     weights: str | None = "imagenet",
-    download_timeout: float = 3.0,
+    download_timeout: float = config.ModelConfig.weights_download_timeout,
     name: str = "resnet50",
 ):
     """The study's benchmark: Keras' ResNet-50 without its top, GlobalAveragePooling, a softmax Dense.
@@ -417,9 +392,6 @@ def resnet50_benchmark(
     Returns:
         An uncompiled ``keras.Model``.
     """
-    import keras
-    from keras import layers
-
     keras_weights, source, note = resolve_resnet50_weights(weights, timeout=download_timeout)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = caffe_preprocess(inputs)
@@ -433,28 +405,24 @@ def resnet50_benchmark(
     return model
 
 
-def build(settings: dict, num_classes: int):
+def build(settings: config.ModelConfig, num_classes: int):
     """A model from a run's settings.
 
     Args:
-        settings: ``model`` (``"res_incep"`` or ``"resnet50"``), ``input_size``, and
-            optionally the builder's keywords: ``filters``, ``blocks``, ``dense_units``,
-            ``dropout``, ``augment`` (Res-Incep) or ``weights``, ``download_timeout`` (ResNet-50).
+        settings: ``model`` (``res_incep`` or ``resnet50``), ``input_size``, and the builder's
+            keywords: ``filters``, ``blocks``, ``dense_units``, ``dropout``, ``augment``
+            (Res-Incep) or ``weights``, ``weights_download_timeout`` (ResNet-50).
         num_classes: number of landmarks.
 
     Returns:
         An uncompiled ``keras.Model``.
     """
-    size = int(settings["input_size"])
-    kind = settings["model"]
-    if kind == "res_incep":
-        keywords = {k: settings[k] for k in ("dense_units", "dropout", "augment") if k in settings}
-        keywords.update({k: tuple(settings[k]) for k in ("filters", "blocks") if k in settings})
-        return res_incep((size, size, 3), num_classes, **keywords)
-    if kind == "resnet50":
-        keywords = {k: settings[k] for k in ("weights", "download_timeout") if k in settings}
-        return resnet50_benchmark((size, size, 3), num_classes, **keywords)
-    raise ValueError(f"unknown model {kind!r}: expected 'res_incep' or 'resnet50'")
+    shape = (settings.input_size, settings.input_size, 3)
+    if settings.model == "res_incep":
+        return res_incep(shape, num_classes, filters=settings.filters, blocks=settings.blocks,
+                         dense_units=settings.dense_units, dropout=settings.dropout, augment=settings.augment)
+    return resnet50_benchmark(shape, num_classes, weights=settings.weights,
+                              download_timeout=settings.weights_download_timeout)
 
 
 def block_summary(model) -> pd.DataFrame:
@@ -466,8 +434,6 @@ def block_summary(model) -> pd.DataFrame:
     Returns:
         A DataFrame with ``block``, ``layers``, ``output_shape`` (of its last layer) and ``params``.
     """
-    import pandas as pd
-
     rows: list[dict] = []
     for layer in model.layers:
         match = _BLOCK_NAME.match(layer.name)
@@ -490,13 +456,7 @@ def load(path: str | os.PathLike):
     Returns:
         ``(model, landmark_ids)``: the ``keras.Model`` and the landmark id of each class index.
     """
-    import keras
-
-    from .data import load_label_map
-
-    from .evaluate import strict_top_k_metric_class
-
-    strict_top_k_metric_class()  # registers the metric a model compiled by ``train`` was saved with
+    evaluate.strict_top_k_metric_class()  # registers the metric a model compiled by ``train`` was saved with
     path = Path(path)
     model = keras.saving.load_model(path)
-    return model, load_label_map(path.with_name(path.name.removesuffix(".keras") + ".labels.json"))
+    return model, data.load_label_map(path.with_name(path.name.removesuffix(".keras") + ".labels.json"))

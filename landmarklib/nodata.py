@@ -88,23 +88,33 @@ def require_images(folder: str | os.PathLike) -> None:
         raise NoData(f"no images in {_shown(folder)}: {describe_failed_rows(folder)}")
 
 
-def require_split(train_dir: str | os.PathLike, min_images: int = 1, val_fraction: float = 0.2, seed: int = 42):
-    """``data.load_split``, or ``NoData`` naming why there is nothing to train and validate on.
+def require_split(settings, **changes):
+    """``data.load_split(settings)``, or ``NoData`` naming why there is nothing to train and validate on.
+
+    Args:
+        settings: a ``config.SplitConfig`` (or a folder: the other settings at their defaults).
+        changes: settings that differ from ``settings`` (``min_images=10``).
 
     Raises:
         NoData: no labelled image in the folder; no landmark with ``min_images`` images; or
             no validation image (every kept landmark has a single image).
     """
-    from . import catalog, data
+    import dataclasses
 
-    require_images(train_dir)
-    folder = paths.resolve(train_dir)
+    from . import catalog, config, data
+
+    if not isinstance(settings, config.SplitConfig):
+        settings = config.SplitConfig(train_dir=str(settings))
+    settings = dataclasses.replace(settings, **changes)
+    require_images(settings.train_dir)
+    folder = paths.resolve(settings.train_dir)
     rows, _ = data.read_folder(folder)
+    min_images = settings.min_images
     if catalog.filter_min_images(rows, min_images).empty:
         most = int(rows["landmark_id"].value_counts().max())
         raise NoData(f"too few images in {_shown(folder)}: no landmark has min_images={min_images} images "
                      f"({len(rows):,} images of {rows['landmark_id'].nunique():,} landmarks, at most {most} each)")
-    split = data.load_split(folder, min_images=min_images, val_fraction=val_fraction, seed=seed)
+    split = data.load_split(settings)
     if split.val.empty:
         raise NoData(f"too few images in {_shown(folder)} for a validation split: {len(split.train):,} images of "
                      f"{len(split.landmark_ids):,} landmarks, none with two or more images")

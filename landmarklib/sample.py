@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from . import paths
+from . import files, paths
 
 SAMPLE_VERSION = 1
 DEFAULT_DIR = "data/raw/sample"
@@ -1034,13 +1034,11 @@ def _remove_stale_images(images_dir: Path, plan: SamplePlan) -> None:
 
 def _write_csv(path: Path, header: list[str], rows: list[list], quote_strings: bool) -> None:
     """Write a CSV atomically; ``quote_strings`` quotes every text field like Kaggle's files."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with files.atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n",
                             quoting=csv.QUOTE_NONNUMERIC if quote_strings else csv.QUOTE_MINIMAL)
         writer.writerow(header)
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _write_csvs(plan: SamplePlan, out: Path, file_uris: bool) -> None:
@@ -1146,9 +1144,7 @@ def make_sample(out_dir: str | os.PathLike, n_landmarks: int = 30, n_train: int 
     total_bytes = _write_images(plan, images, workers, progress)
     _write_csvs(plan, out, file_uris)
     summary = _summary(plan, out, params, total_bytes, time.perf_counter() - start)
-    tmp = out / "sample.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "sample.json")
+    files.write_json(out / "sample.json", summary, indent=1)
     return summary
 
 

@@ -18,10 +18,9 @@ drawn when the model is built, so call ``set_seed`` before building it.
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import json
 import math
-import os
 import re
 import shutil
 import time
@@ -29,19 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
-from . import data, evaluate, models, paths
+from . import config, data, evaluate, files, models, paths, study
 
 OPTIMIZERS = ("sgd", "rmsprop")
-# What the study reports for its two models (its "Implementation" section).
-STUDY_RESULTS = {
-    "res_incep": {"params": 2_200_000, "input_size": 250, "epochs": 30, "batch_size": 8, "optimizer": "sgd",
-                  "val_top1": 0.0589, "training_hours": 10.0},
-    "resnet50": {"params": 25_636_712, "input_size": 250, "epochs": 35, "batch_size": 55, "optimizer": "rmsprop",
-                 "val_top1": 0.0402, "training_hours": 0.5, "weights": "imagenet"},
-}
 COMPARISON_COLUMNS = ["params", "input_size", "epochs", "batch_size", "optimizer", "weights", "n_classes",
                       "val_top1", "val_top5", "seconds_per_epoch", "images_per_second", "training_hours"]
 HISTORY_COLUMNS = [
@@ -126,19 +120,10 @@ class TrainResult:
             "resumed_from": self.resumed_from,
             "health": self.health,
             "health_note": self.health_note,
-            "model_path": display_path(self.model_path),
-            "label_map_path": display_path(self.label_map_path),
-            "history_csv": display_path(self.history_csv),
+            "model_path": files.display_path(self.model_path),
+            "label_map_path": files.display_path(self.label_map_path),
+            "history_csv": files.display_path(self.history_csv),
         }
-
-
-def display_path(path: str | os.PathLike) -> str:
-    """``path`` relative to the project root when it lies inside it, else absolute."""
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(paths.project_root()))
-    except ValueError:
-        return str(path)
 
 
 def set_seed(seed: int, deterministic: bool = True) -> None:
@@ -150,8 +135,6 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
             process); PyTorch: ``use_deterministic_algorithms`` (warn only). JAX on CPU
             is deterministic.
     """
-    import keras
-
     keras.utils.set_random_seed(int(seed))
     if not deterministic:
         return
@@ -173,8 +156,6 @@ def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9):
         learning_rate: step size.
         momentum: momentum of SGD (RMSprop keeps Keras' default of none).
     """
-    import keras
-
     name = name.lower()
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
@@ -183,15 +164,17 @@ def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9):
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {name!r}")
 
 
-def compile_model(model, optimizer: str = "sgd", learning_rate: float = 0.01, momentum: float = 0.9) -> None:
+def compile_model(model, settings: config.TrainConfig) -> None:
     """Compile for integer labels: cross-entropy, top-1 ``accuracy`` and ``top5`` metrics.
+
+    Args:
+        model: a ``keras.Model``.
+        settings: its optimizer, learning rate and momentum.
 
     ``jit_compile="auto"``: XLA where it pays (GPU, JAX), not on a TensorFlow CPU.
     """
-    import keras
-
     model.compile(
-        optimizer=make_optimizer(optimizer, learning_rate, momentum),
+        optimizer=make_optimizer(settings.optimizer, settings.learning_rate, settings.momentum),
         loss="sparse_categorical_crossentropy",
         # strict top-5 (ties by class index): Keras' SparseTopKCategoricalAccuracy counts every tied class
         metrics=["accuracy", evaluate.strict_top_k_metric_class()(k=5, name="top5")],
@@ -275,7 +258,7 @@ def diagnose(history: pd.DataFrame, n_classes: int, predicted_classes: int | Non
     return "ok", ""
 
 
-def _save_portable(model, path: Path, optimizer: str, learning_rate: float, momentum: float) -> None:
+def _save_portable(model, path: Path, settings: config.TrainConfig) -> None:
     """Save the kept model to ``path`` compiled with Keras' own loss and metric only (atomically).
 
     The checkpoints written during training carry the strict top-5 metric, a class of this
@@ -283,99 +266,80 @@ def _save_portable(model, path: Path, optimizer: str, learning_rate: float, mome
     find; the final file is a copy with the same weights compiled with ``accuracy`` alone, which
     any Keras reads without custom objects.
     """
-    import keras
-
     portable = keras.models.clone_model(model)
     portable.set_weights(model.get_weights())
-    portable.compile(optimizer=make_optimizer(optimizer, learning_rate, momentum),
+    portable.compile(optimizer=make_optimizer(settings.optimizer, settings.learning_rate, settings.momentum),
                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    tmp = path.with_name(path.name.removesuffix(".keras") + ".tmp.keras")
-    portable.save(tmp)
-    os.replace(tmp, path)
+    with files.atomic_path(path) as tmp:
+        portable.save(tmp)
 
 
-def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Write ``frame`` to ``path`` through a temporary file, so a kill never leaves half a CSV."""
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+class EpochLog(keras.callbacks.Callback):
+    """Times each epoch, keeps the history file and the resume state, shows an epoch bar.
 
+    Args:
+        rows: history rows of epochs already done (a resumed run).
+        history_csv: where the history is rewritten after each epoch.
+        resume_dir: where the last finished epoch is kept (weights with the
+            optimizer state, and ``state.json``).
+        fingerprint: the run's settings; a resume needs the same.
+        n_train: training images per epoch.
+        epochs: epochs asked for (for the bar).
+        progress: show the bar.
+    """
 
-@functools.cache
-def _epoch_log_class() -> type:
-    """``EpochLog``, defined on first use so that importing this module does not import Keras."""
-    import keras
-    from tqdm.auto import tqdm
+    def __init__(self, rows, history_csv, resume_dir, fingerprint, n_train, epochs, progress):
+        super().__init__()
+        self.rows = list(rows)
+        self.history_csv = history_csv
+        self.resume_dir = resume_dir
+        self.fingerprint = fingerprint
+        self.n_train = n_train
+        self.bar = tqdm(total=epochs, initial=len(rows), desc="epochs", unit="epoch", disable=not progress)
 
-    class EpochLog(keras.callbacks.Callback):
-        """Times each epoch, keeps the history file and the resume state, shows an epoch bar.
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+        self.validation_start = None
 
-        Args:
-            rows: history rows of epochs already done (a resumed run).
-            history_csv: where the history is rewritten after each epoch.
-            resume_dir: where the last finished epoch is kept (weights with the
-                optimizer state, and ``state.json``).
-            fingerprint: the run's settings; a resume needs the same.
-            n_train: training images per epoch.
-            epochs: epochs asked for (for the bar).
-            progress: show the bar.
+    def on_test_begin(self, logs=None):
+        # fit() validates at the end of each epoch through evaluate(), which calls this.
+        if self.validation_start is None:
+            self.validation_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        end = time.perf_counter()
+        train_seconds = (self.validation_start or end) - self.start
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
+        row.update(seconds=end - self.start, train_seconds=train_seconds,
+                   images_per_second=self.n_train / train_seconds if train_seconds > 0 else math.nan)
+        self.rows.append(row)
+        files.write_csv(history_frame(self.rows), self.history_csv)
+        self._save_state(epoch + 1)
+        self.bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.3f}",
+                             val_acc=f"{row.get('val_accuracy', math.nan):.3f}", s=f"{row['seconds']:.0f}",
+                             refresh=False)  # one line per epoch in a notebook's text output
+        self.bar.update(1)
+
+    def on_train_end(self, logs=None):
+        self.bar.close()
+
+    def _save_state(self, epoch: int) -> None:
+        """Weights + optimizer after ``epoch``, then ``state.json`` naming them (written last).
+
+        ``save_weights`` leaves out the random layers' seed-generator counters
+        (dropout, augmentation); ``state.json`` keeps them, so a resumed run draws
+        the same random numbers as an uninterrupted one.
         """
+        self.resume_dir.mkdir(parents=True, exist_ok=True)
+        weights = self.resume_dir / f"epoch{epoch}.weights.h5"
+        self.model.save_weights(weights, overwrite=True)
+        state = {"epoch": epoch, "weights": weights.name, "fingerprint": self.fingerprint,
+                 "seed_generators": [np.asarray(v).tolist() for v in _seed_generator_states(self.model)]}
+        files.write_json(self.resume_dir / "state.json", state, indent=None)
+        for old in self.resume_dir.glob("epoch*.weights.h5"):
+            if old != weights:
+                old.unlink()
 
-        def __init__(self, rows, history_csv, resume_dir, fingerprint, n_train, epochs, progress):
-            super().__init__()
-            self.rows = list(rows)
-            self.history_csv = history_csv
-            self.resume_dir = resume_dir
-            self.fingerprint = fingerprint
-            self.n_train = n_train
-            self.bar = tqdm(total=epochs, initial=len(rows), desc="epochs", unit="epoch", disable=not progress)
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-            self.validation_start = None
-
-        def on_test_begin(self, logs=None):
-            # fit() validates at the end of each epoch through evaluate(), which calls this.
-            if self.validation_start is None:
-                self.validation_start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            end = time.perf_counter()
-            train_seconds = (self.validation_start or end) - self.start
-            row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
-            row.update(seconds=end - self.start, train_seconds=train_seconds,
-                       images_per_second=self.n_train / train_seconds if train_seconds > 0 else math.nan)
-            self.rows.append(row)
-            _write_csv_atomic(history_frame(self.rows), self.history_csv)
-            self._save_state(epoch + 1)
-            self.bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.3f}",
-                                 val_acc=f"{row.get('val_accuracy', math.nan):.3f}", s=f"{row['seconds']:.0f}",
-                                 refresh=False)  # one line per epoch in a notebook's text output
-            self.bar.update(1)
-
-        def on_train_end(self, logs=None):
-            self.bar.close()
-
-        def _save_state(self, epoch: int) -> None:
-            """Weights + optimizer after ``epoch``, then ``state.json`` naming them (written last).
-
-            ``save_weights`` leaves out the random layers' seed-generator counters
-            (dropout, augmentation); ``state.json`` keeps them, so a resumed run draws
-            the same random numbers as an uninterrupted one.
-            """
-            self.resume_dir.mkdir(parents=True, exist_ok=True)
-            weights = self.resume_dir / f"epoch{epoch}.weights.h5"
-            self.model.save_weights(weights, overwrite=True)
-            state = {"epoch": epoch, "weights": weights.name, "fingerprint": self.fingerprint,
-                     "seed_generators": [np.asarray(v).tolist() for v in _seed_generator_states(self.model)]}
-            tmp = self.resume_dir / "state.json.tmp"
-            tmp.write_text(json.dumps(state))
-            os.replace(tmp, self.resume_dir / "state.json")
-            for old in self.resume_dir.glob("epoch*.weights.h5"):
-                if old != weights:
-                    old.unlink()
-
-    return EpochLog
 
 
 def history_frame(rows: list[dict]) -> pd.DataFrame:
@@ -416,73 +380,55 @@ def _resume_point(resume_dir: Path, fingerprint: dict, history_csv: Path) -> tup
 def train(
     model,
     split: data.Split,
-    input_size: int,
-    epochs: int,
-    batch_size: int,
-    optimizer: str = "sgd",
-    learning_rate: float = 0.01,
-    momentum: float = 0.9,
-    early_stopping_patience: int | None = None,
-    out_dir: str | os.PathLike = "models",
-    name: str = "res_incep",
-    seed: int = 42,
-    deterministic: bool = True,
+    settings: config.TrainConfig,
+    *,
+    name: str | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Train ``model`` on ``split``, keep its best epoch, and measure it.
 
     Args:
         model: an uncompiled (or compiled: it is recompiled) ``keras.Model`` taking
-            0..255 RGB images of ``input_size`` px.
+            0..255 RGB square images (its input size is read from it).
         split: the training and validation rows (``data.load_split``); needs validation rows.
-        input_size: side of the images fed to the model, in pixels.
-        epochs: epochs to train (at most).
-        batch_size: images per step.
-        optimizer: ``"sgd"`` (the study's Res-Incep) or ``"rmsprop"`` (its ResNet-50).
-        learning_rate: step size.
-        momentum: momentum of SGD.
-        early_stopping_patience: stop after this many epochs without a better
-            validation accuracy (``None``: never).
-        out_dir: models folder (relative to the project root or absolute).
-        name: stem of the files written (``res_incep``, ``resnet50``, ...).
-        seed: seed of the backend, the shuffling and the dropout.
-        deterministic: ask for deterministic kernels (see ``set_seed``).
+        settings: epochs, batch size, optimizer, learning rate, momentum, early stopping,
+            ``models_dir`` (relative to the project root or absolute), seed, determinism.
+        name: stem of the files written (default: the model's name, ``res_incep``, ``resnet50``).
         progress: show an epoch progress bar.
 
     Returns:
         A ``TrainResult``.
     """
-    import keras
-
     if len(split.val) == 0:
         raise ValueError("the split has no validation rows: lower min_images or raise val_fraction")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be positive (got {epochs}, {batch_size})")
-    out = paths.resolve(out_dir)
+    input_size = int(model.input_shape[1])
+    name = name or model.name
+    out = paths.resolve(settings.models_dir)
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / f"{name}.keras"
     label_map_path = data.save_label_map(out / f"{name}.labels.json", split.landmark_ids)
     history_csv = out / f"{name}.history.csv"
     resume_dir = out / f"{name}.resume"
-    settings = {
-        "model": model.name, "input_size": int(input_size), "epochs": int(epochs), "batch_size": int(batch_size),
-        "optimizer": optimizer.lower(), "learning_rate": float(learning_rate),
-        "momentum": float(momentum) if optimizer.lower() == "sgd" else None, "seed": int(seed),
+    sgd = settings.optimizer == "sgd"
+    recorded = {
+        "model": model.name, "input_size": input_size, "epochs": settings.epochs, "batch_size": settings.batch_size,
+        "optimizer": settings.optimizer, "learning_rate": settings.learning_rate,
+        "momentum": settings.momentum if sgd else None, "seed": settings.seed,
         "augment_mode": getattr(model, "augment_mode", None),
     }
     # what a killed run must share with this one to be resumed (more epochs may be asked for)
-    fingerprint = {**{k: v for k, v in settings.items() if k != "epochs"}, "params": int(model.count_params()),
+    fingerprint = {**{k: v for k, v in recorded.items() if k != "epochs"}, "params": int(model.count_params()),
                    "n_train": len(split.train), "n_val": len(split.val),
                    "landmark_ids": [int(v) for v in split.landmark_ids]}
 
-    set_seed(seed, deterministic)
-    compile_model(model, optimizer, learning_rate, momentum)
-    train_data = data.batches(split.train, input_size, batch_size, shuffle=True, seed=seed)
+    set_seed(settings.seed, settings.deterministic)
+    compile_model(model, settings)
+    train_data = data.batches(split.train, input_size, settings.batch_size, shuffle=True, seed=settings.seed)
     epoch_images = len(split.train)
     if getattr(model, "augment_mode", None) == "add":  # the study's: augmented copies added to the data
-        train_data = models.augmented_copies(train_data, input_size, seed=seed)
+        train_data = models.augmented_copies(train_data, input_size, seed=settings.seed)
         epoch_images *= 2
-    val_data = data.batches(split.val, input_size, batch_size)
+    val_data = data.batches(split.val, input_size, settings.batch_size)
 
     initial_epoch, state, rows = _resume_point(resume_dir, fingerprint, history_csv)
     if state is not None:
@@ -492,16 +438,17 @@ def train(
             variable.assign(np.asarray(value, dtype=variable.dtype))
         train_data.set_epoch(initial_epoch)
     best_so_far = max((r["val_accuracy"] for r in rows), default=None)
+    epochs = settings.epochs
     callbacks = [
-        _epoch_log_class()(rows, history_csv, resume_dir, fingerprint, epoch_images, epochs, progress),
+        EpochLog(rows, history_csv, resume_dir, fingerprint, epoch_images, epochs, progress),
         keras.callbacks.ModelCheckpoint(
             model_path, monitor="val_accuracy", mode="max", save_best_only=True,
             initial_value_threshold=best_so_far, verbose=0,
         ),
     ]
-    if early_stopping_patience:
+    if settings.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", mode="max", patience=int(early_stopping_patience)))
+            monitor="val_accuracy", mode="max", patience=settings.early_stopping_patience))
     if initial_epoch < epochs:
         # shuffle=False: the batches are already permuted per epoch from the seed; Keras' own
         # shuffle would reorder them from Python's global random state, which a resumed run lacks.
@@ -513,9 +460,9 @@ def train(
     best = history.loc[history["val_accuracy"].idxmax()]
     if best["epoch"] != history["epoch"].iloc[-1] or initial_epoch >= epochs:
         model.load_weights(model_path)  # the best epoch; its validation scores are in the history
-    _save_portable(model, model_path, optimizer, learning_rate, momentum)
+    _save_portable(model, model_path, settings)
     later = history.iloc[1:] if len(history) > 1 else history
-    kept = evaluate_split(model, split.val, input_size, batch_size)
+    kept = evaluate_split(model, split.val, input_size, settings.batch_size)
     health, health_note = diagnose(history, len(split.landmark_ids), kept["predicted_classes"],
                                    int(split.val["label"].nunique()))
     return TrainResult(
@@ -540,7 +487,7 @@ def train(
         majority=float(split.val["label"].value_counts().max() / len(split.val)),
         params=int(model.count_params()),
         resumed_from=initial_epoch,
-        settings=settings,
+        settings=recorded,
         health=health,
         health_note=health_note,
     )
@@ -564,9 +511,9 @@ def comparison_table(runs: dict[str, dict | None]) -> pd.DataFrame:
             hours = epochs * (measured.get("seconds_per_epoch") or 0) / 3600
             rows.append({"model": name, "source": "this run", **{k: measured.get(k) for k in COMPARISON_COLUMNS},
                          "training_hours": round(hours, 4)})
-        if name in STUDY_RESULTS:
-            study = STUDY_RESULTS[name]
-            rows.append({"model": name, "source": "study", **{k: study.get(k) for k in COMPARISON_COLUMNS}})
+        if name in study.RESULTS:
+            published = study.RESULTS[name]
+            rows.append({"model": name, "source": "study", **{k: published.get(k) for k in COMPARISON_COLUMNS}})
     return pd.DataFrame(rows, columns=["model", "source", *COMPARISON_COLUMNS]).set_index(["model", "source"])
 
 
@@ -583,59 +530,59 @@ def _slug(text: str) -> str:
 
 def train_variants(
     variants: list[dict],
-    settings: dict,
+    run: config.RunConfig,
     baseline: TrainResult | None = None,
+    *,
+    name: str = "res_incep",
     progress: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, TrainResult]]:
-    """Train each variant of a run: ``settings`` with the variant's own keys changed.
+    """Train each variant of a run: ``run`` with the variant's own settings changed.
 
     Args:
-        variants: dicts with a ``name`` and the settings it changes, e.g.
-            ``{"name": "augmentation", "augment": True}`` or ``{"name": "min_images=5", "min_images": 5}``.
-        settings: ``train_dir``, ``min_images``, ``val_fraction``, ``input_size``,
-            ``epochs``, ``batch_size``, ``optimizer``, ``learning_rate``, ``momentum``,
-            ``early_stopping_patience``, ``out_dir``, ``name``, ``seed``, ``deterministic``,
-            and the model's (``models.build``: ``model``, ``filters``, ``augment``,
-            ``weights``, ...). A variant may change any of them but ``name`` and ``out_dir``.
-        baseline: a result trained with ``settings`` (the same epochs): reused, instead of
-            training the same model again, for a variant that changes nothing, or only
-            ``min_images`` without changing which images and landmarks are kept.
+        variants: dicts with a ``name`` and the settings it changes (any field of the run's
+            split, model or training but ``models_dir``), e.g. ``{"name": "augmentation",
+            "augment": True}`` or ``{"name": "min_images=5", "min_images": 5}``.
+        run: the main run's settings.
+        baseline: a result trained with ``run``: reused, instead of training the same model
+            again, for a variant that changes nothing, or only ``min_images`` without changing
+            which images and landmarks are kept.
+        name: the main run's file stem; a variant's files are ``<name>-<variant>.*``.
         progress: show epoch bars.
 
     Returns:
         (table, results): one row per variant (``name``, ``changes``, ``reused`` and the
         accuracy and timing numbers of ``TrainResult.metrics``), and the results by name.
+
+    Raises:
+        config.ConfigError: a variant changes a setting the run does not have (named), or
+            gives one a wrong value.
     """
     rows, results = [], {}
     for variant in variants:
         changes = {k: v for k, v in variant.items() if k != "name"}
-        unknown = sorted(set(changes) - set(settings) | set(changes) & {"name", "out_dir"})
-        if unknown:
-            raise ValueError(f"variant {variant.get('name')!r}: cannot change {unknown} (settings: {sorted(settings)})")
-        name = str(variant.get("name") or ", ".join(f"{k}={v}" for k, v in changes.items()) or "baseline")
-        run = {**settings, **changes}
-        same_settings = baseline is not None and baseline.settings.get("epochs") == settings["epochs"] and all(
-            run[k] == settings[k] for k in run if k != "min_images")
+        label = str(variant.get("name") or ", ".join(f"{k}={v}" for k, v in changes.items()) or "baseline")
+        try:
+            changed = run.replace(**changes)
+        except config.ConfigError as err:
+            raise config.ConfigError(f"variant {label!r}: {err}") from None
+        same_settings = (baseline is not None and baseline.settings.get("epochs") == run.train.epochs
+                         and dataclasses.replace(changed.split, min_images=run.split.min_images) == run.split
+                         and (changed.model, changed.train) == (run.model, run.train))
         split = None
-        if same_settings and "min_images" in changes:
-            split = data.load_split(run["train_dir"], min_images=run["min_images"],
-                                    val_fraction=run["val_fraction"], seed=run["seed"])
+        if same_settings and changed.split != run.split:
+            split = data.load_split(changed.split)
         if same_settings and (split is None or _same_data(split, baseline)):
             result, reused = baseline, True
             if progress and changes:
-                print(f"variant {name}: the same images and landmarks as the main run, which it reuses", flush=True)
+                print(f"variant {label}: the same images and landmarks as the main run, which it reuses", flush=True)
         else:
-            split = split or data.load_split(run["train_dir"], min_images=run["min_images"],
-                                             val_fraction=run["val_fraction"], seed=run["seed"])
-            set_seed(run["seed"], run["deterministic"])
-            model = models.build(run, len(split.landmark_ids))
+            split = split or data.load_split(changed.split)
+            set_seed(changed.train.seed, changed.train.deterministic)
+            model = models.build(changed.model, len(split.landmark_ids))
             if progress:
-                print(f"variant {name}: {changes or 'no change'}", flush=True)
-            result, reused = train(
-                model, split, run["input_size"], run["epochs"], run["batch_size"], run["optimizer"],
-                run["learning_rate"], run["momentum"], run["early_stopping_patience"], run["out_dir"],
-                f"{settings['name']}-{_slug(name)}", run["seed"], run["deterministic"], progress,
-            ), False
-        results[name] = result
-        rows.append({"name": name, "changes": changes, "reused": reused, **result.metrics()})
+                print(f"variant {label}: {changes or 'no change'}", flush=True)
+            result = train(model, split, changed.train, name=f"{name}-{_slug(label)}", progress=progress)
+            reused = False
+        results[label] = result
+        rows.append({"name": label, "changes": changes, "reused": reused, **result.metrics()})
     return pd.DataFrame(rows), results

@@ -1,7 +1,316 @@
-"""Test-wide settings: headless plotting, quiet TensorFlow, few threads on a small machine."""
+"""Test-wide settings (headless plotting, quiet TensorFlow) and the builders tests share.
 
+REPO, NOTEBOOKS                        the checkout and its numbered notebooks
+run_notebook                           a notebook executed by papermill with the ``landmarks`` kernel
+write_tiny_folder, TINY_LANDMARKS      a fetched folder of four noisy-colour landmarks
+write_metrics                          metrics files of notebooks 01-05, built from their schemas
+end_to_end                             ``landmarks report`` on a tiny sample, once per session
+"""
+
+from __future__ import annotations
+
+import csv
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted(REPO.glob("notebooks/[0-9][0-9]_*.ipynb"))
+
+
+# --------------------------------------------------------------------------- notebooks
+
+
+@pytest.fixture(scope="session")
+def run_notebook():
+    """``run_notebook(name, out, parameters, cwd=None)``: execute ``notebooks/<name>`` with papermill.
+
+    ``name`` is a notebook file name or its number (``"03"``); ``out`` is the executed copy
+    (its folder is also the working folder unless ``cwd`` is given). Returns ``out``.
+    """
+    import papermill
+
+    def run(name: str, out: Path, parameters: dict, cwd: Path | None = None) -> Path:
+        source = next(p for p in NOTEBOOKS if p.name == name or p.name.startswith(f"{name}_"))
+        papermill.execute_notebook(
+            str(source),
+            str(out),
+            parameters=parameters,
+            kernel_name="landmarks",
+            cwd=str(cwd or Path(out).parent),
+            progress_bar=False,
+        )
+        return Path(out)
+
+    return run
+
+
+# --------------------------------------------------------------------------- a fetched folder
+
+TINY_LANDMARKS = [5, 17, 23, 40]
+_TINY_COLOURS = [(210, 50, 50), (50, 190, 60), (40, 60, 210), (220, 210, 40)]
+MANIFEST_COLUMNS = ["id", "url", "landmark_id", "status", "error", "bytes", "width", "height", "format", "seconds"]
+
+
+def write_tiny_folder(root: Path, per_class: int = 6, size: int = 32) -> Path:
+    """A fetched folder: ``root/<landmark_id>/<id>.jpg`` (one noisy colour per landmark) and manifest.csv."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for landmark_id, colour in zip(TINY_LANDMARKS, _TINY_COLOURS):
+        (root / str(landmark_id)).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            image_id = f"{landmark_id:02d}{i:02d}abcd"
+            pixels = np.clip(np.array(colour) + rng.normal(0, 35, (size, size, 3)), 0, 255).astype(np.uint8)
+            path = root / str(landmark_id) / f"{image_id}.jpg"
+            Image.fromarray(pixels).save(path, "JPEG", quality=90)
+            rows.append(
+                [
+                    image_id,
+                    f"images/{image_id}.jpg",
+                    landmark_id,
+                    "ok",
+                    "",
+                    path.stat().st_size,
+                    size,
+                    size,
+                    "JPEG",
+                    0.01,
+                ]
+            )
+    with open(root / "manifest.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(MANIFEST_COLUMNS)
+        writer.writerows(rows)
+    return root
+
+
+# --------------------------------------------------------------------------- metrics files
+
+
+def training_metrics(**values) -> dict:
+    """A ``metrics.Training`` record: the keys every run writes, with plausible values, then ``values``."""
+    from landmarklib import metrics
+
+    base = dict(
+        model="res_incep",
+        input_size=32,
+        epochs=3,
+        batch_size=8,
+        optimizer="sgd",
+        learning_rate=0.002,
+        momentum=0.9,
+        seed=3,
+        params=215_432,
+        n_classes=3,
+        n_train=1100,
+        n_val=280,
+        chance=1 / 3,
+        majority=0.4,
+        val_top1=0.3125,
+        val_top5=0.875,
+        val_loss=2.1,
+        train_top1=0.9,
+        best_epoch=3,
+        epochs_run=3,
+        first_epoch_seconds=25.0,
+        seconds_per_epoch=20.0,
+        images_per_second=55.0,
+        resumed_from=0,
+        model_path="models/t/res_incep.keras",
+        label_map_path="models/t/res_incep.labels.json",
+        history_csv="models/t/res_incep.history.csv",
+        min_images=2,
+        val_fraction=0.2,
+        study_val_top1=0.0589,
+        study_params=2_200_000,
+        backend="tensorflow",
+        variants=[],
+        figures=[],
+    )
+    return metrics.Training(**{**base, **values})
+
+
+def fabricated_metrics(size: int = 32) -> dict[str, dict]:
+    """Metrics of notebooks 01-05 as their schemas define them, with numbers the report tests expect."""
+    from landmarklib import metrics, study
+
+    variants = [
+        metrics.Variant(name="study filters", val_top1=0.31, val_top5=0.8, train_top1=0.9),
+        metrics.Variant(name="augmented", val_top1=0.27, val_top5=0.7, train_top1=0.6),
+    ]
+    fetch_run = dict(
+        n_rows=1500,
+        ok=1463,
+        failed=37,
+        skipped=0,
+        failed_by_reason={"HTTP 404": 30, "not an image": 7},
+        seconds=12.5,
+        images_per_second=117.0,
+        out_dir="data/processed/t/train",
+        empty_folders_removed=2,
+        images_ok=1463,
+        image_size=size,
+        resize="stretch",
+        catalog="data/raw/sample/train.csv",
+    )
+    test_run = {
+        **fetch_run,
+        "n_rows": 11,
+        "ok": 10,
+        "failed": 1,
+        "images_ok": 10,
+        "failed_by_reason": {"HTTP 404": 1},
+        "empty_folders_removed": 0,
+        "out_dir": "data/processed/t/test",
+        "catalog": "data/raw/sample/test.csv",
+    }
+    return {
+        "01_explore": metrics.Explore(
+            catalog="data/raw/sample/train.csv",
+            n_rows_total=1500,
+            n_landmarks_total=30,
+            n_images=1500,
+            n_landmarks=30,
+            top_k=[{"landmark_id": 101, "count": 211}, {"landmark_id": 202, "count": 150}],
+            single_image_landmarks=4,
+            landmarks_covering_50pct=6,
+            landmarks_covering_90pct=19,
+            min_images=2,
+            landmarks_kept=26,
+            images_kept=1496,
+            figures=["figures/01_top_k.png"],
+        ),
+        "02_fetch": metrics.Fetch(**fetch_run, test=metrics.FetchRun(**test_run), figures=["figures/02_grid.png"]),
+        "03_res_incep": training_metrics(
+            input_size=size, variants=variants, first_try_params=61_000_000, figures=["figures/03_curves.png"]
+        ),
+        "04_resnet50": training_metrics(
+            model="resnet50",
+            params=23_600_000,
+            input_size=size,
+            epochs=2,
+            epochs_run=2,
+            batch_size=55,
+            optimizer="rmsprop",
+            learning_rate=0.001,
+            momentum=None,
+            val_top1=0.25,
+            val_top5=0.75,
+            val_loss=2.5,
+            train_top1=0.5,
+            seconds_per_epoch=40.0,
+            images_per_second=27.0,
+            model_path="models/t/resnet50.keras",
+            label_map_path="models/t/resnet50.labels.json",
+            history_csv="models/t/resnet50.history.csv",
+            study_val_top1=study.RESNET50_VAL_TOP1,
+            study_params=study.RESNET50_PARAMS,
+            backbone_params=23_500_000,
+            weights="random",
+            weights_note="no ImageNet weights in the Keras cache and no network",
+            figures=["figures/04_curves.png"],
+        ),
+        "05_visualize": metrics.Visualize(
+            model_path="models/t/res_incep.keras",
+            layers=["stem_conv", "stage2_block1_concat"],
+            figures=[{"path": "figures/05_filters.png", "caption": "First-layer filters."}],
+        ),
+    }
+
+
+def write_metrics(reports: Path, which: tuple[str, ...] = ("01", "02", "03", "04", "05"), size: int = 32) -> None:
+    """Save the ``fabricated_metrics`` of the notebooks ``which`` (checked by ``metrics.save``), and their figures."""
+    from PIL import Image
+
+    from landmarklib import metrics, report
+
+    for stem, entry in fabricated_metrics(size).items():
+        if stem[:2] not in which:
+            continue
+        for path, _ in report.figure_list(entry):
+            (reports / path).parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (60, 40), (90, 140, 200)).save(reports / path)
+        metrics.save(stem, entry, reports)
+
+
+# --------------------------------------------------------------------------- the end-to-end run
+
+E2E_METRICS = ["01_explore", "02_fetch", "03_res_incep", "04_resnet50", "05_visualize", "06_report"]
+# Sizes small enough for a 2-core machine; every name is one that a notebook declares (the run warns otherwise).
+E2E_TINY = {
+    "run_name": "e2e",
+    "sample_landmarks": 5,
+    "sample_train": 60,
+    "sample_test": 10,
+    "sample_seed": 0,
+    "image_size": 32,
+    "input_size": 32,
+    "workers": 4,
+    "filters": [4, 4, 4, 4],
+    "dense_units": 8,
+    "epochs": 1,
+    "batch_size": 16,
+    "variant_epochs": 1,
+    "variants": [{"name": "baseline"}],  # as long as the main run: reuses it, trains nothing more
+    "benchmark_weights": None,
+    "benchmark_epochs": 1,
+    "benchmark_batch_size": 16,
+    "n_cam": 1,
+    "max_val_images": 16,
+}
+
+
+@pytest.fixture(scope="session")
+def end_to_end(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """``landmarks report`` (the installed script, in a subprocess) run once per session into ``<basetemp>/e2e``.
+
+    The default parameters file with a ``--set`` for every path and every size, so that nothing lands in
+    the checkout and the run stays short: 5 landmarks, 60 training and 10 test images of 32 px, one epoch
+    of tiny models.
+
+    Returns:
+        (the run's folder: sample/, processed/, models/, reports/; the finished process).
+    """
+    base = tmp_path_factory.getbasetemp() / "e2e"
+    base.mkdir(exist_ok=True)
+    folders = {
+        "sample_dir": base / "sample",
+        "train_csv": base / "sample" / "train.csv",
+        "test_csv": base / "sample" / "test.csv",
+        "test_solution_csv": base / "sample" / "test_solution.csv",
+        "train_dir": base / "processed" / "train",
+        "test_dir": base / "processed" / "test",
+        "models_dir": base / "models",
+    }
+    # values as JSON, which YAML reads back as written (None -> null, lists, quoted paths)
+    settings = [
+        f"{key}={json.dumps(str(v) if isinstance(v, Path) else v)}" for key, v in {**E2E_TINY, **folders}.items()
+    ]
+    command = [
+        str(Path(sys.executable).with_name("landmarks")),
+        "report",
+        "--params",
+        "params/default.yaml",
+        "--out",
+        str(base / "reports"),
+        "--no-progress",
+        *(a for s in settings for a in ("--set", s)),
+    ]
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    return base, proc
+
+
+def read_metrics(base: Path, name: str) -> dict:
+    """``<base>/reports/metrics/<name>.json``."""
+    return json.loads((base / "reports" / "metrics" / f"{name}.json").read_text())

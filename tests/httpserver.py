@@ -24,9 +24,9 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
 
 Route = Callable[[BaseHTTPRequestHandler, int], None]
 
@@ -121,7 +121,7 @@ class HttpTestServer:
                     return image(file.read_bytes(), mimetypes.guess_type(file.name)[0] or "application/octet-stream")
         return status(404)
 
-    def start(self) -> "HttpTestServer":
+    def start(self) -> HttpTestServer:
         self._thread.start()
         return self
 
@@ -129,7 +129,7 @@ class HttpTestServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "HttpTestServer":
+    def __enter__(self) -> HttpTestServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -3,7 +3,7 @@
 Chromium is driven over the DevTools protocol (``websocket-client``); the test is skipped, with the
 reason, where no Chromium is installed (Debian: ``apt-get install -y chromium``; CI installs it).
 The pages come from the end-to-end run of ``test_end_to_end`` (all six notebooks on a tiny sample, run
-once per session). A full-page screenshot of the report goes to ``reports/report-screenshot.png``.
+once per session). A full-page screenshot of the report is taken (into the test's temporary folder).
 """
 
 from __future__ import annotations
@@ -18,7 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from test_end_to_end import METRICS, NOTEBOOKS, REPO, end_to_end_run, metrics
+from conftest import E2E_METRICS as METRICS
+from conftest import NOTEBOOKS as NOTEBOOK_PATHS
+from conftest import read_metrics as metrics
+
+NOTEBOOKS = [p.stem for p in NOTEBOOK_PATHS]
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 pytestmark = [
@@ -126,8 +130,8 @@ def open_page(tools: DevTools, path: Path, screenshot: Path | None = None) -> di
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    base, proc = end_to_end_run(tmp_path_factory)
+def run(end_to_end):
+    base, proc = end_to_end
     assert proc.returncode == 0, proc.stderr[-3000:]
     return base
 
@@ -136,8 +140,8 @@ def _offline(requests: list[str]) -> list[str]:
     return [u for u in requests if not u.startswith(("file:", "data:"))]
 
 
-def test_report_page_renders_every_image_offline_without_errors(browser, run):
-    screenshot = REPO / "reports" / "report-screenshot.png"
+def test_report_page_renders_every_image_offline_without_errors(browser, run, tmp_path):
+    screenshot = tmp_path / "report-screenshot.png"
     result = browser(run / "reports" / "html" / "report.html", screenshot)
     assert result["errors"] == []
     assert _offline(result["requests"]) == []

@@ -277,12 +277,6 @@ def test_a_failing_cache_turns_itself_off(fetched, monkeypatch):
 # --------------------------------------------------------------------------- Keras
 
 
-def test_import_does_not_import_keras():
-    code = "import sys, landmarklib.data; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert done.stdout.split() == ["False", "False"]
-
-
 _FIT_SCRIPT = textwrap.dedent(
     """
     import json, sys

@@ -3,67 +3,30 @@
 The real command (the installed ``landmarks`` script, in a subprocess) with the default parameters
 file and a ``--set`` for every path and every size, so that nothing lands in the checkout and the run
 stays short: 5 landmarks, 60 training and 10 test images of 32 px, one epoch of tiny models. The run
-happens once per test session (``end_to_end_run``); test_browser opens its pages too.
+happens once per test session (``end_to_end`` in conftest.py); test_browser opens its pages too.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ["01_explore_frequencies", "02_fetch_images", "03_build_res_incep", "04_benchmark_resnet50",
-             "05_visualize_filters", "06_write_report"]
-METRICS = ["01_explore", "02_fetch", "03_res_incep", "04_resnet50", "05_visualize", "06_report"]
-# Sizes small enough for a 2-core machine; every name is one that a notebook declares (the run warns otherwise).
-TINY = {
-    "run_name": "e2e", "sample_landmarks": 5, "sample_train": 60, "sample_test": 10, "sample_seed": 0,
-    "image_size": 32, "input_size": 32, "workers": 4,
-    "filters": [4, 4, 4, 4], "dense_units": 8, "epochs": 1, "batch_size": 16, "variant_epochs": 1,
-    "variants": [{"name": "baseline"}],  # as long as the main run: reuses it, trains nothing more
-    "benchmark_weights": None, "benchmark_epochs": 1, "benchmark_batch_size": 16,
-    "n_cam": 1, "max_val_images": 16,
-}
+from conftest import E2E_METRICS, read_metrics
+from conftest import NOTEBOOKS as NB_PATHS
 
-
-def end_to_end_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """Run ``landmarks report`` once per session into ``<basetemp>/e2e``; later calls reuse it.
-
-    Returns:
-        (the run's folder: sample/, processed/, models/, reports/; the finished process).
-    """
-    base = tmp_path_factory.getbasetemp() / "e2e"
-    done = base / "process.json"
-    if not done.exists():
-        base.mkdir(exist_ok=True)
-        folders = {
-            "sample_dir": base / "sample", "train_csv": base / "sample" / "train.csv",
-            "test_csv": base / "sample" / "test.csv", "test_solution_csv": base / "sample" / "test_solution.csv",
-            "train_dir": base / "processed" / "train", "test_dir": base / "processed" / "test",
-            "models_dir": base / "models",
-        }
-        # values as JSON, which YAML reads back as written (None -> null, lists, quoted paths)
-        settings = [f"{key}={json.dumps(str(v) if isinstance(v, Path) else v)}"
-                    for key, v in {**TINY, **folders}.items()]
-        command = [str(Path(sys.executable).with_name("landmarks")), "report", "--params", "params/default.yaml",
-                   "--out", str(base / "reports"), "--no-progress", *(a for s in settings for a in ("--set", s))]
-        proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
-        done.write_text(json.dumps({"args": command, "returncode": proc.returncode,
-                                    "stdout": proc.stdout, "stderr": proc.stderr}))
-    return base, subprocess.CompletedProcess(**json.loads(done.read_text()))
+NOTEBOOKS = [p.stem for p in NB_PATHS]
+METRICS = E2E_METRICS
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return end_to_end_run(tmp_path_factory)
+def run(end_to_end):
+    return end_to_end
 
 
 def metrics(base: Path, name: str) -> dict:
-    return json.loads((base / "reports" / "metrics" / f"{name}.json").read_text())
+    return read_metrics(base, name)
 
 
 @pytest.mark.slow

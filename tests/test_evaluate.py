@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from landmarklib import evaluate
+from landmarklib import catalog, evaluate
 
 
 def brute_force_gap(predicted, confidence, actual, ids):
@@ -198,16 +198,9 @@ def test_log_probabilities_give_keras_cross_entropy_where_float32_probabilities_
         assert fn.tracing_count() == 1  # no retracing for the new batch sizes
 
 
-def test_per_landmark_accuracy_and_confusion_matrix():
+def test_confusion_matrix():
     predicted = [1, 1, 2, 3, None, 4, 1]
     actual = [1, 2, 2, 3, 3, 5, 1]
-    table = evaluate.per_landmark_accuracy(predicted, actual)
-    assert table.to_dict("records") == [
-        {"landmark_id": 1, "n": 2, "correct": 2, "accuracy": 1.0},
-        {"landmark_id": 2, "n": 2, "correct": 1, "accuracy": 0.5},
-        {"landmark_id": 3, "n": 2, "correct": 1, "accuracy": 0.5},
-        {"landmark_id": 5, "n": 1, "correct": 0, "accuracy": 0.0},
-    ]
     cm = evaluate.confusion_matrix(predicted, actual, top_n=2)
     assert list(cm.index) == [1, 2, "other"] and list(cm.columns) == [1, 2, "other"]
     assert cm.to_numpy().tolist() == [[2, 0, 0], [1, 1, 0], [0, 0, 3]]
@@ -256,11 +249,15 @@ def test_score_combines_everything():
     assert s["top5"] == pytest.approx(3 / 4)
 
 
-def test_read_solution_names_the_missing_column(tmp_path):
+def test_a_solution_file_is_read_by_catalog_read_solution(tmp_path):
     path = tmp_path / "test_solution.csv"
     path.write_text("id,landmark\na,1\n")
-    with pytest.raises(ValueError, match="test_solution.csv: missing column 'landmark_id'"):
-        evaluate.read_solution(path)
+    with pytest.raises(catalog.CatalogError, match="missing column landmark_id"):
+        evaluate.score(pd.DataFrame({"id": ["a"], "landmark_id": [1], "confidence": [0.9]}), path)
+    path.write_text("id,landmarks,Usage\na,7 9,Private\nb,,Public\n")  # GLDv2 layout: the first landmark counts
+    pred = pd.DataFrame({"id": ["a", "b"], "landmark_id": [7, 7], "confidence": [0.9, 0.1]})
+    s = evaluate.score(pred, path, threshold=0.5)
+    assert (s["n_test"], s["n_landmark_images"], s["top1"], s["gap"]) == (2, 1, 1.0, 1.0)
 
 
 # --------------------------------------------------------------------------- predict CLI and timing
@@ -324,7 +321,7 @@ def test_predict_cli_on_a_fetched_folder(tiny_model, tmp_path, capsys):
     assert sub_path == tmp_path / "out" / "pred_submission.csv"
     sub = pd.read_csv(sub_path, dtype=str, keep_default_na=False)
     assert sub["id"].tolist() == pred["id"].tolist()
-    expected = [f"{int(l)} {c:.6f}" if a else "" for l, c, a in zip(pred["landmark_id"].fillna(0), pred["confidence"], pred["answered"])]
+    expected = [f"{int(lid)} {c:.6f}" if a else "" for lid, c, a in zip(pred["landmark_id"].fillna(0), pred["confidence"], pred["answered"])]
     assert sub["landmarks"].tolist() == expected
     printed = capsys.readouterr().out
     assert str(out) in printed and str(sub_path) in printed
@@ -370,7 +367,7 @@ def test_time_model_returns_positive_numbers(tiny_model, tmp_path):
 def test_importing_evaluate_does_not_import_keras():
     import subprocess
 
-    code = "import sys, landmarklib.evaluate, landmarklib.visualize.network; print('keras' in sys.modules)"
+    code = "import sys, landmarklib.evaluate; print('keras' in sys.modules)"  # `landmarks predict --help`
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image, features
 
-from httpserver import bomb_png, jpeg_bytes
 from landmarklib import images
+
+from httpserver import bomb_png, jpeg_bytes
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 

@@ -12,30 +12,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from landmarklib import data, models
+from landmarklib import config, data, models, study
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"filters": (4, 4, 4, 4), "blocks": (1, 1, 1, 1), "stem_filters": 6, "dense_units": 8}
 
 
-def test_import_does_not_import_keras():
-    code = ("import sys, landmarklib.models, landmarklib.train, landmarklib.visualize.training; "
-            "print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert out.stdout.strip() == "[]"
-
-
 def test_study_final_configuration_has_about_2_2_million_parameters():
     # The study's final filters at its 250 px input and its class count (2,286 landmarks - 12 empty folders).
-    shape = (models.STUDY_INPUT_SIZE, models.STUDY_INPUT_SIZE, 3)
-    final = models.res_incep(shape, models.STUDY_NUM_CLASSES, filters=models.STUDY_FILTERS)
-    assert models.STUDY_NUM_CLASSES == 2274
-    assert abs(final.count_params() / models.STUDY_PARAMS - 1) < 0.10, final.count_params()
+    shape = (study.IMAGE_SIZE, study.IMAGE_SIZE, 3)
+    final = models.res_incep(shape, study.NUM_CLASSES, filters=study.RES_INCEP_FILTERS)
+    assert study.NUM_CLASSES == 2274
+    assert abs(final.count_params() / study.RES_INCEP_PARAMS - 1) < 0.10, final.count_params()
     # Global average pooling: the count does not depend on the input size.
-    assert models.res_incep((64, 64, 3), models.STUDY_NUM_CLASSES).count_params() == final.count_params()
+    assert models.res_incep((64, 64, 3), study.NUM_CLASSES).count_params() == final.count_params()
     # The last stage works on 8x8 maps at 250 px: stride-2 stem and pool, stride 2 at stages 2-4.
     assert tuple(final.get_layer("stage4_block2_add").output.shape) == (None, 8, 8, 4 * 80)
-    first_try = models.res_incep(shape, models.STUDY_NUM_CLASSES, filters=models.FIRST_TRY_FILTERS)
+    first_try = models.res_incep(shape, study.NUM_CLASSES, filters=study.FIRST_TRY_FILTERS)
     assert first_try.count_params() > 10 * final.count_params()
 
 
@@ -80,7 +73,7 @@ def test_mismatched_filters_and_blocks_are_an_error():
 def test_resnet50_backbone_has_exactly_the_keras_parameter_count():
     model = models.resnet50_benchmark((32, 32, 3), 7, weights=None)
     assert model.backbone_params == models.RESNET50_BACKBONE_PARAMS == 23_587_712
-    assert model.backbone_params + 2048 * 1000 + 1000 == models.RESNET50_STUDY_PARAMS == 25_636_712
+    assert model.backbone_params + 2048 * 1000 + 1000 == study.RESNET50_PARAMS == 25_636_712
     assert model.count_params() == 23_587_712 + 2048 * 7 + 7
     assert model.weights_source == "random"
     assert model.get_layer("conv5_block3_out").output.shape[-1] == 2048  # backbone layers are the model's own
@@ -114,11 +107,10 @@ def test_imagenet_weights_fall_back_to_random_quickly_and_say_why(tmp_path, monk
 
 
 def test_build_from_settings():
-    ri = models.build({"model": "res_incep", "input_size": 32, "filters": [4, 4, 4, 4], "blocks": [1, 1, 1, 1],
-                       "dense_units": 8}, 3)
+    ri = models.build(config.ModelConfig(input_size=32, filters=[4, 4, 4, 4], blocks=[1, 1, 1, 1], dense_units=8), 3)
     assert ri.name == "res_incep" and ri.output_shape == (None, 3)
-    with pytest.raises(ValueError, match="unknown model"):
-        models.build({"model": "vgg", "input_size": 32}, 3)
+    with pytest.raises(config.ConfigError, match="model: 'vgg' is not one of 'res_incep', 'resnet50'"):
+        config.ModelConfig(model="vgg", input_size=32)
 
 
 @pytest.mark.slow
@@ -138,12 +130,12 @@ _JAX_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
     import keras
-    from landmarklib import models, train
+    from landmarklib import config, models, train
     assert keras.backend.backend() == "jax"
     train.set_seed(0)
     model = models.res_incep((32, 32, 3), 3, filters=(4, 4, 4, 4), blocks=(1, 1, 1, 1), stem_filters=6,
                              dense_units=8, dropout=0.0)
-    train.compile_model(model, "sgd", 0.01)
+    train.compile_model(model, config.TrainConfig(learning_rate=0.01))
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
     y = rng.integers(0, 3, 8).astype("int32")

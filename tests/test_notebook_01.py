@@ -34,9 +34,7 @@ def test_notebook_is_committed_clean_with_a_parameters_cell():
 
 
 @pytest.mark.slow
-def test_notebook_01_numbers_and_figures(tmp_path):
-    import papermill
-
+def test_notebook_01_numbers_and_figures(tmp_path, run_notebook):
     csv = tmp_path / "train.csv"
     lines = ['\ufeff"id","url","landmark_id","note"']
     lines += [f'"{i:04d}e1","images/{i}.jpg","{lid}","x"' for i, lid in enumerate(ROWS)]
@@ -45,21 +43,14 @@ def test_notebook_01_numbers_and_figures(tmp_path):
     reports = tmp_path / "reports"
     executed = tmp_path / "01.ipynb"
 
-    papermill.execute_notebook(
-        str(NOTEBOOK),
-        str(executed),
-        parameters={
-            "train_csv": str(csv),
-            "sample_dir": str(tmp_path / "sample"),
-            "n_images": 10,
-            "top_k": 3,
-            "min_images": 2,
-            "reports_dir": str(reports),
-        },
-        kernel_name="landmarks",
-        cwd=str(tmp_path),
-        progress_bar=False,
-    )
+    run_notebook("01", executed, {
+        "train_csv": str(csv),
+        "sample_dir": str(tmp_path / "sample"),
+        "n_images": 10,
+        "top_k": 3,
+        "min_images": 2,
+        "reports_dir": str(reports),
+    }, cwd=tmp_path)
 
     m = json.loads((reports / "metrics" / "01_explore.json").read_text())
     assert m["catalog"] == str(csv)

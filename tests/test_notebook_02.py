@@ -57,33 +57,24 @@ def make_catalog(folder: Path) -> None:
 
 
 @pytest.mark.slow
-def test_notebook_02_fetches_and_reports(tmp_path):
-    import papermill
-
+def test_notebook_02_fetches_and_reports(tmp_path, run_notebook):
     make_catalog(tmp_path / "raw")
     reports = tmp_path / "reports"
     executed = tmp_path / "02.ipynb"
-    papermill.execute_notebook(
-        str(NOTEBOOK),
-        str(executed),
-        parameters={
-            "train_csv": str(tmp_path / "raw" / "train.csv"),
-            "test_csv": str(tmp_path / "raw" / "test.csv"),
-            "train_dir": str(tmp_path / "processed" / "train"),
-            "test_dir": str(tmp_path / "processed" / "test"),
-            "sample_dir": str(tmp_path / "sample"),
-            "n_images": N_IMAGES,
-            "image_size": 32,
-            "resize": "stretch",
-            "workers": 8,
-            "timeout": 5.0,
-            "retries": 1,
-            "reports_dir": str(reports),
-        },
-        kernel_name="landmarks",
-        cwd=str(tmp_path),
-        progress_bar=False,
-    )
+    run_notebook("02", executed, {
+        "train_csv": str(tmp_path / "raw" / "train.csv"),
+        "test_csv": str(tmp_path / "raw" / "test.csv"),
+        "train_dir": str(tmp_path / "processed" / "train"),
+        "test_dir": str(tmp_path / "processed" / "test"),
+        "sample_dir": str(tmp_path / "sample"),
+        "n_images": N_IMAGES,
+        "image_size": 32,
+        "resize": "stretch",
+        "workers": 8,
+        "timeout": 5.0,
+        "retries": 1,
+        "reports_dir": str(reports),
+    }, cwd=tmp_path)
 
     m = json.loads((reports / "metrics" / "02_fetch.json").read_text())
     assert m["catalog"] == str(tmp_path / "raw" / "train.csv")

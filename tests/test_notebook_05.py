@@ -8,22 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import training_metrics
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_visualize_filters.ipynb"
 LANDMARKS = [3, 8, 15, 42]
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (200, 200, 40)]
-
-
-def test_notebook_is_committed_clean_with_a_parameters_cell():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    assert nb.metadata.kernelspec.name == "landmarks"
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(not c.outputs and c.execution_count is None for c in code)
-    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    for line in ('models_dir = "models/default"', 'train_dir = "data/processed/default/train"',
-                 "feature_layers = [2, 8, 24]", "n_cam = 4", "seed = 42", "min_images = 2",
-                 'reports_dir = "reports"'):
-        assert line in tagged[0].source
 
 
 def _train_folder(root: Path) -> Path:
@@ -39,10 +28,8 @@ def _train_folder(root: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_notebook_05_figures_and_metrics(tmp_path):
-    import papermill
-
-    from landmarklib import data, metrics, models, train
+def test_notebook_05_figures_and_metrics(tmp_path, run_notebook):
+    from landmarklib import config, data, metrics, models, train
     from landmarklib.visualize import network
 
     train_dir = _train_folder(tmp_path / "train")
@@ -54,27 +41,18 @@ def test_notebook_05_figures_and_metrics(tmp_path):
     # one block per stage keeps tracing short and still has more than 24 Conv2D layers
     model = models.res_incep((32, 32, 3), len(split.landmark_ids), filters=(4, 4, 4, 4), blocks=(1, 1, 1, 1),
                              stem_filters=6, dense_units=8)
-    train.train(model, split, input_size=32, epochs=1, batch_size=8, out_dir=models_dir, name="res_incep",
-                seed=7, progress=False)
+    settings = config.TrainConfig(epochs=1, batch_size=8, models_dir=str(models_dir), seed=7)
+    train.train(model, split, settings, name="res_incep", progress=False)
     convs = [layer.name for layer in network.conv_layers(model)]
-    metrics.save("03_res_incep", {"min_images": 2, "val_fraction": 0.25, "seed": 7}, reports)
-    executed = tmp_path / "05.ipynb"
-
-    papermill.execute_notebook(
-        str(NOTEBOOK),
-        str(executed),
-        parameters={
-            "models_dir": str(models_dir),
-            "train_dir": str(train_dir),
-            "n_cam": 2,
-            "seed": 1,
-            "val_fraction": 0.5,
-            "reports_dir": str(reports),
-        },
-        kernel_name="landmarks",
-        cwd=str(tmp_path),
-        progress_bar=False,
-    )
+    metrics.save("03_res_incep", training_metrics(min_images=2, val_fraction=0.25, seed=7), reports)
+    executed = run_notebook("05", tmp_path / "05.ipynb", {
+        "models_dir": str(models_dir),
+        "train_dir": str(train_dir),
+        "n_cam": 2,
+        "seed": 1,
+        "val_fraction": 0.5,
+        "reports_dir": str(reports),
+    })
 
     m = json.loads((reports / "metrics" / "05_visualize.json").read_text())
     assert m["model_path"] == str(models_dir / "res_incep.keras")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +19,12 @@ from PIL import Image
 
 from landmarklib import report
 
+from conftest import write_metrics
+
 REPO = Path(__file__).resolve().parent.parent
 SIZE = 32
 THRESHOLD = 0.5
 COLOURS = {101: (255, 0, 0), 202: (0, 255, 0), 303: (0, 0, 255)}  # class 0, 1, 2
-
-
-def _png(path: Path, colour=(90, 140, 200)) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (60, 40), colour).save(path)
 
 
 def tiny_model(path: Path, strength: float) -> None:
@@ -46,47 +42,6 @@ def tiny_model(path: Path, strength: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
     save_label_map(path.with_name(f"{path.stem}.labels.json"), list(COLOURS))
-
-
-def fabricated_metrics(reports: Path, which: tuple[str, ...] = ("01", "02", "03", "04", "05")) -> None:
-    """Metrics files of notebooks 01-05 with the contract's keys, and the figures they list."""
-    from landmarklib import metrics
-
-    variants = [{"name": "study filters", "val_top1": 0.31, "val_top5": 0.8, "train_top1": 0.9},
-                {"name": "augmented", "val_top1": 0.27, "val_top5": 0.7, "train_top1": 0.6}]
-    data = {
-        "01_explore": dict(catalog="data/raw/sample/train.csv", n_rows_total=1500, n_images=1500, n_landmarks=30,
-                           top_k=[{"landmark_id": 101, "count": 211}, {"landmark_id": 202, "count": 150}],
-                           single_image_landmarks=4, landmarks_covering_50pct=6, landmarks_covering_90pct=19,
-                           min_images=2, landmarks_kept=26, images_kept=1496, figures=["figures/01_top_k.png"]),
-        "02_fetch": dict(catalog="data/raw/sample/train.csv", out_dir="data/processed/t/train", image_size=SIZE,
-                         resize="stretch", n_rows=1500, ok=1463, failed=37, skipped=0,
-                         failed_by_reason={"HTTP 404": 30, "not an image": 7}, empty_folders_removed=2,
-                         seconds=12.5, images_per_second=117.0, test=dict(ok=10, failed=1),
-                         figures=["figures/02_grid.png"]),
-        "03_res_incep": dict(model="res_incep", params=215_432, input_size=SIZE, epochs=3, batch_size=8,
-                             optimizer="SGD", n_classes=3, n_train=1100, n_val=280, chance=1 / 3, val_top1=0.3125,
-                             val_top5=0.875, val_loss=2.1, train_top1=0.9, seconds_per_epoch=20.0,
-                             images_per_second=55.0, model_path="models/t/res_incep.keras",
-                             label_map_path="models/t/res_incep.labels.json", history_csv="models/t/h.csv",
-                             variants=variants, study_params=2_200_000, first_try_params=61_000_000,
-                             figures=["figures/03_curves.png"]),
-        "04_resnet50": dict(model="resnet50", params=23_600_000, input_size=SIZE, epochs=2, batch_size=55,
-                            optimizer="RMSprop", n_classes=3, n_train=1100, n_val=280, chance=1 / 3, val_top1=0.25,
-                            val_top5=0.75, val_loss=2.5, train_top1=0.5, seconds_per_epoch=40.0,
-                            images_per_second=27.0, model_path="models/t/resnet50.keras", variants=[],
-                            backbone_params=23_500_000, weights="random",
-                            weights_note="no ImageNet weights in the Keras cache and no network",
-                            figures=["figures/04_curves.png"]),
-        "05_visualize": dict(model_path="models/t/res_incep.keras", layers=["stem_conv", "stage2_block1_concat"],
-                             figures=[{"path": "figures/05_filters.png", "caption": "First-layer filters."}]),
-    }
-    for stem, entry in data.items():
-        if stem[:2] not in which:
-            continue
-        for fig in report.figure_list(entry):
-            _png(reports / fig[0])
-        metrics.save(stem, entry, reports)
 
 
 def make_project(root: Path, models: bool = True, metrics_of: tuple[str, ...] = ("01", "02", "03", "04", "05"),
@@ -118,7 +73,7 @@ def make_project(root: Path, models: bool = True, metrics_of: tuple[str, ...] = 
     if models:
         tiny_model(root / "models" / "t" / "res_incep.keras", strength=12.0)
         tiny_model(root / "models" / "t" / "resnet50.keras", strength=0.5)
-    fabricated_metrics(root / "reports", metrics_of)
+    write_metrics(root / "reports", metrics_of, size=SIZE)
     params = root / "params.yaml"
     params.write_text(
         "run_name: tiny\nsample_dir: data/raw/sample\ntrain_csv: data/raw/sample/train.csv\n"
@@ -283,7 +238,7 @@ def test_report_degrades_when_earlier_notebooks_did_not_run(tmp_path):
 
 
 def test_study_comparison_sets_this_run_beside_the_published_numbers(tmp_path):
-    fabricated_metrics(tmp_path)
+    write_metrics(tmp_path)
     from landmarklib import metrics
 
     table = report.study_comparison(metrics.load_all(tmp_path), {})
@@ -364,20 +319,3 @@ def test_answer_text_and_formats():
     assert report.pct(0.0589) == "5.89%" and report.pct(None) == "not run" and report.pct(math.nan) == "not run"
     assert report.count(2286) == "2,286" and report.count(None) == "not run"
     assert report.curve_thresholds(0.045)[:3] == [0.0, 0.005, 0.01] and 0.045 in report.curve_thresholds(0.045)
-
-
-def test_notebook_is_committed_clean_with_the_default_parameters():
-    import nbformat
-    import yaml
-
-    nb = nbformat.read(REPO / "notebooks" / "06_write_report.ipynb", as_version=4)
-    assert nb.metadata.kernelspec.name == "landmarks"
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
-    params_cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    declared = {}
-    exec(params_cell.source, {}, declared)
-    assert set(declared) == {"train_csv", "test_csv", "test_solution_csv", "test_dir", "models_dir", "threshold",
-                             "sample_dir", "reports_dir", "input_size", "seed"}
-    defaults = yaml.safe_load((REPO / "params" / "default.yaml").read_text())
-    assert {k: v for k, v in declared.items() if k in defaults} == {k: defaults[k] for k in declared if k in defaults}
-    assert os.path.basename(declared["test_solution_csv"]) == "test_solution.csv"

@@ -234,7 +234,7 @@ def dummy_run(tmp_path_factory):
     write_notebook(nbs / "02_second.ipynb", 'reports_dir = "reports"\nbeta = 2.0\nvariants = [{"name": "min=5"}]',
                    "FIGS = []", RECORD.format(name="02_second", names=["beta", "variants"]))
     write_notebook(nbs / "06_write_report.ipynb", 'reports_dir = "reports"',
-                   *REPORT_CELLS, FIGURE.format(name="06_bars"), RECORD.format(name="06_report", names=[]))
+                   *REPORT_CELLS, FIGURE.format(name="06_bars"), RECORD.format(name="06_dummy", names=[]))  # not 06_report: its schema holds
     params = root / "params.yaml"
     params.write_text("run_name: tiny\nreports_dir: reports\nalpha: 5\nword: from-file\nbeta: 3.5\ngamma: 9\n"
                       "variants: [{name: a=b}]\n")
@@ -324,10 +324,10 @@ def test_failure_names_notebook_cell_and_error(tmp_path, capsys, monkeypatch):
     rc = _cli(["--params", str(tmp_path / "p.yaml")])
     captured = capsys.readouterr()
     assert rc == 1
-    line = next(l for l in captured.err.splitlines() if l.startswith("FAILED"))
+    line = next(x for x in captured.err.splitlines() if x.startswith("FAILED"))
     assert line == ("FAILED 02_broken: cell 4 (In [4]: '# check the count'): ValueError: only 4 values")
     assert "Traceback" not in captured.err + captured.out
-    rows = {l.split()[0]: l.split(None, 2)[2] for l in captured.out.splitlines() if l.startswith(("01_", "02_", "03_"))}
+    rows = {x.split()[0]: x.split(None, 2)[2] for x in captured.out.splitlines() if x.startswith(("01_", "02_", "03_"))}
     assert rows == {"01_ok": "ok", "02_broken": "failed", "03_after": "not run"}
     executed = tmp_path / "reports" / "notebooks" / "02_broken.ipynb"
     assert executed.exists() and not (tmp_path / "reports" / "notebooks" / "03_after.ipynb").exists()

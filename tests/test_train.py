@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -11,35 +10,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
-from landmarklib import data, models, train
+from landmarklib import config, data, evaluate, models, train
 from landmarklib.visualize import training as training_figures
 
-LANDMARKS = [5, 17, 23, 40]
-COLOURS = [(210, 50, 50), (50, 190, 60), (40, 60, 210), (220, 210, 40)]
+from conftest import TINY_LANDMARKS, write_tiny_folder
+
+LANDMARKS = TINY_LANDMARKS
+
 TINY = {"filters": (4, 4, 4, 4), "blocks": (1, 1, 1, 1), "stem_filters": 6, "dense_units": 8}
-MANIFEST_COLUMNS = ["id", "url", "landmark_id", "status", "error", "bytes", "width", "height", "format", "seconds"]
-
-
-def write_tiny_folder(root: Path, per_class: int = 6, size: int = 32) -> Path:
-    """A fetched folder: ``root/<landmark_id>/<id>.jpg`` (one noisy colour per landmark) and manifest.csv."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for landmark_id, colour in zip(LANDMARKS, COLOURS):
-        (root / str(landmark_id)).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            image_id = f"{landmark_id:02d}{i:02d}abcd"
-            pixels = np.clip(np.array(colour) + rng.normal(0, 35, (size, size, 3)), 0, 255).astype(np.uint8)
-            path = root / str(landmark_id) / f"{image_id}.jpg"
-            Image.fromarray(pixels).save(path, "JPEG", quality=90)
-            rows.append([image_id, f"images/{image_id}.jpg", landmark_id, "ok", "", path.stat().st_size,
-                         size, size, "JPEG", 0.01])
-    with open(root / "manifest.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(MANIFEST_COLUMNS)
-        writer.writerows(rows)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +38,7 @@ def _tiny_model(n_classes: int, seed: int = 0, **overrides):
 
 def test_one_training_step_lowers_the_loss(split):
     model = _tiny_model(len(split.landmark_ids), dropout=0.0)
-    train.compile_model(model, "sgd", learning_rate=0.01)
+    train.compile_model(model, config.TrainConfig(learning_rate=0.01))
     x, y = data.batches(split.train, 32, batch_size=len(split.train))[0]
     before = float(model.train_on_batch(x, y)[0])  # the loss of the forward pass before the update
     after = float(model.train_on_batch(x, y)[0])
@@ -77,8 +56,12 @@ def test_optimizer_names():
 def trained(split, tmp_path_factory):
     out = tmp_path_factory.mktemp("models")
     model = _tiny_model(len(split.landmark_ids), seed=1)
-    return train.train(model, split, 32, epochs=2, batch_size=4, learning_rate=0.02, out_dir=out,
-                       name="tiny", seed=1, progress=False)
+    return train.train(model, split, _settings(out), name="tiny", progress=False)
+
+
+def _settings(out, **changes) -> config.TrainConfig:
+    return config.TrainConfig(**{"epochs": 2, "batch_size": 4, "learning_rate": 0.02, "models_dir": str(out),
+                                 "seed": 1, **changes})
 
 
 @pytest.mark.slow
@@ -157,14 +140,14 @@ def test_a_killed_run_resumes_and_gives_the_same_numbers_as_an_uninterrupted_one
     rmtree = shutil.rmtree
     # a run killed after its first epoch leaves its resume state behind
     monkeypatch.setattr(train.shutil, "rmtree", lambda path, ignore_errors=False: None)
-    first = train.train(_tiny_model(len(split.landmark_ids), seed=1), split, 32, epochs=1, batch_size=4,
-                        learning_rate=0.02, out_dir=tmp_path, name="tiny", seed=1, progress=False)
+    first = train.train(_tiny_model(len(split.landmark_ids), seed=1), split, _settings(tmp_path, epochs=1),
+                        name="tiny", progress=False)
     monkeypatch.setattr(train.shutil, "rmtree", rmtree)
     assert (tmp_path / "tiny.resume" / "state.json").is_file()
     assert first.resumed_from == 0
 
-    resumed = train.train(_tiny_model(len(split.landmark_ids), seed=1), split, 32, epochs=2, batch_size=4,
-                          learning_rate=0.02, out_dir=tmp_path, name="tiny", seed=1, progress=False)
+    resumed = train.train(_tiny_model(len(split.landmark_ids), seed=1), split, _settings(tmp_path),
+                          name="tiny", progress=False)
     assert resumed.resumed_from == 1
     assert not (tmp_path / "tiny.resume").exists()
     # the same parameters give the same numbers: separate runs, and a killed run resumed
@@ -188,22 +171,27 @@ def test_resume_state_of_other_settings_is_discarded(tmp_path):
 def test_train_needs_validation_rows(split):
     empty = data.Split(train=split.train, val=split.val.iloc[:0], landmark_ids=split.landmark_ids, dropped={})
     with pytest.raises(ValueError, match="no validation rows"):
-        train.train(None, empty, 32, 1, 4)
+        train.train(None, empty, config.TrainConfig())
 
 
 def test_variants_reuse_the_baseline_when_nothing_changes_and_reject_unknown_settings(trained, folder):
-    settings = {"train_dir": folder, "min_images": 1, "val_fraction": 0.34, "seed": 1, "epochs": 2,
-                "name": "tiny", "out_dir": "models", "augment": False}
+    settings = config.RunConfig(
+        split=config.SplitConfig(train_dir=str(folder), min_images=1, val_fraction=0.34, seed=1),
+        model=config.ModelConfig(input_size=32, filters=TINY["filters"], blocks=TINY["blocks"], dense_units=8),
+        train=_settings("models"),
+    )
     variants = [{"name": "baseline"}, {"name": "min_images=6", "min_images": 6}]
-    table, results = train.train_variants(variants, settings, baseline=trained, progress=False)
+    table, results = train.train_variants(variants, settings, baseline=trained, name="tiny", progress=False)
     # every landmark has six images: min_images=6 keeps the same data, so nothing is trained
     assert results["baseline"] is trained and results["min_images=6"] is trained
     assert list(table["reused"]) == [True, True]
     assert table.loc[1, "changes"] == {"min_images": 6} and table.loc[1, "val_top1"] == trained.val_top1
-    with pytest.raises(ValueError, match="cannot change"):
+    with pytest.raises(config.ConfigError, match="variant 'typo': unknown setting 'augmnet'.*did you mean 'augment'"):
         train.train_variants([{"name": "typo", "augmnet": True}], settings, baseline=trained)
-    with pytest.raises(ValueError, match="cannot change"):
-        train.train_variants([{"name": "elsewhere", "out_dir": "x"}], settings, baseline=trained)
+    with pytest.raises(config.ConfigError, match="variant 'elsewhere': unknown setting 'models_dir'"):
+        train.train_variants([{"name": "elsewhere", "models_dir": "x"}], settings, baseline=trained)
+    with pytest.raises(config.ConfigError, match="variant 'bad': learning_rate: 'fast' is not float"):
+        train.train_variants([{"name": "bad", "learning_rate": "fast"}], settings, baseline=trained)
 
 
 def test_comparison_table_sets_runs_beside_the_study():

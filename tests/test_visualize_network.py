@@ -52,9 +52,9 @@ print(json.dumps(cam_versus_manual()))
 
 @pytest.fixture(scope="module")
 def small_res_incep():
-    from landmarklib import models
-
     import keras
+
+    from landmarklib import models
 
     keras.utils.set_random_seed(0)
     return models.res_incep((64, 64, 3), 4, filters=(4, 4, 4, 4), stem_filters=6, dense_units=8)

@@ -3,7 +3,7 @@
     runner    parameters (YAML + ``--set``), kernel check, embedded sample, papermill execution,
               failures named by cell, the summary table (``run_report``)
     html      offline nbconvert pages per notebook, ``report.html`` (no code), ``index.html``
-    content   notebook 06's content: the study's numbers, test-set evaluation, tables, section markdown
+    content   notebook 06's content: test-set evaluation, tables, section markdown (the study's numbers: study.py)
 
 The report's figures are in ``landmarklib.visualize.evaluation``. The names below are the public
 API; notebook 06 calls them as ``report.<name>``.
@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 
 from .. import paths
-from .content import (MODELS, NO_SOLUTION, NOT_RUN, STUDY, ModelEvaluation, answer_text, benchmark_md, conclusion_md,
+from .content import (MODELS, NO_SOLUTION, NOT_RUN, ModelEvaluation, answer_text, benchmark_md, conclusion_md,
                       count, curve_thresholds, data_caveat, data_source, data_source_text, evaluate_model,
                       evaluate_models, evaluation_md, evaluation_table, examples_table, exploration_md, figure_list,
                       gap_text, health_md, implementation_md, justification_md, metrics_for, overview_md, pct,
                       pick_examples, preprocessing_md, refinement_md, report_metrics, resnet_weights, show_figures,
-                      shown_path, solution_path, study_comparison, threshold_md, timing_table, variants_table,
+                      solution_path, study_comparison, threshold_md, timing_table, variants_table,
                       visualization_md)
 from .html import build_index, format_value, html_exporter, render_html
 from .runner import (KERNEL, NotebookRun, ReportError, check_kernel, declared_parameters, ensure_sample,
@@ -29,7 +29,7 @@ from .runner import (KERNEL, NotebookRun, ReportError, check_kernel, declared_pa
                      run_report, summary_table)
 
 __all__ = [
-    "KERNEL", "MODELS", "NO_SOLUTION", "NOT_RUN", "STUDY", "ModelEvaluation", "NotebookRun", "ReportError", "add_cli",
+    "KERNEL", "MODELS", "NO_SOLUTION", "NOT_RUN", "ModelEvaluation", "NotebookRun", "ReportError", "add_cli",
     "answer_text", "benchmark_md", "build_index", "check_kernel", "conclusion_md", "count", "curve_thresholds",
     "data_caveat", "data_source", "data_source_text", "declared_parameters", "ensure_sample", "evaluate_model",
     "evaluate_models", "evaluation_md",
@@ -37,7 +37,7 @@ __all__ = [
     "format_value", "gap_text", "health_md", "html_exporter", "implementation_md", "justification_md", "load_params",
     "metrics_for", "notebook_parameters", "overview_md", "parse_only", "parse_overrides", "pct", "pick_examples",
     "preprocessing_md", "refinement_md", "render_html", "report_metrics", "resnet_weights", "run_report",
-    "show_figures", "shown_path", "solution_path", "study_comparison", "summary_table", "threshold_md", "timing_table",
+    "show_figures", "solution_path", "study_comparison", "summary_table", "threshold_md", "timing_table",
     "variants_table", "visualization_md",
 ]
 

@@ -1,6 +1,6 @@
 """The report's content (notebook 06): every number comes from a metrics file or is measured here.
 
-    STUDY, pct, count          the study's published numbers; how numbers are written
+    pct, count                 how numbers are written (the study's numbers: ``landmarklib.study``)
     metrics_for, data_source   what the earlier notebooks recorded; which data the run used
     evaluate_models            both saved models on the held-out test set (ModelEvaluation)
     *_table                    the tables: this run beside the study, test scores, timing, variants
@@ -13,35 +13,18 @@ The report's figures are in ``landmarklib.visualize.evaluation``.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
-from .. import paths
+from .. import catalog, files, paths, study
+from ..metrics import Report
 
 if TYPE_CHECKING:
     import pandas as pd
 
-# --------------------------------------------------------------------------- the study's numbers; number formats
-
-STUDY = {
-    "n_images": 5000,
-    "n_landmarks": 2286,
-    "single_image_landmarks": 159,
-    "failed": 33,
-    "empty_folders_removed": 12,
-    "image_size": 250,
-    "res_incep_params": 2_200_000,
-    "resnet50_params": 25_636_712,
-    "res_incep_val_top1": 0.0589,
-    "resnet50_val_top1": 0.0402,
-    "res_incep_seconds_per_image": 33.14,
-    "resnet50_seconds_per_image": 24.37,
-    "threshold": 0.045,
-    "res_incep_answered_of_ten": 0.6,
-    "resnet50_answered_of_ten": 0.0,
-}
-"""The study's published numbers (Data and Exploration, Implementation, Justification)."""
+# --------------------------------------------------------------------------- number formats
 
 MODELS = {"res_incep": "Res-Incep", "resnet50": "ResNet-50"}
 """Saved model name (``<models_dir>/<name>.keras``) -> label; the first is the report's main model."""
@@ -192,13 +175,6 @@ def show_figures(entry: dict, reports_dir: str | os.PathLike) -> None:
             display(Markdown(f"*{caption}*"))
 
 
-def shown_path(path: str | os.PathLike) -> str:
-    """A path as the report prints it: relative to the project root when inside it."""
-    path = Path(path).resolve()
-    root = paths.project_root()
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-
-
 # --------------------------------------------------------------------------- evaluation on the test set
 
 
@@ -287,7 +263,8 @@ def evaluate_model(model_path: str | os.PathLike, test_dir: str | os.PathLike,
     solution_file = solution_path(test_solution_csv)
     confusion = None
     if solution_file is not None:
-        solution = evaluate.read_solution(solution_file)
+        solution = catalog.read_solution(solution_file)[["id", "landmark_id"]]
+        solution = solution.assign(landmark_id=solution["landmark_id"].astype("string").fillna(""))  # "": no landmark
         scores = {**evaluate.score(pred, solution, threshold), "scored": True}
         table = solution.rename(columns={"landmark_id": "actual"}).merge(pred, on="id", how="left")
         predicted = table["landmark_id"].astype("Int64").astype("string").fillna("")
@@ -327,18 +304,18 @@ def evaluate_models(models_dir: str | os.PathLike, test_dir: str | os.PathLike,
 
     test_dir = paths.resolve(test_dir)
     if not test_dir.is_dir():
-        return {}, [f"the fetched test folder `{shown_path(test_dir)}` is missing (notebook 02 {NOT_RUN})"]
+        return {}, [f"the fetched test folder `{files.display_path(test_dir)}` is missing (notebook 02 {NOT_RUN})"]
     try:
         readable = evaluate.load_test_images(test_dir, 1, progress=False)["path"].notna().any()
     except ValueError:  # neither a manifest nor an image
         readable = False
     if not readable:
-        return {}, [f"no images in {shown_path(test_dir)}: {nodata.describe_failed_rows(test_dir)}"]
+        return {}, [f"no images in {files.display_path(test_dir)}: {nodata.describe_failed_rows(test_dir)}"]
     results, missing = {}, []
     for name in MODELS:
         model_path = paths.resolve(models_dir) / f"{name}.keras"
         if not model_path.is_file():
-            missing.append(f"{MODELS[name]}: `{shown_path(model_path)}` is missing "
+            missing.append(f"{MODELS[name]}: `{files.display_path(model_path)}` is missing "
                            f"(notebook {'03' if name == 'res_incep' else '04'} {NOT_RUN})")
             continue
         results[name] = evaluate_model(model_path, test_dir, test_solution_csv, threshold, reports_dir,
@@ -382,27 +359,27 @@ def study_comparison(metrics: dict[str, dict], evaluations: dict[str, ModelEvalu
         return f"{e.timing['latency_median_ms'] / 1000:.4f}"
 
     rows = [
-        ("training rows used (first N of train.csv)", count(STUDY["n_images"]), count(_get(metrics, "01", "n_images"))),
-        ("unique landmarks among them", count(STUDY["n_landmarks"]), count(_get(metrics, "01", "n_landmarks"))),
-        ("single-image landmarks", count(STUDY["single_image_landmarks"]),
+        ("training rows used (first N of train.csv)", count(study.N_IMAGES), count(_get(metrics, "01", "n_images"))),
+        ("unique landmarks among them", count(study.N_LANDMARKS), count(_get(metrics, "01", "n_landmarks"))),
+        ("single-image landmarks", count(study.SINGLE_IMAGE_LANDMARKS),
          count(_get(metrics, "01", "single_image_landmarks"))),
-        ("failed downloads", count(STUDY["failed"]), count(_get(metrics, "02", "failed"))),
-        ("empty landmark folders removed", count(STUDY["empty_folders_removed"]),
+        ("failed downloads", count(study.FAILED), count(_get(metrics, "02", "failed"))),
+        ("empty landmark folders removed", count(study.EMPTY_FOLDERS_REMOVED),
          count(_get(metrics, "02", "empty_folders_removed"))),
-        ("image size (px)", f"{STUDY['image_size']}", count(_get(metrics, "02", "image_size"))),
-        ("model input size (px)", f"{STUDY['image_size']}", count(_get(metrics, "03", "input_size"))),
-        ("Res-Incep parameters", f"~{STUDY['res_incep_params'] / 1e6:.1f}M", count(_get(metrics, "03", "params"))),
-        ("ResNet-50 parameters", count(STUDY["resnet50_params"]), count(_get(metrics, "04", "params"))),
-        ("Res-Incep validation accuracy", pct(STUDY["res_incep_val_top1"]), _val_top1(metrics, "03")),
-        ("ResNet-50 validation accuracy", pct(STUDY["resnet50_val_top1"]), _val_top1(metrics, "04")),
-        ("Res-Incep seconds per image", f"{STUDY['res_incep_seconds_per_image']}", seconds("res_incep")),
-        ("ResNet-50 seconds per image", f"{STUDY['resnet50_seconds_per_image']}", seconds("resnet50")),
+        ("image size (px)", f"{study.IMAGE_SIZE}", count(_get(metrics, "02", "image_size"))),
+        ("model input size (px)", f"{study.IMAGE_SIZE}", count(_get(metrics, "03", "input_size"))),
+        ("Res-Incep parameters", f"~{study.RES_INCEP_PARAMS / 1e6:.1f}M", count(_get(metrics, "03", "params"))),
+        ("ResNet-50 parameters", count(study.RESNET50_PARAMS), count(_get(metrics, "04", "params"))),
+        ("Res-Incep validation accuracy", pct(study.RES_INCEP_VAL_TOP1), _val_top1(metrics, "03")),
+        ("ResNet-50 validation accuracy", pct(study.RESNET50_VAL_TOP1), _val_top1(metrics, "04")),
+        ("Res-Incep seconds per image", f"{study.RES_INCEP_SECONDS_PER_IMAGE}", seconds("res_incep")),
+        ("ResNet-50 seconds per image", f"{study.RESNET50_SECONDS_PER_IMAGE}", seconds("resnet50")),
         ("Res-Incep test GAP", "not measured", scored("res_incep", "gap", gap_text)),
         ("ResNet-50 test GAP", "not measured", scored("resnet50", "gap", gap_text)),
         ("Res-Incep test top-5 accuracy", "not measured", scored("res_incep", "top5", pct)),
         ("ResNet-50 test top-5 accuracy", "not measured", scored("resnet50", "top5", pct)),
-        *((f"{label} answered at {pct(STUDY['threshold'], 1)}",
-           f"{pct(STUDY[f'{name}_answered_of_ten'], 0)} of 10 images", pct(ev(name, "answered_share"), 1))
+        *((f"{label} answered at {pct(study.THRESHOLD, 1)}",
+           f"{pct(study.ANSWERED_SHARE[name], 0)} of {study.EXAMPLE_IMAGES} images", pct(ev(name, "answered_share"), 1))
           for name, label in MODELS.items()),
     ]
     columns = ["measure", "study (2018)", "this run"]
@@ -486,21 +463,21 @@ def exploration_md(metrics: dict[str, dict]) -> str:
     m = metrics_for("01", metrics)
     if not m:
         return f"*Notebook 01 (exploration) was {NOT_RUN}.*"
-    n, k = m.get("n_images"), m.get("n_landmarks")
-    top = m.get("top_k") or []
+    n, k = m["n_images"], m["n_landmarks"]
+    top = m["top_k"]
     top_text = ""
     if top:
         first = top[0]
         top_text = (f" The most frequent landmark, `{first['landmark_id']}`, has {count(first['count'])} images; "
                     f"the {len(top)} most frequent hold {count(sum(t['count'] for t in top))} of them.")
     return (
-        f"The exploration read `{m.get('catalog', '?')}` ({count(m.get('n_rows_total'))} rows) and kept the first "
-        f"{count(n)} images: **{count(k)} landmarks** (the study: {count(STUDY['n_landmarks'])} in 5,000), "
-        f"{count(m.get('single_image_landmarks'))} of them with a single image (the study: "
-        f"{STUDY['single_image_landmarks']}).{top_text} Half of the images belong to "
-        f"{count(m.get('landmarks_covering_50pct'))} landmarks, 90% to {count(m.get('landmarks_covering_90pct'))}. "
-        f"Keeping only landmarks with at least {m.get('min_images', '?')} images (the study's proposed improvement) "
-        f"leaves {count(m.get('landmarks_kept'))} landmarks and {count(m.get('images_kept'))} images."
+        f"The exploration read `{m['catalog']}` ({count(m['n_rows_total'])} rows) and kept the first "
+        f"{count(n)} images: **{count(k)} landmarks** (the study: {count(study.N_LANDMARKS)} in {count(study.N_IMAGES)}), "
+        f"{count(m['single_image_landmarks'])} of them with a single image (the study: "
+        f"{study.SINGLE_IMAGE_LANDMARKS}).{top_text} Half of the images belong to "
+        f"{count(m['landmarks_covering_50pct'])} landmarks, 90% to {count(m['landmarks_covering_90pct'])}. "
+        f"Keeping only landmarks with at least {m['min_images']} images (the study's proposed improvement) "
+        f"leaves {count(m['landmarks_kept'])} landmarks and {count(m['images_kept'])} images."
     )
 
 
@@ -509,31 +486,30 @@ def preprocessing_md(metrics: dict[str, dict]) -> str:
     m = metrics_for("02", metrics)
     if not m:
         return f"*Notebook 02 (fetch) was {NOT_RUN}.*"
-    reasons = m.get("failed_by_reason") or {}
+    reasons = m["failed_by_reason"]
     why = "; ".join(f"{r}: {c}" for r, c in sorted(reasons.items(), key=lambda kv: -kv[1])) or "none"
-    test = m.get("test") or {}
-    test_text = (f" The test catalog gave {count(test.get('ok'))} images ({count(test.get('failed'))} failed)."
-                 if test else "")
+    test = m["test"]
+    test_text = f" The test catalog gave {count(test['ok'])} images ({count(test['failed'])} failed)."
     return (
         f"Every image was decoded by content, converted to RGB (GIFs: first frame; transparency on white; "
-        f"EXIF rotation applied) and resized to **{m.get('image_size', '?')} px** ({m.get('resize', '?')}). "
-        f"Of {count(m.get('n_rows'))} training rows, **{count(m.get('ok'))} were fetched**, "
-        f"**{count(m.get('failed'))} failed** (the study: {STUDY['failed']}; reasons: {why}) and "
-        f"{count(m.get('skipped'))} were skipped as already present; {count(m.get('empty_folders_removed'))} landmark "
-        f"folders were left empty and removed (the study: {STUDY['empty_folders_removed']}). "
-        f"Fetching ran at {m.get('images_per_second', 0) or 0:.1f} images/s.{test_text}"
+        f"EXIF rotation applied) and resized to **{m['image_size']} px** ({m['resize']}). "
+        f"Of {count(m['n_rows'])} training rows, **{count(m['ok'])} were fetched**, "
+        f"**{count(m['failed'])} failed** (the study: {study.FAILED}; reasons: {why}) and "
+        f"{count(m['skipped'])} were skipped as already present; {count(m['empty_folders_removed'])} landmark "
+        f"folders were left empty and removed (the study: {study.EMPTY_FOLDERS_REMOVED}). "
+        f"Fetching ran at {m['images_per_second']:.1f} images/s.{test_text}"
     )
 
 
 def _model_md(m: dict, label: str) -> str:
     warning = health_md(m.get("health"), m.get("health_note"), f"The {label} run")
     return (warning + "\n\n" if warning else "") + (
-        f"{label} has **{count(m.get('params'))} parameters**, trained for {m.get('epochs', '?')} epochs "
-        f"(batch {m.get('batch_size', '?')}, {m.get('optimizer', '?')}) on {count(m.get('n_train'))} images of "
-        f"{count(m.get('n_classes'))} landmarks at {m.get('input_size', '?')} px, and reached "
-        f"**{pct(m.get('val_top1'))} validation accuracy** (top-5: {pct(m.get('val_top5'))}; chance: "
-        f"{pct(m.get('chance'))}; training accuracy {pct(m.get('train_top1'))}) on {count(m.get('n_val'))} "
-        f"validation images, at {m.get('seconds_per_epoch') or 0:.1f} s per epoch."
+        f"{label} has **{count(m['params'])} parameters**, trained for {m['epochs']} epochs "
+        f"(batch {m['batch_size']}, {m['optimizer']}) on {count(m['n_train'])} images of "
+        f"{count(m['n_classes'])} landmarks at {m['input_size']} px, and reached "
+        f"**{pct(m['val_top1'])} validation accuracy** (top-5: {pct(m['val_top5'])}; chance: "
+        f"{pct(m['chance'])}; training accuracy {pct(m['train_top1'])}) on {count(m['n_val'])} "
+        f"validation images, at {m['seconds_per_epoch']:.1f} s per epoch."
     )
 
 
@@ -562,14 +538,14 @@ def implementation_md(metrics: dict[str, dict]) -> str:
     m = metrics_for("03", metrics)
     if not m:
         return f"*Notebook 03 (Res-Incep) was {NOT_RUN}.*"
-    first_try = m.get("study_first_try_params") or 60_000_000
+    first_try = study.FIRST_TRY_PARAMS
     rebuilt, rebuilt_first = m.get("study_config_params"), m.get("first_try_params")
-    study = (f" The study's network had about {STUDY['res_incep_params'] / 1e6:.1f} million parameters"
-             + (f" (this rebuild of it: {count(rebuilt)})" if rebuilt else "")
-             + f"; its first try, filters 60-120-250-600, had about {first_try / 1e6:.0f} million in the study"
-             + (f" and {count(rebuilt_first)} in this rebuild" if rebuilt_first else "")
-             + f", and did not fit in memory. The study reached {pct(STUDY['res_incep_val_top1'])}.")
-    return _model_md(m, "Res-Incep") + study + _departures(m)
+    published = (f" The study's network had about {study.RES_INCEP_PARAMS / 1e6:.1f} million parameters"
+                 + (f" (this rebuild of it: {count(rebuilt)})" if rebuilt else "")
+                 + f"; its first try, filters 60-120-250-600, had about {first_try / 1e6:.0f} million in the study"
+                 + (f" and {count(rebuilt_first)} in this rebuild" if rebuilt_first else "")
+                 + f", and did not fit in memory. The study reached {pct(study.RES_INCEP_VAL_TOP1)}.")
+    return _model_md(m, "Res-Incep") + published + _departures(m)
 
 
 def benchmark_md(metrics: dict[str, dict]) -> str:
@@ -577,8 +553,8 @@ def benchmark_md(metrics: dict[str, dict]) -> str:
     m = metrics_for("04", metrics)
     if not m:
         return f"*Notebook 04 (ResNet-50 benchmark) was {NOT_RUN}.*"
-    return (_model_md(m, "ResNet-50") + f" The study's ResNet-50 ({count(STUDY['resnet50_params'])} parameters) "
-            f"reached {pct(STUDY['resnet50_val_top1'])}. " + resnet_weights(metrics) + "\n\n" + RESNET50_DEPARTURES)
+    return (_model_md(m, "ResNet-50") + f" The study's ResNet-50 ({count(study.RESNET50_PARAMS)} parameters) "
+            f"reached {pct(study.RESNET50_VAL_TOP1)}. " + resnet_weights(metrics) + "\n\n" + RESNET50_DEPARTURES)
 
 
 def refinement_md(metrics: dict[str, dict]) -> str:
@@ -595,7 +571,7 @@ def refinement_md(metrics: dict[str, dict]) -> str:
     if broken:
         text += f" No result from: {', '.join(broken)}."
     if best:
-        text += f" The best, **{best.get('name', '?')}**, reached {pct(best['val_top1'])} validation accuracy."
+        text += f" The best, **{best['name']}**, reached {pct(best['val_top1'])} validation accuracy."
     return text
 
 
@@ -672,15 +648,15 @@ def justification_md(evaluations: dict[str, ModelEvaluation], metrics: dict[str,
     r, b = evaluations.get("res_incep"), evaluations.get("resnet50")
     m3, m4 = metrics_for("03", metrics), metrics_for("04", metrics)
     lines = [
-        f"The study preferred Res-Incep: it answered {10 * STUDY['res_incep_answered_of_ten']:.0f} of 10 test images "
-        f"at {pct(STUDY['threshold'], 1)} where ResNet-50 answered none, "
-        f"and it had the higher validation accuracy ({pct(STUDY['res_incep_val_top1'])} against "
-        f"{pct(STUDY['resnet50_val_top1'])}), though it was slower ({STUDY['res_incep_seconds_per_image']} s against "
-        f"{STUDY['resnet50_seconds_per_image']} s per image)."
+        f"The study preferred Res-Incep: it answered {study.EXAMPLE_IMAGES * study.RES_INCEP_ANSWERED_SHARE:.0f} of {study.EXAMPLE_IMAGES} test images "
+        f"at {pct(study.THRESHOLD, 1)} where ResNet-50 answered none, "
+        f"and it had the higher validation accuracy ({pct(study.RES_INCEP_VAL_TOP1)} against "
+        f"{pct(study.RESNET50_VAL_TOP1)}), though it was slower ({study.RES_INCEP_SECONDS_PER_IMAGE} s against "
+        f"{study.RESNET50_SECONDS_PER_IMAGE} s per image)."
     ]
     if m3 and m4:
-        lines.append(f"In this run {_leader(m3.get('val_top1'), m4.get('val_top1'))} on validation accuracy "
-                     f"({pct(m3.get('val_top1'))} against {pct(m4.get('val_top1'))}).")
+        lines.append(f"In this run {_leader(m3['val_top1'], m4['val_top1'])} on validation accuracy "
+                     f"({pct(m3['val_top1'])} against {pct(m4['val_top1'])}).")
     if r and b:
         if r.scored and b.scored:
             lines.append(f"On the test set {_leader(r.scores['gap_all'], b.scores['gap_all'])} on GAP answering "
@@ -693,8 +669,8 @@ def justification_md(evaluations: dict[str, ModelEvaluation], metrics: dict[str,
                          f"of the images at the threshold.")
         lines.append(f"One image takes {r.timing['latency_median_ms']:.1f} ms through Res-Incep and "
                      f"{b.timing['latency_median_ms']:.1f} ms through ResNet-50 (median, image in memory), "
-                     f"against the study's {STUDY['res_incep_seconds_per_image']} s and "
-                     f"{STUDY['resnet50_seconds_per_image']} s.")
+                     f"against the study's {study.RES_INCEP_SECONDS_PER_IMAGE} s and "
+                     f"{study.RESNET50_SECONDS_PER_IMAGE} s.")
     elif not evaluations:
         lines.append(f"*The test-set comparison was {NOT_RUN}.*")
     lines.append(resnet_weights(metrics))
@@ -706,8 +682,8 @@ def visualization_md(metrics: dict[str, dict]) -> str:
     m = metrics_for("05", metrics)
     if not m:
         return f"*Notebook 05 (filters and feature maps) was {NOT_RUN}.*"
-    layers = ", ".join(f"`{name}`" for name in m.get("layers") or []) or "none named"
-    return (f"Notebook 05 drew {len(m.get('figures') or [])} figures from `{m.get('model_path', '?')}` "
+    layers = ", ".join(f"`{name}`" for name in m["layers"]) or "none named"
+    return (f"Notebook 05 drew {len(m['figures'])} figures from `{m['model_path']}` "
             f"(layers: {layers}).")
 
 
@@ -716,8 +692,8 @@ def conclusion_md(source: dict, metrics: dict[str, dict], evaluations: dict[str,
     m1, m3 = metrics_for("01", metrics), metrics_for("03", metrics)
     lines = []
     if m3:
-        lines.append(f"Res-Incep reached {pct(m3.get('val_top1'))} validation accuracy against chance "
-                     f"{pct(m3.get('chance'))} ({pct(STUDY['res_incep_val_top1'])} in the study).")
+        lines.append(f"Res-Incep reached {pct(m3['val_top1'])} validation accuracy against chance "
+                     f"{pct(m3['chance'])} ({pct(study.RES_INCEP_VAL_TOP1)} in the study).")
     r = evaluations.get("res_incep")
     if r and not r.scored:
         lines.append(f"On the test set it answers {pct(r.scores['answered_share'], 1)} of the images at the study's "
@@ -726,8 +702,8 @@ def conclusion_md(source: dict, metrics: dict[str, dict], evaluations: dict[str,
         lines.append(f"On the held-out test set its GAP is {gap_text(r.scores['gap'])} at the study's threshold "
                      f"and its top-5 accuracy {pct(r.scores['top5'])}.")
     if m1:
-        lines.append(f"The long tail the study blamed is measured: {count(m1.get('single_image_landmarks'))} of "
-                     f"{count(m1.get('n_landmarks'))} landmarks have a single image.")
+        lines.append(f"The long tail the study blamed is measured: {count(m1['single_image_landmarks'])} of "
+                     f"{count(m1['n_landmarks'])} landmarks have a single image.")
     if source["kind"] == "sample":
         lines.append("These numbers come from the embedded synthetic sample: they show that every step runs and "
                      "is measured; `params/study-2018.yaml` repeats the run on the real catalog.")
@@ -785,8 +761,8 @@ def examples_table(examples: pd.DataFrame, evaluations: dict[str, ModelEvaluatio
 
 
 def report_metrics(evaluations: dict[str, ModelEvaluation], threshold: float, source: dict,
-                   metrics: dict[str, dict], figures: list[str], reports_dir: str | os.PathLike) -> dict:
-    """The contents of ``06_report.json``: Res-Incep's test scores at the top level, every model's beside them."""
+                   metrics: dict[str, dict], figures: list[str], reports_dir: str | os.PathLike) -> Report:
+    """The contents of ``06_report.json`` (``metrics.Report``): Res-Incep's test scores at the top level, every model's beside them."""
     main = evaluations.get("res_incep") or next(iter(evaluations.values()), None)
     scores = main.scores if main else {}
     base = paths.resolve(reports_dir)
@@ -801,7 +777,7 @@ def report_metrics(evaluations: dict[str, ModelEvaluation], threshold: float, so
         "top5": scores.get("top5"),
         "n_test": scores.get("n_test"),
         "scored": bool(main.scored) if main else None,
-        "solution_csv": shown_path(main.solution) if main and main.solution else None,
+        "solution_csv": files.display_path(main.solution) if main and main.solution else None,
         "models": {e.name: e.scores for e in evaluations.values()},
         "timing": {e.name: {k: e.timing[k] for k in ("load_seconds", "latency_median_ms", "latency_p90_ms",
                                                      "batch_images_per_second")}

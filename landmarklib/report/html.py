@@ -9,9 +9,10 @@ from __future__ import annotations
 import copy
 import os
 import time
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .content import count, data_caveat, data_source_text, metrics_for, pct
 

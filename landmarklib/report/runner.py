@@ -12,11 +12,11 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
-from .. import paths
+from .. import config, paths
 from . import html
 
 KERNEL = "landmarks"
@@ -321,6 +321,10 @@ def run_report(
     quiet = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     with _environment(LANDMARKS_ROOT=str(root), MPLBACKEND=INLINE_BACKEND, **quiet):
         params = load_params(params_file, overrides)
+        try:
+            config.check_params(params)  # a wrong value stops here, named, before any notebook runs
+        except config.ConfigError as err:
+            raise ReportError(f"{params_file}: {err}") from None
         params["reports_dir"] = str(out if out is not None else params.get("reports_dir") or "reports")
         out_dir = paths.resolve(params["reports_dir"])
         all_notebooks = find_notebooks(notebooks_dir)

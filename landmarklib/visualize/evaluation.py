@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .. import paths
-from ..report.content import STUDY, answer_text
+from .. import paths, study
+from ..report.content import answer_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,9 +45,9 @@ def threshold_figure(evaluations: dict[str, ModelEvaluation], threshold: float):
         if getattr(e, "scored", True):  # without a solution file only the answered share is known
             ax.plot(c["threshold"], c["precision_answered"], label="precision of answers", color="tab:green")
             ax.plot(c["threshold"], c["gap"], label="GAP", color="tab:red")
-        ax.axvline(STUDY["threshold"], color="k", linestyle="--", linewidth=1,
-                   label=f"the study's {STUDY['threshold']:.1%}")
-        if abs(threshold - STUDY["threshold"]) > 1e-9:
+        ax.axvline(study.THRESHOLD, color="k", linestyle="--", linewidth=1,
+                   label=f"the study's {study.THRESHOLD:.1%}")
+        if abs(threshold - study.THRESHOLD) > 1e-9:
             ax.axvline(threshold, color="0.4", linestyle=":", linewidth=1.5, label=f"this run's {threshold:.1%}")
         ax.set_xscale("symlog", linthresh=0.01)
         ax.set_xlim(0, 1)

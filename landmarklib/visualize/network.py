@@ -10,24 +10,24 @@ their 1-based position among the model's ``Conv2D`` layers, as in the study
     feature_maps, plot_feature_maps   activations of chosen layers for one image
     grad_cam, overlay_cam             Grad-CAM heatmaps (TensorFlow and JAX backends)
     pick_examples, cam_examples, plot_cam_comparison   correct vs wrong predictions, side by side
-
-Keras is imported inside the functions that need it.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
+import keras
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
-
+from PIL import Image
 
 # --------------------------------------------------------------------------- layers
 
 
 def conv_layers(model) -> list:
     """The model's ``Conv2D`` layers in graph order (1-based position = index + 1)."""
-    import keras
-
     return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
 
 
@@ -84,8 +84,6 @@ def cam_layer(model, min_size: int = 4):
 
 def _separates(model, layer) -> bool:
     """Whether the model's output can be computed from ``layer``'s output alone."""
-    import keras
-
     try:
         keras.Model(layer.output, model.output)
     except ValueError:
@@ -94,8 +92,6 @@ def _separates(model, layer) -> bool:
 
 
 def _is_input(layer) -> bool:
-    import keras
-
     return isinstance(layer, keras.layers.InputLayer)
 
 
@@ -147,8 +143,6 @@ def plot_filters(model, layer: str | int | None = None, mode: str | None = None,
         max_filters: draw at most this many filters.
         title: figure title; default names the layer, its filter count and kernel size.
     """
-    import matplotlib.pyplot as plt
-
     conv = get_layer(model, 1 if layer is None else layer)
     kernel = np.asarray(conv.get_weights()[0])
     mode = mode or ("rgb" if kernel.shape[2] == 3 else "mean")
@@ -181,8 +175,6 @@ def feature_maps(model, image: np.ndarray, layers: Sequence[str | int], n_channe
     Returns:
         layer name -> array (H, W, min(n_channels, C)), in the order asked for.
     """
-    import keras
-
     chosen = [get_layer(model, which) for which in layers]
     for layer in chosen:
         if len(layer.output.shape) != 4:
@@ -197,8 +189,6 @@ def feature_maps(model, image: np.ndarray, layers: Sequence[str | int], n_channe
 def plot_feature_maps(image: np.ndarray, maps: dict[str, np.ndarray], title: str | None = None):
     """One row per layer: the input image (titled with the layer's name and map size), then the
     first channels of that layer (the study's Figure 16)."""
-    import matplotlib.pyplot as plt
-
     n_cols = 1 + max(m.shape[-1] for m in maps.values())
     fig, axes = plt.subplots(len(maps), n_cols, figsize=(1.3 * n_cols, 1.45 * len(maps) + 0.4), squeeze=False)
     for ax in axes.ravel():
@@ -219,8 +209,6 @@ def plot_feature_maps(image: np.ndarray, maps: dict[str, np.ndarray], title: str
 
 def _split_for_cam(model, layer):
     """(body: input -> feature map, head: feature map -> class scores before softmax)."""
-    import keras
-
     body = keras.Model(model.input, layer.output)
     last = model.layers[-1]
     softmax_dense = isinstance(last, keras.layers.Dense) and getattr(last.activation, "__name__", "") == "softmax"
@@ -245,8 +233,6 @@ def _split_for_cam(model, layer):
 
 def _feature_gradients(scores, features, onehot):
     """d(sum of the chosen class scores) / d(features), per backend."""
-    import keras
-
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -284,8 +270,6 @@ def grad_cam(model, images: np.ndarray, class_indices: Sequence[int] | None = No
     Returns:
         (N, S, S) heatmaps scaled to 0..1 per image, at the image size.
     """
-    import keras
-
     target = cam_layer(model) if layer is None else get_layer(model, layer)
     body, scores = _split_for_cam(model, target)
     x = np.asarray(images, dtype=np.float32)
@@ -306,8 +290,6 @@ def grad_cam(model, images: np.ndarray, class_indices: Sequence[int] | None = No
 
 def _resize_unit(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A heatmap scaled to 0..1 and resized (bilinear) to ``size`` (H, W)."""
-    from PIL import Image
-
     top = cam.max()
     unit = cam / top if top > 0 else np.zeros_like(cam)
     resized = Image.fromarray(unit.astype(np.float32)).resize((size[1], size[0]), Image.BILINEAR)
@@ -316,8 +298,6 @@ def _resize_unit(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def overlay_cam(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """An RGB image (0..1) with the heatmap drawn over it in the ``jet`` colour map."""
-    import matplotlib
-
     base = np.clip(np.asarray(image, dtype=np.float32) / 255.0, 0, 1)
     heat = matplotlib.colormaps["jet"](np.clip(cam, 0, 1))[..., :3]
     return np.clip((1 - alpha) * base + alpha * heat, 0, 1)
@@ -388,8 +368,6 @@ def cam_examples(
 
 def plot_cam_comparison(correct: Sequence[CamExample], wrong: Sequence[CamExample], title: str | None = None):
     """Grad-CAM overlays: correct predictions in the left column, wrong ones in the right."""
-    import matplotlib.pyplot as plt
-
     rows = max(1, len(correct), len(wrong))
     fig, axes = plt.subplots(rows, 2, figsize=(5.6, 2.8 * rows + 0.4), squeeze=False)
     for col, (examples, label) in enumerate(((correct, "correct"), (wrong, "wrong"))):

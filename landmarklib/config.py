@@ -1,0 +1,423 @@
+"""Every stage's settings: one frozen dataclass per stage, the defaults of the whole project.
+
+A notebook declares its parameters (papermill's ``parameters`` cell, values equal to the
+defaults below: tests/test_config.py checks it) and builds its settings in the next cell:
+
+    split_config = config.SplitConfig.from_params(globals())
+    model_config = config.ModelConfig.from_params(globals())
+    train_config = config.TrainConfig.from_params(globals())
+
+``from_params`` takes each field from the parameter of the same name (or the name in
+``PARAMETERS``: notebook 04 spells its training settings ``benchmark_<field>``); a field
+without a parameter keeps its default. Values are checked against the field types: a wrong
+type or value raises ``ConfigError`` with one line naming the parameter. A variant is
+``dataclasses.replace(config, **changes)`` (checked the same way); ``RunConfig.replace``
+routes each change to the stage that owns it.
+
+Adding a setting is one line here: a typed field with its default (and, where a notebook
+takes it, the same name in its parameters cell and in ``params/*.yaml``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from . import study
+
+
+class ConfigError(ValueError):
+    """A setting with an unknown name, a wrong type or a value out of range (the message names it)."""
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return " | ".join(repr(v) for v in typing.get_args(hint))
+    return getattr(hint, "__name__", str(hint)).replace("NoneType", "None")
+
+
+def check_value(name: str, value: Any, hint: Any) -> Any:
+    """``value`` as the type ``hint`` wants it (int -> float, list -> tuple), or ``ConfigError`` naming ``name``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            try:
+                return check_value(name, value, option)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{name}: {value!r} is not {' | '.join(_type_name(a) for a in args)}")
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(repr(a) for a in args)}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}: {value!r} is not a list")
+        return tuple(check_value(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value))
+    if hint is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{name}: {value!r} is not None")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    else:
+        return value
+    raise ConfigError(f"{name}: {value!r} is not {_type_name(hint)}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Base of the stage settings: typed fields, checked on construction."""
+
+    PARAMETERS: ClassVar[Mapping[str, str]] = {}
+    """Field -> the notebook/YAML parameter that sets it, where the two names differ."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = check_value(self.parameter(f.name), getattr(self, f.name), hints[f.name])
+            object.__setattr__(self, f.name, value)
+        self.check()
+
+    def check(self) -> None:
+        """Range checks beyond the types (raise ``ConfigError`` naming the parameter)."""
+
+    @classmethod
+    def parameter(cls, name: str) -> str:
+        """The parameter name of field ``name``."""
+        return cls.PARAMETERS.get(name, name)
+
+    @classmethod
+    def parameters(cls) -> dict[str, str]:
+        """Parameter name -> field name, for every field."""
+        return {cls.parameter(f.name): f.name for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Parameter name -> default value."""
+        instance = cls()
+        return {p: getattr(instance, name) for p, name in cls.parameters().items()}
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], **changes: Any):
+        """The settings from a notebook's parameters (``globals()``) or a parameters file.
+
+        Args:
+            params: parameter name -> value; names that are not this stage's are ignored.
+            changes: field values that win over ``params`` (by field name).
+        """
+        values = {name: params[p] for p, name in cls.parameters().items() if p in params}
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(unknown_message(unknown[0], [f.name for f in dataclasses.fields(cls)], cls.__name__))
+        return cls(**{**values, **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Field name -> value (tuples as lists), as the metrics files record them."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def unknown_message(key: str, known: list[str], where: str) -> str:
+    """``"unknown setting 'learning_rat' for TrainConfig (did you mean 'learning_rate'?)"``."""
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(known))})"
+    return f"unknown setting {key!r} for {where}{hint}"
+
+
+def _positive(config: Config, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{config.parameter(name)}: must be positive, not {value!r}")
+
+
+# --------------------------------------------------------------------------- 01 explore
+
+
+@dataclass(frozen=True)
+class ExploreConfig(Config):
+    """Notebook 01: how much of the catalog is explored.
+
+    Attributes:
+        n_images: the first rows of the catalog taken (the study's 5000).
+        top_k: landmarks in the most-frequent table and bar chart.
+        min_images: landmarks with fewer images are dropped (shown as the filter's effect).
+    """
+
+    n_images: int = study.N_IMAGES
+    top_k: int = 15
+    min_images: int = 2
+
+    def check(self) -> None:
+        _positive(self, "n_images", "top_k", "min_images")
+
+
+# --------------------------------------------------------------------------- 02 fetch
+
+
+@dataclass(frozen=True)
+class FetchConfig(Config):
+    """Notebook 02 and ``landmarks fetch``: how catalog rows become JPEG files.
+
+    Attributes:
+        n_images: the first rows of each catalog fetched (the study's 5000).
+        image_size: side of the square JPEGs written (the study's was 250).
+        resize: ``stretch`` (the study's, aspect ratio not kept), ``crop`` or ``pad``.
+        workers: downloads in flight.
+        timeout: seconds per attempt.
+        retries: further attempts after a connection error, a timeout, 5xx or 429.
+    """
+
+    n_images: int = study.N_IMAGES
+    image_size: int = 96
+    resize: Literal["stretch", "crop", "pad"] = "stretch"
+    workers: int = 32
+    timeout: float = 20.0
+    retries: int = 2
+
+    def check(self) -> None:
+        _positive(self, "n_images", "image_size", "workers", "timeout")
+        if self.retries < 0:
+            raise ConfigError(f"retries: must be 0 or more, not {self.retries!r}")
+
+
+# --------------------------------------------------------------------------- 03/04 split, model, training
+
+
+@dataclass(frozen=True)
+class SplitConfig(Config):
+    """Fetched folder -> training and validation rows (``data.load_split``).
+
+    Attributes:
+        train_dir: the fetched folder (``<train_dir>/<landmark_id>/<id>.jpg`` + manifest.csv).
+        min_images: landmarks with fewer images are left out.
+        val_fraction: share of each landmark's images kept for validation.
+        seed: seed of the split.
+    """
+
+    train_dir: str = "data/processed/default/train"
+    min_images: int = 2
+    val_fraction: float = 0.2
+    seed: int = 42
+
+    def check(self) -> None:
+        _positive(self, "min_images")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"val_fraction: must be in [0, 1), not {self.val_fraction!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig(Config):
+    """Which network ``models.build`` makes, and its shape.
+
+    Attributes:
+        model: ``res_incep`` (the study's network) or ``resnet50`` (its benchmark).
+        input_size: side of the model's input, in pixels (the study: 250).
+        filters: width of each Res-Incep stage (the study: 40, 60, 75, 80).
+        blocks: residual-inception blocks per stage (ten in all, as in the study).
+        dense_units: width of Res-Incep's hidden Dense layer.
+        dropout: dropout rate before the softmax layer.
+        augment: the study's random flips, rotation and zoom while training.
+        weights: ResNet-50's backbone weights: ``imagenet``, a weights file, or None (random).
+        weights_download_timeout: seconds to wait for Keras' download server when the
+            ImageNet weights are not cached (0: no try).
+    """
+
+    model: Literal["res_incep", "resnet50"] = "res_incep"
+    input_size: int = 64
+    filters: tuple[int, ...] = (16, 24, 32, 40)
+    blocks: tuple[int, ...] = (3, 3, 2, 2)
+    dense_units: int = 128
+    dropout: float = 0.5
+    augment: bool = False
+    weights: str | None = "imagenet"
+    weights_download_timeout: float = 3.0
+
+    def check(self) -> None:
+        _positive(self, "input_size", "dense_units")
+        if len(self.filters) != len(self.blocks):
+            raise ConfigError(f"filters {self.filters} and blocks {self.blocks} need one entry per stage")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout: must be in [0, 1), not {self.dropout!r}")
+
+
+@dataclass(frozen=True)
+class BenchmarkModelConfig(ModelConfig):
+    """Notebook 04's network: the study's ResNet-50 benchmark (``benchmark_weights`` in the parameters)."""
+
+    PARAMETERS: ClassVar[Mapping[str, str]] = {"weights": "benchmark_weights"}
+
+    model: Literal["res_incep", "resnet50"] = "resnet50"
+
+
+@dataclass(frozen=True)
+class TrainConfig(Config):
+    """How ``train.train`` fits a model (notebook 03: Res-Incep).
+
+    Attributes:
+        epochs: epochs to train, at most (the study: 30).
+        batch_size: images per step (the study: 8).
+        optimizer: ``sgd`` (the study's for Res-Incep) or ``rmsprop`` (its ResNet-50).
+        learning_rate: step size; with SGD, 0.01 and above collapsed to the majority
+            landmark on the embedded sample (measured).
+        momentum: SGD's momentum (RMSprop has none).
+        early_stopping_patience: epochs without a better validation accuracy before
+            stopping; None: never.
+        models_dir: where the model, its label map and its history are written.
+        seed: seed of the backend, the shuffling and the dropout.
+        deterministic: deterministic kernels (the same parameters give the same numbers
+            on one machine).
+    """
+
+    epochs: int = 6
+    batch_size: int = 32
+    optimizer: Literal["sgd", "rmsprop"] = "sgd"
+    learning_rate: float = 0.002
+    momentum: float = 0.9
+    early_stopping_patience: int | None = None
+    models_dir: str = "models/default"
+    seed: int = 42
+    deterministic: bool = True
+
+    def check(self) -> None:
+        _positive(self, "epochs", "batch_size", "learning_rate", "early_stopping_patience")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"{self.parameter('momentum')}: must be in [0, 1), not {self.momentum!r}")
+
+
+@dataclass(frozen=True)
+class BenchmarkTrainConfig(TrainConfig):
+    """Notebook 04's training (the study's ResNet-50: RMSprop); its parameters are ``benchmark_<field>``."""
+
+    PARAMETERS: ClassVar[Mapping[str, str]] = {
+        "epochs": "benchmark_epochs",
+        "batch_size": "benchmark_batch_size",
+        "optimizer": "benchmark_optimizer",
+        "learning_rate": "benchmark_learning_rate",
+    }
+
+    epochs: int = 1  # the study: 35; one epoch keeps the default CPU run short
+    optimizer: Literal["sgd", "rmsprop"] = "rmsprop"
+    learning_rate: float = 0.001  # Keras' RMSprop default
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run: the split, the model and its training, changed together by a variant."""
+
+    split: SplitConfig = field(default_factory=SplitConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], benchmark: bool = False) -> RunConfig:
+        """Notebook 03's run (Res-Incep), or with ``benchmark`` notebook 04's (ResNet-50, ``benchmark_*``)."""
+        model, train = (BenchmarkModelConfig, BenchmarkTrainConfig) if benchmark else (ModelConfig, TrainConfig)
+        return cls(SplitConfig.from_params(params), model.from_params(params), train.from_params(params))
+
+    def settings(self) -> dict[str, Any]:
+        """Field name -> value of every stage (the seed once)."""
+        return {**self.split.to_dict(), **self.model.to_dict(), **self.train.to_dict()}
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """This run with some settings changed, each in the stage that owns it.
+
+        ``seed`` is shared by the split and the training. Raises ``ConfigError`` for a name
+        no stage has (``models_dir`` cannot change: a variant writes beside the main run).
+        """
+        stages = {"split": self.split, "model": self.model, "train": self.train}
+        owned = {
+            name: [s for s, c in stages.items() if name in {f.name for f in dataclasses.fields(c)}] for name in changes
+        }
+        known = sorted(set(self.settings()) - {"models_dir"})
+        for name, owners in owned.items():
+            if not owners or name == "models_dir":
+                raise ConfigError(unknown_message(name, known, "a variant"))
+        return RunConfig(
+            **{
+                stage: dataclasses.replace(config, **{k: v for k, v in changes.items() if stage in owned[k]})
+                for stage, config in stages.items()
+            }
+        )
+
+
+# --------------------------------------------------------------------------- 05/06 visualisation, evaluation
+
+
+@dataclass(frozen=True)
+class VisualizeConfig(Config):
+    """Notebook 05: which layers are drawn.
+
+    Attributes:
+        feature_layers: 1-based positions among the Conv2D layers (the study's), or layer names.
+        deep_filter_layer: name or position of the deep convolution drawn; None: the deepest 3x3/5x5.
+        n_cam: Grad-CAM examples of each kind (correct, wrong).
+        max_val_images: validation images predicted to find the examples.
+    """
+
+    feature_layers: tuple[int | str, ...] = (2, 8, 24)
+    deep_filter_layer: int | str | None = None
+    n_cam: int = 4
+    max_val_images: int = 512
+
+    def check(self) -> None:
+        _positive(self, "n_cam", "max_val_images")
+
+
+@dataclass(frozen=True)
+class EvalConfig(Config):
+    """Notebook 06 and ``landmarks predict``: how test images are answered.
+
+    Attributes:
+        threshold: answer only at or above this probability (the study's 4.5%).
+    """
+
+    threshold: float = study.THRESHOLD
+
+    def check(self) -> None:
+        if not 0 <= self.threshold <= 1:
+            raise ConfigError(f"threshold: must be in [0, 1], not {self.threshold!r}")
+
+
+STAGES: tuple[type[Config], ...] = (
+    ExploreConfig,
+    FetchConfig,
+    SplitConfig,
+    ModelConfig,
+    BenchmarkModelConfig,
+    TrainConfig,
+    BenchmarkTrainConfig,
+    VisualizeConfig,
+    EvalConfig,
+)
+"""Every stage's settings class (tests/test_config.py checks the notebooks and params/*.yaml against them)."""
+
+
+def known_parameters() -> dict[str, list[type[Config]]]:
+    """Parameter name -> the stage classes that read it."""
+    known: dict[str, list[type[Config]]] = {}
+    for cls in STAGES:
+        for name in cls.parameters():
+            known.setdefault(name, []).append(cls)
+    return known
+
+
+def check_params(params: Mapping[str, Any]) -> None:
+    """Build every stage from ``params`` (a parameters file), so a bad value fails with its name."""
+    for cls in STAGES:
+        cls.from_params(params)

@@ -1,0 +1,191 @@
+"""One source for every setting: the stage dataclasses, the notebooks' parameters cells and params/*.yaml agree."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from landmarklib import config, metrics, study
+
+from conftest import NOTEBOOKS, REPO
+
+PARAMS_FILES = sorted((REPO / "params").glob("*.yaml"))
+# read by `landmarks report` itself (the run's name, the embedded sample), not by a notebook's settings
+RUNNER_KEYS = {
+    "run_name",
+    "reports_dir",
+    "sample_dir",
+    "sample_landmarks",
+    "sample_train",
+    "sample_test",
+    "sample_seed",
+}
+
+
+def _parameters_cell(path: Path) -> nbformat.NotebookNode:
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{path.name}: {len(cells)} cells tagged parameters"
+    return cells[0]
+
+
+def _declared(path: Path) -> dict:
+    """The parameters a notebook declares, with their values (literals only)."""
+    tree = ast.parse(_parameters_cell(path).source)
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)}
+
+
+def _yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+# --------------------------------------------------------------------------- notebooks and parameters files
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem[:2] for p in NOTEBOOKS])
+def test_notebook_is_committed_clean_and_declares_the_config_defaults(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata.kernelspec.name == "landmarks"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")  # a title first
+    dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert dirty == [], f"{path.name}: cells {dirty} hold outputs or execution counts"
+    declared = _declared(path)
+    assert declared["reports_dir"] == "reports"
+    # a default lives in landmarklib/config.py: the notebook repeats it (papermill needs a value), unchanged
+    for cls in config.STAGES:
+        assert cls.from_params(declared) == cls(), (path.name, cls.__name__)
+
+
+@pytest.mark.parametrize("path", PARAMS_FILES, ids=[p.stem for p in PARAMS_FILES])
+def test_parameters_file_names_only_declared_parameters_with_valid_values(path):
+    params = _yaml(path)
+    declared = set(RUNNER_KEYS).union(*(_declared(nb) for nb in NOTEBOOKS))
+    assert sorted(set(params) - declared) == [], f"{path.name}: keys no notebook declares"
+    config.check_params(params)  # every stage builds: types and ranges hold
+
+
+def test_default_parameters_are_the_config_defaults():
+    params = _yaml(REPO / "params" / "default.yaml")
+    for cls in config.STAGES:
+        assert cls.from_params(params) == cls(), cls.__name__
+    # and every notebook gets, from the default file, the values its parameters cell declares
+    for path in NOTEBOOKS:
+        declared = _declared(path)
+        assert {k: v for k, v in declared.items() if k in params and params[k] != v} == {}, path.name
+
+
+def test_the_study_file_repeats_the_studys_settings():
+    params = _yaml(REPO / "params" / "study-2018.yaml")
+    run = config.RunConfig.from_params(params)
+    assert (run.model.input_size, run.model.filters) == (study.IMAGE_SIZE, study.RES_INCEP_FILTERS)
+    assert (run.train.epochs, run.train.batch_size, run.train.optimizer) == (
+        study.RES_INCEP_EPOCHS,
+        study.RES_INCEP_BATCH_SIZE,
+        study.RES_INCEP_OPTIMIZER,
+    )
+    benchmark = config.RunConfig.from_params(params, benchmark=True)
+    assert (benchmark.train.epochs, benchmark.train.batch_size, benchmark.train.optimizer) == (
+        study.RESNET50_EPOCHS,
+        study.RESNET50_BATCH_SIZE,
+        study.RESNET50_OPTIMIZER,
+    )
+    assert config.EvalConfig.from_params(params).threshold == study.THRESHOLD
+    assert config.FetchConfig.from_params(params).n_images == study.N_IMAGES
+
+
+# --------------------------------------------------------------------------- the dataclasses
+
+
+def test_a_wrong_value_fails_with_one_line_naming_the_parameter():
+    cases = [
+        (config.TrainConfig, {"learning_rate": "0.01"}, "learning_rate: '0.01' is not float"),
+        (config.TrainConfig, {"epochs": 2.5}, "epochs: 2.5 is not int"),
+        (config.TrainConfig, {"epochs": 0}, "epochs: must be positive, not 0"),
+        (config.TrainConfig, {"deterministic": "yes"}, "deterministic: 'yes' is not bool"),
+        (
+            config.BenchmarkTrainConfig,
+            {"benchmark_optimizer": "adam"},
+            "benchmark_optimizer: 'adam' is not one of 'sgd', 'rmsprop'",
+        ),
+        (config.ModelConfig, {"filters": [4, 4], "blocks": [1, 1, 1]}, "need one entry per stage"),
+        (config.SplitConfig, {"val_fraction": 1.0}, "val_fraction: must be in [0, 1)"),
+        (config.FetchConfig, {"resize": "squash"}, "resize: 'squash' is not one of 'stretch', 'crop', 'pad'"),
+        (config.EvalConfig, {"threshold": 4.5}, "threshold: must be in [0, 1]"),
+    ]
+    for cls, params, message in cases:
+        with pytest.raises(config.ConfigError) as err:
+            cls.from_params(params)
+        assert message in str(err.value) and "\n" not in str(err.value), (cls.__name__, str(err.value))
+
+
+def test_values_are_normalised_and_the_configs_are_frozen():
+    settings = config.ModelConfig.from_params({"filters": [4, 8], "blocks": [1, 1], "dropout": 0})
+    assert settings.filters == (4, 8) and settings.dropout == 0.0 and isinstance(settings.dropout, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.dropout = 0.3
+    assert config.ModelConfig.from_params({"weights": None}).weights is None
+    assert config.TrainConfig.from_params({"early_stopping_patience": None}).early_stopping_patience is None
+
+
+def test_notebook_04_reads_its_benchmark_parameters():
+    params = {
+        "epochs": 30,
+        "benchmark_epochs": 2,
+        "benchmark_optimizer": "rmsprop",
+        "benchmark_weights": None,
+        "weights_download_timeout": 0,
+    }
+    run = config.RunConfig.from_params(params, benchmark=True)
+    assert (run.model.model, run.model.weights, run.model.weights_download_timeout) == ("resnet50", None, 0.0)
+    assert (run.train.epochs, run.train.optimizer) == (2, "rmsprop")
+    assert config.RunConfig.from_params(params).train.epochs == 30
+
+
+def test_a_variant_changes_the_stage_that_owns_each_setting():
+    run = config.RunConfig()
+    variant = run.replace(min_images=10, augment=True, learning_rate=0.01, seed=7)
+    assert (variant.split.min_images, variant.model.augment, variant.train.learning_rate) == (10, True, 0.01)
+    assert variant.split.seed == variant.train.seed == 7  # one seed, shared
+    assert variant.train.epochs == run.train.epochs and run.split.min_images == 2  # the run is unchanged
+    with pytest.raises(config.ConfigError, match="unknown setting 'augmnet' for a variant .did you mean 'augment'"):
+        run.replace(augmnet=True)
+    with pytest.raises(config.ConfigError, match="unknown setting 'models_dir'"):
+        run.replace(models_dir="elsewhere")
+    with pytest.raises(config.ConfigError, match="optimizer: 'adam' is not one of"):
+        run.replace(optimizer="adam")
+
+
+# --------------------------------------------------------------------------- metrics schemas
+
+
+def test_metrics_records_are_checked_against_their_schema(tmp_path):
+    from conftest import fabricated_metrics, training_metrics
+
+    for stem, record in fabricated_metrics().items():
+        metrics.check(metrics.SCHEMAS[stem], record, stem)
+    with pytest.raises(metrics.MetricsError, match="03_res_incep.optimizer: 'SGD' is not one of 'sgd', 'rmsprop'"):
+        metrics.save("03_res_incep", training_metrics(optimizer="SGD"), tmp_path)
+    record = training_metrics()
+    del record["val_top1"]
+    with pytest.raises(metrics.MetricsError, match="03_res_incep: missing key 'val_top1'"):
+        metrics.save("03_res_incep", record, tmp_path)
+    with pytest.raises(metrics.MetricsError, match=r"variants\[0\].val_top1: 'high' is not float"):
+        metrics.save("04_resnet50", training_metrics(variants=[{"name": "a", "val_top1": "high"}]), tmp_path)
+    assert not list((tmp_path / "metrics").glob("*"))  # nothing written
+    # a file without a schema is written as given
+    assert metrics.save("99_scratch", {"anything": 1}, tmp_path).is_file()
+
+
+def test_landmarks_report_refuses_a_wrong_value_before_running_anything(tmp_path):
+    from landmarklib import report
+
+    params = tmp_path / "params.yaml"
+    params.write_text("run_name: x\nepochs: 3\nbenchmark_optimizer: adam\n")
+    with pytest.raises(report.ReportError, match="benchmark_optimizer: 'adam' is not one of 'sgd', 'rmsprop'"):
+        report.run_report(params, root=tmp_path)
+    assert not (tmp_path / "reports").exists()
