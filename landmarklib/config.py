@@ -181,7 +181,13 @@ class FetchConfig(Config):
         workers: downloads in flight.
         timeout: seconds per attempt.
         retries: further attempts after a connection error, a timeout, 5xx or 429.
+        engine: ``local`` (this machine) or ``dask`` (shards on a Dask cluster, the same manifest).
+        scheduler: with ``dask``: a running scheduler's address (``tcp://host:8786``); None: a local cluster.
+        shard_rows: with ``dask``: catalog rows per task.
+        max_per_host: with ``dask``: requests in flight per host over the whole cluster (0: no limit).
     """
+
+    PARAMETERS: ClassVar[Mapping[str, str]] = {"engine": "fetch_engine", "scheduler": "dask_scheduler"}
 
     n_images: int = study.N_IMAGES
     image_size: int = 96
@@ -189,11 +195,17 @@ class FetchConfig(Config):
     workers: int = 32
     timeout: float = 20.0
     retries: int = 2
+    engine: Literal["local", "dask"] = "local"
+    scheduler: str | None = None
+    shard_rows: int = 10_000
+    max_per_host: int = 0
 
     def check(self) -> None:
-        _positive(self, "n_images", "image_size", "workers", "timeout")
+        _positive(self, "n_images", "image_size", "workers", "timeout", "shard_rows")
         if self.retries < 0:
             raise ConfigError(f"retries: must be 0 or more, not {self.retries!r}")
+        if self.max_per_host < 0:
+            raise ConfigError(f"max_per_host: must be 0 (no limit) or more, not {self.max_per_host!r}")
 
 
 # --------------------------------------------------------------------------- 03/04 split, model, training
@@ -232,7 +244,9 @@ class ModelConfig(Config):
         blocks: residual-inception blocks per stage (ten in all, as in the study).
         dense_units: width of Res-Incep's hidden Dense layer.
         dropout: dropout rate before the softmax layer.
-        augment: the study's random flips, rotation and zoom while training.
+        augment: the study's random flips, rotation and zoom while training: ``"add"`` (augmented
+            copies added to the data, as the study did), ``"replace"`` (or True: each epoch sees one
+            augmented version of each image), False: none (``models.augment_mode``).
         weights: ResNet-50's backbone weights: ``imagenet``, a weights file, or None (random).
         weights_download_timeout: seconds to wait for Keras' download server when the
             ImageNet weights are not cached (0: no try).
@@ -244,7 +258,7 @@ class ModelConfig(Config):
     blocks: tuple[int, ...] = (3, 3, 2, 2)
     dense_units: int = 128
     dropout: float = 0.5
-    augment: bool = False
+    augment: bool | Literal["add", "replace"] = False
     weights: str | None = "imagenet"
     weights_download_timeout: float = 3.0
 
