@@ -199,7 +199,8 @@ def classifier_head(x, num_classes: int, dense_units: int, dropout: float, name:
     x = layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
     x = layers.Dense(dense_units, activation="relu", name=f"{name}_dense")(x)
     x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    return layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    # float32 under any mixed-precision policy: probabilities and the loss need its range
+    return layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
 
 
 def res_incep(
@@ -355,7 +356,7 @@ def resnet50_benchmark(
     x = caffe_preprocess(inputs)
     backbone = keras.applications.ResNet50(include_top=False, weights=keras_weights, input_tensor=x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
     model = keras.Model(inputs, outputs, name=name)
     model.weights_source = source
     model.weights_note = note

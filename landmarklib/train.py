@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import data, evaluate, models, paths
+from . import data, devices, evaluate, models, paths
 
 OPTIMIZERS = ("sgd", "rmsprop")
 # What the study reports for its two models (its "Implementation" section).
@@ -186,7 +186,8 @@ def compile_model(model, optimizer: str = "sgd", learning_rate: float = 0.01, mo
     model.compile(
         optimizer=make_optimizer(optimizer, learning_rate, momentum),
         loss="sparse_categorical_crossentropy",
-        metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")],
+        # weighted: the zero-weight rows padding a data-parallel evaluation batch do not count (same names)
+        weighted_metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")],
         jit_compile="auto",
     )
 
@@ -204,7 +205,9 @@ def evaluate_split(model, frame: pd.DataFrame, input_size: int, batch_size: int 
         ``{"top1", "top5", "loss", "n"}``.
     """
     labels = frame["label"].to_numpy(np.int64)
-    probs = np.asarray(model.predict(data.batches(frame, input_size, batch_size), verbose=0), dtype=np.float64)
+    replicas = devices.replicas()  # data parallel: batches split evenly, the last one padded (trimmed here)
+    batches = data.batches(frame, input_size, max(replicas, batch_size // replicas * replicas), replicas=replicas)
+    probs = np.asarray(model.predict(batches, verbose=0), dtype=np.float64)[: len(labels)]
     picked = probs[np.arange(len(labels)), labels]
     return {
         "top1": evaluate.top_k_accuracy(probs, labels, k=1),
@@ -396,8 +399,9 @@ def train(
 
     set_seed(seed, deterministic)
     compile_model(model, optimizer, learning_rate, momentum)
-    train_data = data.batches(split.train, input_size, batch_size, shuffle=True, seed=seed)
-    val_data = data.batches(split.val, input_size, batch_size)
+    replicas = devices.replicas()  # > 1: each batch split across that many devices (devices.distribute)
+    train_data = data.batches(split.train, input_size, batch_size, shuffle=True, seed=seed, replicas=replicas)
+    val_data = data.batches(split.val, input_size, batch_size, replicas=replicas)
 
     initial_epoch, state, rows = _resume_point(resume_dir, fingerprint, history_csv)
     if state is not None:
@@ -421,7 +425,7 @@ def train(
         # shuffle=False: the batches are already permuted per epoch from the seed; Keras' own
         # shuffle would reorder them from Python's global random state, which a resumed run lacks.
         model.fit(train_data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch,
-                  callbacks=callbacks, shuffle=False, verbose=0)
+                  callbacks=devices.fit_callbacks(val_data) + callbacks, shuffle=False, verbose=0)
     shutil.rmtree(resume_dir, ignore_errors=True)
 
     history = history_frame(callbacks[0].rows)
