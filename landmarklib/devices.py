@@ -8,6 +8,7 @@
     describe()         backend, devices (kind, count, name, memory where the backend tells),
                        precision policy and replicas, as the metrics files record them
     summary()          that description in one line ("jax, 1 x NVIDIA H200 (140 GiB), mixed_bfloat16")
+    record()           ``{"runtime": describe(), "ran_on": summary()}``, for a notebook's metrics
     replicas()         how many devices a global batch is split across (1 without a distribution)
 
 Precision: the models' softmax layers are built with ``dtype="float32"``, so probabilities and the
@@ -148,6 +149,12 @@ def summary(description: dict | None) -> str:
     if (d.get("replicas") or 1) > 1:
         text += f", batch split across {d['replicas']} devices"
     return text
+
+
+def record(description: dict | None = None) -> dict:
+    """What a notebook adds to its metrics: ``{"runtime": describe(), "ran_on": summary(...)}``."""
+    description = describe() if description is None else description
+    return {"runtime": description, "ran_on": summary(description)}
 
 
 def require_device(device: str = "auto", allow_cpu: bool = False) -> dict:
