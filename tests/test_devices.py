@@ -208,3 +208,20 @@ def test_data_parallel_over_two_forced_host_devices(tmp_path):
     assert one["evaluate_split_reloaded"]["top1"] == pytest.approx(max(one["history"]["val_accuracy"]), abs=1e-6)
     assert two["evaluate_split_reloaded"]["loss"] == pytest.approx(two["evaluate_split"]["loss"], rel=1e-5)
     assert np.isfinite(two["uneven_loss"]) and two["uneven_loss"] > 0
+
+
+def test_the_report_and_the_index_say_where_it_ran(tmp_path):
+    from landmarklib import metrics, report
+
+    runtime = {"backend": "jax", "device": "gpu", "device_count": 1, "device_name": "NVIDIA H200",
+               "device_memory_gib": 139.8, "precision": "mixed_bfloat16", "replicas": 1}
+    recorded = devices.record(runtime)
+    assert recorded == {"runtime": runtime, "ran_on": "jax, 1 x NVIDIA H200 (139.8 GiB), mixed_bfloat16"}
+    metrics.save("03_res_incep", {"val_top1": 0.5, "params": 10, **recorded}, tmp_path)
+    metrics.save("06_report", {"gap": 0.1, **devices.record(devices.describe())}, tmp_path)
+    found = metrics.load_all(tmp_path)
+    assert "It trained on jax, 1 x NVIDIA H200 (139.8 GiB), mixed_bfloat16." in report.implementation_md(found)
+    notebooks = [tmp_path / "03_build_res_incep.ipynb", tmp_path / "06_write_report.ipynb"]
+    page = report.build_index(tmp_path, notebooks, [], {"run_name": "gpu"}).read_text()
+    assert "ran on: <b>jax, 1 x NVIDIA H200 (139.8 GiB), mixed_bfloat16</b>" in page
+    assert f"ran on: <b>{devices.summary(devices.describe())}</b>" in page

@@ -399,6 +399,7 @@ def _model_md(m: dict, label: str) -> str:
         f"**{pct(m.get('val_top1'))} validation accuracy** (top-5: {pct(m.get('val_top5'))}; chance: "
         f"{pct(m.get('chance'))}; training accuracy {pct(m.get('train_top1'))}) on {count(m.get('n_val'))} "
         f"validation images, at {m.get('seconds_per_epoch') or 0:.1f} s per epoch."
+        + (f" It trained on {m['ran_on']}." if m.get("ran_on") else "")  # devices.record()
     )
 
 
