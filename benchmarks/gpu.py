@@ -148,13 +148,13 @@ def measure(args) -> dict:
     size, batch = args.input_size, args.batch_size
 
     # compile the train and predict steps on a separate two-batch dataset of the same shapes
-    warm = data.batches(train_rows.iloc[: 2 * batch], size, batch, shuffle=True, cache=False)
+    warm = data.batches(train_rows.iloc[: 2 * batch], size, batch, shuffle=True, cache=False, dtype="uint8")
     start = time.perf_counter()
     model.fit(warm, epochs=1, verbose=0)
-    model.predict(data.batches(train_rows.iloc[: 2 * batch], size, batch, cache=False), verbose=0)
+    model.predict(data.batches(train_rows.iloc[: 2 * batch], size, batch, cache=False, dtype="uint8"), verbose=0)
     compile_seconds = time.perf_counter() - start
 
-    feed = data.batches(train_rows, size, batch, shuffle=True, seed=0)  # as train.train: cache on
+    feed = data.batches(train_rows, size, batch, shuffle=True, seed=0, dtype="uint8")  # as train.train
     feed.__class__ = _timed_class(type(feed))
     epochs = []
     for epoch in range(args.epochs):
@@ -176,7 +176,7 @@ def measure(args) -> dict:
 
     predict_rows = rows.iloc[: n_train]
     start = time.perf_counter()
-    model.predict(data.batches(predict_rows, size, batch, cache=False), verbose=0)
+    model.predict(data.batches(predict_rows, size, batch, cache=False, dtype="uint8"), verbose=0)
     predict_img_s = len(predict_rows) / (time.perf_counter() - start)
 
     scores = train.evaluate_split(model, val_rows, size, batch_size=batch) if len(val_rows) else {}

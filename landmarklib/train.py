@@ -206,7 +206,8 @@ def evaluate_split(model, frame: pd.DataFrame, input_size: int, batch_size: int 
     """
     labels = frame["label"].to_numpy(np.int64)
     replicas = devices.replicas()  # data parallel: batches split evenly, the last one padded (trimmed here)
-    batches = data.batches(frame, input_size, max(replicas, batch_size // replicas * replicas), replicas=replicas)
+    batches = data.batches(frame, input_size, max(replicas, batch_size // replicas * replicas), replicas=replicas,
+                           dtype="uint8")  # the model casts on the device
     probs = np.asarray(model.predict(batches, verbose=0), dtype=np.float64)[: len(labels)]
     picked = probs[np.arange(len(labels)), labels]
     return {
@@ -400,8 +401,10 @@ def train(
     set_seed(seed, deterministic)
     compile_model(model, optimizer, learning_rate, momentum)
     replicas = devices.replicas()  # > 1: each batch split across that many devices (devices.distribute)
-    train_data = data.batches(split.train, input_size, batch_size, shuffle=True, seed=seed, replicas=replicas)
-    val_data = data.batches(split.val, input_size, batch_size, replicas=replicas)
+    # uint8 images: a quarter of the bytes to the device, the model's float32 Input casts there
+    train_data = data.batches(split.train, input_size, batch_size, shuffle=True, seed=seed, replicas=replicas,
+                              dtype="uint8")
+    val_data = data.batches(split.val, input_size, batch_size, replicas=replicas, dtype="uint8")
 
     initial_epoch, state, rows = _resume_point(resume_dir, fingerprint, history_csv)
     if state is not None:

@@ -225,3 +225,24 @@ def test_the_report_and_the_index_say_where_it_ran(tmp_path):
     page = report.build_index(tmp_path, notebooks, [], {"run_name": "gpu"}).read_text()
     assert "ran on: <b>jax, 1 x NVIDIA H200 (139.8 GiB), mixed_bfloat16</b>" in page
     assert f"ran on: <b>{devices.summary(devices.describe())}</b>" in page
+
+
+def test_uint8_batches_give_the_model_the_same_numbers(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_train import write_tiny_folder
+
+    split = data.load_split(write_tiny_folder(tmp_path, per_class=4), val_fraction=0.25, seed=1)
+    as_float = data.batches(split.train, 32, 8, dtype="float32")
+    as_uint8 = data.batches(split.train, 32, 8, dtype="uint8")
+    assert as_float[0][0].dtype == np.float32 and as_uint8[0][0].dtype == np.uint8
+    np.testing.assert_array_equal(as_uint8[0][0].astype(np.float32), as_float[0][0])
+    losses = []
+    for feed in (as_float, as_uint8):
+        train.set_seed(0)
+        model = models.res_incep((32, 32, 3), len(split.landmark_ids), filters=(4, 4), blocks=(1, 1),
+                                 stem_filters=4, dense_units=8, dropout=0.0)
+        train.compile_model(model, "sgd", 0.05)
+        x, y = feed[0]
+        losses.append([float(model.train_on_batch(x, y)[0]) for _ in range(3)])
+        keras.backend.clear_session()
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-6)
