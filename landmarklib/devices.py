@@ -39,6 +39,10 @@ DEVICES = ("auto", "gpu", "cpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
+# "cpu" once require_device("cpu") moved the computation to the CPU (a GPU may still be visible)
+_kind: str | None = None
+
+
 class DeviceError(RuntimeError):
     """The run asked for a device that is not there (the message is one line)."""
 
@@ -70,7 +74,7 @@ def _physical_devices() -> list[dict]:
     name = backend()
     if name == "jax":
         out = []
-        for d in _jax_devices():
+        for d in _jax_devices(_kind):
             stats = d.memory_stats() if hasattr(d, "memory_stats") else None
             out.append({"kind": d.platform, "name": getattr(d, "device_kind", d.platform),
                         "memory_bytes": (stats or {}).get("bytes_limit")})
@@ -78,7 +82,7 @@ def _physical_devices() -> list[dict]:
     if name == "tensorflow":
         import tensorflow as tf
 
-        gpus = tf.config.list_physical_devices("GPU")
+        gpus = tf.config.get_visible_devices("GPU")
         if gpus:
             out = []
             for g in gpus:
@@ -144,7 +148,8 @@ def summary(description: dict | None) -> str:
     memory = f" ({d['device_memory_gib']:g} GiB)" if d.get("device_memory_gib") else ""
     name = d.get("device_name") or d.get("device")
     kind = d.get("device", "?")
-    what = f"{d.get('device_count', '?')} x {name}{memory}" if name != kind else f"{kind}"
+    count = d.get("device_count", "?")
+    what = f"{count} x {name}{memory}" if name != kind else (kind if count == 1 else f"{count} x {kind}")
     text = f"{d.get('backend', '?')}, {what}, {d.get('precision', '?')}"
     if (d.get("replicas") or 1) > 1:
         text += f", batch split across {d['replicas']} devices"
@@ -188,6 +193,8 @@ def require_device(device: str = "auto", allow_cpu: bool = False) -> dict:
 
 def _use_cpu() -> None:
     """Compute on the CPU even when the backend sees a GPU."""
+    global _kind
+    _kind = "cpu"
     name = backend()
     if name == "jax":
         import jax
@@ -232,7 +239,7 @@ def distribute(enable: bool = True) -> int:
 
     if backend() != "jax":
         return 1
-    devices = keras.distribution.list_devices()
+    devices = keras.distribution.list_devices(_kind)
     if enable and len(devices) > 1:
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     else:

@@ -63,6 +63,12 @@ def test_require_device_in_process(monkeypatch):
     assert devices.summary(described).startswith(f"{keras.backend.backend()}, 2 x NVIDIA H200 (140 GiB), float32")
 
 
+def test_cpu_asked_for(monkeypatch):
+    monkeypatch.setattr(devices, "_kind", None)  # restored after the test
+    described = devices.require_device("cpu")
+    assert described["device"] == "cpu" and described["device_asked"] == "cpu"
+
+
 def test_describe_and_summary():
     described = devices.describe("auto")
     assert described["backend"] == keras.backend.backend()
@@ -72,6 +78,8 @@ def test_describe_and_summary():
     assert devices.summary(None) == "not recorded"
     assert devices.summary({"backend": "jax", "device": "cpu", "device_count": 1, "device_name": "cpu",
                             "precision": "float32", "replicas": 1}) == "jax, cpu, float32"
+    assert devices.summary({"backend": "jax", "device": "cpu", "device_count": 2, "device_name": "cpu",
+                            "precision": "float32", "replicas": 2}) == "jax, 2 x cpu, float32, batch split across 2 devices"
     assert devices.summary({"backend": "jax", "device": "gpu", "device_count": 2, "device_name": "NVIDIA H200",
                             "precision": "mixed_bfloat16", "replicas": 2}).endswith(
         "mixed_bfloat16, batch split across 2 devices")
