@@ -73,7 +73,7 @@ MODELS = {"res_incep": 250, "resnet50": 224}  # model -> input size (px)
 PRECISIONS = ("float32", "mixed_bfloat16")
 # What the device lacks (CUDA JAX and numpy are there): the project's imports and their own dependencies.
 WHEELS = ("keras", "absl-py", "rich", "markdown-it-py", "mdurl", "pygments", "namex", "h5py", "optree",
-          "typing-extensions", "packaging", "pillow", "pandas", "python-dateutil", "six", "pytz", "tzdata",
+          "typing-extensions", "packaging", "pillow", "pandas", "python-dateutil", "six", "tzdata",
           "tqdm", "pyyaml")
 
 
