@@ -42,9 +42,12 @@ then ONE call of the device tool, ``carry: [".whl"]``, ``timeout_s: 600``, with 
       && python3 -m landmarklib.devices --require gpu \\
       && python3 benchmarks/gpu.py --report $OUT/gpu.md
 
-(the device check stops the run at once, in one line, when the machine's JAX sees no GPU). It takes
-about 5-7 minutes (image folder ~20 s, four configurations of ~60-90 s each, mostly XLA
-compilation). Copy the returned ``gpu.md`` to ``reports/benchmarks/gpu.md`` and commit it.
+(the device check stops the run at once, in one line, when the machine's JAX sees no GPU). Not yet
+timed on a GPU: it is sized for the 8-minute device budget (8,192 JPEGs written once, then four
+configurations, each a process start, one XLA compilation of the train and predict steps and
+4 x 48 + 2 x 48 training steps of 128 images). If it runs past the limit, rerun it with
+``--models resnet50`` or ``--epochs 3``. Copy the returned ``gpu.md`` to ``reports/benchmarks/gpu.md``
+and commit it.
 """
 
 from __future__ import annotations
