@@ -141,7 +141,7 @@ def describe(asked: str | None = None) -> dict:
 
 
 def summary(description: dict | None) -> str:
-    """One line: ``"jax, 1 x NVIDIA H200 (140 GiB), mixed_bfloat16, batch split across 1 device"``."""
+    """One line: ``"jax, 2 x NVIDIA H200 (140 GiB), mixed_bfloat16, batch split across 2 devices"``."""
     if not description:
         return "not recorded"
     d = description
