@@ -534,8 +534,9 @@ def batches(
         prefetch: batches read ahead in a background thread (0: none).
         dtype: of x. ``"uint8"`` sends a quarter of the bytes to the device and leaves the
             conversion to the model (its float32 ``Input`` casts on the device; the values are
-            the same): on the host, converting a batch of 128 images of 224 px to float32
-            took 366 ms on this project's 2-core machine.
+            the same). Measured on this project's shared 2-core machine (load ~10), a batch of
+            128 images of 224 px read from the cache took 45-56 ms as float32, 7-16 ms as uint8
+            (median of 14 reads, two runs); a GPU step at 4,500 images/s leaves 28 ms.
 
     Returns:
         an ``ImageBatches`` (a ``keras.utils.PyDataset``) yielding x float32
