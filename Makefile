@@ -26,7 +26,7 @@ export KERAS_BACKEND ?= jax
 endif
 GPU_CHECK := $(if $(GPU),$(BIN)/python -m landmarklib.devices --require gpu >/dev/null)
 
-.PHONY: install sample report explore fetch train benchmark visualize html test lab bench clean
+.PHONY: install sample report explore fetch train benchmark visualize html test lab bench bench-gpu clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(if $(SYSTEM_SITE),--system-site-packages) $(VENV)
@@ -72,6 +72,10 @@ bench: install .venv-bench/bin/img2dataset
 	$(BIN)/python benchmarks/fetch.py
 	$(BIN)/python benchmarks/train_input.py
 	$(BIN)/python benchmarks/real_landmarks.py
+
+# on a GPU box (benchmarks/gpu.py's docstring: the run on a lent machine without a registry)
+bench-gpu: install
+	KERAS_BACKEND=jax $(BIN)/python benchmarks/gpu.py
 
 clean:
 	rm -rf data/raw data/interim data/processed models/* reports/metrics reports/figures reports/notebooks reports/html
