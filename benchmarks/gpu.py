@@ -278,7 +278,7 @@ def run(args) -> str:
         ])
         verdicts.append(f"{r['model']} {r['precision']}: cached feed at {ratio:.2f} of the on-device batch "
                         f"({'meets' if ratio >= 0.9 else 'MISSES'} >= 0.90)")
-    for model in fp32:
+    for model in fp32 if not args.smoke else []:  # the targets are for the full models on a GPU
         bf16 = next((r for r in results if r["model"] == model and r["precision"] == "mixed_bfloat16"), None)
         f = fp32[model]["train_cached_img_s"]
         target = {"resnet50": 2500, "res_incep": 1500}[model]
