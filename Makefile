@@ -2,6 +2,8 @@
 #   make report            fresh machine -> reports/html/report.html (embedded sample)
 #   make report PARAMS=params/study-2018.yaml
 #   make test (lint first) | make lint | make format | make lab | make bench | make clean
+#   make report GPU=1 PARAMS=params/gpu.yaml          a GPU box: CUDA JAX from the registry, KERAS_BACKEND=jax
+#   make report GPU=1 SYSTEM_SITE=1 PARAMS=params/gpu.yaml   the same on the image's preinstalled CUDA JAX
 # Steps (each reads the previous one's files from disk):
 #   sample -> explore (01) -> fetch (02) -> train (03) -> benchmark (04) -> visualize (05) -> html (06)
 
@@ -11,14 +13,25 @@ BIN    := $(VENV)/bin
 PARAMS ?= params/default.yaml
 OUT    ?=
 OUTARG := $(if $(OUT),--out $(OUT))
-STAMP  := $(VENV)/.installed
+# GPU=1: the `gpu` extra (jax[cuda12]) and KERAS_BACKEND=jax, checked for a GPU before anything runs.
+# SYSTEM_SITE=1: the venv sees the interpreter's packages (a deep-learning image's CUDA JAX or PyTorch);
+# pip then installs only what is missing, and GPU=1 adds no second CUDA stack.
+GPU         ?=
+SYSTEM_SITE ?=
+COMMA  := ,
+EXTRAS := dev$(if $(GPU),$(if $(SYSTEM_SITE),,$(COMMA)gpu))
+STAMP  := $(VENV)/.installed$(if $(GPU),-gpu)$(if $(SYSTEM_SITE),-system)
+ifneq ($(GPU),)
+export KERAS_BACKEND ?= jax
+endif
+GPU_CHECK := $(if $(GPU),$(BIN)/python -m landmarklib.devices --require gpu >/dev/null)
 
-.PHONY: install sample report explore fetch train benchmark visualize html lint format test lab bench clean
+.PHONY: install sample report explore fetch train benchmark visualize html lint format test lab bench bench-gpu clean
 
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(if $(SYSTEM_SITE),--system-site-packages) $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name landmarks --display-name "Python (landmarks)" >/dev/null
 	touch $@
 
@@ -28,6 +41,7 @@ sample: install
 	$(BIN)/landmarks sample data/raw/sample
 
 report: sample
+	$(GPU_CHECK)
 	$(BIN)/landmarks report --params $(PARAMS) $(OUTARG)
 
 explore: sample
@@ -67,6 +81,10 @@ bench: install .venv-bench/bin/img2dataset
 	$(BIN)/python benchmarks/fetch.py
 	$(BIN)/python benchmarks/train_input.py
 	$(BIN)/python benchmarks/real_landmarks.py
+
+# on a GPU box (benchmarks/gpu.py's docstring: the run on a lent machine without a registry)
+bench-gpu: install
+	KERAS_BACKEND=jax $(BIN)/python benchmarks/gpu.py
 
 # Generated outputs only: every tracked file (the folders' README.md, reports/benchmarks/*.md) stays.
 clean:

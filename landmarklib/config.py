@@ -370,6 +370,22 @@ class RunConfig:
         )
 
 
+@dataclass(frozen=True)
+class DeviceConfig(Config):
+    """Notebooks 03 and 04: where and in what precision the models train (``devices.setup``).
+
+    Attributes:
+        device: ``auto`` (a GPU when one is visible), ``gpu`` (stop at once when none is) or ``cpu``.
+        allow_cpu: with ``device: gpu``, go on on the CPU (with a warning) instead of stopping.
+        precision: Keras' policy: ``float32``, ``mixed_bfloat16`` (the one for JAX on a GPU) or
+            ``mixed_float16`` (TensorFlow on a GPU; the loss is scaled); the softmax stays float32.
+    """
+
+    device: Literal["auto", "gpu", "cpu"] = "auto"
+    allow_cpu: bool = False
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
+
+
 # --------------------------------------------------------------------------- 05/06 visualisation, evaluation
 
 
@@ -416,6 +432,7 @@ STAGES: tuple[type[Config], ...] = (
     BenchmarkModelConfig,
     TrainConfig,
     BenchmarkTrainConfig,
+    DeviceConfig,
     VisualizeConfig,
     EvalConfig,
 )

@@ -259,8 +259,15 @@ def _decode_into(out: np.ndarray, index: int, path: str, size: int, errors: dict
 
 
 def default_workers() -> int:
-    """Decoding threads: one per CPU core, at least 2 and at most 8."""
-    return max(2, min(8, os.cpu_count() or 2))
+    """Decoding threads: one per CPU core this process may use (a GPU box's 16 included), at least 2.
+
+    PIL decodes and resizes with the GIL released, so the threads run on all cores.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 2
+    return max(2, cores)
 
 
 def load_images(
@@ -343,8 +350,18 @@ class ImageBatches(keras.utils.PyDataset):
 
     The images of a batch are decoded in parallel by the dataset's own
     threads; Keras's enqueuer is not used (``workers=1``): it would serve
-    batches prefetched for one epoch in the next. The TensorFlow backend
-    still reads a batch ahead (``tf.data`` prefetch).
+    batches prefetched for one epoch in the next. Instead, each call for
+    batch ``i`` starts decoding batches ``i + 1 .. i + prefetch`` of the same
+    epoch in a background thread, so the next batch is ready when the step
+    asks for it (a new epoch's order drops what was read ahead).
+
+    With ``replicas`` > 1 (data parallelism: every batch split evenly across
+    that many devices), a shuffled (training) dataset leaves out the last
+    ``len % replicas`` rows of each epoch's order (other rows each epoch),
+    and an unshuffled (evaluation, prediction) one pads its last batch with
+    copies of its last image and yields ``(x, y, sample_weight)``, weight 0
+    on the ``padding`` copies: metrics count the real rows only, and
+    ``predict`` returns ``padding`` extra rows at the end.
 
     With ``shuffle``, the rows are permuted anew for each epoch by
     ``numpy.random.default_rng([seed, epoch])``, so a seed and an epoch
@@ -367,6 +384,9 @@ class ImageBatches(keras.utils.PyDataset):
         seed: int,
         cache: DecodedCache | None,
         workers: int,
+        replicas: int = 1,
+        prefetch: int = 2,
+        dtype: str = "float32",
     ):
         super().__init__(workers=1, use_multiprocessing=False)
         self.paths = paths
@@ -377,8 +397,18 @@ class ImageBatches(keras.utils.PyDataset):
         self.seed = seed
         self.cache = cache
         self.decode_workers = workers
+        self.replicas = replicas
+        self.prefetch = prefetch
+        self.dtype = np.dtype(dtype)
+        n = len(paths)
+        # rows used per epoch (training: a multiple of replicas) and copies padding the last batch
+        self.n_rows = n - n % replicas if shuffle else n
+        self.padding = 0 if shuffle else -n % replicas
         self.errors: dict[str, str] = {}
-        self._pool: ThreadPoolExecutor | None = None
+        # created here (no thread starts before the first job): the main and the prefetch thread share them
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="landmarks-decode") if workers > 1 else None
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="landmarks-prefetch") if prefetch else None
+        self._ahead: dict[int, Any] = {}
         self._in_epoch = False
         self.set_epoch(0)
 
@@ -389,9 +419,10 @@ class ImageBatches(keras.utils.PyDataset):
         self.order = (
             np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
         )
+        self._ahead = {}  # batches read ahead in the previous order
 
     def __len__(self) -> int:
-        return math.ceil(len(self.paths) / self.batch_size)
+        return math.ceil(self.n_rows / self.batch_size)
 
     def _load(self, x: np.ndarray, i: int, row: int) -> None:
         """Decode row ``row`` into ``x[i]`` and keep it in the cache."""
@@ -399,10 +430,31 @@ class ImageBatches(keras.utils.PyDataset):
         if self.cache is not None:
             self.cache.write(row, x[i])
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def _rows(self, index: int) -> np.ndarray:
+        """The rows of batch ``index`` in the current order (the last one trimmed or padded)."""
+        rows = self.order[index * self.batch_size : min((index + 1) * self.batch_size, self.n_rows)]
+        if self.padding and index == len(self) - 1:
+            rows = np.concatenate([rows, np.repeat(rows[-1:], self.padding)])
+        return rows
+
+    def __getitem__(self, index: int) -> tuple:
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range (0 .. {len(self) - 1})")
-        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        ahead = self._ahead.pop(index, None)
+        batch = ahead.result() if ahead is not None else self._batch(self._rows(index))
+        if self._reader is not None:
+            for later in range(index + 1, min(index + 1 + self.prefetch, len(self))):
+                if later not in self._ahead:
+                    self._ahead[later] = self._reader.submit(self._batch, self._rows(later))
+        if self.replicas > 1 and not self.shuffle:
+            weights = np.ones(len(batch[1]), np.float32)
+            if self.padding and index == len(self) - 1:
+                weights[-self.padding :] = 0.0
+            return (*batch, weights)
+        return batch
+
+    def _batch(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Decode (or read from the cache) the images of ``rows``; their labels."""
         size = self.input_size
         x = np.empty((len(rows), size, size, 3), dtype=np.uint8)
         missing = [i for i, row in enumerate(rows) if self.cache is None or not self.cache.read(row, x[i])]
@@ -410,10 +462,8 @@ class ImageBatches(keras.utils.PyDataset):
             for i in missing:
                 self._load(x, i, rows[i])
         elif missing:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.decode_workers, thread_name_prefix="landmarks-decode")
             list(self._pool.map(lambda i: self._load(x, i, rows[i]), missing))
-        return x.astype(np.float32), self.labels[rows]
+        return (x if self.dtype == np.uint8 else x.astype(self.dtype)), self.labels[rows]
 
     def on_epoch_begin(self) -> None:
         self._in_epoch = True
@@ -434,6 +484,9 @@ def batches(
     *,
     cache: bool = True,
     workers: int | None = None,
+    replicas: int = 1,
+    prefetch: int = 2,
+    dtype: str = "float32",
 ) -> Any:
     """A ``keras.utils.PyDataset`` of ``(x, y)`` batches for ``model.fit``/``evaluate``/``predict``.
 
@@ -447,6 +500,15 @@ def batches(
         cache: decode each image once, keeping it in a temporary file
             (``DecodedCache``, ``input_size**2 * 3`` bytes per row) for later epochs.
         workers: threads decoding the images of a batch (default ``default_workers()``).
+        replicas: devices each batch is split across (``devices.replicas()``); ``batch_size``
+            must be a multiple of it. Above 1, training batches leave out the last rows of
+            each epoch and evaluation batches are padded (see ``ImageBatches``).
+        prefetch: batches read ahead in a background thread (0: none).
+        dtype: of x. ``"uint8"`` sends a quarter of the bytes to the device and leaves the
+            conversion to the model (its float32 ``Input`` casts on the device; the values are
+            the same). Measured on this project's shared 2-core machine (load ~10), a batch of
+            128 images of 224 px read from the cache took 45-56 ms as float32, 7-16 ms as uint8
+            (median of 14 reads, two runs); a GPU step at 4,500 images/s leaves 28 ms.
 
     Returns:
         an ``ImageBatches`` (a ``keras.utils.PyDataset``) yielding x float32
@@ -456,6 +518,9 @@ def batches(
         raise ValueError(f"batch_size and input_size must be positive (got {batch_size}, {input_size})")
     if len(frame) == 0:
         raise ValueError("no rows to make batches from")
+    if replicas < 1 or batch_size % replicas:
+        raise ValueError(f"batch_size {batch_size} does not split evenly across {replicas} devices: "
+                         f"use a multiple of {replicas}")
     labels = frame["label"].to_numpy(np.int32) if "label" in frame else np.zeros(len(frame), np.int32)
     return ImageBatches(
         paths=[str(p) for p in frame["path"]],
@@ -466,4 +531,7 @@ def batches(
         seed=seed,
         cache=DecodedCache(len(frame), input_size) if cache else None,
         workers=workers or default_workers(),
+        replicas=replicas,
+        prefetch=prefetch,
+        dtype=dtype,
     )

@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import keras
+import numpy as np
 import pandas as pd
 from keras import layers, ops
 
@@ -214,8 +215,9 @@ class AugmentedCopies(keras.utils.PyDataset):
 
     def __getitem__(self, index):
         x, y = self.base[index // 2]
-        if index % 2:
-            x = ops.convert_to_numpy(self.augmenter(x, training=True)).astype("float32")
+        if index % 2:  # the same dtype as the originals (uint8 batches stay uint8: one input signature)
+            augmented = ops.convert_to_numpy(self.augmenter(x, training=True))
+            x = np.clip(np.rint(augmented), 0, 255).astype(x.dtype) if x.dtype == np.uint8 else augmented.astype(x.dtype)
         return x, y
 
     def set_epoch(self, epoch: int) -> None:
@@ -244,7 +246,8 @@ def classifier_head(x, num_classes: int, dense_units: int, dropout: float, name:
     x = layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
     x = layers.Dense(dense_units, activation="relu", name=f"{name}_dense")(x)
     x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    return layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    # float32 under any mixed-precision policy: probabilities and the loss need its range
+    return layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
 
 
 def res_incep(
@@ -397,7 +400,7 @@ def resnet50_benchmark(
     x = caffe_preprocess(inputs)
     backbone = keras.applications.ResNet50(include_top=False, weights=keras_weights, input_tensor=x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
     model = keras.Model(inputs, outputs, name=name)
     model.weights_source = source
     model.weights_note = note

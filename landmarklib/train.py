@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import config, data, evaluate, files, models, paths, study
+from . import config, data, devices, evaluate, files, models, paths, study
 
 OPTIMIZERS = ("sgd", "rmsprop")
 COMPARISON_COLUMNS = ["params", "input_size", "epochs", "batch_size", "optimizer", "weights", "n_classes",
@@ -176,8 +176,9 @@ def compile_model(model, settings: config.TrainConfig) -> None:
     model.compile(
         optimizer=make_optimizer(settings.optimizer, settings.learning_rate, settings.momentum),
         loss="sparse_categorical_crossentropy",
-        # strict top-5 (ties by class index): Keras' SparseTopKCategoricalAccuracy counts every tied class
-        metrics=["accuracy", evaluate.strict_top_k_metric_class()(k=5, name="top5")],
+        # strict top-5 (ties by class index): Keras' SparseTopKCategoricalAccuracy counts every tied class;
+        # weighted: the zero-weight rows padding a data-parallel evaluation batch do not count (same names)
+        weighted_metrics=["accuracy", evaluate.strict_top_k_metric_class()(k=5, name="top5")],
         jit_compile="auto",
     )
 
@@ -200,7 +201,11 @@ def evaluate_split(model, frame: pd.DataFrame, input_size: int, batch_size: int 
         classes the model predicts on these rows).
     """
     labels = frame["label"].to_numpy(np.int64)
-    probs, logs = evaluate.predict_probabilities(model, data.batches(frame, input_size, batch_size), with_log=True)
+    replicas = devices.replicas()  # data parallel: batches split evenly, the last one padded (trimmed here)
+    batches = data.batches(frame, input_size, max(replicas, batch_size // replicas * replicas), replicas=replicas,
+                           dtype="uint8")  # the model casts on the device
+    probs, logs = evaluate.predict_probabilities(model, batches, with_log=True)
+    probs, logs = probs[: len(labels)], logs[: len(labels)]
     return {
         "top1": evaluate.top_k_accuracy(probs, labels, k=1),
         "top5": evaluate.top_k_accuracy(probs, labels, k=5),
@@ -423,12 +428,15 @@ def train(
 
     set_seed(settings.seed, settings.deterministic)
     compile_model(model, settings)
-    train_data = data.batches(split.train, input_size, settings.batch_size, shuffle=True, seed=settings.seed)
+    replicas = devices.replicas()  # > 1: each batch split across that many devices (devices.distribute)
+    # uint8 images: a quarter of the bytes to the device, the model's float32 Input casts there
+    train_data = data.batches(split.train, input_size, settings.batch_size, shuffle=True, seed=settings.seed,
+                              replicas=replicas, dtype="uint8")
     epoch_images = len(split.train)
     if getattr(model, "augment_mode", None) == "add":  # the study's: augmented copies added to the data
         train_data = models.augmented_copies(train_data, input_size, seed=settings.seed)
         epoch_images *= 2
-    val_data = data.batches(split.val, input_size, settings.batch_size)
+    val_data = data.batches(split.val, input_size, settings.batch_size, replicas=replicas, dtype="uint8")
 
     initial_epoch, state, rows = _resume_point(resume_dir, fingerprint, history_csv)
     if state is not None:
@@ -453,7 +461,7 @@ def train(
         # shuffle=False: the batches are already permuted per epoch from the seed; Keras' own
         # shuffle would reorder them from Python's global random state, which a resumed run lacks.
         model.fit(train_data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch,
-                  callbacks=callbacks, shuffle=False, verbose=0)
+                  callbacks=devices.fit_callbacks(val_data) + callbacks, shuffle=False, verbose=0)
     shutil.rmtree(resume_dir, ignore_errors=True)
 
     history = history_frame(callbacks[0].rows)

@@ -510,6 +510,7 @@ def _model_md(m: dict, label: str) -> str:
         f"**{pct(m['val_top1'])} validation accuracy** (top-5: {pct(m['val_top5'])}; chance: "
         f"{pct(m['chance'])}; training accuracy {pct(m['train_top1'])}) on {count(m['n_val'])} "
         f"validation images, at {m['seconds_per_epoch']:.1f} s per epoch."
+        + (f" It trained on {m['ran_on']}." if m.get("ran_on") else "")  # devices.record()
     )
 
 

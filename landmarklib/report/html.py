@@ -93,10 +93,10 @@ def render_html(notebook: str | os.PathLike, out_html: str | os.PathLike, report
 KEY_NUMBERS: dict[str, list[tuple[str, str]]] = {
     "01": [("images", "n_images"), ("landmarks", "n_landmarks"), ("single-image landmarks", "single_image_landmarks")],
     "02": [("fetched", "ok"), ("failed", "failed"), ("images/s", "images_per_second")],
-    "03": [("val top-1", "val_top1"), ("parameters", "params")],
-    "04": [("val top-1", "val_top1"), ("parameters", "params"), ("weights", "weights")],
-    "05": [("figures", "figures")],
-    "06": [("GAP", "gap"), ("test top-1", "top1"), ("test top-5", "top5")],
+    "03": [("val top-1", "val_top1"), ("parameters", "params"), ("ran on", "ran_on")],
+    "04": [("val top-1", "val_top1"), ("parameters", "params"), ("weights", "weights"), ("ran on", "ran_on")],
+    "05": [("figures", "figures"), ("ran on", "ran_on")],
+    "06": [("GAP", "gap"), ("test top-1", "top1"), ("test top-5", "top5"), ("ran on", "ran_on")],
 }
 _PERCENT_KEYS = {"val_top1", "val_top5", "top1", "top5", "train_top1", "answered_share", "answered_precision"}
 
