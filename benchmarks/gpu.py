@@ -133,7 +133,7 @@ def measure(args) -> dict:
     """Train and predict one model at one precision; the numbers of one table row."""
     import keras
 
-    from landmarklib import data, devices, models, train
+    from landmarklib import config, data, devices, models, train
 
     runtime = devices.setup(args.device, allow_cpu=args.device != "gpu", precision=args.precision,
                             data_parallel=False)
@@ -144,10 +144,10 @@ def measure(args) -> dict:
     train_rows, val_rows = rows.iloc[:n_train], rows.iloc[n_train : n_train + args.val_images]
     settings = {"model": args.model, "input_size": args.input_size, "weights": None}
     if args.tiny:
-        settings.update(filters=[8, 8], blocks=[1, 1], dense_units=16)
+        settings.update(filters=(8, 8), blocks=(1, 1), dense_units=16)
     train.set_seed(0, deterministic=False)
-    model = models.build(settings, len(landmark_ids))
-    train.compile_model(model, "sgd", args.learning_rate)
+    model = models.build(config.ModelConfig(**settings), len(landmark_ids))
+    train.compile_model(model, config.TrainConfig(optimizer="sgd", learning_rate=args.learning_rate))
     size, batch = args.input_size, args.batch_size
 
     # compile the train and predict steps on a separate two-batch dataset of the same shapes

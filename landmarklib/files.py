@@ -23,13 +23,14 @@ if TYPE_CHECKING:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, keep_suffix: bool = False) -> Iterator[Path]:
     """A temporary path beside ``path``, renamed onto ``path`` when the block ends without error.
 
     The temporary name (``.<name>.<pid>-<thread>.tmp``) is unique to the writer, so two
     processes or threads writing the same file never mix their bytes; the last rename wins.
     On an error the temporary file is removed and the old ``path`` (if any) is left as it was.
-    The parent folder is created when missing.
+    The parent folder is created when missing. ``keep_suffix`` appends ``path``'s suffix to the
+    temporary name, for writers that choose the format by it (``keras.Model.save``: ``.keras``).
 
     Example:
         with atomic_path(out) as tmp:
@@ -38,6 +39,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    if keep_suffix:
+        tmp = tmp.with_name(tmp.name + path.suffix)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -274,8 +274,9 @@ def _save_portable(model, path: Path, settings: config.TrainConfig) -> None:
     portable = keras.models.clone_model(model)
     portable.set_weights(model.get_weights())
     portable.compile(optimizer=make_optimizer(settings.optimizer, settings.learning_rate, settings.momentum),
-                     loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    with files.atomic_path(path) as tmp:
+                     loss="sparse_categorical_crossentropy",
+                     weighted_metrics=["accuracy"])  # weighted: as compile_model (padded data-parallel batches)
+    with files.atomic_path(path, keep_suffix=True) as tmp:
         portable.save(tmp)
 
 

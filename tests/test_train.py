@@ -253,7 +253,6 @@ def test_augment_add_keeps_the_model_plain_and_adds_augmented_copies_to_the_data
 @pytest.mark.slow
 def test_training_with_augment_add_sees_every_image_twice_per_epoch(split, tmp_path):
     model = _tiny_model(len(split.landmark_ids), seed=1, augment="add")
-    result = train.train(model, split, 32, epochs=1, batch_size=4, learning_rate=0.02, out_dir=tmp_path,
-                         name="added", seed=1, progress=False)
+    result = train.train(model, split, _settings(tmp_path, epochs=1), name="added", progress=False)
     assert result.settings["augment_mode"] == "add" and result.epochs_run == 1
     assert np.isfinite(result.history["loss"]).all()
