@@ -239,10 +239,15 @@ def row_problems(frame: pd.DataFrame) -> pd.Series:
 
     if "landmark_id" in frame:
         labels = frame["landmark_id"]
-        mark(~labels.str.fullmatch(_INTEGER), lambda m: "bad landmark_id " + labels[m].map(repr))
+        # 1-18 ASCII digits (as _INTEGER), without a regex per row: 1.2M rows in a fraction of a second
+        integer = labels.str.isdigit() & labels.str.isascii() & (labels.str.len() <= 18)
+        mark(~integer.fillna(False).astype(bool), lambda m: "bad landmark_id " + labels[m].map(repr))
     mark(urls.isin(_NO_URL), "no url")
     mark(ids.duplicated() & (ids != ""), lambda m: "duplicate id " + ids[m].map(repr))
-    mark(ids.str.contains(_UNSAFE_ID, regex=True), lambda m: "unsafe id " + ids[m].map(repr))
+    maybe_unsafe = ~ids.str.isalnum().fillna(False).astype(bool)  # letters and digits only: a safe name
+    unsafe = pd.Series(False, index=frame.index)
+    unsafe[maybe_unsafe] = ids[maybe_unsafe].str.contains(_UNSAFE_ID, regex=True)
+    mark(unsafe, lambda m: "unsafe id " + ids[m].map(repr))
     mark(ids == "", "no id")
     return problem
 
@@ -266,7 +271,10 @@ def read_rows(path: str | os.PathLike, require_labels: bool = True) -> pd.DataFr
     """
     path, frame = _read_table(path, require_labels)
     filled = (frame != "").any(axis=1)
-    repeated = filled & frame.duplicated()
+    shared_id = frame["id"].duplicated(keep=False)  # only these rows can repeat an earlier row exactly
+    repeated = pd.Series(False, index=frame.index)
+    repeated[shared_id] = frame[shared_id].duplicated()
+    repeated &= filled
     frame = frame[filled & ~repeated].reset_index(drop=True)
     frame["problem"] = row_problems(frame)
     frame.attrs["repeated_rows_dropped"] = int(repeated.sum())
