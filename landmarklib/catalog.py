@@ -37,6 +37,7 @@ TRAIN_COLUMNS = ("id", "url", "landmark_id")
 TEST_COLUMNS = ("id", "url")
 ROW_PROBLEMS = ("no id", "unsafe id", "duplicate id", "no url", "bad landmark_id")
 _INTEGER = r"\d{1,18}"
+_CHUNK_ROWS = 20_000  # rows parsed at a time
 _NO_URL = ("", "None", "none", "nan", "NaN", "null", "NULL")  # "None": how a missing url is often written
 _UNSAFE_ID = r"^\.{1,2}$|[/\\\x00-\x1f]"  # ".", "..", a path or a control character: not a file name
 
@@ -105,16 +106,30 @@ def _line_of(path: Path, row: int) -> int:
 
 
 def _read_text_columns(path: Path, columns: list[str]) -> pd.DataFrame:
-    """The named columns as stripped strings, one row per data line (blank lines included)."""
+    """The named columns as stripped strings, one row per data line (blank lines included).
+
+    Read in chunks, each stripped before the next is parsed: the parser's buffers and the
+    unstripped copy stay the size of a chunk, so memory grows with the catalog by little more
+    than its strings (benchmarks/catalog_scale.py).
+    """
+    parts = []
     try:
-        frame = pd.read_csv(
+        reader = pd.read_csv(
             path,
             dtype=str,
             keep_default_na=False,
             na_filter=False,
             skip_blank_lines=False,
             encoding="utf-8-sig",
+            chunksize=_CHUNK_ROWS,
         )
+        for chunk in reader:
+            chunk.columns = [name.strip() for name in chunk.columns]
+            chunk = chunk[columns].apply(lambda col: col.str.strip())
+            if "landmark_id" in chunk:  # one string object per landmark, not one per row
+                codes, uniques = pd.factorize(chunk["landmark_id"])
+                chunk["landmark_id"] = pd.Series(uniques.take(codes), index=chunk.index, dtype=chunk["landmark_id"].dtype)
+            parts.append(chunk)
     except pd.errors.ParserError as err:
         match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
         if match:
@@ -126,8 +141,9 @@ def _read_text_columns(path: Path, columns: list[str]) -> pd.DataFrame:
     except UnicodeDecodeError as err:
         line, problem = _undecodable_line(path)
         raise CatalogError(path, line, None, problem) from err
-    frame.columns = [name.strip() for name in frame.columns]
-    return frame[columns].apply(lambda col: col.str.strip())
+    if not parts:
+        return pd.DataFrame({name: pd.Series([], dtype=str) for name in columns})
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def _check_header(path: Path, names: list[str], required: tuple[str, ...]) -> None:
@@ -223,10 +239,15 @@ def row_problems(frame: pd.DataFrame) -> pd.Series:
 
     if "landmark_id" in frame:
         labels = frame["landmark_id"]
-        mark(~labels.str.fullmatch(_INTEGER), lambda m: "bad landmark_id " + labels[m].map(repr))
+        # 1-18 ASCII digits (as _INTEGER), without a regex per row: 1.2M rows in a fraction of a second
+        integer = labels.str.isdigit() & labels.str.isascii() & (labels.str.len() <= 18)
+        mark(~integer.fillna(False).astype(bool), lambda m: "bad landmark_id " + labels[m].map(repr))
     mark(urls.isin(_NO_URL), "no url")
     mark(ids.duplicated() & (ids != ""), lambda m: "duplicate id " + ids[m].map(repr))
-    mark(ids.str.contains(_UNSAFE_ID, regex=True), lambda m: "unsafe id " + ids[m].map(repr))
+    maybe_unsafe = ~ids.str.isalnum().fillna(False).astype(bool)  # letters and digits only: a safe name
+    unsafe = pd.Series(False, index=frame.index)
+    unsafe[maybe_unsafe] = ids[maybe_unsafe].str.contains(_UNSAFE_ID, regex=True)
+    mark(unsafe, lambda m: "unsafe id " + ids[m].map(repr))
     mark(ids == "", "no id")
     return problem
 
@@ -250,7 +271,10 @@ def read_rows(path: str | os.PathLike, require_labels: bool = True) -> pd.DataFr
     """
     path, frame = _read_table(path, require_labels)
     filled = (frame != "").any(axis=1)
-    repeated = filled & frame.duplicated()
+    shared_id = frame["id"].duplicated(keep=False)  # only these rows can repeat an earlier row exactly
+    repeated = pd.Series(False, index=frame.index)
+    repeated[shared_id] = frame[shared_id].duplicated()
+    repeated &= filled
     frame = frame[filled & ~repeated].reset_index(drop=True)
     frame["problem"] = row_problems(frame)
     frame.attrs["repeated_rows_dropped"] = int(repeated.sum())
