@@ -103,7 +103,7 @@ def connect(scheduler=None, n_workers: int | None = None, threads_per_worker: in
             threads_per_worker=threads_per_worker,
             processes=True,
             dashboard_address=":0",  # any free port: several clusters may run on one machine
-            silence_logs=logging.ERROR,
+            silence_logs=logging.CRITICAL,  # e.g. a heartbeat lost while closing; task errors reach the driver
             env=env,
         )
         client = Client(cluster)
