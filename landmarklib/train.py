@@ -263,7 +263,7 @@ def diagnose(history: pd.DataFrame, n_classes: int, predicted_classes: int | Non
     return "ok", ""
 
 
-def _save_portable(model, path: Path, settings: config.TrainConfig) -> None:
+def _save_portable(model, path: Path) -> None:
     """Save the kept model to ``path`` compiled with Keras' own loss and metric only (atomically).
 
     The checkpoints written during training carry the strict top-5 metric, a class of this
@@ -273,9 +273,10 @@ def _save_portable(model, path: Path, settings: config.TrainConfig) -> None:
     """
     portable = keras.models.clone_model(model)
     portable.set_weights(model.get_weights())
-    portable.compile(optimizer=make_optimizer(settings.optimizer, settings.learning_rate, settings.momentum),
-                     loss="sparse_categorical_crossentropy",
-                     weighted_metrics=["accuracy"])  # weighted: as compile_model (padded data-parallel batches)
+    # the trained optimizer itself: its state is saved as the checkpoints saved it, and a loaded
+    # model's optimizer finds as many variables as it expects (else Keras warns on every load);
+    # weighted accuracy, as compile_model (padded data-parallel batches)
+    portable.compile(optimizer=model.optimizer, loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
     with files.atomic_path(path, keep_suffix=True) as tmp:
         portable.save(tmp)
 
@@ -469,7 +470,7 @@ def train(
     best = history.loc[history["val_accuracy"].idxmax()]
     if best["epoch"] != history["epoch"].iloc[-1] or initial_epoch >= epochs:
         model.load_weights(model_path)  # the best epoch; its validation scores are in the history
-    _save_portable(model, model_path, settings)
+    _save_portable(model, model_path)
     later = history.iloc[1:] if len(history) > 1 else history
     kept = evaluate_split(model, split.val, input_size, settings.batch_size)
     health, health_note = diagnose(history, len(split.landmark_ids), kept["predicted_classes"],
