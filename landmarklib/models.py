@@ -164,17 +164,24 @@ def stage(x, filters: int, blocks: int, strides: int, name: str):
     return x
 
 
-def augmentation(x, name: str = "augment"):
+def augmentation(x, name: str = "augment", kind: bool | str = "study"):
     """The study's augmentation: flips (both ways), rotation and zoom; active only in training.
 
     Args:
         x: input tensor of pixel values.
         name: prefix of the layer names.
+        kind: ``"study"`` (or ``True``), or ``"photo"``: ``recipes.photo_augmentation``
+            (random resized crop, horizontal flips, colour jitter).
 
     Returns:
         Output tensor (unchanged at inference).
     """
     from keras import layers
+
+    if kind == "photo":
+        from .recipes import photo_augmentation
+
+        return photo_augmentation(x, name=name)
 
     x = layers.RandomFlip("horizontal_and_vertical", name=f"{name}_flip")(x)
     x = layers.RandomRotation(0.1, fill_mode="reflect", name=f"{name}_rotation")(x)
@@ -229,7 +236,8 @@ def res_incep(
         stem_filters: filters of the stem convolution (35 in the study's Figure 15).
         dense_units: width of the hidden Dense layer.
         dropout: dropout rate before the softmax layer.
-        augment: add the study's random flips, rotation and zoom (training only).
+        augment: add the study's random flips, rotation and zoom (training only);
+            ``"photo"``: the modern recipe's photo augmentation instead.
         name: model name.
 
     Returns:
@@ -241,7 +249,7 @@ def res_incep(
     if len(filters) != len(blocks):
         raise ValueError(f"filters {tuple(filters)} and blocks {tuple(blocks)} need one entry per stage")
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = augmentation(inputs) if augment else inputs
+    x = augmentation(inputs, kind=augment) if augment else inputs
     x = layers.Rescaling(1.0 / 255, name="rescale")(x)
     x = conv_bn_lrelu(x, stem_filters, 3, strides=2, name="stem")
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
@@ -424,6 +432,8 @@ def load(path: str | os.PathLike):
 
     from .data import load_label_map
 
+    from .recipes import custom_objects
+
     path = Path(path)
-    model = keras.saving.load_model(path)
+    model = keras.saving.load_model(path, custom_objects=custom_objects())
     return model, load_label_map(path.with_name(path.name.removesuffix(".keras") + ".labels.json"))

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import data, evaluate, models, paths
+from . import data, evaluate, models, paths, recipes
 
 OPTIMIZERS = ("sgd", "rmsprop")
 # What the study reports for its two models (its "Implementation" section).
@@ -176,16 +176,19 @@ def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9):
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {name!r}")
 
 
-def compile_model(model, optimizer: str = "sgd", learning_rate: float = 0.01, momentum: float = 0.9) -> None:
-    """Compile for integer labels: cross-entropy, top-1 ``accuracy`` and ``top5`` metrics.
+def compile_model(model, optimizer: str = "sgd", learning_rate: float = 0.01, momentum: float = 0.9,
+                  recipe: recipes.Recipe = recipes.STUDY, epochs: int = 1, steps_per_epoch: int = 1) -> None:
+    """Compile for integer labels: the recipe's loss, top-1 ``accuracy`` and ``top5`` metrics.
 
-    ``jit_compile="auto"``: XLA where it pays (GPU, JAX), not on a TensorFlow CPU.
+    The optimizer and loss come from ``recipes`` (the study's recipe: the named optimizer at a
+    constant step, plain cross-entropy). ``jit_compile="auto"``: XLA where it pays (GPU, JAX),
+    not on a TensorFlow CPU.
     """
     import keras
 
     model.compile(
-        optimizer=make_optimizer(optimizer, learning_rate, momentum),
-        loss="sparse_categorical_crossentropy",
+        optimizer=recipes.make_optimizer(optimizer, learning_rate, momentum, recipe, epochs, steps_per_epoch),
+        loss=recipes.make_loss(recipe),
         metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")],
         jit_compile="auto",
     )
@@ -348,6 +351,7 @@ def train(
     seed: int = 42,
     deterministic: bool = True,
     progress: bool = True,
+    recipe: recipes.Recipe | dict | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``split``, keep its best epoch, and measure it.
 
@@ -368,6 +372,8 @@ def train(
         seed: seed of the backend, the shuffling and the dropout.
         deterministic: ask for deterministic kernels (see ``set_seed``).
         progress: show an epoch progress bar.
+        recipe: weight decay, learning-rate schedule, label smoothing and loss
+            (``recipes.Recipe`` or a dict of its fields); ``None``: the study's.
 
     Returns:
         A ``TrainResult``.
@@ -389,13 +395,16 @@ def train(
         "optimizer": optimizer.lower(), "learning_rate": float(learning_rate),
         "momentum": float(momentum) if optimizer.lower() == "sgd" else None, "seed": int(seed),
     }
+    recipe = recipes.from_settings(recipe) if isinstance(recipe, dict) else (recipe or recipes.STUDY)
+    settings.update(recipe.as_dict())
     # what a killed run must share with this one to be resumed (more epochs may be asked for)
     fingerprint = {**{k: v for k, v in settings.items() if k != "epochs"}, "params": int(model.count_params()),
                    "n_train": len(split.train), "n_val": len(split.val),
                    "landmark_ids": [int(v) for v in split.landmark_ids]}
 
     set_seed(seed, deterministic)
-    compile_model(model, optimizer, learning_rate, momentum)
+    compile_model(model, optimizer, learning_rate, momentum, recipe, epochs,
+                  recipes.steps_per_epoch(len(split.train), batch_size))
     train_data = data.batches(split.train, input_size, batch_size, shuffle=True, seed=seed)
     val_data = data.batches(split.val, input_size, batch_size)
 
@@ -544,6 +553,7 @@ def train_variants(
                 model, split, run["input_size"], run["epochs"], run["batch_size"], run["optimizer"],
                 run["learning_rate"], run["momentum"], run["early_stopping_patience"], run["out_dir"],
                 f"{settings['name']}-{_slug(name)}", run["seed"], run["deterministic"], progress,
+                recipe=recipes.from_settings(run),
             ), False
         results[name] = result
         rows.append({"name": name, "changes": changes, "reused": reused, **result.metrics()})
