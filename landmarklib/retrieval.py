@@ -296,8 +296,11 @@ def embed(model, x: np.ndarray | None = None, frame: pd.DataFrame | None = None,
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (rows already of unit length, to float32 precision, kept as they are)."""
     x = np.asarray(x, np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if np.all(np.abs(norms - 1) < 1e-6):
+        return x
     return x / np.maximum(norms, 1e-12)
 
 
