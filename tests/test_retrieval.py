@@ -287,6 +287,16 @@ def test_embedding_model_trains_saves_loads_and_predicts(tmp_path):
     pred = retrieval.predict(result.model_path, folder / "17", progress=False)
     assert len(pred) == 6 and pred["landmark_id"].isin(LANDMARKS).all()
     assert pred["confidence"].between(0, 1).all() and (pred["top_ids"].str.split().str.len() == 4).all()
+    # the command line, and the Kaggle submission, with --method retrieval
+    from landmarklib import cli
+
+    out = tmp_path / "pred.csv"
+    args = ["predict", "--method", "retrieval", "--model", str(result.model_path), "--images", str(folder / "17"),
+            "--out", str(out), "--threshold", "0", "--k", "3"]
+    assert cli.main(args) == 0
+    sub = pd.read_csv(tmp_path / "pred_submission.csv", dtype=str, keep_default_na=False)
+    assert len(sub) == 6 and sub["landmarks"].str.fullmatch(r"\d+ \d\.\d{6}").all()
+    assert cli.main([*args[:-6], "--index", str(tmp_path / "none.npz"), *args[-6:]]) == 2
 
 
 @pytest.mark.slow
