@@ -23,7 +23,7 @@ Each run is recorded as ``<work>/results/<run>.json``; ``--out`` (default
 ``reports/benchmarks/recognition.md``) lists every recorded run. The last printed line gives
 closed top-1 and open GAP per method.
 
-``--quick``: 64 px, 12 epochs per method (about 15-30 minutes on 2 busy cores), instead of the
+``--quick``: 64 px, 10 epochs per method (about 30 minutes on 2 busy cores), instead of the
 full 80 px, 60 epochs (the issue's budget: 40 minutes per method on this machine).
 """
 
@@ -76,8 +76,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "real-landmarks")
     p.add_argument("--holdout-landmarks", type=int, default=5, help="landmarks held out of training (open set)")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--quick", action="store_true", help="64 px, 12 epochs per method")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per method (default 60; --quick 12)")
+    p.add_argument("--quick", action="store_true", help="64 px, 10 epochs per method")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per method (default 60; --quick 10)")
     p.add_argument("--input-size", type=int, default=None, help="default 80; --quick 64")
     p.add_argument("--filters", default="40,60,75,80", help="Res-Incep stage widths (the study's)")
     p.add_argument("--batch-size", type=int, default=32)
@@ -99,7 +99,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--note", default="", help="why this configuration (goes into the report)")
     p.add_argument("--report-only", action="store_true", help="rewrite --out from the recorded runs")
     args = p.parse_args(argv)
-    args.epochs = args.epochs or (12 if args.quick else 60)
+    args.epochs = args.epochs or (10 if args.quick else 60)
     args.input_size = args.input_size or (64 if args.quick else 80)
     args.filters = [int(v) for v in args.filters.split(",")]
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -108,15 +108,23 @@ def train_method(name: str, split: data.Split, settings: dict, out_dir, progress
                      seconds=time.perf_counter() - start)
 
 
-def answer(run: MethodRun, frame: pd.DataFrame, batch_size: int = 64) -> tuple[openset.Predictions, dict]:
-    """A method's predictions for rows with ``path`` (unreadable files: no prediction).
+def answer(run: MethodRun, frame: pd.DataFrame, batch_size: int = 64,
+           x: np.ndarray | None = None) -> tuple[openset.Predictions, dict]:
+    """A method's predictions for rows with ``path`` (unreadable files come back black, with a warning).
+
+    Args:
+        run: the trained method.
+        frame: the query rows.
+        batch_size: images per forward pass.
+        x: the rows' images already decoded at the model's input size (decoded here otherwise).
 
     Returns:
         ``(predictions, extra)``; for retrieval, ``extra`` holds ``embeddings``, ``neighbours``
         (index rows) and ``similarities``.
     """
     size = int(run.result.settings["input_size"])
-    x = data.load_images(frame["path"].tolist(), size, progress=False)
+    if x is None:
+        x = data.load_images(frame["path"].tolist(), size, progress=False)
     extra: dict = {}
     if run.index is not None:
         emb = retrieval.embed(run.result.model, x, batch_size=batch_size)
@@ -169,11 +177,14 @@ def run_methods(open_split: data.OpenSplit, settings: dict, queries: pd.DataFram
     val_frame, val_truth = validation_queries(open_split)
     actual = queries["actual"].astype("float64").fillna(-1).astype(np.int64).to_numpy()
     runs, preds, extras, scores = {}, {}, {}, {}
+    size = int(settings["input_size"])  # every method's input: the queries are decoded once
+    val_x = data.load_images(val_frame["path"].tolist(), size, progress=False)
+    query_x = data.load_images(queries["path"].tolist(), size, progress=False)
     for name in methods:
         run = train_method(name, split, settings, out_dir, progress)
-        val_pred, _ = answer(run, val_frame, settings["batch_size"])
+        val_pred, _ = answer(run, val_frame, settings["batch_size"], x=val_x)
         run.threshold = openset.choose_threshold(val_pred.confidence, val_pred.landmark == val_truth)
-        pred, extra = answer(run, queries, settings["batch_size"])
+        pred, extra = answer(run, queries, settings["batch_size"], x=query_x)
         runs[name], preds[name], extras[name] = run, pred, extra
         scores[name] = openset.score(pred, actual, split.landmark_ids, queries["id"].to_numpy())
         if progress:
