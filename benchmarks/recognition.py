@@ -123,7 +123,8 @@ def write_report(runs: list[dict], out: Path) -> str:
     rows = []
     for run in runs:
         for m in run["methods"]:
-            diff = ("-" if "open_gap_diff" not in m else
+            missing = m.get("open_gap_diff") is None or m["open_gap_diff"] != m["open_gap_diff"]  # NaN: the reference
+            diff = ("-" if missing else
                     f"{m['open_gap_diff']:+.3f} [{m['open_gap_diff_low']:+.3f}, {m['open_gap_diff_high']:+.3f}]")
             rows.append(f"| {run['run_name']} | {run['data_name']} | {m['method']} | {m['recipe']} | "
                         f"{_ci(m, 'closed_top1', True)} | {_pct(m['closed_top5'])} | {m['closed_gap']:.3f} | "
@@ -227,9 +228,8 @@ def main(argv=None) -> int:
                 f"-seed{args.seed}")
     outcome = recognition.run_methods(open_split, settings, queries, work / "models" / run_name,
                                       methods=args.methods, n_boot=args.n_boot)
-    table = recognition.metrics_table(outcome)
     methods = []
-    for row in table.to_dict("records"):
+    for row in recognition.method_rows(outcome):
         history = outcome["runs"][row["method"]].result.history
         methods.append({**row, "val_by_epoch": [float(v) for v in history["val_accuracy"]]})
     s = outcome["scores"][args.methods[0]]

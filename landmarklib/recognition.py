@@ -199,6 +199,12 @@ def run_methods(open_split: data.OpenSplit, settings: dict, queries: pd.DataFram
 
 def metrics_table(outcome: dict) -> pd.DataFrame:
     """One row per method: recipe, training numbers, threshold and every score with its interval."""
+    return pd.DataFrame(method_rows(outcome))
+
+
+def method_rows(outcome: dict) -> list[dict]:
+    """``metrics_table``'s rows as dicts; the paired differences (``<metric>_diff``, ``_diff_low``,
+    ``_diff_high``: method minus the reference) only in the other methods' rows."""
     boot = outcome["bootstrap"].set_index(["method", "metric"])
     rows = []
     for name, run in outcome["runs"].items():
@@ -211,7 +217,7 @@ def metrics_table(outcome: dict) -> pd.DataFrame:
             if not pd.isna(r["diff"]):
                 row.update({f"{m}_diff": r["diff"], f"{m}_diff_low": r["diff_low"], f"{m}_diff_high": r["diff_high"]})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
 def project_2d(embeddings: np.ndarray, seed: int = 0, method: str = "auto") -> tuple[np.ndarray, str]:
