@@ -220,6 +220,25 @@ def method_rows(outcome: dict) -> list[dict]:
     return rows
 
 
+def write_submissions(outcome: dict, queries: pd.DataFrame, reports_dir, prefix: str = "07_") -> dict[str, str]:
+    """Each method's Kaggle submission (``id,landmarks``, empty below its threshold), via ``evaluate.write_submission``.
+
+    Returns:
+        method -> the file written, ``<reports_dir>/submissions/<prefix><method>.csv``, relative to ``reports_dir``.
+    """
+    from . import paths
+
+    base = paths.resolve(reports_dir)
+    written = {}
+    for name, pred in outcome["predictions"].items():
+        table = pd.DataFrame({"id": queries["id"].astype(str).to_numpy(),
+                              "landmark_id": pd.array(np.where(pred.landmark >= 0, pred.landmark, 0), dtype="Int64"),
+                              "confidence": np.where(pred.landmark >= 0, pred.confidence, np.nan)})
+        path = evaluate.write_submission(table, base / "submissions" / f"{prefix}{name}.csv", pred.threshold)
+        written[name] = str(path.relative_to(base))
+    return written
+
+
 def project_2d(embeddings: np.ndarray, seed: int = 0, method: str = "auto") -> tuple[np.ndarray, str]:
     """2-D coordinates of embeddings for a picture: t-SNE when scikit-learn is installed, else PCA.
 

@@ -90,3 +90,6 @@ def test_notebook_07_trains_every_method_and_scores_them_open_set(tmp_path):
     assert sorted(Path(f).name for f in m["figures"]) == ["07_embeddings.png", "07_neighbours.png", "07_open_gap.png"]
     assert all((reports / f).is_file() for f in m["figures"])
     assert (tmp_path / "models" / "beyond" / "retrieval.index.npz").is_file()
+    for name, sub in m["submissions"].items():
+        rows = (reports / sub).read_text().splitlines()
+        assert rows[0] == "id,landmarks" and len(rows) == 13, name
