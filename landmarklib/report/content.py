@@ -630,7 +630,8 @@ def beyond_md(metrics: dict[str, dict]) -> str:
     """The "Beyond the study" section: the modern recipe and retrieval beside the study's method, open-set."""
     m = metrics_for("07", metrics)
     if not m:
-        return f"*Notebook 07 (the modern recipe and retrieval, scored open-set) was {NOT_RUN}.*"
+        return ("*This reports folder holds no results of notebook 07 (the modern recipe and retrieval, scored "
+                "open-set): `landmarks report --only 07,06` adds them.*")
     methods = m.get("methods") or {}
 
     def ci(row: dict, key: str, as_pct: bool = False) -> str:
