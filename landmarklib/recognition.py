@@ -193,8 +193,18 @@ def run_methods(open_split: data.OpenSplit, settings: dict, queries: pd.DataFram
                   f"(threshold {run.threshold:.3f}; {run.seconds / 60:.1f} min)", flush=True)
     boot = openset.bootstrap(preds, actual, split.landmark_ids, queries["id"].to_numpy(), n_boot=n_boot,
                              seed=int(settings["seed"]), reference=methods[0])
+    # retrieval against the best classifier by open-set GAP, on the same resamples (the target)
+    classifiers = [n for n in methods if n != "retrieval"]
+    versus = None
+    if "retrieval" in preds and classifiers:
+        best = max(classifiers, key=lambda n: scores[n]["open_gap"])
+        pair = openset.bootstrap({best: preds[best], "retrieval": preds["retrieval"]}, actual, split.landmark_ids,
+                                 queries["id"].to_numpy(), n_boot=n_boot, seed=int(settings["seed"]), reference=best)
+        versus = {"best_classifier": best,
+                  **{f"{r['metric']}_{k}": r[k] for r in pair[pair["method"] == "retrieval"].to_dict("records")
+                     for k in ("diff", "diff_low", "diff_high")}}
     return {"runs": runs, "predictions": preds, "extra": extras, "scores": scores, "bootstrap": boot,
-            "known": list(split.landmark_ids), "actual": actual}
+            "known": list(split.landmark_ids), "actual": actual, "retrieval_vs_best_classifier": versus}
 
 
 def metrics_table(outcome: dict) -> pd.DataFrame:
