@@ -247,7 +247,7 @@ def main(argv=None) -> int:
         "retrieval_scale": args.scale, "embedding_dim": args.embedding_dim, "retrieval_k": args.k,
     }
     queries = recognition.test_queries(test_dir, data_dir / "test_solution.csv", args.input_size)
-    mode = "quick" if args.quick else "full"
+    mode = "quick" if args.quick else "full" if (args.epochs, args.input_size) == (60, 80) else "custom"
     run_name = (f"{data_dir.name}-{mode}-{args.input_size}px-{args.epochs}ep-holdout{args.holdout_landmarks}"
                 f"-seed{args.seed}")
     outcome = recognition.run_methods(open_split, settings, queries, work / "models" / run_name,
