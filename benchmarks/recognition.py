@@ -260,7 +260,8 @@ def main(argv=None) -> int:
     run = {
         "run_name": run_name, "date": dt.datetime.now().astimezone().isoformat(timespec="minutes"),
         "command": shlex.join([".venv/bin/python", "benchmarks/recognition.py", *(argv or sys.argv[1:])]),
-        "note": args.note + (" QUICK RUN (--quick): shorter and smaller than the issue's full runs." if args.quick else ""),
+        "note": " ".join(filter(None, [args.note, "QUICK RUN (--quick): shorter and smaller than the issue's full runs."
+                                       if args.quick else ""])),
         "data": str(data_dir.relative_to(ROOT.parent)) if data_dir.is_relative_to(ROOT.parent) else str(data_dir),
         "data_name": data_dir.name, "n_landmarks": len(split.landmark_ids) + len(open_split.held_out),
         "held_out": open_split.held_out, "n_held_out_train": len(open_split.held_out_rows),
