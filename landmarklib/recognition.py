@@ -50,6 +50,7 @@ class MethodRun:
     k: int = retrieval.DEFAULT_K
     seconds: float = 0.0
     threshold: float = 0.0
+    embedder: object = None
     extra: dict = field(default_factory=dict)
 
 
@@ -98,12 +99,16 @@ def train_method(name: str, split: data.Split, settings: dict, out_dir, progress
         run.get("momentum", 0.9), None, out_dir, name, run["seed"], run.get("deterministic", True), progress,
         recipe=recipe,
     )
-    index = None
+    index = embedder = None
     if name == "retrieval":
+        # one image -> embedding model per method: each new keras.Model traces its predict function again
+        embedder = retrieval.embedding_of(result.model)
         known = pd.concat([split.train, split.val], ignore_index=True)
-        index = retrieval.build_index(result.model, known, split.landmark_ids, batch_size=run["batch_size"])
+        index = retrieval.build_index(embedder, known, split.landmark_ids, input_size=run["input_size"],
+                                      batch_size=run["batch_size"])
         index.save(retrieval.index_path(result.model_path))
     return MethodRun(name=name, result=result, index=index, k=int(run.get("retrieval_k", retrieval.DEFAULT_K)),
+                     embedder=embedder,
                      recipe=recipes.describe(run["optimizer"], run["learning_rate"], recipe, run.get("augment")),
                      seconds=time.perf_counter() - start)
 
@@ -127,7 +132,7 @@ def answer(run: MethodRun, frame: pd.DataFrame, batch_size: int = 64,
         x = data.load_images(frame["path"].tolist(), size, progress=False)
     extra: dict = {}
     if run.index is not None:
-        emb = retrieval.embed(run.result.model, x, batch_size=batch_size)
+        emb = retrieval.embed(run.embedder or run.result.model, x, batch_size=batch_size)
         vote = retrieval.knn_vote(run.index, emb, k=run.k)
         scores, conf = vote.scores, vote.confidence
         extra = {"embeddings": emb, "neighbours": vote.neighbours, "similarities": vote.similarities}
