@@ -117,7 +117,7 @@ def _ci(m: dict, key: str, pct: bool = False) -> str:
 
 def write_report(runs: list[dict], out: Path) -> str:
     """The markdown report of every recorded run; returns the summary table."""
-    head = ["| run | data | method | recipe | closed top-1 | closed top-5 | closed GAP | open GAP | open GAP - study "
+    head = ["| run | data | method | recipe | closed top-1 | closed top-5 | closed GAP | open GAP | open GAP - reference "
             "| answered | precision | threshold | train min |",
             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     rows = []
@@ -140,7 +140,8 @@ def write_report(runs: list[dict], out: Path) -> str:
         "of the known landmarks; open GAP ranks every test image's answer by its confidence (a confident answer to a "
         "held-out landmark pushes every answer below it down). Thresholds are chosen per method on validation queries "
         "(right minus wrong answers), not on the test set. Intervals: 95% bootstrap over the test images, paired "
-        "between methods (same resamples).",
+        "between methods (same resamples); \"open GAP - reference\" is each method minus the run's first method "
+        "(paired).",
         "",
         f"Targets (issue 11): {TARGETS}.",
         "",
@@ -156,7 +157,7 @@ def write_report(runs: list[dict], out: Path) -> str:
             f"### Run `{run['run_name']}` (finished {run['date']})",
             "",
             f"- Command: `{run['command']}`",
-            *([f"- Note: {run['note']}"] if run.get("note") else []),
+            *([f"- Note: {run['note'].strip()}"] if run.get("note", "").strip() else []),
             f"- Data: {run['data']} ({run['n_landmarks']} landmarks); held out of training: "
             f"{run['held_out']} ({run['n_held_out_train']} training-folder images, used only to choose thresholds).",
             f"- Split of train.csv: {run['n_train']} train / {run['n_val']} validation images of {run['n_known']} known "
