@@ -246,7 +246,9 @@ class ModelConfig(Config):
         dropout: dropout rate before the softmax layer.
         augment: the study's random flips, rotation and zoom while training: ``"add"`` (augmented
             copies added to the data, as the study did), ``"replace"`` (or True: each epoch sees one
-            augmented version of each image), False: none (``models.augment_mode``).
+            augmented version of each image), ``"photo"`` (the modern recipe's random resized crop,
+            horizontal flips and colour jitter instead, ``recipes.photo_augmentation``), False: none
+            (``models.augment_mode``).
         weights: ResNet-50's backbone weights: ``imagenet``, a weights file, or None (random).
         weights_download_timeout: seconds to wait for Keras' download server when the
             ImageNet weights are not cached (0: no try).
@@ -258,7 +260,7 @@ class ModelConfig(Config):
     blocks: tuple[int, ...] = (3, 3, 2, 2)
     dense_units: int = 128
     dropout: float = 0.5
-    augment: bool | Literal["add", "replace"] = False
+    augment: bool | Literal["add", "replace", "photo"] = False
     weights: str | None = "imagenet"
     weights_download_timeout: float = 3.0
 
@@ -296,22 +298,44 @@ class TrainConfig(Config):
         seed: seed of the backend, the shuffling and the dropout.
         deterministic: deterministic kernels (the same parameters give the same numbers
             on one machine).
+        weight_decay: AdamW's decoupled weight decay (the modern recipe: 0.05; ignored by SGD and RMSprop).
+        lr_schedule: ``constant`` (the study's) or ``warmup_cosine``: linear warmup over
+            ``warmup_epochs``, then cosine decay to ``min_lr_fraction`` of the peak (``recipes``).
+        warmup_epochs: epochs of linear warmup (may be fractional).
+        min_lr_fraction: the cosine's last learning rate, as a share of the peak.
+        label_smoothing: share of the target spread over every class (the modern recipe: 0.1).
+        loss: ``crossentropy`` (softmax models), or ``arcface`` / ``cosface`` (the cosine head of
+            ``retrieval.embedding_model``), with ``margin`` and ``scale``.
+        margin: the additive angular (ArcFace, radians) or cosine (CosFace) margin.
+        scale: the logits' scale of the margin losses.
     """
 
     epochs: int = 6
     batch_size: int = 32
-    optimizer: Literal["sgd", "rmsprop"] = "sgd"
+    optimizer: Literal["sgd", "rmsprop", "adamw"] = "sgd"
     learning_rate: float = 0.002
     momentum: float = 0.9
     early_stopping_patience: int | None = None
     models_dir: str = "models/default"
     seed: int = 42
     deterministic: bool = True
+    weight_decay: float = 0.0
+    lr_schedule: Literal["constant", "warmup_cosine"] = "constant"
+    warmup_epochs: float = 0.0
+    min_lr_fraction: float = 0.0
+    label_smoothing: float = 0.0
+    loss: Literal["crossentropy", "arcface", "cosface"] = "crossentropy"
+    margin: float = 0.2
+    scale: float = 30.0
 
     def check(self) -> None:
-        _positive(self, "epochs", "batch_size", "learning_rate", "early_stopping_patience")
+        _positive(self, "epochs", "batch_size", "learning_rate", "early_stopping_patience", "scale")
         if not 0 <= self.momentum < 1:
             raise ConfigError(f"{self.parameter('momentum')}: must be in [0, 1), not {self.momentum!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"label_smoothing: must be in [0, 1), not {self.label_smoothing!r}")
+        if self.weight_decay < 0 or self.warmup_epochs < 0 or not 0 <= self.min_lr_fraction <= 1:
+            raise ConfigError("weight_decay and warmup_epochs must be 0 or more, min_lr_fraction in [0, 1]")
 
 
 @dataclass(frozen=True)

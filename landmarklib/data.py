@@ -196,6 +196,65 @@ def load_split(settings: config.SplitConfig | str | os.PathLike, **changes) -> S
     )
 
 
+@dataclass
+class OpenSplit:
+    """A split for open-set evaluation: some landmarks held out of training entirely.
+
+    Attributes:
+        closed: the ``Split`` of the known landmarks only (train/validation, class indexes
+            over the known landmarks); the held-out landmarks' images are in neither part.
+        held_out: the landmarks held out (sorted); their images are queries with no right answer.
+        held_out_rows: the held-out landmarks' images of the folder (``path``, ``id``,
+            ``landmark_id``): open-set validation queries, never trained on.
+    """
+
+    closed: Split
+    held_out: list[int]
+    held_out_rows: pd.DataFrame
+
+
+def holdout_landmarks(landmark_ids, n: int, seed: int = 42) -> list[int]:
+    """A seeded choice of ``n`` landmarks to hold out of training (sorted).
+
+    The same landmarks and seed always give the same choice (``numpy.random.default_rng(seed)``
+    drawing from the sorted ids); at least two landmarks must stay known.
+    """
+    pool = sorted({int(v) for v in landmark_ids})
+    if n < 0 or n > len(pool) - 2:
+        raise ValueError(f"cannot hold out {n} of {len(pool)} landmarks (at least 2 must stay known)")
+    chosen = np.random.default_rng(seed).choice(len(pool), size=int(n), replace=False)
+    return sorted(pool[i] for i in chosen)
+
+
+def load_open_split(
+    train_dir: str | os.PathLike, holdout: int, min_images: int = 1, val_fraction: float = 0.2, seed: int = 42
+) -> OpenSplit:
+    """``load_split`` with ``holdout`` landmarks (a seeded choice among those kept) left out of it.
+
+    Args:
+        train_dir: the fetched folder.
+        holdout: how many landmarks to hold out (0: the closed split alone).
+        min_images, val_fraction, seed: as ``load_split``; ``seed`` also picks the held-out landmarks.
+
+    Returns:
+        An ``OpenSplit``.
+    """
+    rows, dropped = read_folder(train_dir)
+    kept = catalog.filter_min_images(rows, min_images)
+    dropped["min_images"] = len(rows) - len(kept)
+    if kept.empty:
+        raise ValueError(f"{train_dir}: no usable labelled image (dropped: {dropped})")
+    held_out = holdout_landmarks(kept["landmark_id"].unique(), holdout, seed)
+    is_held = kept["landmark_id"].isin(held_out).to_numpy()
+    known = kept[~is_held]
+    landmark_ids = sorted(int(v) for v in known["landmark_id"].unique())
+    known = known.assign(label=np.searchsorted(landmark_ids, known["landmark_id"].to_numpy()).astype(np.int32))
+    train, val = catalog.stratified_split(known, val_fraction=val_fraction, seed=seed)
+    closed = Split(train=train.reset_index(drop=True), val=val.reset_index(drop=True),
+                   landmark_ids=landmark_ids, dropped={**dropped, "held_out": int(is_held.sum())})
+    return OpenSplit(closed=closed, held_out=held_out, held_out_rows=kept[is_held].reset_index(drop=True))
+
+
 # --------------------------------------------------------------------------- label map
 
 

@@ -848,6 +848,12 @@ def add_cli(subparsers) -> None:
         ),
     )
     p.add_argument("--model", required=True, help="saved model (.keras) with its .labels.json beside it")
+    p.add_argument("--method", choices=("classifier", "retrieval"), default="classifier",
+                   help="classifier: the softmax's best landmark and probability; retrieval: a kNN vote over "
+                        "the model's embedding index (landmarklib.retrieval; confidence = similarity score)")
+    p.add_argument("--index", default=None,
+                   help="retrieval: the embedding index (default: MODEL_STEM.index.npz beside the model)")
+    p.add_argument("--k", type=int, default=5, help="retrieval: neighbours per query (default 5)")
     p.add_argument("--images", required=True, help="fetched test folder, folder of images, or test CSV (id,url)")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"answer only at or above this confidence (default {DEFAULT_THRESHOLD})")
@@ -868,22 +874,36 @@ def _run_cli(args: argparse.Namespace) -> int:
     if not model_path.is_file():
         print(f"error: model not found: {model_path}", file=sys.stderr)
         return 2
+    method = getattr(args, "method", "classifier")
     if args.engine != "dask" and (args.scheduler or args.dask_workers):
         print("error: --scheduler and --dask-workers need --engine dask", file=sys.stderr)
+        return 2
+    if method == "retrieval" and args.engine == "dask":
+        print("error: --method retrieval runs with --engine local only", file=sys.stderr)
         return 2
     from .cluster import NotShared, SchedulerUnreachable
 
     try:
-        pred = predict(
-            model_path,
-            args.images,
-            threshold=args.threshold,
-            batch_size=args.batch_size,
-            fetch_dir=out.with_name(f"{out.stem}_images"),
-            engine=args.engine,
-            scheduler=args.scheduler,
-            n_workers=args.dask_workers,
-        )
+        if method == "retrieval":
+            from . import retrieval
+
+            index = paths.resolve(args.index) if args.index else retrieval.index_path(model_path)
+            if not index.is_file():
+                print(f"error: embedding index not found: {index}", file=sys.stderr)
+                return 2
+            pred = retrieval.predict(model_path, args.images, index=index, threshold=args.threshold, k=args.k,
+                                     batch_size=args.batch_size, fetch_dir=out.with_name(f"{out.stem}_images"))
+        else:
+            pred = predict(
+                model_path,
+                args.images,
+                threshold=args.threshold,
+                batch_size=args.batch_size,
+                fetch_dir=out.with_name(f"{out.stem}_images"),
+                engine=args.engine,
+                scheduler=args.scheduler,
+                n_workers=args.dask_workers,
+            )
     except (SchedulerUnreachable, NotShared) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

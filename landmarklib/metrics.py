@@ -123,7 +123,7 @@ class _Training(TypedDict):
     input_size: int
     epochs: int
     batch_size: int
-    optimizer: Literal["sgd", "rmsprop"]
+    optimizer: Literal["sgd", "rmsprop", "adamw"]
     learning_rate: float
     momentum: float | None  # SGD only
     seed: int

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from keras import layers, ops
 
-from . import config, data, evaluate, study
+from . import config, data, evaluate, recipes, study
 
 # Layer names -> block: "stage2_block1_b1_3x3" -> "stage2_block1", "conv3_block2_1_conv" -> "conv3_block2".
 _BLOCK_NAME = re.compile(r"^((?:stage|conv)\d+_block\d+|[a-z]+\d*)(?:_|$)")
@@ -148,15 +148,16 @@ def stage(x, filters: int, blocks: int, strides: int, name: str):
     return x
 
 
-AUGMENT_MODES = ("add", "replace")
+AUGMENT_MODES = ("add", "replace", "photo")
 """``augment`` values: ``"add"`` (the study's: augmented copies added to the training images, each
 epoch sees every original and one augmented copy of it) or ``"replace"`` (random layers in the model:
-each epoch sees one augmented version of each image instead of the original). ``True`` means
-``"replace"``; ``False``/``None``: no augmentation."""
+each epoch sees one augmented version of each image instead of the original), or ``"photo"`` (the
+modern recipe's photo augmentation in the model instead of the study's: ``recipes.photo_augmentation``).
+``True`` means ``"replace"``; ``False``/``None``: no augmentation."""
 
 
 def augment_mode(augment) -> str | None:
-    """``augment`` as ``"add"``, ``"replace"`` or ``None`` (``True`` -> ``"replace"``)."""
+    """``augment`` as ``"add"``, ``"replace"``, ``"photo"`` or ``None`` (``True`` -> ``"replace"``)."""
     if augment is None or augment is False or augment == "none":
         return None
     if augment is True:
@@ -166,17 +167,21 @@ def augment_mode(augment) -> str | None:
     raise ValueError(f"augment must be one of {AUGMENT_MODES}, true or false; not {augment!r}")
 
 
-def augmentation(x, name: str = "augment", seed: int | None = None):
+def augmentation(x, name: str = "augment", seed: int | None = None, kind: str = "study"):
     """The study's augmentation: flips (both ways), rotation and zoom; active only in training.
 
     Args:
         x: input tensor of pixel values.
         name: prefix of the layer names.
         seed: seed of the random layers (``None``: drawn from Keras' global seed).
+        kind: ``"study"``, or ``"photo"``: ``recipes.photo_augmentation`` (random resized crop,
+            horizontal flips, colour jitter).
 
     Returns:
         Output tensor (unchanged at inference).
     """
+    if kind == "photo":
+        return recipes.photo_augmentation(x, name=name)
     x = layers.RandomFlip("horizontal_and_vertical", seed=seed, name=f"{name}_flip")(x)
     x = layers.RandomRotation(0.1, fill_mode="reflect", seed=seed, name=f"{name}_rotation")(x)
     return layers.RandomZoom(0.2, fill_mode="reflect", seed=seed, name=f"{name}_zoom")(x)
@@ -277,9 +282,10 @@ def res_incep(
         stem_filters: filters of the stem convolution (35 in the study's Figure 15).
         dense_units: width of the hidden Dense layer.
         dropout: dropout rate before the softmax layer.
-        augment: the study's random flips, rotation and zoom: ``"replace"`` (or ``True``) puts them in
-            the model (training only); ``"add"`` leaves the model plain and marks it
-            (``model.augment_mode``) for ``train`` to add augmented copies (``augmented_copies``).
+        augment: ``"replace"`` (or ``True``) puts the study's random flips, rotation and zoom in
+            the model (training only); ``"photo"`` the modern recipe's photo augmentation instead;
+            ``"add"`` leaves the model plain and marks it (``model.augment_mode``) for ``train`` to
+            add augmented copies (``augmented_copies``).
         name: model name.
 
     Returns:
@@ -289,7 +295,7 @@ def res_incep(
         raise ValueError(f"filters {tuple(filters)} and blocks {tuple(blocks)} need one entry per stage")
     mode = augment_mode(augment)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = augmentation(inputs) if mode == "replace" else inputs
+    x = augmentation(inputs, kind="photo" if mode == "photo" else "study") if mode in ("replace", "photo") else inputs
     x = layers.Rescaling(1.0 / 255, name="rescale")(x)
     x = conv_bn_lrelu(x, stem_filters, 3, strides=2, name="stem")
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
@@ -461,5 +467,5 @@ def load(path: str | os.PathLike):
     """
     evaluate.strict_top_k_metric_class()  # registers the metric a model compiled by ``train`` was saved with
     path = Path(path)
-    model = keras.saving.load_model(path)
+    model = keras.saving.load_model(path, custom_objects=recipes.custom_objects())
     return model, data.load_label_map(path.with_name(path.name.removesuffix(".keras") + ".labels.json"))

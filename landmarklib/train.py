@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import config, data, devices, evaluate, files, models, paths, study
+from . import config, data, devices, evaluate, files, models, paths, recipes, study
 
 OPTIMIZERS = ("sgd", "rmsprop")
 COMPARISON_COLUMNS = ["params", "input_size", "epochs", "batch_size", "optimizer", "weights", "n_classes",
@@ -164,18 +164,24 @@ def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9):
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {name!r}")
 
 
-def compile_model(model, settings: config.TrainConfig) -> None:
-    """Compile for integer labels: cross-entropy, top-1 ``accuracy`` and ``top5`` metrics.
+def compile_model(model, settings: config.TrainConfig, steps_per_epoch: int = 1) -> None:
+    """Compile for integer labels: the recipe's loss, top-1 ``accuracy`` and strict ``top5`` metrics.
+
+    The optimizer and loss come from ``recipes`` (the study's recipe: the named optimizer at a
+    constant step, plain cross-entropy; the modern one: AdamW, warmup + cosine, label smoothing).
 
     Args:
         model: a ``keras.Model``.
-        settings: its optimizer, learning rate and momentum.
+        settings: its optimizer, learning rate, momentum and recipe (``recipes.from_settings``).
+        steps_per_epoch: optimizer steps per epoch (for a learning-rate schedule).
 
     ``jit_compile="auto"``: XLA where it pays (GPU, JAX), not on a TensorFlow CPU.
     """
+    recipe = recipes.from_settings(settings.to_dict())
     model.compile(
-        optimizer=make_optimizer(settings.optimizer, settings.learning_rate, settings.momentum),
-        loss="sparse_categorical_crossentropy",
+        optimizer=recipes.make_optimizer(settings.optimizer, settings.learning_rate, settings.momentum, recipe,
+                                         settings.epochs, steps_per_epoch),
+        loss=recipes.make_loss(recipe),
         # strict top-5 (ties by class index): Keras' SparseTopKCategoricalAccuracy counts every tied class;
         # weighted: the zero-weight rows padding a data-parallel evaluation batch do not count (same names)
         weighted_metrics=["accuracy", evaluate.strict_top_k_metric_class()(k=5, name="top5")],
@@ -398,7 +404,8 @@ def train(
         model: an uncompiled (or compiled: it is recompiled) ``keras.Model`` taking
             0..255 RGB square images (its input size is read from it).
         split: the training and validation rows (``data.load_split``); needs validation rows.
-        settings: epochs, batch size, optimizer, learning rate, momentum, early stopping,
+        settings: epochs, batch size, optimizer, learning rate, momentum, the recipe (weight decay,
+            learning-rate schedule, label smoothing, loss: ``recipes``), early stopping,
             ``models_dir`` (relative to the project root or absolute), seed, determinism.
         name: stem of the files written (default: the model's name, ``res_incep``, ``resnet50``).
         progress: show an epoch progress bar.
@@ -423,13 +430,13 @@ def train(
         "momentum": settings.momentum if sgd else None, "seed": settings.seed,
         "augment_mode": getattr(model, "augment_mode", None),
     }
+    recorded.update(recipes.from_settings(settings.to_dict()).as_dict())
     # what a killed run must share with this one to be resumed (more epochs may be asked for)
     fingerprint = {**{k: v for k, v in recorded.items() if k != "epochs"}, "params": int(model.count_params()),
                    "n_train": len(split.train), "n_val": len(split.val),
                    "landmark_ids": [int(v) for v in split.landmark_ids]}
 
     set_seed(settings.seed, settings.deterministic)
-    compile_model(model, settings)
     replicas = devices.replicas()  # > 1: each batch split across that many devices (devices.distribute)
     # uint8 images: a quarter of the bytes to the device, the model's float32 Input casts there
     train_data = data.batches(split.train, input_size, settings.batch_size, shuffle=True, seed=settings.seed,
@@ -439,6 +446,7 @@ def train(
         train_data = models.augmented_copies(train_data, input_size, seed=settings.seed)
         epoch_images *= 2
     val_data = data.batches(split.val, input_size, settings.batch_size, replicas=replicas, dtype="uint8")
+    compile_model(model, settings, steps_per_epoch=len(train_data))
 
     initial_epoch, state, rows = _resume_point(resume_dir, fingerprint, history_csv)
     if state is not None:

@@ -246,7 +246,7 @@ def write_metrics(reports: Path, which: tuple[str, ...] = ("01", "02", "03", "04
 
 # --------------------------------------------------------------------------- the end-to-end run
 
-E2E_METRICS = ["01_explore", "02_fetch", "03_res_incep", "04_resnet50", "05_visualize", "06_report"]
+E2E_METRICS = ["01_explore", "02_fetch", "03_res_incep", "04_resnet50", "05_visualize", "06_report", "07_beyond"]
 # Sizes small enough for a 2-core machine; every name is one that a notebook declares (the run warns otherwise).
 E2E_TINY = {
     "run_name": "e2e",
@@ -268,6 +268,11 @@ E2E_TINY = {
     "benchmark_batch_size": 16,
     "n_cam": 1,
     "max_val_images": 16,
+    "holdout_landmarks": 1,
+    "beyond_epochs": 1,
+    "embedding_dim": 8,
+    "retrieval_k": 3,
+    "n_bootstrap": 50,
 }
 
 

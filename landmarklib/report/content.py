@@ -792,3 +792,41 @@ def report_metrics(evaluations: dict[str, ModelEvaluation], threshold: float, so
         "notebooks": sorted(metrics),
         "figures": figures,
     }
+
+
+# --------------------------------------------------------------------------- beyond the study (notebook 07)
+
+
+def beyond_md(metrics: dict[str, dict]) -> str:
+    """The "Beyond the study" section: the modern recipe and retrieval beside the study's method, open-set."""
+    m = metrics_for("07", metrics)
+    if not m:
+        return ("*This reports folder holds no results of notebook 07 (the modern recipe and retrieval, scored "
+                "open-set): `landmarks report --only 07,06` adds them.*")
+    methods = m.get("methods") or {}
+
+    def ci(row: dict, key: str, as_pct: bool = False) -> str:
+        f = pct if as_pct else gap_text
+        return f"{f(row.get(key))} [{f(row.get(key + '_low'))}, {f(row.get(key + '_high'))}]"
+
+    lines = [
+        f"Notebook 07 trained three methods on the same Res-Incep, data and {m.get('epochs')} epochs, with "
+        f"{len(m.get('held_out') or [])} landmarks ({', '.join(map(str, m.get('held_out') or []))}) held out of "
+        f"training entirely: of its {count(m.get('n_queries'))} test images, {count(m.get('n_open'))} have no right "
+        f"answer. Intervals: 95% bootstrap over the test images ({count(m.get('n_bootstrap'))} resamples), paired "
+        "between methods.",
+        "",
+        "| method | recipe | closed top-1 | closed top-5 | closed GAP | open GAP | open GAP minus study's | "
+        "answered | precision |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in methods.items():
+        diff = "-"
+        if row.get("open_gap_diff") is not None:
+            diff = (f"{row['open_gap_diff']:+.3f} [{row['open_gap_diff_low']:+.3f}, "
+                    f"{row['open_gap_diff_high']:+.3f}]")
+        lines.append(f"| {name} | {row.get('recipe', '')} | {ci(row, 'closed_top1', True)} | "
+                     f"{pct(row.get('closed_top5'))} | {gap_text(row.get('closed_gap'))} | {ci(row, 'open_gap')} | "
+                     f"{diff} | {pct(row.get('answered_share'))} | {pct(row.get('answered_precision'))} |")
+    lines += ["", f"Retrieval index: {m.get('index', '?')}; embeddings pictured by {m.get('projection', '?')}."]
+    return "\n".join(lines)

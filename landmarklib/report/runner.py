@@ -329,6 +329,8 @@ def run_report(
         out_dir = paths.resolve(params["reports_dir"])
         all_notebooks = find_notebooks(notebooks_dir)
         selected = find_notebooks(notebooks_dir, only)
+        # the report notebook reads every other notebook's metrics (07's too): it runs last
+        selected.sort(key=lambda nb: nb.stem.startswith(f"{REPORT_NOTEBOOK}_"))
         check_kernel(kernel)
         _warn_unknown(overrides or {}, all_notebooks)
         ensure_sample(params)

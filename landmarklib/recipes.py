@@ -1,0 +1,256 @@
+"""Training recipes: the study's (SGD or RMSprop, constant step, cross-entropy) and a modern one.
+
+A recipe is a handful of parameters that ``train.train`` turns into an optimizer, a loss
+and (through ``models.build``'s ``augment``) an augmentation, so the study's settings stay
+reproducible exactly and the modern ones sit beside them:
+
+    optimizer        ``sgd`` | ``rmsprop`` (the study's) | ``adamw`` (AdamW, decoupled weight decay)
+    weight_decay     AdamW's decoupled weight decay (0: none)
+    lr_schedule      ``constant`` (the study's) | ``warmup_cosine``: linear warmup from 0 to the
+                     learning rate over ``warmup_epochs``, then cosine decay to ``min_lr_fraction``
+                     of it at the last epoch (Loshchilov & Hutter; Goyal et al. for the warmup)
+    label_smoothing  the target puts ``1 - eps`` on the true class and ``eps / C`` everywhere
+    loss             ``crossentropy`` (softmax models) | ``arcface`` | ``cosface`` (cosine-head
+                     models of ``landmarklib.retrieval``, with ``margin`` and ``scale``)
+    augment          ``models.build``'s: ``False``, ``True``/``"study"`` (the study's flips both
+                     ways, rotation, zoom) or ``"photo"`` (``photo_augmentation`` below)
+
+``MODERN`` holds the modern values; ``STUDY`` the study's. Only Keras layers, ops,
+losses and optimizers are used, so every recipe runs under TensorFlow and JAX. Keras is
+imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import asdict, dataclass, fields
+
+OPTIMIZERS = ("sgd", "rmsprop", "adamw")
+SCHEDULES = ("constant", "warmup_cosine")
+LOSSES = ("crossentropy", "arcface", "cosface")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The recipe parameters ``train.train`` takes beside optimizer, learning rate and momentum.
+
+    Attributes:
+        weight_decay: AdamW's decoupled weight decay (ignored by SGD and RMSprop).
+        lr_schedule: ``"constant"`` or ``"warmup_cosine"``.
+        warmup_epochs: epochs of linear warmup (``warmup_cosine``); may be fractional.
+        min_lr_fraction: the cosine's final learning rate, as a share of the peak.
+        label_smoothing: share of the target spread over all classes.
+        loss: ``"crossentropy"``, ``"arcface"`` or ``"cosface"``.
+        margin: the additive angular (ArcFace, radians) or cosine (CosFace) margin.
+        scale: the logits' scale ``s`` of the margin losses.
+    """
+
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    min_lr_fraction: float = 0.0
+    label_smoothing: float = 0.0
+    loss: str = "crossentropy"
+    margin: float = 0.2
+    scale: float = 30.0
+
+    def __post_init__(self):
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {SCHEDULES}, not {self.lr_schedule!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, not {self.loss!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.weight_decay < 0 or self.warmup_epochs < 0 or not 0 <= self.min_lr_fraction <= 1:
+            raise ValueError("weight_decay and warmup_epochs must be >= 0 and min_lr_fraction in [0, 1]")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+STUDY = Recipe()
+"""The study's recipe: no weight decay, a constant step, plain cross-entropy."""
+
+MODERN = {
+    "optimizer": "adamw", "learning_rate": 1e-3, "weight_decay": 0.05, "lr_schedule": "warmup_cosine",
+    "warmup_epochs": 2, "min_lr_fraction": 0.01, "label_smoothing": 0.1, "augment": "photo",
+}
+"""The modern recipe as settings (``params/modern.yaml`` holds the same values)."""
+
+
+def from_settings(settings: dict) -> Recipe:
+    """The ``Recipe`` of a run's settings dict: its recipe keys, the study's values for the others."""
+    names = {f.name for f in fields(Recipe)}
+    return Recipe(**{k: settings[k] for k in names if settings.get(k) is not None})
+
+
+# --------------------------------------------------------------------------- optimizer
+
+
+def learning_rate(peak: float, recipe: Recipe = STUDY, epochs: int = 1, steps_per_epoch: int = 1):
+    """The learning rate: ``peak`` (constant) or a Keras warmup + cosine decay schedule.
+
+    Args:
+        peak: the learning rate (after warmup).
+        recipe: the recipe (``lr_schedule``, ``warmup_epochs``, ``min_lr_fraction``).
+        epochs: epochs the run trains for: the cosine reaches its end at the last step.
+        steps_per_epoch: optimizer steps per epoch.
+
+    Returns:
+        A float or a ``keras.optimizers.schedules.CosineDecay``.
+    """
+    if recipe.lr_schedule == "constant":
+        return float(peak)
+    import keras
+
+    total = max(1, int(epochs) * int(steps_per_epoch))
+    warmup = min(total - 1, int(round(recipe.warmup_epochs * steps_per_epoch)))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else float(peak), decay_steps=max(1, total - warmup),
+        alpha=float(recipe.min_lr_fraction), warmup_target=float(peak) if warmup else None,
+        warmup_steps=warmup, name="warmup_cosine",
+    )
+
+
+def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9, recipe: Recipe = STUDY,
+                   epochs: int = 1, steps_per_epoch: int = 1):
+    """A Keras optimizer by name with the recipe's schedule and weight decay.
+
+    Args:
+        name: ``"sgd"`` (with momentum), ``"rmsprop"`` or ``"adamw"``.
+        learning_rate: the (peak) step size.
+        momentum: momentum of SGD.
+        recipe: schedule and weight decay.
+        epochs, steps_per_epoch: the run's length, for the schedule.
+    """
+    import keras
+
+    rate = globals()["learning_rate"](learning_rate, recipe, epochs, steps_per_epoch)
+    name = name.lower()
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=rate, momentum=momentum)
+    if name == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=rate)
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=float(recipe.weight_decay))
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {name!r}")
+
+
+def schedule_values(peak: float, recipe: Recipe, epochs: int, steps_per_epoch: int) -> list[float]:
+    """The learning rate at the start of each epoch (for tables and figures)."""
+    rate = learning_rate(peak, recipe, epochs, steps_per_epoch)
+    if isinstance(rate, float):
+        return [rate] * int(epochs)
+    return [float(rate(e * steps_per_epoch)) for e in range(int(epochs))]
+
+
+# --------------------------------------------------------------------------- loss
+
+
+@functools.cache
+def _loss_classes() -> dict:
+    """Loss classes, defined on first use so that importing this module does not import Keras."""
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="landmarks")
+    class SmoothedSparseCrossentropy(keras.losses.Loss):
+        """Cross-entropy of softmax probabilities against integer labels with label smoothing.
+
+        Args:
+            label_smoothing: the target is ``(1 - eps) * one_hot + eps / C``.
+        """
+
+        def __init__(self, label_smoothing: float = 0.1, name: str = "smoothed_crossentropy", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.label_smoothing = float(label_smoothing)
+
+        def call(self, y_true, y_pred):
+            n_classes = ops.shape(y_pred)[-1]
+            target = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), n_classes, dtype=y_pred.dtype)
+            return keras.losses.categorical_crossentropy(target, y_pred, label_smoothing=self.label_smoothing)
+
+        def get_config(self):
+            return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+    return {"SmoothedSparseCrossentropy": SmoothedSparseCrossentropy}
+
+
+def make_loss(recipe: Recipe = STUDY):
+    """The Keras loss of a recipe (integer labels).
+
+    ``crossentropy`` without smoothing is Keras' ``sparse_categorical_crossentropy`` (the
+    study's); with smoothing, ``SmoothedSparseCrossentropy``; ``arcface`` and ``cosface``
+    are ``retrieval.MarginLoss`` on a cosine head's output.
+    """
+    if recipe.loss == "crossentropy":
+        if recipe.label_smoothing == 0:
+            return "sparse_categorical_crossentropy"
+        return _loss_classes()["SmoothedSparseCrossentropy"](recipe.label_smoothing)
+    from . import retrieval
+
+    return retrieval.margin_loss(recipe.loss, margin=recipe.margin, scale=recipe.scale,
+                                 label_smoothing=recipe.label_smoothing)
+
+
+def custom_objects() -> dict:
+    """The project's Keras objects by registered name (what loading a model of any recipe needs)."""
+    from . import retrieval
+
+    found = {**_loss_classes(), **retrieval._keras_objects()}
+    return {f"landmarks>{name}": cls for name, cls in found.items()}
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+def photo_augmentation(x, name: str = "augment", crop_scale: float = 0.4, jitter: float = 0.15,
+                       vertical_flips: bool = False):
+    """Augmentation for photographs; active only in training.
+
+    A random resized crop (a zoom into a random part of the image, width and height drawn
+    separately so the aspect ratio varies, then shifted, filling with the reflected image:
+    the crop keeps between ``(1 - crop_scale)**2`` and all of the image's area), horizontal
+    flips only (a landmark upside down is not a photo one takes; ``vertical_flips`` brings
+    the study's back), and mild colour jitter (brightness and contrast by up to ``jitter``).
+
+    Args:
+        x: input tensor of 0..255 pixel values.
+        name: prefix of the layer names.
+        crop_scale: the most a side is cut by, as a share of it.
+        jitter: the largest relative change of brightness and contrast.
+        vertical_flips: flip vertically too (the study's augmentation did).
+
+    Returns:
+        Output tensor (unchanged at inference).
+    """
+    from keras import layers
+
+    x = layers.RandomZoom(height_factor=(-crop_scale, 0.0), width_factor=(-crop_scale, 0.0),
+                          fill_mode="reflect", name=f"{name}_crop_zoom")(x)
+    x = layers.RandomTranslation(crop_scale / 2, crop_scale / 2, fill_mode="reflect", name=f"{name}_crop_shift")(x)
+    x = layers.RandomFlip("horizontal_and_vertical" if vertical_flips else "horizontal", name=f"{name}_flip")(x)
+    x = layers.RandomBrightness(jitter, value_range=(0, 255), name=f"{name}_brightness")(x)
+    return layers.RandomContrast(jitter, value_range=(0, 255), name=f"{name}_contrast")(x)
+
+
+def describe(optimizer: str, peak: float, recipe: Recipe, augment) -> str:
+    """One line naming a run's recipe, for tables and reports."""
+    parts = [f"{optimizer} {peak:g}"]
+    if optimizer == "adamw":
+        parts.append(f"weight decay {recipe.weight_decay:g}")
+    if recipe.lr_schedule == "warmup_cosine":
+        parts.append(f"warmup {recipe.warmup_epochs:g} ep + cosine to {recipe.min_lr_fraction:g}x")
+    if recipe.label_smoothing:
+        parts.append(f"label smoothing {recipe.label_smoothing:g}")
+    if recipe.loss != "crossentropy":
+        parts.append(f"{recipe.loss} (margin {recipe.margin:g}, scale {recipe.scale:g})")
+    parts.append({"photo": "photo augmentation", True: "study augmentation", "study": "study augmentation"}.get(
+        augment, "no augmentation"))
+    return ", ".join(parts)
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch (the last batch holds the remainder)."""
+    return max(1, math.ceil(int(n_train) / int(batch_size)))

@@ -1,0 +1,314 @@
+"""Every recognition method on one open split: train, answer the queries, score (notebook 07, benchmarks).
+
+Methods (``METHODS``), all on the same backbone, data, split and epochs:
+
+    study      the study's classifier and recipe (the run's optimizer, constant learning rate,
+               cross-entropy, the run's augmentation); confidence = the softmax probability
+    modern     the same classifier with the modern recipe (``recipes.MODERN``: AdamW with weight
+               decay, warmup + cosine, label smoothing, photo augmentation)
+    retrieval  the backbone with ``retrieval``'s embedding head, trained with the modern recipe and
+               a margin loss; answers by the kNN vote over the index of the known landmarks'
+               training-folder images; confidence = the vote's similarity score
+
+``run_methods`` trains each (``train.train``), chooses each method's threshold on validation
+queries (the closed validation images plus the held-out landmarks' training-folder images,
+never the test set: ``openset.choose_threshold``), predicts the test queries and scores them
+with ``openset`` (paired bootstrap intervals, ``study`` as the reference).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import config, data, evaluate, models, openset, recipes, retrieval, train
+
+METHODS = ("study", "modern", "retrieval")
+
+
+@dataclass
+class MethodRun:
+    """One trained method.
+
+    Attributes:
+        name: ``study``, ``modern`` or ``retrieval``.
+        result: the ``train.TrainResult``.
+        recipe: the recipe, in words.
+        index: the retrieval index (known landmarks' train + validation images), else None.
+        k: neighbours of the vote (retrieval).
+        seconds: wall time of training (and indexing).
+    """
+
+    name: str
+    result: train.TrainResult
+    recipe: str
+    index: retrieval.EmbeddingIndex | None = None
+    k: int = retrieval.DEFAULT_K
+    seconds: float = 0.0
+    threshold: float = 0.0
+    embedder: object = None
+    extra: dict = field(default_factory=dict)
+
+
+def method_settings(name: str, settings: dict) -> tuple[dict, recipes.Recipe]:
+    """The settings and recipe of one method, from a run's settings.
+
+    ``settings`` holds ``models.build``'s keys (``model``, ``input_size``, ``filters``, ...,
+    ``augment``: the study method's), ``optimizer``, ``learning_rate``, ``momentum`` (the study's
+    recipe), and the modern recipe's ``modern_learning_rate``, ``modern_weight_decay``,
+    ``modern_warmup_epochs``, ``modern_label_smoothing``, and retrieval's ``retrieval_loss``,
+    ``retrieval_margin``, ``retrieval_scale`` (defaults: ``recipes.MODERN``, ArcFace 0.2, 30).
+    """
+    if name == "study":
+        return dict(settings), recipes.STUDY
+    if name not in ("modern", "retrieval"):
+        raise ValueError(f"unknown method {name!r}: expected one of {METHODS}")
+    modern = {**settings, "optimizer": "adamw", "augment": "photo",
+              "learning_rate": settings.get("modern_learning_rate", recipes.MODERN["learning_rate"])}
+    recipe = recipes.Recipe(
+        weight_decay=settings.get("modern_weight_decay", recipes.MODERN["weight_decay"]),
+        lr_schedule="warmup_cosine",
+        warmup_epochs=settings.get("modern_warmup_epochs", recipes.MODERN["warmup_epochs"]),
+        min_lr_fraction=recipes.MODERN["min_lr_fraction"],
+        label_smoothing=settings.get("modern_label_smoothing", recipes.MODERN["label_smoothing"]),
+        loss=settings.get("retrieval_loss", "arcface") if name == "retrieval" else "crossentropy",
+        margin=settings.get("retrieval_margin", 0.2), scale=settings.get("retrieval_scale", 30.0),
+    )
+    return modern, recipe
+
+
+def train_method(name: str, split: data.Split, settings: dict, out_dir, progress: bool = True) -> MethodRun:
+    """Build and train one method on ``split`` (and index it, for retrieval)."""
+    run, recipe = method_settings(name, settings)
+    start = time.perf_counter()
+    train.set_seed(run["seed"], run.get("deterministic", True))
+    n_classes = len(split.landmark_ids)
+    if name == "retrieval":
+        model = retrieval.embedding_model(run, n_classes, embedding_dim=int(run.get("embedding_dim", 512)))
+    else:
+        model = models.build(config.ModelConfig.from_params(run), n_classes)
+    if progress:
+        print(f"== {name}: {model.count_params():,} parameters; "
+              f"{recipes.describe(run['optimizer'], run['learning_rate'], recipe, run.get('augment'))}", flush=True)
+    settings = config.TrainConfig.from_params(run, models_dir=str(out_dir), early_stopping_patience=None,
+                                              **recipe.as_dict())
+    result = train.train(model, split, settings, name=name, progress=progress)
+    index = embedder = None
+    if name == "retrieval":
+        # one image -> embedding model per method: each new keras.Model traces its predict function again
+        embedder = retrieval.embedding_of(result.model)
+        known = pd.concat([split.train, split.val], ignore_index=True)
+        index = retrieval.build_index(embedder, known, split.landmark_ids, input_size=run["input_size"],
+                                      batch_size=run["batch_size"])
+        index.save(retrieval.index_path(result.model_path))
+    return MethodRun(name=name, result=result, index=index, k=int(run.get("retrieval_k", retrieval.DEFAULT_K)),
+                     embedder=embedder,
+                     recipe=recipes.describe(run["optimizer"], run["learning_rate"], recipe, run.get("augment")),
+                     seconds=time.perf_counter() - start)
+
+
+def answer(run: MethodRun, frame: pd.DataFrame, batch_size: int = 64,
+           x: np.ndarray | None = None) -> tuple[openset.Predictions, dict]:
+    """A method's predictions for rows with ``path`` (unreadable files come back black, with a warning).
+
+    Args:
+        run: the trained method.
+        frame: the query rows.
+        batch_size: images per forward pass.
+        x: the rows' images already decoded at the model's input size (decoded here otherwise).
+
+    Returns:
+        ``(predictions, extra)``; for retrieval, ``extra`` holds ``embeddings``, ``neighbours``
+        (index rows) and ``similarities``.
+    """
+    size = int(run.result.settings["input_size"])
+    if x is None:
+        x = data.load_images(frame["path"].tolist(), size, progress=False)
+    extra: dict = {}
+    if run.index is not None:
+        emb = retrieval.embed(run.embedder or run.result.model, x, batch_size=batch_size)
+        vote = retrieval.knn_vote(run.index, emb, k=run.k)
+        scores, conf = vote.scores, vote.confidence
+        extra = {"embeddings": emb, "neighbours": vote.neighbours, "similarities": vote.similarities}
+    else:
+        scores = evaluate.predict_probabilities(run.result.model, x, batch_size)
+        conf = scores.max(axis=1) if len(scores) else np.zeros(0)
+    return openset.from_scores(scores, conf, run.result.landmark_ids, run.threshold), extra
+
+
+def validation_queries(open_split: data.OpenSplit) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows thresholds are chosen on (closed validation + held-out training-folder images) and their truth."""
+    frame = pd.concat([open_split.closed.val[["path", "id", "landmark_id"]],
+                       open_split.held_out_rows[["path", "id", "landmark_id"]]], ignore_index=True)
+    return frame, frame["landmark_id"].to_numpy(np.int64)
+
+
+def test_queries(test_dir, solution, input_size: int) -> pd.DataFrame:
+    """The fetched test images with their true landmark (``actual``; None: no landmark), readable ones only."""
+    tests = evaluate.load_test_images(test_dir, input_size, progress=False)
+    truth = solution if isinstance(solution, pd.DataFrame) else evaluate.read_solution(solution)
+    truth = truth[["id", "landmark_id"]].astype(str).rename(columns={"landmark_id": "actual"})
+    frame = tests.drop(columns=["landmark_id"]).astype({"id": str}).merge(truth, on="id", how="inner")
+    frame = frame[frame["path"].notna()].reset_index(drop=True)
+    frame["actual"] = pd.to_numeric(frame["actual"].replace("", None), errors="coerce").astype("Int64")
+    return frame
+
+
+def run_methods(open_split: data.OpenSplit, settings: dict, queries: pd.DataFrame, out_dir,
+                methods=METHODS, n_boot: int = 1000, progress: bool = True) -> dict:
+    """Train, threshold, answer and score every method.
+
+    Args:
+        open_split: ``data.load_open_split``'s result.
+        settings: the run's settings (see ``method_settings``; plus ``epochs``, ``batch_size``, ``seed``).
+        queries: the test queries (``test_queries``: ``path``, ``id``, ``actual``).
+        out_dir: where the models go (``<out_dir>/<method>.keras`` ...).
+        methods: which methods to run.
+        n_boot: bootstrap resamples.
+        progress: epoch bars and one line per method.
+
+    Returns:
+        dict: ``runs`` (name -> MethodRun), ``predictions`` (name -> Predictions on the queries),
+        ``extra`` (name -> ``answer``'s extra), ``scores`` (name -> ``openset.score``),
+        ``bootstrap`` (``openset.bootstrap``'s table), ``known`` (landmark ids trained on).
+    """
+    split = open_split.closed
+    val_frame, val_truth = validation_queries(open_split)
+    actual = queries["actual"].astype("float64").fillna(-1).astype(np.int64).to_numpy()
+    runs, preds, extras, scores = {}, {}, {}, {}
+    size = int(settings["input_size"])  # every method's input: the queries are decoded once
+    val_x = data.load_images(val_frame["path"].tolist(), size, progress=False)
+    query_x = data.load_images(queries["path"].tolist(), size, progress=False)
+    for name in methods:
+        run = train_method(name, split, settings, out_dir, progress)
+        val_pred, _ = answer(run, val_frame, settings["batch_size"], x=val_x)
+        run.threshold = openset.choose_threshold(val_pred.confidence, val_pred.landmark == val_truth)
+        pred, extra = answer(run, queries, settings["batch_size"], x=query_x)
+        runs[name], preds[name], extras[name] = run, pred, extra
+        scores[name] = openset.score(pred, actual, split.landmark_ids, queries["id"].to_numpy())
+        if progress:
+            s = scores[name]
+            print(f"   {name}: closed top-1 {s['closed_top1']:.3f}, open GAP {s['open_gap']:.3f} "
+                  f"(threshold {run.threshold:.3f}; {run.seconds / 60:.1f} min)", flush=True)
+    boot = openset.bootstrap(preds, actual, split.landmark_ids, queries["id"].to_numpy(), n_boot=n_boot,
+                             seed=int(settings["seed"]), reference=methods[0])
+    # retrieval against the best classifier by open-set GAP, on the same resamples (the issue's target)
+    classifiers = [n for n in methods if n != "retrieval"]
+    versus = None
+    if "retrieval" in preds and classifiers:
+        best = max(classifiers, key=lambda n: scores[n]["open_gap"])
+        pair = openset.bootstrap({best: preds[best], "retrieval": preds["retrieval"]}, actual, split.landmark_ids,
+                                 queries["id"].to_numpy(), n_boot=n_boot, seed=int(settings["seed"]), reference=best)
+        versus = {"best_classifier": best,
+                  **{f"{r['metric']}_{k}": r[k] for r in pair[pair["method"] == "retrieval"].to_dict("records")
+                     for k in ("diff", "diff_low", "diff_high")}}
+    return {"runs": runs, "predictions": preds, "extra": extras, "scores": scores, "bootstrap": boot,
+            "known": list(split.landmark_ids), "actual": actual, "retrieval_vs_best_classifier": versus}
+
+
+def metrics_table(outcome: dict) -> pd.DataFrame:
+    """One row per method: recipe, training numbers, threshold and every score with its interval."""
+    return pd.DataFrame(method_rows(outcome))
+
+
+def method_rows(outcome: dict) -> list[dict]:
+    """``metrics_table``'s rows as dicts; the paired differences (``<metric>_diff``, ``_diff_low``,
+    ``_diff_high``: method minus the reference) only in the other methods' rows."""
+    boot = outcome["bootstrap"].set_index(["method", "metric"])
+    rows = []
+    for name, run in outcome["runs"].items():
+        row = {"method": name, "recipe": run.recipe, "val_top1": run.result.val_top1,
+               "epochs": run.result.epochs_run, "best_epoch": run.result.best_epoch,
+               "train_minutes": run.seconds / 60, "threshold": run.threshold}
+        for m in openset.METRICS:
+            r = boot.loc[(name, m)]
+            row.update({m: r["value"], f"{m}_low": r["low"], f"{m}_high": r["high"]})
+            if not pd.isna(r["diff"]):
+                row.update({f"{m}_diff": r["diff"], f"{m}_diff_low": r["diff_low"], f"{m}_diff_high": r["diff_high"]})
+        rows.append(row)
+    return rows
+
+
+def write_submissions(outcome: dict, queries: pd.DataFrame, reports_dir, prefix: str = "07_") -> dict[str, str]:
+    """Each method's Kaggle submission (``id,landmarks``, empty below its threshold), via ``evaluate.write_submission``.
+
+    Returns:
+        method -> the file written, ``<reports_dir>/submissions/<prefix><method>.csv``, relative to ``reports_dir``.
+    """
+    from . import paths
+
+    base = paths.resolve(reports_dir)
+    written = {}
+    for name, pred in outcome["predictions"].items():
+        table = pd.DataFrame({"id": queries["id"].astype(str).to_numpy(),
+                              "landmark_id": pd.array(np.where(pred.landmark >= 0, pred.landmark, 0), dtype="Int64"),
+                              "confidence": np.where(pred.landmark >= 0, pred.confidence, np.nan)})
+        path = evaluate.write_submission(table, base / "submissions" / f"{prefix}{name}.csv", pred.threshold)
+        written[name] = str(path.relative_to(base))
+    return written
+
+
+def project_2d(embeddings: np.ndarray, seed: int = 0, method: str = "auto") -> tuple[np.ndarray, str]:
+    """2-D coordinates of embeddings for a picture: t-SNE when scikit-learn is installed, else PCA.
+
+    Returns:
+        ``(coordinates (N, 2), "t-SNE" | "PCA")``.
+    """
+    x = np.asarray(embeddings, np.float64)
+    if method in ("auto", "tsne") and len(x) > 5:
+        try:
+            from sklearn.manifold import TSNE
+        except ImportError:
+            if method == "tsne":
+                raise
+        else:
+            perplexity = float(min(30, max(2, (len(x) - 1) / 3)))
+            return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x), "t-SNE"
+    centred = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:2].T, "PCA"
+
+
+def gallery_rows(outcome: dict, queries: pd.DataFrame, n_right: int = 2, n_wrong: int = 2, k: int = 5,
+                 seed: int = 0) -> list[dict]:
+    """Retrieval queries to show with their nearest index images: some answered right, some wrong.
+
+    Returns:
+        dicts with ``query_path``, ``actual`` (None: no known landmark), ``predicted``, ``confidence``,
+        ``right``, and ``neighbours``: (path, landmark_id, similarity) of the ``k`` nearest.
+    """
+    run = outcome["runs"].get("retrieval")
+    if run is None or run.index is None:
+        return []
+    pred = outcome["predictions"]["retrieval"]
+    extra = outcome["extra"]["retrieval"]
+    actual = outcome["actual"]
+    right = np.flatnonzero(pred.landmark == actual)
+    wrong = np.flatnonzero(pred.landmark != actual)
+    rng = np.random.default_rng(seed)
+    picks = [*rng.permutation(right)[:n_right], *rng.permutation(wrong)[:n_wrong]]
+    ids = np.asarray(run.index.landmark_ids)
+    known = set(outcome["known"])
+    rows = []
+    for i in picks:
+        nb = extra["neighbours"][i][:k]
+        rows.append({
+            "query_path": queries["path"].iloc[i], "actual": int(actual[i]) if actual[i] in known else None,
+            "true_landmark": int(actual[i]) if actual[i] >= 0 else None,
+            "predicted": int(pred.landmark[i]), "confidence": float(pred.confidence[i]),
+            "right": bool(pred.landmark[i] == actual[i]),
+            "neighbours": [(str(run.index.paths[j]), int(ids[run.index.labels[j]]), float(s))
+                           for j, s in zip(nb, extra["similarities"][i][:k])],
+        })
+    return rows
+
+
+def environment_line() -> str:
+    """Backend and core count, for reports."""
+    import keras
+
+    return f"Keras backend {keras.backend.backend()}, {os.cpu_count()} CPU cores"

@@ -1,0 +1,610 @@
+"""Retrieval recognition: GeM-pooled, margin-trained embeddings and a k-nearest-neighbour vote.
+
+How the Kaggle landmark challenges after 2018 were won: a network maps an image to an
+L2-normalised embedding, trained so that images of one landmark lie at small angles to
+each other (an additive angular margin loss); the landmark of a query is voted by its
+nearest training images, and the confidence comes from the similarities, so an image of
+no known landmark, far from everything, gets a low one.
+
+Model (``embedding_model``): a backbone of ``landmarklib.models`` (Res-Incep or ResNet-50,
+cut before its pooling), ``GeM`` pooling (``gem_pool``), a Dense embedding
+(``embedding_dense``, 512 by default) with BatchNormalization (``embedding_bn``),
+L2-normalised (``embedding``), and a ``CosineHead`` (``cosines``): the cosine of the
+embedding with one learned, normalised centre per landmark. It trains as any classifier
+with ``margin_loss`` (ArcFace: ``s * cos(theta + m)`` for the true class; CosFace:
+``s * (cos(theta) - m)``); afterwards only the ``embedding`` output is used.
+
+Index (``EmbeddingIndex``): the training images' embeddings with their class, saved as one
+``.npz``. Search is exact inner product (= cosine): NumPy brute force for small indexes,
+FAISS (``faiss-cpu``, optional) when the index holds at least ``FAISS_MIN_ROWS`` rows and
+FAISS is installed (``backend="auto"``); without it the NumPy path is used.
+
+The vote (``knn_vote``), for a query with neighbours ``i = 1..k`` (similarity ``s_i``, ties
+broken by index row, lower first) among ``k_eff = min(k, index size)``:
+
+    class score  S_c = (1 / k_eff) * sum over the neighbours of class c of max(s_i, 0)
+    prediction   the class of highest S_c, ties to the lower class index; when every S_c is
+                 0 (no neighbour with a positive similarity), the nearest neighbour's class
+    confidence   S of the predicted class, in [0, 1]
+
+So the confidence is high only when the neighbours agree and are close. A class with
+fewer than ``k`` images can reach at most ``n_c / k``: choose ``k`` no larger than the
+smallest class that should be answered confidently. A class of the label map without any
+index image (an empty class) scores 0 and is never predicted.
+
+Non-landmark bank (optional): embeddings of images showing no known landmark. The
+confidence becomes ``max(0, S - bank_weight * B)``, where ``B`` is the mean of the query's
+``k`` highest clipped similarities to the bank: a query that looks like a non-landmark
+image loses confidence.
+
+Every layer is a Keras layer using ``keras.ops`` only, so the models run under TensorFlow
+and JAX; ``load_model`` reads a saved model (the custom layers are registered under the
+package ``landmarks``). Keras is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import paths
+
+EMBEDDING_DIM = 512
+DEFAULT_K = 5
+FAISS_MIN_ROWS = 20_000
+"""From this many index rows on, ``backend="auto"`` searches with FAISS (when installed)."""
+BACKBONE_FEATURES = {"res_incep": "head_pool", "resnet50": "avg_pool"}
+"""Per backbone, the pooling layer whose input is the feature map the embedding head starts from."""
+
+
+# --------------------------------------------------------------------------- layers and loss
+
+
+@functools.cache
+def _keras_objects() -> dict:
+    """The custom layers and loss, defined (and registered for loading) on first use."""
+    import keras
+    from keras import ops
+
+    @keras.saving.register_keras_serializable(package="landmarks")
+    class GeM(keras.layers.Layer):
+        """Generalized-mean pooling over height and width with a learnable exponent ``p``.
+
+        ``GeM(x) = (mean over positions of max(x, eps) ** p) ** (1 / p)`` per channel: ``p = 1``
+        is average pooling, large ``p`` approaches max pooling (Radenovic et al., 2018).
+
+        Args:
+            p: initial exponent (3 is the usual start).
+            eps: floor of the activations (the power needs positive values).
+            trainable_p: learn ``p`` with the rest of the network.
+        """
+
+        def __init__(self, p: float = 3.0, eps: float = 1e-6, trainable_p: bool = True, **kwargs):
+            super().__init__(**kwargs)
+            self.p_init = float(p)
+            self.eps = float(eps)
+            self.trainable_p = bool(trainable_p)
+
+        def build(self, input_shape):
+            self.p = self.add_weight(name="p", shape=(), initializer=keras.initializers.Constant(self.p_init),
+                                     trainable=self.trainable_p)
+
+        def call(self, x):
+            p = ops.cast(self.p, x.dtype)
+            x = ops.power(ops.maximum(x, self.eps), p)
+            return ops.power(ops.mean(x, axis=(1, 2)), 1.0 / p)
+
+        def compute_output_shape(self, input_shape):
+            return (input_shape[0], input_shape[-1])
+
+        def get_config(self):
+            return {**super().get_config(), "p": self.p_init, "eps": self.eps, "trainable_p": self.trainable_p}
+
+    @keras.saving.register_keras_serializable(package="landmarks")
+    class CosineHead(keras.layers.Layer):
+        """Cosine similarity of each (normalised) input with one learned, normalised centre per class.
+
+        Args:
+            num_classes: number of classes (landmarks).
+        """
+
+        def __init__(self, num_classes: int, **kwargs):
+            super().__init__(**kwargs)
+            self.num_classes = int(num_classes)
+
+        def build(self, input_shape):
+            self.centres = self.add_weight(name="centres", shape=(int(input_shape[-1]), self.num_classes),
+                                           initializer="glorot_uniform")
+
+        def call(self, x):
+            x = x / ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), 1e-12))
+            w = ops.cast(self.centres, x.dtype)
+            w = w / ops.sqrt(ops.maximum(ops.sum(ops.square(w), axis=0, keepdims=True), 1e-12))
+            return ops.matmul(x, w)
+
+        def compute_output_shape(self, input_shape):
+            return (input_shape[0], self.num_classes)
+
+        def get_config(self):
+            return {**super().get_config(), "num_classes": self.num_classes}
+
+    @keras.saving.register_keras_serializable(package="landmarks")
+    class MarginLoss(keras.losses.Loss):
+        """ArcFace or CosFace on a ``CosineHead``'s output, against integer labels.
+
+        For the true class ``y`` with cosine ``cos(theta_y)``, the logit is
+        ``s * cos(theta_y + m)`` (ArcFace; where ``theta_y + m`` would pass pi the logit falls back to
+        ``s * (cos(theta_y) - m * sin(m))``, which keeps it decreasing in ``theta_y``) or
+        ``s * (cos(theta_y) - m)`` (CosFace); every other class keeps ``s * cos(theta_c)``.
+        The loss is the softmax cross-entropy of those logits, with optional label smoothing.
+
+        Args:
+            kind: ``"arcface"`` or ``"cosface"``.
+            margin: ``m`` (radians for ArcFace).
+            scale: ``s``.
+            label_smoothing: share of the target spread over all classes.
+        """
+
+        def __init__(self, kind: str = "arcface", margin: float = 0.2, scale: float = 30.0,
+                     label_smoothing: float = 0.0, name: str = "margin_loss", **kwargs):
+            super().__init__(name=name, **kwargs)
+            if kind not in ("arcface", "cosface"):
+                raise ValueError(f"kind must be 'arcface' or 'cosface', not {kind!r}")
+            self.kind, self.margin, self.scale = kind, float(margin), float(scale)
+            self.label_smoothing = float(label_smoothing)
+
+        def call(self, y_true, y_pred):
+            cos = ops.clip(ops.cast(y_pred, "float32"), -1.0 + 1e-7, 1.0 - 1e-7)
+            target = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), ops.shape(cos)[-1], dtype=cos.dtype)
+            m = self.margin
+            if self.kind == "arcface":
+                sin = ops.sqrt(ops.maximum(1.0 - ops.square(cos), 0.0))
+                shifted = cos * math.cos(m) - sin * math.sin(m)
+                shifted = ops.where(cos > math.cos(math.pi - m), shifted, cos - m * math.sin(m))
+            else:
+                shifted = cos - m
+            logits = self.scale * (target * shifted + (1.0 - target) * cos)
+            return keras.losses.categorical_crossentropy(target, logits, from_logits=True,
+                                                         label_smoothing=self.label_smoothing)
+
+        def get_config(self):
+            return {**super().get_config(), "kind": self.kind, "margin": self.margin, "scale": self.scale,
+                    "label_smoothing": self.label_smoothing}
+
+    return {"GeM": GeM, "CosineHead": CosineHead, "MarginLoss": MarginLoss}
+
+
+def gem_layer(p: float = 3.0, name: str = "gem_pool", **kwargs):
+    """A ``GeM`` pooling layer (see ``_keras_objects``)."""
+    return _keras_objects()["GeM"](p=p, name=name, **kwargs)
+
+
+def margin_loss(kind: str = "arcface", margin: float = 0.2, scale: float = 30.0, label_smoothing: float = 0.0):
+    """The ArcFace (``kind="arcface"``) or CosFace (``"cosface"``) loss for a ``CosineHead`` model."""
+    return _keras_objects()["MarginLoss"](kind=kind, margin=margin, scale=scale, label_smoothing=label_smoothing)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def embedding_head(x, num_classes: int, embedding_dim: int = EMBEDDING_DIM, gem_p: float = 3.0, name: str = "embedding"):
+    """GeM pooling, a Dense embedding with BatchNormalization, L2 normalisation, and the cosine head.
+
+    Args:
+        x: the backbone's feature map (B, H, W, C).
+        num_classes: number of landmarks (the cosine head's width).
+        embedding_dim: size of the embedding.
+        gem_p: GeM's initial exponent.
+        name: name of the normalised embedding layer (the others: ``gem_pool``,
+            ``embedding_dense``, ``embedding_bn``; the head: ``cosines``).
+
+    Returns:
+        ``(embedding, cosines)`` tensors.
+    """
+    from keras import layers
+
+    objects = _keras_objects()
+    x = objects["GeM"](p=gem_p, name="gem_pool")(x)
+    x = layers.Dense(embedding_dim, use_bias=False, name=f"{name}_dense")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    embedding = layers.UnitNormalization(axis=-1, name=name)(x)
+    cosines = objects["CosineHead"](num_classes, name="cosines")(embedding)
+    return embedding, cosines
+
+
+def embedding_model(settings, num_classes: int, embedding_dim: int = EMBEDDING_DIM, gem_p: float = 3.0):
+    """A retrieval model on a backbone of ``landmarklib.models``: image -> class cosines.
+
+    The backbone is built by ``models.build`` (so ``augment``, ``filters``, ``weights``...
+    mean what they mean there) and cut at the input of its pooling layer; the embedding head
+    replaces its classifier head. ``embedding_of(model)`` gives the image -> embedding model.
+
+    Args:
+        settings: ``models.build``'s settings: a ``config.ModelConfig``, or a mapping of its
+            parameters (``model``: ``res_incep`` or ``resnet50``, ``input_size``...).
+        num_classes: number of landmarks.
+        embedding_dim: size of the embedding.
+        gem_p: GeM's initial exponent.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``<backbone>_retrieval`` whose output is ``cosines``.
+    """
+    import keras
+
+    from . import config, models
+
+    if not isinstance(settings, config.ModelConfig):
+        settings = config.ModelConfig.from_params(settings)
+    kind = settings.model
+    if kind not in BACKBONE_FEATURES:
+        raise ValueError(f"unknown backbone {kind!r}: expected one of {sorted(BACKBONE_FEATURES)}")
+    base = models.build(settings, num_classes)
+    features = base.get_layer(BACKBONE_FEATURES[kind]).input
+    _, cosines = embedding_head(features, num_classes, embedding_dim, gem_p)
+    model = keras.Model(base.input, cosines, name=f"{kind}_retrieval")
+    for attr in ("weights_source", "weights_note", "backbone_params"):
+        if hasattr(base, attr):
+            setattr(model, attr, getattr(base, attr))
+    return model
+
+
+def embedding_of(model):
+    """The image -> embedding part of a retrieval model (shares its weights)."""
+    import keras
+
+    return keras.Model(model.input, model.get_layer("embedding").output, name=f"{model.name}_embedding")
+
+
+def load_model(path: str | os.PathLike):
+    """Load a saved retrieval model (the custom layers registered first)."""
+    import keras
+
+    _keras_objects()
+    return keras.saving.load_model(paths.resolve(path))
+
+
+def embed(model, x: np.ndarray | None = None, frame: pd.DataFrame | None = None, input_size: int | None = None,
+          batch_size: int = 64) -> np.ndarray:
+    """L2-normalised embeddings (N, D) float32 of images, given as an array or as rows with ``path``.
+
+    Args:
+        model: a retrieval model (``embedding_model``) or its ``embedding_of`` part.
+        x: images (N, S, S, 3) in 0..255.
+        frame: rows with ``path`` instead (decoded batch by batch with ``data.batches``).
+        input_size: the model's input size (default: read from the model).
+        batch_size: images per forward pass.
+    """
+    from . import data
+
+    net = model if model.layers[-1].name == "embedding" else embedding_of(model)
+    size = int(input_size or model.input_shape[1])
+    dim = int(net.output_shape[-1])
+    if x is not None:
+        if len(x) == 0:
+            return np.zeros((0, dim), np.float32)
+        out = net.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0)
+    else:
+        if frame is None or len(frame) == 0:
+            return np.zeros((0, dim), np.float32)
+        out = net.predict(data.batches(frame, size, batch_size), verbose=0)
+    return _normalise(np.asarray(out, np.float32))
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (rows already of unit length, to float32 precision, kept as they are)."""
+    x = np.asarray(x, np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if np.all(np.abs(norms - 1) < 1e-6):
+        return x
+    return x / np.maximum(norms, 1e-12)
+
+
+# --------------------------------------------------------------------------- the index
+
+
+def faiss_available() -> bool:
+    """Whether ``faiss`` (``pip install faiss-cpu``) can be imported."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass
+class EmbeddingIndex:
+    """Embeddings of labelled images, searched by cosine similarity.
+
+    Attributes:
+        embeddings: (N, D) float32, L2-normalised (normalised again on creation).
+        labels: (N,) class index of each row (``landmark_ids[label]`` is its landmark).
+        landmark_ids: the landmark of each class index (the model's label map).
+        ids: (N,) image ids (strings), for galleries.
+        paths: (N,) image files (strings, may be empty), for galleries.
+    """
+
+    embeddings: np.ndarray
+    labels: np.ndarray
+    landmark_ids: list[int]
+    ids: np.ndarray | None = None
+    paths: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.embeddings = _normalise(np.atleast_2d(self.embeddings)) if len(self.embeddings) else \
+            np.zeros((0, int(np.shape(self.embeddings)[-1]) if np.ndim(self.embeddings) == 2 else 0), np.float32)
+        self.labels = np.asarray(self.labels, np.int64).ravel()
+        self.landmark_ids = [int(v) for v in self.landmark_ids]
+        n = len(self.embeddings)
+        if len(self.labels) != n:
+            raise ValueError(f"{n} embeddings but {len(self.labels)} labels")
+        if n and (self.labels.min() < 0 or self.labels.max() >= len(self.landmark_ids)):
+            raise ValueError(f"labels must be class indexes in [0, {len(self.landmark_ids)})")
+        self.ids = np.asarray(self.ids if self.ids is not None else [str(i) for i in range(n)], dtype=object)
+        self.paths = np.asarray(self.paths if self.paths is not None else [""] * n, dtype=object)
+        self._faiss = None
+
+    def __len__(self) -> int:
+        return len(self.embeddings)
+
+    @property
+    def dim(self) -> int:
+        return int(self.embeddings.shape[1])
+
+    def backend(self, backend: str = "auto") -> str:
+        """``"numpy"`` or ``"faiss"``: what ``search`` will use for ``backend``."""
+        if backend == "numpy":
+            return "numpy"
+        if backend == "faiss":
+            if not faiss_available():
+                raise ImportError("backend='faiss' needs faiss (pip install faiss-cpu)")
+            return "faiss"
+        if backend != "auto":
+            raise ValueError(f"backend must be 'auto', 'numpy' or 'faiss', not {backend!r}")
+        return "faiss" if len(self) >= FAISS_MIN_ROWS and faiss_available() else "numpy"
+
+    def search(self, queries: np.ndarray, k: int, backend: str = "auto", chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar index rows of each query.
+
+        Args:
+            queries: (Q, D) embeddings (normalised here).
+            k: neighbours per query (at most the index size is returned).
+            backend: ``"auto"``, ``"numpy"`` or ``"faiss"`` (exact inner-product search either way).
+            chunk: queries per NumPy matrix product (bounds the memory: chunk x N floats).
+
+        Returns:
+            ``(similarities (Q, k_eff) float32, rows (Q, k_eff) int64)``, most similar first;
+            equal similarities are ordered by index row, lower first.
+        """
+        q = _normalise(np.atleast_2d(queries)) if len(queries) else np.zeros((0, self.dim), np.float32)
+        if q.shape[1] != self.dim:
+            raise ValueError(f"queries have dimension {q.shape[1]}, the index {self.dim}")
+        k_eff = min(int(k), len(self))
+        if k_eff < 1 or len(q) == 0:
+            return np.zeros((len(q), max(k_eff, 0)), np.float32), np.zeros((len(q), max(k_eff, 0)), np.int64)
+        if self.backend(backend) == "faiss":
+            import faiss
+
+            if self._faiss is None:
+                self._faiss = faiss.IndexFlatIP(self.dim)
+                self._faiss.add(np.ascontiguousarray(self.embeddings))
+            sims, rows = self._faiss.search(np.ascontiguousarray(q), k_eff)
+            # FAISS does not order exact ties by row: do it here, as the NumPy path does
+            order = np.lexsort((rows, -sims), axis=-1)
+            return np.take_along_axis(sims, order, 1), np.take_along_axis(rows.astype(np.int64), order, 1)
+        sims_out = np.empty((len(q), k_eff), np.float32)
+        rows_out = np.empty((len(q), k_eff), np.int64)
+        for start in range(0, len(q), chunk):
+            s = q[start : start + chunk] @ self.embeddings.T
+            order = np.argsort(-s, axis=1, kind="stable")[:, :k_eff]  # stable: ties by row
+            sims_out[start : start + chunk] = np.take_along_axis(s, order, 1)
+            rows_out[start : start + chunk] = order
+        return sims_out, rows_out
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the index to ``path`` (``.npz``, atomically); returns the path."""
+        path = paths.resolve(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, embeddings=self.embeddings, labels=self.labels,
+                 landmark_ids=np.asarray(self.landmark_ids, np.int64),
+                 ids=np.asarray([str(v) for v in self.ids], dtype=str),
+                 paths=np.asarray([str(v) for v in self.paths], dtype=str),
+                 meta=np.asarray(json.dumps({"format": "landmarks-embedding-index", "version": 1})))
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> EmbeddingIndex:
+        """Read an index written by ``save``.
+
+        Raises:
+            ValueError: the file is not such an index (names it).
+        """
+        path = paths.resolve(path)
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                meta = json.loads(str(f["meta"]))
+                if meta.get("format") != "landmarks-embedding-index":
+                    raise ValueError("wrong format")
+                return cls(embeddings=f["embeddings"], labels=f["labels"], landmark_ids=f["landmark_ids"].tolist(),
+                           ids=f["ids"].astype(object), paths=f["paths"].astype(object))
+        except (KeyError, ValueError, OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: not an embedding index written by EmbeddingIndex.save ({err})") from err
+
+
+def index_path(model_path: str | os.PathLike) -> Path:
+    """Where a retrieval model's index lives: ``<name>.index.npz`` beside ``<name>.keras``."""
+    p = Path(model_path)
+    return p.with_name(p.name.removesuffix(".keras") + ".index.npz")
+
+
+def build_index(model, frame: pd.DataFrame, landmark_ids: Sequence[int], input_size: int | None = None,
+                batch_size: int = 64) -> EmbeddingIndex:
+    """The index of labelled rows (``path``, ``label``, ``id``), embedded with ``model``."""
+    emb = embed(model, frame=frame, input_size=input_size, batch_size=batch_size)
+    return EmbeddingIndex(emb, frame["label"].to_numpy(), list(landmark_ids),
+                          ids=frame["id"].astype(str).to_numpy() if "id" in frame else None,
+                          paths=frame["path"].astype(str).to_numpy() if "path" in frame else None)
+
+
+# --------------------------------------------------------------------------- the vote
+
+
+@dataclass
+class Vote:
+    """The result of ``knn_vote`` for Q queries over C classes.
+
+    Attributes:
+        scores: (Q, C) class scores ``S_c`` (see the module docstring).
+        predicted: (Q,) predicted class index.
+        confidence: (Q,) confidence in [0, 1] (after the non-landmark bank, if any).
+        neighbours: (Q, k_eff) index rows of the neighbours, most similar first.
+        similarities: (Q, k_eff) their similarities.
+    """
+
+    scores: np.ndarray
+    predicted: np.ndarray
+    confidence: np.ndarray
+    neighbours: np.ndarray
+    similarities: np.ndarray
+
+
+def vote_from_neighbours(similarities: np.ndarray, neighbour_labels: np.ndarray, n_classes: int) -> tuple:
+    """Class scores, prediction and confidence from each query's neighbours (the rule of the module docstring).
+
+    Args:
+        similarities: (Q, k) cosine similarities, most similar first.
+        neighbour_labels: (Q, k) class index of each neighbour.
+        n_classes: number of classes C.
+
+    Returns:
+        ``(scores (Q, C), predicted (Q,), confidence (Q,))``.
+    """
+    sims = np.asarray(similarities, np.float64)
+    labels = np.asarray(neighbour_labels, np.int64)
+    q, k = sims.shape
+    scores = np.zeros((q, n_classes), np.float64)
+    if k:
+        rows = np.repeat(np.arange(q), k)
+        np.add.at(scores, (rows, labels.ravel()), np.maximum(sims, 0.0).ravel() / k)
+    predicted = scores.argmax(axis=1)  # first maximum: ties go to the lower class index
+    nothing = scores.max(axis=1, initial=0.0) <= 0
+    if k:
+        predicted[nothing] = labels[nothing, 0]
+    confidence = scores[np.arange(q), predicted] if q else np.zeros(0)
+    return scores, predicted.astype(np.int64), confidence
+
+
+def knn_vote(index: EmbeddingIndex, queries: np.ndarray, k: int = DEFAULT_K, bank: EmbeddingIndex | None = None,
+             bank_weight: float = 1.0, backend: str = "auto") -> Vote:
+    """Vote the class of each query by its ``k`` nearest index rows (rule: module docstring).
+
+    Args:
+        index: the labelled embeddings.
+        queries: (Q, D) query embeddings.
+        k: neighbours per query.
+        bank: optional embeddings of non-landmark images; lowers the confidence of queries close to them.
+        bank_weight: how much the bank similarity lowers the confidence.
+        backend: the index search backend (``"auto"``, ``"numpy"``, ``"faiss"``).
+    """
+    if len(index) == 0:
+        raise ValueError("the index is empty: no training image to vote with")
+    sims, rows = index.search(queries, k, backend=backend)
+    scores, predicted, confidence = vote_from_neighbours(sims, index.labels[rows], len(index.landmark_ids))
+    if bank is not None and len(bank):
+        bank_sims, _ = bank.search(queries, k, backend=backend)
+        penalty = np.maximum(bank_sims, 0).mean(axis=1)
+        confidence = np.maximum(0.0, confidence - float(bank_weight) * penalty)
+    return Vote(scores=scores, predicted=predicted, confidence=np.asarray(confidence, np.float64),
+                neighbours=rows, similarities=sims)
+
+
+def strict_top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` best class indexes per row, best first; equal scores ordered by class index (lower first)."""
+    scores = np.asarray(scores)
+    return np.argsort(-scores, axis=1, kind="stable")[:, : min(int(k), scores.shape[1])]
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+def predict(
+    model_path: str | os.PathLike,
+    images: str | os.PathLike,
+    index: str | os.PathLike | None = None,
+    threshold: float = 0.0,
+    k: int = DEFAULT_K,
+    batch_size: int = 64,
+    top_k: int = 5,
+    fetch_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Predict the landmark of every test image by the kNN vote; ``evaluate.predict``'s table.
+
+    Args:
+        model_path: a saved retrieval model (``.keras``).
+        images: a fetched test folder, a folder of images, or a test CSV (``evaluate.load_test_images``).
+        index: the saved index (default ``index_path(model_path)``).
+        threshold: a prediction is answered when its confidence is at or above it.
+        k: neighbours per query.
+        batch_size: images per forward pass.
+        top_k: how many landmark ids ``top_ids`` lists (by class score, ties by class index).
+        fetch_dir: where a CSV's images are fetched.
+        progress: show progress bars.
+
+    Returns:
+        DataFrame(id, landmark_id (Int64), confidence, answered, top_ids, error), in test-id order.
+    """
+    from tqdm import tqdm
+
+    from . import data, evaluate
+
+    model_path = paths.resolve(model_path)
+    model = load_model(model_path)
+    idx = EmbeddingIndex.load(index or index_path(model_path))
+    size = int(model.input_shape[1])
+    net = embedding_of(model)
+    tests = evaluate.load_test_images(images, size, fetch_dir=fetch_dir, progress=progress)
+    n = len(tests)
+    best = np.full(n, -1, np.int64)
+    conf = np.full(n, np.nan)
+    tops = np.full(n, "", dtype=object)
+    errors = tests["error"].fillna("").to_numpy(dtype=object)
+    readable = np.flatnonzero(tests["path"].notna().to_numpy())
+    chunk = max(1, batch_size) * 8
+    ids = np.asarray(idx.landmark_ids, np.int64)
+    with tqdm(total=len(readable), desc="predict", unit="img", disable=not progress) as bar:
+        for start in range(0, len(readable), chunk):
+            rows = readable[start : start + chunk]
+            files = tests["path"].iloc[rows].tolist()
+            bad: dict[str, str] = {}
+            x = data.load_images(files, size, errors=bad, progress=False)
+            good = np.array([f not in bad for f in files], dtype=bool)
+            if good.any():
+                vote = knn_vote(idx, embed(net, x[good], batch_size=batch_size), k=k)
+                best[rows[good]] = vote.predicted
+                conf[rows[good]] = vote.confidence
+                tops[rows[good]] = [" ".join(map(str, ids[r])) for r in strict_top_k(vote.scores, top_k)]
+            errors[rows[~good]] = [bad[f] for f, ok in zip(files, good) if not ok]
+            bar.update(len(rows))
+    landmark = pd.array([ids[b] if b >= 0 else pd.NA for b in best], dtype="Int64")
+    return pd.DataFrame({
+        "id": tests["id"].astype(str).to_numpy(), "landmark_id": landmark, "confidence": conf,
+        "answered": np.isfinite(conf) & (conf >= threshold), "top_ids": tops, "error": errors,
+    })
+
+
+def describe_backend(index: EmbeddingIndex, backend: str = "auto") -> str:
+    """One line: index size and the search backend ``auto`` picks, for reports."""
+    chosen = index.backend(backend)
+    why = (f"FAISS from {FAISS_MIN_ROWS:,} rows on" if chosen == "faiss" else
+           "NumPy brute force" + ("" if faiss_available() else " (faiss-cpu not installed)"))
+    return f"{len(index):,} embeddings of dimension {index.dim}, exact cosine search: {why}"

@@ -1,0 +1,95 @@
+"""Notebook 07 (the modern recipe and retrieval, scored open-set) executed by papermill with tiny parameters."""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from test_train import COLOURS, LANDMARKS, write_tiny_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+NB07 = ROOT / "notebooks" / "07_beyond_the_study.ipynb"
+METHOD_KEYS = ("recipe", "val_top1", "threshold", "closed_top1", "closed_top1_low", "closed_top1_high", "closed_top5",
+               "closed_gap", "open_gap", "open_gap_low", "open_gap_high", "answered_share", "answered_precision")
+
+
+def _parameters(path: Path) -> dict:
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1
+    tree = ast.parse(cells[0].source)
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)}
+
+
+def write_test_folder(root: Path, per_class: int = 3, size: int = 32) -> Path:
+    """Flat test images ``root/<id>.jpg`` (a noisy colour per landmark) and ``root/solution.csv``."""
+    rng = np.random.default_rng(1)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for landmark_id, colour in zip(LANDMARKS, COLOURS):
+        for i in range(per_class):
+            image_id = f"t{landmark_id:02d}{i:02d}"
+            pixels = np.clip(np.array(colour) + rng.normal(0, 35, (size, size, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / f"{image_id}.jpg", "JPEG", quality=90)
+            rows.append([image_id, landmark_id])
+    with open(root / "solution.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["id", "landmark_id"], *rows])
+    return root
+
+
+def test_notebook_07_is_committed_clean_and_its_defaults_match_the_default_params():
+    nb = nbformat.read(NB07, as_version=4)
+    assert nb.metadata.kernelspec.name == "landmarks" and nb.cells[0].source.startswith("# 07")
+    assert all(not c.outputs and c.execution_count is None for c in nb.cells if c.cell_type == "code")
+    params = _parameters(NB07)
+    defaults = yaml.safe_load((ROOT / "params" / "default.yaml").read_text())
+    assert {"holdout_landmarks", "beyond_epochs", "embedding_dim", "retrieval_k", "n_bootstrap"} <= set(defaults)
+    assert {k: (params[k], defaults[k]) for k in params if k in defaults and params[k] != defaults[k]} == {}
+    modern = yaml.safe_load((ROOT / "params" / "modern.yaml").read_text())
+    assert (modern["optimizer"], modern["lr_schedule"], modern["augment"]) == ("adamw", "warmup_cosine", "photo")
+
+
+@pytest.mark.slow
+def test_notebook_07_trains_every_method_and_scores_them_open_set(tmp_path):
+    import papermill
+
+    train_dir = write_tiny_folder(tmp_path / "train")
+    test_dir = write_test_folder(tmp_path / "test")
+    reports = tmp_path / "reports"
+    papermill.execute_notebook(
+        str(NB07), str(tmp_path / "07.ipynb"), kernel_name="landmarks", cwd=str(tmp_path), progress_bar=False,
+        parameters={"train_dir": str(train_dir), "test_dir": str(test_dir),
+                    "test_solution_csv": str(test_dir / "solution.csv"), "models_dir": str(tmp_path / "models"),
+                    "reports_dir": str(reports), "input_size": 32, "filters": [4, 4, 4, 4], "blocks": [1, 1, 1, 1],
+                    "dense_units": 8, "batch_size": 8, "min_images": 2, "val_fraction": 0.34,
+                    "holdout_landmarks": 1, "beyond_epochs": 1, "embedding_dim": 8, "retrieval_k": 3,
+                    "n_bootstrap": 50, "seed": 3},
+    )
+    m = json.loads((reports / "metrics" / "07_beyond.json").read_text())
+    assert len(m["held_out"]) == 1 and m["held_out"][0] in LANDMARKS
+    assert (m["n_queries"], m["n_open"], m["n_closed"], m["n_known"]) == (12, 3, 9, 3)
+    assert list(m["methods"]) == ["study", "modern", "retrieval"]
+    for name, row in m["methods"].items():
+        assert all(key in row for key in METHOD_KEYS), (name, [k for k in METHOD_KEYS if k not in row])
+        assert row["closed_top1_low"] <= row["closed_top1"] <= row["closed_top1_high"]
+        assert 0 <= row["closed_top1"] <= row["closed_top5"] <= 1 and 0 <= row["open_gap"] <= row["closed_gap"] + 1e-9
+        assert ("open_gap_diff" in row) == (name != "study")
+    assert "warmup" in m["methods"]["modern"]["recipe"] and "arcface" in m["methods"]["retrieval"]["recipe"]
+    for name, curve in m["gap_curves"].items():
+        gaps = [g for g in curve["gap"] if g is not None]
+        assert all(a >= b - 1e-12 for a, b in zip(gaps, gaps[1:])), name  # GAP never rises with the threshold
+    assert "NumPy" in m["index"] and m["projection"] in ("t-SNE", "PCA")
+    assert sorted(Path(f).name for f in m["figures"]) == ["07_embeddings.png", "07_neighbours.png", "07_open_gap.png"]
+    assert all((reports / f).is_file() for f in m["figures"])
+    assert (tmp_path / "models" / "beyond" / "retrieval.index.npz").is_file()
+    for name, sub in m["submissions"].items():
+        rows = (reports / sub).read_text().splitlines()
+        assert rows[0] == "id,landmarks" and len(rows) == 13, name
