@@ -448,6 +448,49 @@ class EvalConfig(Config):
             raise ConfigError(f"threshold: must be in [0, 1], not {self.threshold!r}")
 
 
+@dataclass(frozen=True)
+class BeyondConfig(Config):
+    """Notebook 07 (beyond the study): the open split and the three methods' recipes (``recognition``).
+
+    Attributes:
+        holdout_landmarks: landmarks held out of training entirely (their test images are open-set queries).
+        beyond_epochs: epochs of every method (short by default: ``make report`` stays quick).
+        study_learning_rate: the study method's SGD learning rate (constant).
+        study_augment: the study method's augmentation (``ModelConfig.augment``'s values).
+        modern_learning_rate: AdamW's peak learning rate (the modern recipe and retrieval).
+        modern_weight_decay: AdamW's decoupled weight decay.
+        modern_warmup_epochs: linear warmup before the cosine decay.
+        modern_label_smoothing: share of the target spread over every class.
+        retrieval_loss: ``arcface`` or ``cosface``.
+        retrieval_margin: the additive angular margin (radians; CosFace: a cosine margin).
+        retrieval_scale: the margin loss's logit scale.
+        embedding_dim: size of the retrieval embedding.
+        retrieval_k: neighbours of the kNN vote.
+        n_bootstrap: bootstrap resamples of the test images for the 95% intervals.
+    """
+
+    holdout_landmarks: int = 3
+    beyond_epochs: int = 2
+    study_learning_rate: float = 0.002
+    study_augment: bool | Literal["add", "replace", "photo"] = False
+    modern_learning_rate: float = 0.001
+    modern_weight_decay: float = 0.05
+    modern_warmup_epochs: float = 1.0
+    modern_label_smoothing: float = 0.1
+    retrieval_loss: Literal["arcface", "cosface"] = "arcface"
+    retrieval_margin: float = 0.2
+    retrieval_scale: float = 30.0
+    embedding_dim: int = 512
+    retrieval_k: int = 5
+    n_bootstrap: int = 1000
+
+    def check(self) -> None:
+        _positive(self, "beyond_epochs", "study_learning_rate", "modern_learning_rate", "retrieval_scale",
+                  "embedding_dim", "retrieval_k", "n_bootstrap")
+        if self.holdout_landmarks < 0:
+            raise ConfigError(f"holdout_landmarks: must be 0 or more, not {self.holdout_landmarks!r}")
+
+
 STAGES: tuple[type[Config], ...] = (
     ExploreConfig,
     FetchConfig,
@@ -459,6 +502,7 @@ STAGES: tuple[type[Config], ...] = (
     DeviceConfig,
     VisualizeConfig,
     EvalConfig,
+    BeyondConfig,
 )
 """Every stage's settings class (tests/test_config.py checks the notebooks and params/*.yaml against them)."""
 

@@ -54,8 +54,9 @@ def image_path(out_dir: str | os.PathLike, image_id: str, landmark_id: str | Non
 
 
 def reason_of(error: str) -> str:
-    """The kind of a failure, for counting: ``"decompression bomb (1e10 pixels)"`` -> ``"decompression bomb"``."""
-    return re.split(r" \(| '", error, maxsplit=1)[0]
+    """The kind of a failure, for counting: ``"decompression bomb (1e10 pixels)"`` -> ``"decompression bomb"``,
+    ``"HTTP 404: Not Found"`` -> ``"HTTP 404"``."""
+    return re.split(r" \(| '|: ", error, maxsplit=1)[0]
 
 
 def empty() -> pd.DataFrame:

@@ -11,7 +11,6 @@ IPython shows that line instead of a traceback (``NoData._render_traceback_``), 
 notebooks, and shows it in its summary and in ``index.html``.
 
     NoData                 the exception
-    describe_failed_rows   "N of M rows failed: reason (count), ..." from a folder's manifest.csv
     require_images         raise NoData unless a folder holds a usable labelled image
     require_split          data.load_split, or NoData when too few images are left to train on
 """
@@ -21,7 +20,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import paths
+from . import files, manifest, paths
+
+_shown = files.display_path  # a folder as the line names it: relative to the project root when inside it
 
 
 class NoData(Exception):
@@ -30,50 +31,6 @@ class NoData(Exception):
     def _render_traceback_(self) -> list[str]:
         # IPython calls this instead of formatting a traceback: the notebook shows one line.
         return [f"{type(self).__name__}: {self}"]
-
-
-def _shown(folder: str | os.PathLike) -> str:
-    """A folder as the line names it: relative to the project root when inside it."""
-    path = Path(folder).resolve()
-    root = paths.project_root()
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-
-
-def describe_failed_rows(folder: str | os.PathLike, top: int = 3) -> str:
-    """``"5000 of 5000 rows failed: host unreachable (5000)"`` from ``folder/manifest.csv``.
-
-    Reasons are the manifest's ``error`` (else ``status``) up to its first ``": "`` (the
-    detail after it differs row by row), most frequent first, ``top`` of them. Without a
-    manifest: ``"no manifest.csv (notebook 02 not run?)"``.
-
-    This reads the manifest's ``status``/``error`` columns itself; the fetch package's own
-    summary of a manifest can replace it (one function, one call site per notebook).
-    """
-    import pandas as pd
-
-    manifest = Path(folder) / "manifest.csv"
-    if not manifest.is_file():
-        return "no manifest.csv (notebook 02 not run?)"
-    try:
-        frame = pd.read_csv(manifest, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        return f"manifest.csv is not readable ({type(err).__name__})"
-    if "status" not in frame.columns:
-        return "manifest.csv has no status column"
-    if "id" in frame.columns:
-        frame = frame.drop_duplicates("id", keep="last")  # a resumed fetch appends newer rows
-    if frame.empty:
-        return "the manifest lists no rows"
-    failed = frame[~frame["status"].isin(["ok", "skipped"])]
-    if failed.empty:
-        return f"all {len(frame):,} rows were fetched, yet no image file is there"
-    errors = failed["error"] if "error" in failed.columns else failed["status"]
-    reasons = errors.where(errors.str.strip() != "", failed["status"]).str.split(": ", n=1).str[0].str.strip()
-    counts = reasons.value_counts()
-    text = ", ".join(f"{reason} ({n:,})" for reason, n in counts.head(top).items())
-    if len(counts) > top:
-        text += f", {len(counts) - top} other reasons ({int(counts.iloc[top:].sum()):,})"
-    return f"{len(failed):,} of {len(frame):,} rows failed: {text}"
 
 
 def require_images(folder: str | os.PathLike) -> None:
@@ -85,7 +42,7 @@ def require_images(folder: str | os.PathLike) -> None:
         raise NoData(f"no images in {_shown(folder)}: the folder does not exist (notebook 02 not run?)")
     rows, _ = data.read_folder(folder)
     if rows.empty:
-        raise NoData(f"no images in {_shown(folder)}: {describe_failed_rows(folder)}")
+        raise NoData(manifest.no_images_reason(folder, shown_as=_shown(folder)))
 
 
 def require_split(settings, **changes):

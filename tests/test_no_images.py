@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from landmarklib import nodata, report
+from landmarklib import manifest, nodata, report
 
 REPO = Path(__file__).resolve().parent.parent
 COLUMNS = ["id", "url", "landmark_id", "status", "error", "bytes", "width", "height", "format", "seconds"]
@@ -30,15 +30,14 @@ def unreachable(n: int, labelled: bool = True) -> list[dict]:
              "error": f"host unreachable: images{i % 2}.invalid (Name or service not known)"} for i in range(n)]
 
 
-def test_describe_failed_rows_counts_reasons_from_the_manifest(tmp_path):
+def test_failed_rows_are_counted_by_reason_from_the_manifest(tmp_path):
     rows = unreachable(5) + [{"id": "a1", "status": "failed", "error": "HTTP 404: Not Found"},
                              {"id": "a2", "status": "failed", "error": ""},
                              {"id": "a3", "status": "ok"}]
     write_manifest(tmp_path, rows)
-    assert nodata.describe_failed_rows(tmp_path) == (
-        "7 of 8 rows failed: host unreachable (5), HTTP 404 (1), failed (1)")
-    assert nodata.describe_failed_rows(tmp_path, top=1) == "7 of 8 rows failed: host unreachable (5), 2 other reasons (2)"
-    assert nodata.describe_failed_rows(tmp_path / "nowhere") == "no manifest.csv (notebook 02 not run?)"
+    assert manifest.describe_failures(tmp_path) == "7 of 8 rows failed: host unreachable (5), HTTP 404 (1), failed (1)"
+    assert manifest.describe_failures(tmp_path, top=1) == "7 of 8 rows failed: host unreachable (5), other (2)"
+    assert manifest.describe_failures(tmp_path / "nowhere").startswith("no manifest.csv in ")
 
 
 def test_require_split_names_why_there_is_nothing_to_train_on(tmp_path, monkeypatch):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import catalog, files, paths, study
+from .. import catalog, files, manifest, paths, study
 from ..metrics import Report
 
 if TYPE_CHECKING:
@@ -295,12 +295,12 @@ def evaluate_models(models_dir: str | os.PathLike, test_dir: str | os.PathLike,
     """``evaluate_model`` for Res-Incep and ResNet-50 where saved; the reasons for those that could not be.
 
     A missing solution file does not stop the evaluation (see ``evaluate_model``); a test folder
-    without a readable image does, with one line naming why (``nodata.describe_failed_rows``).
+    without a readable image does, with one line naming why (``manifest.no_images_reason``).
 
     Returns:
         (name -> ModelEvaluation, list of one-line reasons for models left out).
     """
-    from .. import evaluate, nodata
+    from .. import evaluate
 
     test_dir = paths.resolve(test_dir)
     if not test_dir.is_dir():
@@ -310,7 +310,7 @@ def evaluate_models(models_dir: str | os.PathLike, test_dir: str | os.PathLike,
     except ValueError:  # neither a manifest nor an image
         readable = False
     if not readable:
-        return {}, [f"no images in {files.display_path(test_dir)}: {nodata.describe_failed_rows(test_dir)}"]
+        return {}, [manifest.no_images_reason(test_dir, shown_as=files.display_path(test_dir))]
     results, missing = {}, []
     for name in MODELS:
         model_path = paths.resolve(models_dir) / f"{name}.keras"
