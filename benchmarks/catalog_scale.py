@@ -11,7 +11,7 @@ Synthetic catalogs, no image needed for the first part:
    included). Target: the numbers in under 15 s.
 2. ``landmarks fetch`` (the CLI, defaults, ``--size 32``) on the first ``--small`` (10,000) and
    ``--large`` (100,000) rows of a catalog served by an HTTP server on 127.0.0.1 (in this
-   process, ``tests/httpserver.py``) that answers every path at once with the same tiny JPEG:
+   process, ``landmarklib/httpserver.py``) that answers every path at once with the same tiny JPEG:
    wall time, rows/s and peak memory: the high-water mark (``VmHWM``) of the command's own
    process, and the largest sum of RSS over its process tree (workers included, sampled every
    0.1 s). Target: peak at ``--large`` at most 1.3x that at ``--small``.
@@ -45,10 +45,10 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the test suite's HTTP server, tests/httpserver.py
+sys.path.insert(0, str(ROOT))  # this checkout's landmarklib, installed or not
 from landmarklib import sample  # noqa: E402
+from landmarklib.httpserver import HttpTestServer, image  # noqa: E402
 from landmarklib.paths import resolve  # noqa: E402
-from tests.httpserver import HttpTestServer, image  # noqa: E402
 
 KAGGLE_ROWS, KAGGLE_LANDMARKS = 1_225_029, 14_951
 
@@ -122,10 +122,17 @@ def whole_notebook(csv_path: Path, n_images: int, work: Path) -> float:
 
     start = time.perf_counter()
     papermill.execute_notebook(
-        str(ROOT / "notebooks" / "01_explore_frequencies.ipynb"), str(work / "01.ipynb"),
-        parameters={"train_csv": str(csv_path), "sample_dir": str(work / "no-sample"), "n_images": n_images,
-                    "reports_dir": str(work / "reports")},
-        kernel_name="landmarks", cwd=str(ROOT), progress_bar=False,
+        str(ROOT / "notebooks" / "01_explore_frequencies.ipynb"),
+        str(work / "01.ipynb"),
+        parameters={
+            "train_csv": str(csv_path),
+            "sample_dir": str(work / "no-sample"),
+            "n_images": n_images,
+            "reports_dir": str(work / "reports"),
+        },
+        kernel_name="landmarks",
+        cwd=str(ROOT),
+        progress_bar=False,
     )
     return time.perf_counter() - start
 
@@ -214,8 +221,12 @@ def run_fetch(cmd: list[str]) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{output}")
     summary = next((line for line in output.splitlines() if " rows -> " in line), output.strip()[:200])
-    return {"seconds": seconds, "main_mb": watch.main_hwm_kb / 1024, "tree_mb": watch.tree_peak_kb / 1024,
-            "summary": summary}
+    return {
+        "seconds": seconds,
+        "main_mb": watch.main_hwm_kb / 1024,
+        "tree_mb": watch.tree_peak_kb / 1024,
+        "summary": summary,
+    }
 
 
 def journal_rows(out: Path) -> int:
@@ -256,8 +267,11 @@ def kill_and_resume(cmd: list[str], out: Path, server: HttpTestServer, kill_at: 
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         seen_new.wait(timeout=120)
-        result = {"killed_at": killed_at, "ok_before": len(done),
-                  "seconds_to_fetch": (first_new[0] - start) if first_new else float("nan")}
+        result = {
+            "killed_at": killed_at,
+            "ok_before": len(done),
+            "seconds_to_fetch": (first_new[0] - start) if first_new else float("nan"),
+        }
         if finish:
             output, _ = proc.communicate()
             result["finished_seconds"] = time.monotonic() - start
@@ -299,8 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     cores = len(os.sched_getaffinity(0))
 
     # 1. notebook 01's numbers
-    big = write_catalog(work / f"train_{args.catalog_rows}.csv", args.catalog_rows, args.catalog_landmarks,
-                        "http://lh3.ggpht.com/-{id}/s1600/")
+    big = write_catalog(
+        work / f"train_{args.catalog_rows}.csv",
+        args.catalog_rows,
+        args.catalog_landmarks,
+        "http://lh3.ggpht.com/-{id}/s1600/",
+    )
     print(f"notebook 01's numbers on {big.name} ...", file=sys.stderr)
     nb = notebook_numbers(big, args.n_images)
     nb_all = notebook_numbers(big, args.catalog_rows)  # the numbers over every row, too
@@ -308,10 +326,13 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2, 3. fetch
     with HttpTestServer() as server:
-        server._find = lambda path, route=image(tiny_jpeg()): route
+        route = image(tiny_jpeg())
+        server._find = lambda path: route
         url = f"http://127.0.0.1:{server.port}/{{id}}.jpg"
-        catalogs = {n: write_catalog(work / f"fetch_{n}_{server.port}.csv", n, max(2, n // 80), url, seed=1)
-                    for n in (args.small, args.large)}
+        catalogs = {
+            n: write_catalog(work / f"fetch_{n}_{server.port}.csv", n, max(2, n // 80), url, seed=1)
+            for n in (args.small, args.large)
+        }
         fetch_csv = catalogs[args.large]
         runs = {}
         for n in (args.small, args.large):
@@ -323,8 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         out = work / "out-resume"
         shutil.rmtree(out, ignore_errors=True)
         print(f"kill -9 and resume at {args.large:,} rows ...", file=sys.stderr)
-        resume = kill_and_resume(fetch_command(fetch_csv, out, args.large), out, server,
-                                 int(args.kill_at * args.large), args.finish_resume)
+        resume = kill_and_resume(
+            fetch_command(fetch_csv, out, args.large), out, server, int(args.kill_at * args.large), args.finish_resume
+        )
         shutil.rmtree(out, ignore_errors=True)
         for path in catalogs.values():  # their urls name this run's port
             path.unlink()
@@ -359,11 +381,14 @@ def main(argv: list[str] | None = None) -> int:
         f"request | {resume['seconds_to_fetch']:.2f} | < 10 | **{verdict(resume['seconds_to_fetch'] < 10)}** |",
     ]
     table = "\n".join(lines)
-    steps = "\n".join(f"| {name} | {seconds:.2f} | {nb_all['steps'][name]:.2f} |" for name, seconds in nb["steps"].items())
+    steps = "\n".join(
+        f"| {name} | {seconds:.2f} | {nb_all['steps'][name]:.2f} |" for name, seconds in nb["steps"].items()
+    )
     command = " ".join(["python benchmarks/catalog_scale.py", *(sys.argv[1:] if argv is None else argv)])
     finished = (
         f" The resumed run then finished: {resume['summary']} ({resume['finished_seconds']:.1f} s)."
-        if "summary" in resume else " The resumed run was stopped once it fetched again (`--finish-resume` lets it end)."
+        if "summary" in resume
+        else " The resumed run was stopped once it fetched again (`--finish-resume` lets it end)."
     )
     report = f"""# Catalog scale
 
@@ -374,11 +399,11 @@ average {load[0]:.1f} before, {load[1]:.1f} after; wall times include waiting fo
 
 ## Notebook 01's numbers, step by step
 
-A catalog of {nb['rows']:,} rows over {nb['landmarks']:,} landmarks (the 2018 `train.csv` has
+A catalog of {nb["rows"]:,} rows over {nb["landmarks"]:,} landmarks (the 2018 `train.csv` has
 1,225,029 rows over 14,951 landmarks), images per landmark from the embedded sample's generator
 (`sample._train_counts`), written once to `{args.work}/{big.name}`. Each step as notebook 01 calls it,
 in a fresh interpreter (import time apart); figures not included (see the papermill row when
-measured). Peak memory {nb['peak_rss_mb']:.0f} MB (first {args.n_images:,} rows), {nb_all['peak_rss_mb']:.0f} MB (all rows).
+measured). Peak memory {nb["peak_rss_mb"]:.0f} MB (first {args.n_images:,} rows), {nb_all["peak_rss_mb"]:.0f} MB (all rows).
 
 | step | seconds (first {args.n_images:,}) | seconds (all rows) |
 |---|---:|---:|
@@ -388,17 +413,17 @@ measured). Peak memory {nb['peak_rss_mb']:.0f} MB (first {args.n_images:,} rows)
 
 `landmarks fetch CSV --out DIR --limit N --size 32 --quiet` (defaults otherwise: 32 downloads in
 flight, one worker process per core) on catalogs of {args.small:,} and {args.large:,} rows (the sample's generator again) whose urls all point to an
-HTTP server on 127.0.0.1 in the benchmark's process (`tests/httpserver.py`, keep-alive), which
+HTTP server on 127.0.0.1 in the benchmark's process (`landmarklib/httpserver.py`, keep-alive), which
 answers every path at once with the same {len(tiny_jpeg())}-byte 40x30 JPEG. The server shares the
 machine's cores with the fetch, so rows/s are a floor of this machine, not of the fetcher.
 Memory is sampled every 0.1 s: the command's own process (its `VmHWM`, the high-water mark of
 the engine that plans, journals and writes the manifest) and the sum of RSS over its process tree.
-Printed by the runs: {small['summary']}; {large['summary']}.
+Printed by the runs: {small["summary"]}; {large["summary"]}.
 
 ## Resume after kill -9
 
-The {args.large:,}-row fetch was killed with SIGKILL once its journal held {resume['killed_at']:,}
-rows ({resume['ok_before']:,} of them ok), then the same command was run again; the time is from its
+The {args.large:,}-row fetch was killed with SIGKILL once its journal held {resume["killed_at"]:,}
+rows ({resume["ok_before"]:,} of them ok), then the same command was run again; the time is from its
 start to the server's first request for a row the killed run had not fetched (the rows already
 done are handed to the workers last, which only check their images).{finished}
 

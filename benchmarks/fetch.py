@@ -2,7 +2,7 @@
 
 Generates photo-like JPEGs (1024-1600 px a side, 150-400 KB; cached under
 ``data/interim/bench-fetch/photos``), serves them from an HTTP server on
-127.0.0.1 (``tests/httpserver.py``) that answers every request after a fixed
+127.0.0.1 (``landmarklib/httpserver.py``) that answers every request after a fixed
 latency, and measures back to back in one run:
 
 (a) the study's approach: sequential ``urllib``, full PIL decode, convert to
@@ -59,10 +59,11 @@ from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the test suite's HTTP server, tests/httpserver.py
+sys.path.insert(0, str(ROOT))  # this checkout's landmarklib, installed or not
 from common import cpu_model, git_commit  # noqa: E402  (benchmarks/common.py)
-from landmarklib.paths import resolve
-from tests.httpserver import HttpTestServer
+
+from landmarklib.httpserver import HttpTestServer  # noqa: E402
+from landmarklib.paths import resolve  # noqa: E402
 
 SIZE = 250
 N_LANDMARKS = 50
@@ -273,8 +274,9 @@ def reap_orphans(timeout: float = 30.0) -> None:
             time.sleep(0.05)
 
 
-def run_fetcher(cmd: list[str], log: Path, server: HttpTestServer, cwd: Path | None = None,
-                pythonpath: Path | None = None) -> Run:
+def run_fetcher(
+    cmd: list[str], log: Path, server: HttpTestServer, cwd: Path | None = None, pythonpath: Path | None = None
+) -> Run:
     """Run ``cmd`` (which fetches from ``server``) with its output in ``log`` (in ``cwd``, with
     ``pythonpath`` first on the module path when given)."""
     env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")  # img2dataset: no update check over the network
@@ -507,8 +509,12 @@ def measure(args: argparse.Namespace, photos: list[Path], i2d: Path | None) -> M
         csv_path, urls_txt = run_dir / "train.csv", run_dir / "urls.txt"
         csv_path.write_text("id,url,landmark_id\n" + "".join(f"{i},{u},{lm}\n" for i, u, lm in rows))
         urls_txt.write_text("".join(f"{u}\n" for _, u, _ in rows))
-        outs = {"a": run_dir / "out-study", "b": run_dir / "out-landmarks", "c": run_dir / "out-img2dataset",
-                "b0": run_dir / "out-baseline"}
+        outs = {
+            "a": run_dir / "out-study",
+            "b": run_dir / "out-landmarks",
+            "c": run_dir / "out-img2dataset",
+            "b0": run_dir / "out-baseline",
+        }
         m.commands["b"] = landmarks_command(csv_path, outs["b"])
         baseline = None
         if args.baseline:
@@ -633,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
     b0_text = (
         f"`{short(m.commands['b0'])}` with `landmarklib` exported from git `{args.baseline}`: the same catalog, "
         f"server and defaults, run just before or after (b) in each repeat. Written: {m.counts['b0']:,} "
-        f"({m.notes['b0']}); its last run printed: \"{m.notes['b0_summary']}\"."
+        f'({m.notes["b0"]}); its last run printed: "{m.notes["b0_summary"]}".'
         if before
         else "not measured (no `--baseline`)."
     )
@@ -666,7 +672,7 @@ decode, resize and encode.
 
 - Photos: {photo_summary(photos)}: sky and ground gradients, a smooth colour field, shapes,
   texture and sensor noise; cached in `{args.work}/photos/`.
-- Server: `tests/httpserver.py` (`ThreadingHTTPServer`, HTTP/1.1 keep-alive, a thread per
+- Server: `landmarklib/httpserver.py` (`ThreadingHTTPServer`, HTTP/1.1 keep-alive, a thread per
   connection) in the benchmark's own process, sleeping {args.latency_ms:g} ms before every response.
 - (a) The study (report, "Data preprocessing"): `urllib.request.urlretrieve(url, path)`, then
   `Image.open(path).convert("RGB").resize((250, 250)).save(path, "JPEG")` (Pillow's defaults:

@@ -75,9 +75,26 @@ from train_input import _machine, _table, make_folder  # noqa: E402  (the synthe
 MODELS = {"res_incep": 250, "resnet50": 224}  # model -> input size (px)
 PRECISIONS = ("float32", "mixed_bfloat16")
 # What the device lacks (CUDA JAX and numpy are there): the project's imports and their own dependencies.
-WHEELS = ("keras", "absl-py", "rich", "markdown-it-py", "mdurl", "pygments", "namex", "h5py", "optree",
-          "typing-extensions", "packaging", "pillow", "pandas", "python-dateutil", "six", "tzdata",
-          "tqdm", "pyyaml")
+WHEELS = (
+    "keras",
+    "absl-py",
+    "rich",
+    "markdown-it-py",
+    "mdurl",
+    "pygments",
+    "namex",
+    "h5py",
+    "optree",
+    "typing-extensions",
+    "packaging",
+    "pillow",
+    "pandas",
+    "python-dateutil",
+    "six",
+    "tzdata",
+    "tqdm",
+    "pyyaml",
+)
 
 
 # --------------------------------------------------------------------------- one configuration (subprocess)
@@ -135,8 +152,7 @@ def measure(args) -> dict:
 
     from landmarklib import config, data, devices, models, train
 
-    runtime = devices.setup(args.device, allow_cpu=args.device != "gpu", precision=args.precision,
-                            data_parallel=False)
+    runtime = devices.setup(args.device, allow_cpu=args.device != "gpu", precision=args.precision, data_parallel=False)
     rows, _ = data.read_folder(args.image_dir)
     landmark_ids = np.sort(rows["landmark_id"].unique())
     rows = rows.assign(label=np.searchsorted(landmark_ids, rows["landmark_id"]).astype(np.int32))
@@ -160,7 +176,7 @@ def measure(args) -> dict:
     feed = data.batches(train_rows, size, batch, shuffle=True, seed=0, dtype="uint8")  # as train.train
     feed.__class__ = _timed_class(type(feed))
     epochs = []
-    for epoch in range(args.epochs):
+    for _epoch in range(args.epochs):
         feed.wait = 0.0
         start = time.perf_counter()
         model.fit(feed, epochs=1, verbose=0)
@@ -177,15 +193,20 @@ def measure(args) -> dict:
     keras.ops.convert_to_numpy(model.trainable_variables[0])
     on_device = n_train / (time.perf_counter() - start)
 
-    predict_rows = rows.iloc[: n_train]
+    predict_rows = rows.iloc[:n_train]
     start = time.perf_counter()
     model.predict(data.batches(predict_rows, size, batch, cache=False, dtype="uint8"), verbose=0)
     predict_img_s = len(predict_rows) / (time.perf_counter() - start)
 
     scores = train.evaluate_split(model, val_rows, size, batch_size=batch) if len(val_rows) else {}
     return {
-        "model": args.model, "precision": args.precision, "params": int(model.count_params()),
-        "input_size": size, "batch_size": batch, "steps": args.steps, "epochs": epochs,
+        "model": args.model,
+        "precision": args.precision,
+        "params": int(model.count_params()),
+        "input_size": size,
+        "batch_size": batch,
+        "steps": args.steps,
+        "epochs": epochs,
         "compile_seconds": compile_seconds,
         "train_decoding_img_s": epochs[0]["img_s"],
         "train_cached_img_s": statistics.median(e["img_s"] for e in cached),
@@ -193,9 +214,11 @@ def measure(args) -> dict:
         "on_device_img_s": on_device,
         "predict_img_s": predict_img_s,
         "peak_memory_bytes": _peak_memory(),
-        "val_top1": scores.get("top1"), "n_val": scores.get("n"),
+        "val_top1": scores.get("top1"),
+        "n_val": scores.get("n"),
         "decode_workers": feed.decode_workers,
-        "runtime": runtime, "ran_on": devices.summary(runtime),
+        "runtime": runtime,
+        "ran_on": devices.summary(runtime),
     }
 
 
@@ -220,8 +243,12 @@ def _in_subprocess(**options) -> dict:
 def report_run(params: str) -> list[list]:
     """Run ``landmarks report --params params`` and read each notebook's wall time from its summary."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "landmarklib.cli", "report", "--params", params, "--no-progress"],
-                          capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "landmarklib.cli", "report", "--params", params, "--no-progress"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     total = time.perf_counter() - start
     rows = []
     for line in done.stdout.splitlines():
@@ -251,16 +278,26 @@ def _gib(value) -> str:
 
 
 def run(args) -> str:
-    folder = make_folder(Path(args.out_dir) / f"synthetic-{args.images}-{args.image_size}px", args.images,
-                         args.classes, args.image_size)
+    folder = make_folder(
+        Path(args.out_dir) / f"synthetic-{args.images}-{args.image_size}px", args.images, args.classes, args.image_size
+    )
     configs = [(m, p) for m in args.models for p in args.precisions]
     results = []
     for model, precision in configs:
         size = args.input_size or MODELS[model]
-        r = _in_subprocess(model=model, precision=precision, image_dir=folder, input_size=size,
-                           batch_size=args.batch_size, steps=args.steps, epochs=args.epochs,
-                           val_images=args.val_images, learning_rate=args.learning_rate, device=args.device,
-                           tiny=args.smoke)
+        r = _in_subprocess(
+            model=model,
+            precision=precision,
+            image_dir=folder,
+            input_size=size,
+            batch_size=args.batch_size,
+            steps=args.steps,
+            epochs=args.epochs,
+            val_images=args.val_images,
+            learning_rate=args.learning_rate,
+            device=args.device,
+            tiny=args.smoke,
+        )
         print(json.dumps({k: v for k, v in r.items() if k != "epochs"}), flush=True)
         results.append(r)
 
@@ -269,15 +306,27 @@ def run(args) -> str:
     for r in results:
         ratio = r["train_cached_img_s"] / r["on_device_img_s"]
         speedup = r["train_cached_img_s"] / fp32[r["model"]]["train_cached_img_s"] if r["model"] in fp32 else None
-        rows.append([
-            f"{r['model']} ({r['params'] / 1e6:.2f} M)", r["input_size"], r["precision"], r["batch_size"],
-            f"{r['train_decoding_img_s']:.0f}", f"**{r['train_cached_img_s']:.0f}**", f"{r['on_device_img_s']:.0f}",
-            f"{ratio:.2f}", f"{r['input_wait_share']:.0%}", f"{r['predict_img_s']:.0f}",
-            _gib(r["peak_memory_bytes"]), "n/a" if r["val_top1"] is None else f"{r['val_top1']:.1%}",
-            f"{speedup:.2f}x" if speedup else "",
-        ])
-        verdicts.append(f"{r['model']} {r['precision']}: cached feed at {ratio:.2f} of the on-device batch "
-                        f"({'meets' if ratio >= 0.9 else 'MISSES'} >= 0.90)")
+        rows.append(
+            [
+                f"{r['model']} ({r['params'] / 1e6:.2f} M)",
+                r["input_size"],
+                r["precision"],
+                r["batch_size"],
+                f"{r['train_decoding_img_s']:.0f}",
+                f"**{r['train_cached_img_s']:.0f}**",
+                f"{r['on_device_img_s']:.0f}",
+                f"{ratio:.2f}",
+                f"{r['input_wait_share']:.0%}",
+                f"{r['predict_img_s']:.0f}",
+                _gib(r["peak_memory_bytes"]),
+                "n/a" if r["val_top1"] is None else f"{r['val_top1']:.1%}",
+                f"{speedup:.2f}x" if speedup else "",
+            ]
+        )
+        verdicts.append(
+            f"{r['model']} {r['precision']}: cached feed at {ratio:.2f} of the on-device batch "
+            f"({'meets' if ratio >= 0.9 else 'MISSES'} >= 0.90)"
+        )
     for model in fp32 if not args.smoke else []:  # the targets are for the full models on a GPU
         bf16 = next((r for r in results if r["model"] == model and r["precision"] == "mixed_bfloat16"), None)
         f = fp32[model]["train_cached_img_s"]
@@ -285,36 +334,61 @@ def run(args) -> str:
         verdicts.append(f"{model} float32: {f:.0f} images/s ({'meets' if f >= target else 'MISSES'} >= {target:,})")
         if bf16:
             b = bf16["train_cached_img_s"]
-            verdicts.append(f"{model} bfloat16: {b / f:.2f}x float32"
-                            + (f" ({'meets' if b >= 1.8 * f else 'MISSES'} >= 1.8x)" if model == "resnet50" else ""))
+            verdicts.append(
+                f"{model} bfloat16: {b / f:.2f}x float32"
+                + (f" ({'meets' if b >= 1.8 * f else 'MISSES'} >= 1.8x)" if model == "resnet50" else "")
+            )
             if fp32[model]["val_top1"] is not None and bf16["val_top1"] is not None:
                 gap = abs(bf16["val_top1"] - fp32[model]["val_top1"])
-                verdicts.append(f"{model}: validation top-1 bfloat16 vs float32 differs by {gap:.1%} "
-                                f"({'meets' if gap <= 0.01 else 'MISSES'} <= 1 point)")
-    table = _table(["model", "px", "precision", "batch", "train img/s, epoch 1 (decoding JPEGs)",
-                    "train img/s, later epochs (cache)", "train img/s, one batch on device", "cache / on device",
-                    "input wait", "predict img/s (decoding JPEGs)", "peak device GiB", "val top-1", "vs float32"],
-                   rows)
+                verdicts.append(
+                    f"{model}: validation top-1 bfloat16 vs float32 differs by {gap:.1%} "
+                    f"({'meets' if gap <= 0.01 else 'MISSES'} <= 1 point)"
+                )
+    table = _table(
+        [
+            "model",
+            "px",
+            "precision",
+            "batch",
+            "train img/s, epoch 1 (decoding JPEGs)",
+            "train img/s, later epochs (cache)",
+            "train img/s, one batch on device",
+            "cache / on device",
+            "input wait",
+            "predict img/s (decoding JPEGs)",
+            "peak device GiB",
+            "val top-1",
+            "vs float32",
+        ],
+        rows,
+    )
     report_section = ""
     if args.report_run:
-        report_section = "\n## The `params/gpu.yaml` report\n\n" + _table(
-            ["notebook", "status", "seconds"], report_run(args.report_run)) + "\n"
+        report_section = (
+            "\n## The `params/gpu.yaml` report\n\n"
+            + _table(["notebook", "status", "seconds"], report_run(args.report_run))
+            + "\n"
+        )
     command = "python benchmarks/gpu.py " + " ".join(sys.argv[1:])
-    smoke = ("\n**Smoke run** (`--smoke`): tiny images, a tiny Res-Incep, a few steps on this machine's CPU. "
-             "It checks that the script works; its numbers say nothing about a GPU.\n" if args.smoke else "")
+    smoke = (
+        "\n**Smoke run** (`--smoke`): tiny images, a tiny Res-Incep, a few steps on this machine's CPU. "
+        "It checks that the script works; its numbers say nothing about a GPU.\n"
+        if args.smoke
+        else ""
+    )
     ran_on = sorted({r["ran_on"] for r in results})
     return f"""# Training and prediction on a GPU: images/s through the project's input path
 {smoke}
 Command: `{command.strip()}`  
-Date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}  
+Date: {datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")}  
 Machine: {_machine()}  
-Ran on: {'; '.join(ran_on)}  
+Ran on: {"; ".join(ran_on)}  
 Versions: {_versions()}
 
 {args.images:,} synthetic JPEGs of {args.image_size} px on disk ({args.classes} classes); each configuration
 in a fresh subprocess, on one device, trains {args.steps} steps of {args.batch_size} images per epoch
 (SGD, learning rate {args.learning_rate}) after compiling on a separate two-batch set. Epoch 1 decodes every
-JPEG with {results[0]['decode_workers'] if results else '?'} threads (and fills the decoded-image cache);
+JPEG with {results[0]["decode_workers"] if results else "?"} threads (and fills the decoded-image cache);
 "later epochs" is the median of epochs 2-{args.epochs}, read from the cache as `train.train` does. "One batch on
 device" feeds the same compiled model one batch already in device memory each step: no input cost.
 "Input wait" is the median share of a later epoch's wall time spent waiting for the next batch. Prediction
@@ -325,7 +399,7 @@ epochs: float32 and bfloat16 start from the same weights and see the same batche
 
 ## Verdict
 
-{chr(10).join(f'- {v}' for v in verdicts)}
+{chr(10).join(f"- {v}" for v in verdicts)}
 {report_section}"""
 
 
@@ -337,16 +411,21 @@ def wheel_recipe(dest: str = ".whl", python_version: str = "3.12") -> str:
             pins.append(f"{name}=={importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:
             pins.append(name)
-    return ("python3 -m pip download --no-deps --only-binary=:all: "
-            f"--python-version {python_version} --implementation cp "
-            "--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 "
-            f"-d {dest} " + " ".join(pins))
+    return (
+        "python3 -m pip download --no-deps --only-binary=:all: "
+        f"--python-version {python_version} --implementation cp "
+        "--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 "
+        f"-d {dest} " + " ".join(pins)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny images, a tiny Res-Incep, a few steps: checks the script on a CPU in < 1 min")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny images, a tiny Res-Incep, a few steps: checks the script on a CPU in < 1 min",
+    )
     parser.add_argument("--report", default=str(ROOT / "reports" / "benchmarks" / "gpu.md"))
     parser.add_argument("--out-dir", default=str(ROOT / "data" / "interim" / "bench"), help="synthetic folders")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
@@ -361,8 +440,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-images", type=int, default=1024)
     parser.add_argument("--learning-rate", type=float, default=0.02)
     parser.add_argument("--device", choices=["auto", "gpu", "cpu"], default="auto")
-    parser.add_argument("--report-run", metavar="PARAMS", default=None,
-                        help="also run `landmarks report --params PARAMS` and list its wall time per notebook")
+    parser.add_argument(
+        "--report-run",
+        metavar="PARAMS",
+        default=None,
+        help="also run `landmarks report --params PARAMS` and list its wall time per notebook",
+    )
     parser.add_argument("--wheel-recipe", action="store_true", help="print the pip download command for the device")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)

@@ -81,12 +81,12 @@ def http_catalog(csv_path: Path, url_of, out_csv: Path) -> int:
         raise ValueError(f"{csv_path}: no 'url' column (columns: {', '.join(frame.columns)})")
     duplicates = frame.duplicated()
     if duplicates.any():
-        print(f"{csv_path}: leaving out {int(duplicates.sum())} exact duplicate row(s): "
-              f"{', '.join(frame.loc[duplicates, 'id'])}")
+        print(
+            f"{csv_path}: leaving out {int(duplicates.sum())} exact duplicate row(s): "
+            f"{', '.join(frame.loc[duplicates, 'id'])}"
+        )
     frame = frame[~duplicates].copy()
-    frame["url"] = [
-        u if "://" in u else url_of("/" + urllib.parse.quote(u.lstrip("/"))) for u in frame["url"]
-    ]
+    frame["url"] = [u if "://" in u else url_of("/" + urllib.parse.quote(u.lstrip("/"))) for u in frame["url"]]
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out_csv, index=False)
     return int(duplicates.sum())
@@ -118,8 +118,10 @@ def serve(data_dir: Path, port: int) -> ThreadingHTTPServer:
         server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     except OSError as err:
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        print(f"port {port} unavailable ({err.strerror}); serving on {server.server_address[1]}: "
-              "the URLs change, so cached images are fetched again")
+        print(
+            f"port {port} unavailable ({err.strerror}); serving on {server.server_address[1]}: "
+            "the URLs change, so cached images are fetched again"
+        )
     server.requests = counter
     threading.Thread(target=server.serve_forever, args=(0.05,), name="real-landmarks-http", daemon=True).start()
     return server
@@ -196,13 +198,21 @@ def run_model(kind: str, split, args: argparse.Namespace, models_dir: Path, test
     if kind == "res_incep":
         size, epochs, optimizer, lr = args.input_size, args.epochs, args.optimizer, args.learning_rate
         model = models.res_incep(
-            (size, size, 3), n_classes, filters=args.filters, dense_units=args.dense_units,
-            dropout=args.dropout, augment=not args.no_augment,
+            (size, size, 3),
+            n_classes,
+            filters=args.filters,
+            dense_units=args.dense_units,
+            dropout=args.dropout,
+            augment=not args.no_augment,
         )
         config = {
-            "filters": list(args.filters), "blocks": [3, 3, 2, 2], "dense_units": args.dense_units,
-            "dropout": args.dropout, "augmentation": "none" if args.no_augment else
-            "study's: random flips (horizontal and vertical), rotation 0.1, zoom 0.2",
+            "filters": list(args.filters),
+            "blocks": [3, 3, 2, 2],
+            "dense_units": args.dense_units,
+            "dropout": args.dropout,
+            "augmentation": "none"
+            if args.no_augment
+            else "study's: random flips (horizontal and vertical), rotation 0.1, zoom 0.2",
             "weights": "random (from scratch)",
         }
     else:
@@ -211,15 +221,29 @@ def run_model(kind: str, split, args: argparse.Namespace, models_dir: Path, test
         model = models.resnet50_benchmark((size, size, 3), n_classes, weights=weights)
         note = model.weights_note
         if model.weights_source == "random":
-            note = ("ImageNet weights are not available offline (no download at run time), so the "
-                    "ResNet-50 backbone is RANDOMLY INITIALIZED: this is not the study's pretrained benchmark.")
-        config = {"weights": model.weights_source, "weights_note": note, "augmentation": "none",
-                  "backbone_params": model.backbone_params}
-    print(f"\n== {kind}: {model.count_params():,} parameters, {size} px, {epochs} epochs, "
-          f"batch {args.batch_size}, {optimizer} lr {lr}")
+            note = (
+                "ImageNet weights are not available offline (no download at run time), so the "
+                "ResNet-50 backbone is RANDOMLY INITIALIZED: this is not the study's pretrained benchmark."
+            )
+        config = {
+            "weights": model.weights_source,
+            "weights_note": note,
+            "augmentation": "none",
+            "backbone_params": model.backbone_params,
+        }
+    print(
+        f"\n== {kind}: {model.count_params():,} parameters, {size} px, {epochs} epochs, "
+        f"batch {args.batch_size}, {optimizer} lr {lr}"
+    )
     start = time.perf_counter()
-    settings = config.TrainConfig(epochs=epochs, batch_size=args.batch_size, optimizer=optimizer,
-                                  learning_rate=lr, models_dir=str(models_dir), seed=args.seed)
+    settings = config.TrainConfig(
+        epochs=epochs,
+        batch_size=args.batch_size,
+        optimizer=optimizer,
+        learning_rate=lr,
+        models_dir=str(models_dir),
+        seed=args.seed,
+    )
     result = train.train(model, split, settings, name=kind)
     train_seconds = time.perf_counter() - start
     test = score_on_test(result.model_path, test_dir, args.data / "test_solution.csv", args.threshold)
@@ -302,10 +326,14 @@ def run_details(run: dict) -> list[str]:
         lines += [
             f"**{m['model']}** - {m['params']:,} parameters; input {m['input_size']} px; batch {m['batch_size']}; "
             f"optimizer {m['optimizer']} (learning rate {m['learning_rate']}"
-            + (f", momentum {m['momentum']}" if m.get("momentum") else "") + ", constant); "
+            + (f", momentum {m['momentum']}" if m.get("momentum") else "")
+            + ", constant); "
             f"{m['epochs_run']} epochs, best validation epoch {m['best_epoch']}; weights: {m['weights']}"
-            + (f"; filters {m['filters']}, blocks {m['blocks']}, dense {m['dense_units']}, dropout {m['dropout']}"
-               if m["model"] == "res_incep" else "")
+            + (
+                f"; filters {m['filters']}, blocks {m['blocks']}, dense {m['dense_units']}, dropout {m['dropout']}"
+                if m["model"] == "res_incep"
+                else ""
+            )
             + f"; augmentation: {m['augmentation']}.",
             "",
         ]
@@ -349,8 +377,10 @@ def comparison(run: dict) -> list[str]:
 def write_report(runs: list[dict], out: Path) -> str:
     """Write the markdown report of every recorded run; return the table."""
     table = "\n".join(TABLE_HEAD + [row for run in runs for row in model_rows(run)])
-    best, n_test = max(((m["test"]["top1"], m["test"]["n_test"]) for run in runs for m in run["models"]
-                        if m["model"] == "res_incep"), default=(float("nan"), 1))
+    best, n_test = max(
+        ((m["test"]["top1"], m["test"]["n_test"]) for run in runs for m in run["models"] if m["model"] == "res_incep"),
+        default=(float("nan"), 1),
+    )
     margin = 1.96 * math.sqrt(best * (1 - best) / n_test)
     if best - margin >= TARGET_TOP1:
         verdict = "target met"
@@ -403,11 +433,16 @@ def write_report(runs: list[dict], out: Path) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the real-landmarks folder")
-    p.add_argument("--work", type=Path, default=ROOT / "data/interim/real-landmarks",
-                   help="rewritten CSVs, fetched images, models and per-run results")
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "data/interim/real-landmarks",
+        help="rewritten CSVs, fetched images, models and per-run results",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "reports/benchmarks/real_landmarks.md")
     p.add_argument("--run-name", help="name of this run (default: from the Res-Incep settings)")
     p.add_argument("--note", default="", help="why this configuration, for the report")
@@ -422,8 +457,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--input-size", type=int, default=80)
     g.add_argument("--epochs", type=int, default=30)
     g.add_argument("--optimizer", default="sgd", choices=("sgd", "rmsprop"))
-    g.add_argument("--learning-rate", type=float, default=0.002,
-                   help="constant (train() has no schedule); 0.01 collapsed to chance on this set")
+    g.add_argument(
+        "--learning-rate",
+        type=float,
+        default=0.002,
+        help="constant (train() has no schedule); 0.01 collapsed to chance on this set",
+    )
     g.add_argument("--filters", type=parse_filters, default=(40, 60, 75, 80), help="widths of the four stages")
     g.add_argument("--dense-units", type=int, default=128)
     g.add_argument("--dropout", type=float, default=0.5)
@@ -433,10 +472,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--resnet-input-size", type=int, default=48)
     g.add_argument("--resnet-epochs", type=int, default=4)
     g.add_argument("--resnet-learning-rate", type=float, default=0.001, help="RMSprop, as in the study")
-    g.add_argument("--resnet-weights", default="random",
-                   help="'random', 'imagenet' (Keras' cache or download) or a weights file")
-    p.add_argument("--report-only", action="store_true",
-                   help="train nothing: rewrite --out from the runs recorded under <work>/results")
+    g.add_argument(
+        "--resnet-weights", default="random", help="'random', 'imagenet' (Keras' cache or download) or a weights file"
+    )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: rewrite --out from the runs recorded under <work>/results",
+    )
     args = p.parse_args(argv)
     if args.fetch_size < max(args.input_size, args.resnet_input_size):
         p.error("--fetch-size must be at least the models' input sizes")
@@ -475,16 +518,20 @@ def main(argv: list[str] | None = None) -> int:
     fetched = fetch_over_http(args.data, work, args.fetch_size, args.resize, args.port)
     (train_dir, train_fetch), (test_dir, test_fetch) = fetched["train"], fetched["test"]
     split = data.load_split(train_dir, min_images=2, val_fraction=args.val_fraction, seed=args.seed)
-    print(f"split: {len(split.train)} train, {len(split.val)} validation, {len(split.landmark_ids)} landmarks; "
-          f"dropped {split.dropped}")
+    print(
+        f"split: {len(split.train)} train, {len(split.val)} validation, {len(split.landmark_ids)} landmarks; "
+        f"dropped {split.dropped}"
+    )
     models_dir = work / "models" / args.run_name
     kinds = ["res_incep"] + ([] if args.skip_resnet else ["resnet50"])
     results = [run_model(kind, split, args, models_dir, test_dir) for kind in kinds]
 
     def fetch_line(summary: dict) -> str:
-        return (f"{summary['images_ok']} of {summary['n_rows']} ok ({summary['ok']} fetched now, "
-                f"{summary['skipped']} cached), {summary['failed']} failed, "
-                f"{summary['duplicate_rows']} exact duplicate row(s) of the CSV left out")
+        return (
+            f"{summary['images_ok']} of {summary['n_rows']} ok ({summary['ok']} fetched now, "
+            f"{summary['skipped']} cached), {summary['failed']} failed, "
+            f"{summary['duplicate_rows']} exact duplicate row(s) of the CSV left out"
+        )
 
     run = {
         "run_name": args.run_name,

@@ -72,7 +72,9 @@ def folder_view(data_dir: Path, work: Path) -> tuple[Path, Path, int]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "real-landmarks")
     p.add_argument("--holdout-landmarks", type=int, default=5, help="landmarks held out of training (open set)")
     p.add_argument("--seed", type=int, default=42)
@@ -117,19 +119,26 @@ def _ci(m: dict, key: str, pct: bool = False) -> str:
 
 def write_report(runs: list[dict], out: Path) -> str:
     """The markdown report of every recorded run; returns the summary table."""
-    head = ["| run | data | method | recipe | closed top-1 | closed top-5 | closed GAP | open GAP | open GAP - reference "
-            "| answered | precision | threshold | train min |",
-            "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    head = [
+        "| run | data | method | recipe | closed top-1 | closed top-5 | closed GAP | open GAP | open GAP - reference "
+        "| answered | precision | threshold | train min |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     rows = []
     for run in runs:
         for m in run["methods"]:
             missing = m.get("open_gap_diff") is None or m["open_gap_diff"] != m["open_gap_diff"]  # NaN: the reference
-            diff = ("-" if missing else
-                    f"{m['open_gap_diff']:+.3f} [{m['open_gap_diff_low']:+.3f}, {m['open_gap_diff_high']:+.3f}]")
-            rows.append(f"| {run['run_name']} | {run['data_name']} | {m['method']} | {m['recipe']} | "
-                        f"{_ci(m, 'closed_top1', True)} | {_pct(m['closed_top5'])} | {m['closed_gap']:.3f} | "
-                        f"{_ci(m, 'open_gap')} | {diff} | {_pct(m['answered_share'])} | "
-                        f"{_pct(m['answered_precision'])} | {m['threshold']:.3f} | {m['train_minutes']:.1f} |")
+            diff = (
+                "-"
+                if missing
+                else f"{m['open_gap_diff']:+.3f} [{m['open_gap_diff_low']:+.3f}, {m['open_gap_diff_high']:+.3f}]"
+            )
+            rows.append(
+                f"| {run['run_name']} | {run['data_name']} | {m['method']} | {m['recipe']} | "
+                f"{_ci(m, 'closed_top1', True)} | {_pct(m['closed_top5'])} | {m['closed_gap']:.3f} | "
+                f"{_ci(m, 'open_gap')} | {diff} | {_pct(m['answered_share'])} | "
+                f"{_pct(m['answered_precision'])} | {m['threshold']:.3f} | {m['train_minutes']:.1f} |"
+            )
     table = "\n".join(head + rows)
     lines = [
         "# Benchmark: the study's classifier, the modern recipe and retrieval, closed- and open-set",
@@ -140,7 +149,7 @@ def write_report(runs: list[dict], out: Path) -> str:
         "of the known landmarks; open GAP ranks every test image's answer by its confidence (a confident answer to a "
         "held-out landmark pushes every answer below it down). Thresholds are chosen per method on validation queries "
         "(right minus wrong answers), not on the test set. Intervals: 95% bootstrap over the test images, paired "
-        "between methods (same resamples); \"open GAP - reference\" is each method minus the run's first method "
+        'between methods (same resamples); "open GAP - reference" is each method minus the run\'s first method '
         "(paired).",
         "",
         f"Targets (issue 11): {TARGETS}.",
@@ -169,13 +178,18 @@ def write_report(runs: list[dict], out: Path) -> str:
             "",
         ]
         for m in run["methods"]:
-            lines.append(f"- **{m['method']}** ({m['recipe']}): validation top-1 {_pct(m['val_top1'])} (best epoch "
-                         f"{m['best_epoch']} of {m['epochs']}); closed top-1 {_ci(m, 'closed_top1', True)}, top-5 "
-                         f"{_ci(m, 'closed_top5', True)}, GAP {_ci(m, 'closed_gap')}; open GAP {_ci(m, 'open_gap')}; "
-                         f"at threshold {m['threshold']:.3f}: answered {_ci(m, 'answered_share', True)}, precision "
-                         f"{_ci(m, 'answered_precision', True)}; {m['train_minutes']:.1f} min."
-                         + (f" Validation top-1 by epoch: {', '.join(str(round(100 * v)) for v in m['val_by_epoch'])} (%)."
-                            if m.get("val_by_epoch") else ""))
+            lines.append(
+                f"- **{m['method']}** ({m['recipe']}): validation top-1 {_pct(m['val_top1'])} (best epoch "
+                f"{m['best_epoch']} of {m['epochs']}); closed top-1 {_ci(m, 'closed_top1', True)}, top-5 "
+                f"{_ci(m, 'closed_top5', True)}, GAP {_ci(m, 'closed_gap')}; open GAP {_ci(m, 'open_gap')}; "
+                f"at threshold {m['threshold']:.3f}: answered {_ci(m, 'answered_share', True)}, precision "
+                f"{_ci(m, 'answered_precision', True)}; {m['train_minutes']:.1f} min."
+                + (
+                    f" Validation top-1 by epoch: {', '.join(str(round(100 * v)) for v in m['val_by_epoch'])} (%)."
+                    if m.get("val_by_epoch")
+                    else ""
+                )
+            )
         lines += ["", *targets(run), ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -190,21 +204,27 @@ def targets(run: dict) -> list[str]:
     lines = []
     if "modern" in by:
         top1 = by["modern"]["closed_top1"]
-        lines.append(f"- Target 1 (modern recipe, closed top-1 >= 75%): {_pct(top1)} - "
-                     + ("met." if top1 >= 0.75 else "**not met** in this run."))
+        lines.append(
+            f"- Target 1 (modern recipe, closed top-1 >= 75%): {_pct(top1)} - "
+            + ("met." if top1 >= 0.75 else "**not met** in this run.")
+        )
     versus = run.get("retrieval_vs_best_classifier")
     if versus and "retrieval" in by:
         best = by[versus["best_classifier"]]
         d, lo, hi = versus["open_gap_diff"], versus["open_gap_diff_low"], versus["open_gap_diff_high"]
         d1 = versus["closed_top1_diff"]
         met = d >= 0.05 and lo > 0 and d1 >= -0.01
-        lines.append(f"- Target 2 (retrieval open GAP >= best classifier's + 0.05, paired interval above 0, closed "
-                     f"top-1 no worse than 1 point below): best classifier by open GAP is {versus['best_classifier']} "
-                     f"({best['open_gap']:.3f}); retrieval - it = {d:+.3f} [{lo:+.3f}, {hi:+.3f}] (paired), closed "
-                     f"top-1 {100 * d1:+.1f} points - " + ("met." if met else "**not met** in this run."))
+        lines.append(
+            f"- Target 2 (retrieval open GAP >= best classifier's + 0.05, paired interval above 0, closed "
+            f"top-1 no worse than 1 point below): best classifier by open GAP is {versus['best_classifier']} "
+            f"({best['open_gap']:.3f}); retrieval - it = {d:+.3f} [{lo:+.3f}, {hi:+.3f}] (paired), closed "
+            f"top-1 {100 * d1:+.1f} points - " + ("met." if met else "**not met** in this run.")
+        )
     elif "retrieval" in by:
-        lines.append("- Target 2: this run recorded the paired differences against the study's method only (see the "
-                     "table); the paired comparison with the best classifier was added to the benchmark after it.")
+        lines.append(
+            "- Target 2: this run recorded the paired differences against the study's method only (see the "
+            "table); the paired comparison with the best classifier was added to the benchmark after it."
+        )
     return lines
 
 
@@ -233,52 +253,96 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     load = " ".join(f"{v:.1f}" for v in os.getloadavg())
     train_dir, test_dir, duplicates = folder_view(data_dir, work)
-    open_split = data.load_open_split(train_dir, args.holdout_landmarks, min_images=2,
-                                      val_fraction=args.val_fraction, seed=args.seed)
+    open_split = data.load_open_split(
+        train_dir, args.holdout_landmarks, min_images=2, val_fraction=args.val_fraction, seed=args.seed
+    )
     split = open_split.closed
-    print(f"{data_dir.name}: {len(split.train)} train, {len(split.val)} validation images of "
-          f"{len(split.landmark_ids)} known landmarks; held out {open_split.held_out}")
+    print(
+        f"{data_dir.name}: {len(split.train)} train, {len(split.val)} validation images of "
+        f"{len(split.landmark_ids)} known landmarks; held out {open_split.held_out}"
+    )
     settings = {
-        "model": "res_incep", "input_size": args.input_size, "filters": args.filters, "blocks": [3, 3, 2, 2],
-        "dense_units": 128, "dropout": 0.5, "augment": True, "epochs": args.epochs, "batch_size": args.batch_size,
-        "optimizer": "sgd", "learning_rate": args.study_learning_rate, "momentum": 0.9, "seed": args.seed,
-        "deterministic": True, "modern_learning_rate": args.modern_learning_rate,
-        "modern_weight_decay": args.weight_decay, "modern_warmup_epochs": args.warmup_epochs,
-        "modern_label_smoothing": args.label_smoothing, "retrieval_loss": args.loss, "retrieval_margin": args.margin,
-        "retrieval_scale": args.scale, "embedding_dim": args.embedding_dim, "retrieval_k": args.k,
+        "model": "res_incep",
+        "input_size": args.input_size,
+        "filters": args.filters,
+        "blocks": [3, 3, 2, 2],
+        "dense_units": 128,
+        "dropout": 0.5,
+        "augment": True,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "optimizer": "sgd",
+        "learning_rate": args.study_learning_rate,
+        "momentum": 0.9,
+        "seed": args.seed,
+        "deterministic": True,
+        "modern_learning_rate": args.modern_learning_rate,
+        "modern_weight_decay": args.weight_decay,
+        "modern_warmup_epochs": args.warmup_epochs,
+        "modern_label_smoothing": args.label_smoothing,
+        "retrieval_loss": args.loss,
+        "retrieval_margin": args.margin,
+        "retrieval_scale": args.scale,
+        "embedding_dim": args.embedding_dim,
+        "retrieval_k": args.k,
     }
     queries = recognition.test_queries(test_dir, data_dir / "test_solution.csv", args.input_size)
     mode = "quick" if args.quick else "full" if (args.epochs, args.input_size) == (60, 80) else "custom"
-    run_name = (f"{data_dir.name}-{mode}-{args.input_size}px-{args.epochs}ep-holdout{args.holdout_landmarks}"
-                f"-seed{args.seed}")
-    outcome = recognition.run_methods(open_split, settings, queries, work / "models" / run_name,
-                                      methods=args.methods, n_boot=args.n_boot)
+    run_name = (
+        f"{data_dir.name}-{mode}-{args.input_size}px-{args.epochs}ep-holdout{args.holdout_landmarks}-seed{args.seed}"
+    )
+    outcome = recognition.run_methods(
+        open_split, settings, queries, work / "models" / run_name, methods=args.methods, n_boot=args.n_boot
+    )
     methods = []
     for row in recognition.method_rows(outcome):
         history = outcome["runs"][row["method"]].result.history
         methods.append({**row, "val_by_epoch": [float(v) for v in history["val_accuracy"]]})
     s = outcome["scores"][args.methods[0]]
     run = {
-        "run_name": run_name, "date": dt.datetime.now().astimezone().isoformat(timespec="minutes"),
+        "run_name": run_name,
+        "date": dt.datetime.now().astimezone().isoformat(timespec="minutes"),
         "command": shlex.join([".venv/bin/python", "benchmarks/recognition.py", *(argv or sys.argv[1:])]),
-        "note": " ".join(filter(None, [args.note, "QUICK RUN (--quick): shorter and smaller than the issue's full runs."
-                                       if args.quick else ""])),
+        "note": " ".join(
+            filter(
+                None,
+                [
+                    args.note,
+                    "QUICK RUN (--quick): shorter and smaller than the issue's full runs." if args.quick else "",
+                ],
+            )
+        ),
         "data": str(data_dir.relative_to(ROOT.parent)) if data_dir.is_relative_to(ROOT.parent) else str(data_dir),
-        "data_name": data_dir.name, "n_landmarks": len(split.landmark_ids) + len(open_split.held_out),
-        "held_out": open_split.held_out, "n_held_out_train": len(open_split.held_out_rows),
-        "n_train": len(split.train), "n_val": len(split.val), "n_known": len(split.landmark_ids),
-        "val_fraction": args.val_fraction, "seed": args.seed, "duplicate_rows": duplicates,
-        "n_queries": s["n_queries"], "n_closed": s["n_closed"], "n_open": s["n_open"],
-        "config": (f"Res-Incep filters {args.filters}, blocks [3, 3, 2, 2], {args.input_size} px, {args.epochs} epochs "
-                   f"per method, batch {args.batch_size}; embedding {args.embedding_dim}, {args.loss} margin "
-                   f"{args.margin} scale {args.scale}, k {args.k}; {args.n_boot} bootstrap resamples; "
-                   f"{recognition.environment_line()}"),
+        "data_name": data_dir.name,
+        "n_landmarks": len(split.landmark_ids) + len(open_split.held_out),
+        "held_out": open_split.held_out,
+        "n_held_out_train": len(open_split.held_out_rows),
+        "n_train": len(split.train),
+        "n_val": len(split.val),
+        "n_known": len(split.landmark_ids),
+        "val_fraction": args.val_fraction,
+        "seed": args.seed,
+        "duplicate_rows": duplicates,
+        "n_queries": s["n_queries"],
+        "n_closed": s["n_closed"],
+        "n_open": s["n_open"],
+        "config": (
+            f"Res-Incep filters {args.filters}, blocks [3, 3, 2, 2], {args.input_size} px, {args.epochs} epochs "
+            f"per method, batch {args.batch_size}; embedding {args.embedding_dim}, {args.loss} margin "
+            f"{args.margin} scale {args.scale}, k {args.k}; {args.n_boot} bootstrap resamples; "
+            f"{recognition.environment_line()}"
+        ),
         "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, {platform.system()}",
-        "load_at_start": load, "total_seconds": time.perf_counter() - started, "methods": methods,
+        "load_at_start": load,
+        "total_seconds": time.perf_counter() - started,
+        "methods": methods,
         "retrieval_vs_best_classifier": outcome["retrieval_vs_best_classifier"],
-        "predictions": {name: {"landmark": p.landmark.tolist(), "confidence": p.confidence.tolist(),
-                               "threshold": p.threshold} for name, p in outcome["predictions"].items()},
-        "query_ids": queries["id"].astype(str).tolist(), "actual": outcome["actual"].tolist(),
+        "predictions": {
+            name: {"landmark": p.landmark.tolist(), "confidence": p.confidence.tolist(), "threshold": p.threshold}
+            for name, p in outcome["predictions"].items()
+        },
+        "query_ids": queries["id"].astype(str).tolist(),
+        "actual": outcome["actual"].tolist(),
     }
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{run_name}.json").write_text(json.dumps(run, indent=2, default=float) + "\n")

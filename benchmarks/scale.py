@@ -3,7 +3,7 @@ the price of a cluster-wide semaphore per request, and the driver's memory on a 
 
 Measured back to back in one run and written to ``--out`` (markdown) and stdout:
 
-(1) a catalog of ``--rows`` rows served from 127.0.0.1 (``tests/httpserver.py``) with
+(1) a catalog of ``--rows`` rows served from 127.0.0.1 (``landmarklib/httpserver.py``) with
     ``--latency-ms`` before every response, fetched into 250 px JPEGs by
     (a) the local engine (its defaults: 32 downloads in flight, one process per core),
     (b) the Dask engine on a running ``LocalCluster`` of ``--dask-workers`` single-thread worker
@@ -45,10 +45,10 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the test suite's HTTP server, tests/httpserver.py (as benchmarks/fetch.py)
+sys.path.insert(0, str(ROOT))  # this checkout's landmarklib, installed or not
 
+from landmarklib.httpserver import HttpTestServer, image, jpeg_bytes  # noqa: E402
 from landmarklib.paths import resolve  # noqa: E402
-from tests.httpserver import HttpTestServer, image, jpeg_bytes  # noqa: E402
 
 # Peak RSS is VmHWM from /proc: ru_maxrss survives fork + exec, so a child would report its parent's peak.
 PEAK = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024"
@@ -89,10 +89,12 @@ def cpu_model() -> str:
 
 def git_commit() -> str:
     try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True,
-                               text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+changes" if dirty else "")
@@ -136,13 +138,21 @@ def throughput(args, work: Path, client) -> dict:
                     s = fetch_catalog(csv_path, out, **common)
                 else:
                     scheduler = client if name == "dask" else None
-                    s = fetch_catalog_dask(csv_path, out, scheduler=scheduler, n_workers=args.dask_workers,
-                                           shard_rows=args.shard_rows, **common)
+                    s = fetch_catalog_dask(
+                        csv_path,
+                        out,
+                        scheduler=scheduler,
+                        n_workers=args.dask_workers,
+                        shard_rows=args.shard_rows,
+                        **common,
+                    )
                 runs[name].append(s.ok / s.seconds)
                 ok[name] = s.ok
                 load.append(os.getloadavg()[0])
-                print(f"  {name} run {r + 1}: {s.ok} images in {s.seconds:.2f} s = {s.ok / s.seconds:.0f} images/s",
-                      flush=True)
+                print(
+                    f"  {name} run {r + 1}: {s.ok} images in {s.seconds:.2f} s = {s.ok / s.seconds:.0f} images/s",
+                    flush=True,
+                )
                 shutil.rmtree(out, ignore_errors=True)
     return {"runs": runs, "ok": ok, "load": load}
 
@@ -160,13 +170,22 @@ def scaling(args, work: Path) -> dict[int, float]:
             server.route(f"/p{i}.jpg", image(bodies[i % len(bodies)]))
         csv_path = write_catalog(work / "catalog.csv", lambda i: server.url(f"/p{i}.jpg"), args.rows)
         for n in args.scaling:
-            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as lc, \
-                    Client(lc) as client:
+            with (
+                LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as lc,
+                Client(lc) as client,
+            ):
                 speeds = []
                 for r in range(args.repeats):
                     out = work / f"scale-{n}-{r}"
-                    s = fetch_catalog_dask(csv_path, out, scheduler=client, shard_rows=args.shard_rows,
-                                           size=250, workers=32 * n, progress=False)
+                    s = fetch_catalog_dask(
+                        csv_path,
+                        out,
+                        scheduler=client,
+                        shard_rows=args.shard_rows,
+                        size=250,
+                        workers=32 * n,
+                        progress=False,
+                    )
                     speeds.append(s.ok / s.seconds)
                     shutil.rmtree(out, ignore_errors=True)
             found[n] = statistics.median(speeds)
@@ -203,20 +222,37 @@ def driver_memory(args, work: Path, address: str) -> list[dict]:
     env = {**os.environ, "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
     for n in args.memory_rows:
         csv_path = write_catalog(work / f"dead-{n}.csv", lambda i: f"{dead}/{i}.jpg", n)
-        read = json.loads(subprocess.run([sys.executable, "-c", READ_ONLY, str(csv_path)], capture_output=True,
-                                         text=True, check=True, env=env).stdout)
+        read = json.loads(
+            subprocess.run(
+                [sys.executable, "-c", READ_ONLY, str(csv_path)], capture_output=True, text=True, check=True, env=env
+            ).stdout
+        )
         out = work / f"dead-{n}"
-        done = subprocess.run([sys.executable, "-c", DRIVER, str(csv_path), str(out), address, "10000"],
-                              capture_output=True, text=True, env=env)
+        done = subprocess.run(
+            [sys.executable, "-c", DRIVER, str(csv_path), str(out), address, "10000"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         if done.returncode:
             raise RuntimeError(done.stderr[-2000:])
         driver = json.loads(done.stdout.strip().splitlines()[-1])
         manifest_lines = sum(1 for _ in open(out / "manifest.csv", "rb")) - 1
-        results.append({"rows": n, **driver, "read_only_mb": read["peak_rss_mb"], "imports_mb": read["imports_mb"],
-                        "manifest_rows": manifest_lines,
-                        "load": os.getloadavg()[0]})
-        print(f"  {n:,} rows: driver peak {driver['peak_rss_mb']:.0f} MB (catalog read alone "
-              f"{read['peak_rss_mb']:.0f} MB), {driver['seconds']:.1f} s", flush=True)
+        results.append(
+            {
+                "rows": n,
+                **driver,
+                "read_only_mb": read["peak_rss_mb"],
+                "imports_mb": read["imports_mb"],
+                "manifest_rows": manifest_lines,
+                "load": os.getloadavg()[0],
+            }
+        )
+        print(
+            f"  {n:,} rows: driver peak {driver['peak_rss_mb']:.0f} MB (catalog read alone "
+            f"{read['peak_rss_mb']:.0f} MB), {driver['seconds']:.1f} s",
+            flush=True,
+        )
         shutil.rmtree(out, ignore_errors=True)
         csv_path.unlink()
     return results
@@ -234,38 +270,50 @@ def report(args, t: dict, sem: float, mem: list[dict], scale: dict, seconds: flo
     n_cores = cores()
     rows = [
         ("(a) `--engine local` (defaults: 32 in flight, one process per core)", "local"),
-        (f"(b) `--engine dask`, running LocalCluster ({args.dask_workers} workers x 1 thread, "
-         f"32 in flight, {args.shard_rows} rows per shard)", "dask"),
+        (
+            f"(b) `--engine dask`, running LocalCluster ({args.dask_workers} workers x 1 thread, "
+            f"32 in flight, {args.shard_rows} rows per shard)",
+            "dask",
+        ),
         ("(c) `--engine dask`, LocalCluster started and stopped by the call", "dask_started"),
     ]
     table = ["| engine | images | images/s (median) | vs local |", "|---|---:|---:|---:|"]
     for label, name in rows:
         table.append(f"| {label} | {t['ok'][name]:,} | {med[name]:,.0f} | {med[name] / med['local']:.2f}x |")
-    mem_table = ["| catalog rows | driver peak RSS | imports alone | imports + reading the catalog | "
-                 "driver wall time | manifest rows |", "|---:|---:|---:|---:|---:|---:|"]
+    mem_table = [
+        "| catalog rows | driver peak RSS | imports alone | imports + reading the catalog | "
+        "driver wall time | manifest rows |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
     for m in mem:
-        mem_table.append(f"| {m['rows']:,} | {m['peak_rss_mb']:,.0f} MB | {m['imports_mb']:,.0f} MB | "
-                         f"{m['read_only_mb']:,.0f} MB | {m['seconds']:,.1f} s | {m['manifest_rows']:,} |")
+        mem_table.append(
+            f"| {m['rows']:,} | {m['peak_rss_mb']:,.0f} MB | {m['imports_mb']:,.0f} MB | "
+            f"{m['read_only_mb']:,.0f} MB | {m['seconds']:,.1f} s | {m['manifest_rows']:,} |"
+        )
     verdict = "met" if ratio >= 0.9 else "NOT met"
     per_request = args.latency_ms
     if scale:
         base = scale[min(scale)]
         lines = ["| worker processes | images/s (median) | vs 1 worker |", "|---:|---:|---:|"]
         lines += [f"| {n} | {v:,.0f} | {v / base:.2f}x |" for n, v in sorted(scale.items())]
-        scaling = ("The Dask engine (b) on LocalClusters of 1, 2 and 4 single-thread worker processes, "
-                   f"{32} downloads in flight per worker:\n\n" + "\n".join(lines))
+        scaling = (
+            "The Dask engine (b) on LocalClusters of 1, 2 and 4 single-thread worker processes, "
+            f"{32} downloads in flight per worker:\n\n" + "\n".join(lines)
+        )
         if n_cores < 8:
             scaling += f"\n\nOn {n_cores} cores these workers share the cores: this is not a scaling measurement."
     else:
-        scaling = (f"Not measured: this machine has {n_cores} cores, so 4 worker processes would share 2 cores, and "
-                   "no machine with more cores was lent to this session (the target, 4 workers at least 3x one, "
-                   "is open). Where one is: `python benchmarks/scale.py --scaling 1,2,4`.")
+        scaling = (
+            f"Not measured: this machine has {n_cores} cores, so 4 worker processes would share 2 cores, and "
+            "no machine with more cores was lent to this session (the target, 4 workers at least 3x one, "
+            "is open). Where one is: `python benchmarks/scale.py --scaling 1,2,4`."
+        )
     load = t["load"]
     return f"""# Scale benchmark: fetch on Dask
 
-`python benchmarks/scale.py {' '.join(sys.argv[1:])}` on {dt.date.today():%Y-%m-%d}, commit {git_commit()};
-{cpu_model()}, {n_cores} cores; Python {platform.python_version()}, dask {metadata.version('dask')},
-distributed {metadata.version('distributed')}; whole run {seconds:.0f} s.
+`python benchmarks/scale.py {" ".join(sys.argv[1:])}` on {dt.date.today():%Y-%m-%d}, commit {git_commit()};
+{cpu_model()}, {n_cores} cores; Python {platform.python_version()}, dask {metadata.version("dask")},
+distributed {metadata.version("distributed")}; whole run {seconds:.0f} s.
 
 This machine is shared: its 1-minute load average went from {min(load):.1f} to {max(load):.1f} during
 the throughput runs (on {n_cores} cores), so every number below includes waiting for a core.
@@ -273,7 +321,7 @@ the throughput runs (on {n_cores} cores), so every number below includes waiting
 ## One machine: Dask against the local engine
 
 {args.rows:,} catalog rows served from 127.0.0.1 with {args.latency_ms:g} ms before every response
-(`tests/httpserver.py`; 16 distinct 480x360 JPEGs), fetched into 250x250 JPEGs; {args.repeats} runs
+(`landmarklib/httpserver.py`; 16 distinct 480x360 JPEGs), fetched into 250x250 JPEGs; {args.repeats} runs
 of each, alternating, into fresh folders. images/s = images written / wall time of the call.
 
 {chr(10).join(table)}
@@ -314,7 +362,7 @@ at a closed port, so each row fails fast and the whole engine runs in minutes:
 "Imports alone" is a process that imports `dask.distributed` and the fetch package; "imports +
 reading the catalog" also reads the catalog as the driver does (pandas, every column text). The
 driver's peak beyond the latter is what planning, submitting and assembling cost:
-{', '.join(f"{m['rows']:,} rows: {m['peak_rss_mb'] - m['read_only_mb']:+,.0f} MB" for m in mem)}.
+{", ".join(f"{m['rows']:,} rows: {m['peak_rss_mb'] - m['read_only_mb']:+,.0f} MB" for m in mem)}.
 """
 
 
@@ -342,10 +390,11 @@ def main(argv=None) -> int:
     from dask.distributed import Client, LocalCluster
 
     start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="landmarks-scale-") as tmp, \
-            LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True,
-                         dashboard_address=":0") as lc, \
-            Client(lc) as client:
+    with (
+        tempfile.TemporaryDirectory(prefix="landmarks-scale-") as tmp,
+        LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True, dashboard_address=":0") as lc,
+        Client(lc) as client,
+    ):
         work = Path(tmp)
         print(f"(1) throughput: {args.rows} rows, {args.latency_ms:g} ms latency", flush=True)
         t = throughput(args, work, client)

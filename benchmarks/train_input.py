@@ -81,8 +81,18 @@ def make_folder(out_dir: Path, n_images: int, n_classes: int, size: int, seed: i
         start = time.perf_counter()
         _draw(int(labels[i]), np.random.default_rng([seed, i]), size).save(path, quality=90)
         seconds = time.perf_counter() - start
-        return [ids[i], f"synthetic://{ids[i]}", labels[i], "ok", "", path.stat().st_size, size, size, "JPEG",
-                f"{seconds:.4f}"]
+        return [
+            ids[i],
+            f"synthetic://{ids[i]}",
+            labels[i],
+            "ok",
+            "",
+            path.stat().st_size,
+            size,
+            size,
+            "JPEG",
+            f"{seconds:.4f}",
+        ]
 
     with ThreadPoolExecutor(4) as pool:
         rows = list(pool.map(write, range(n_images)))
@@ -234,6 +244,7 @@ def measure_memory(args) -> dict:
         val = data.batches(split.val, args.input_size, args.batch_size)
         model.fit(train, validation_data=val, epochs=1, verbose=0)
     else:
+
         def arrays(frame):
             return data.load_images(frame["path"], args.input_size, progress=False).astype(np.float32)
 
@@ -274,7 +285,9 @@ def _versions() -> dict:
     for name in ("keras", "tensorflow", "jax", "numpy", "PIL"):
         done = subprocess.run(
             [sys.executable, "-c", f"import {name}; print({name}.__version__)"],
-            capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
         )
         versions[name] = done.stdout.strip() or "not installed"
     return versions
@@ -317,31 +330,47 @@ def run(args) -> str:
         for kind in ("wall", "cpu"):
             rate = t[f"{kind}_img_s"]
             cached, decoding = (rate[feed] / rate["arrays"] for feed in ("batches_cached", "batches_decoding"))
-            throughput_rows.append([
-                backend, f"{t['model']} ({t['params'] / 1e6:.2f} M)", kind, t["workers"],
-                f"{rate['arrays']:.1f}", f"{rate['batches_cached']:.1f}",
-                f"**{cached:.2f}**",
-                f"{rate['batches_decoding']:.1f}", f"{decoding:.2f}",
-            ])
+            throughput_rows.append(
+                [
+                    backend,
+                    f"{t['model']} ({t['params'] / 1e6:.2f} M)",
+                    kind,
+                    t["workers"],
+                    f"{rate['arrays']:.1f}",
+                    f"{rate['batches_cached']:.1f}",
+                    f"**{cached:.2f}**",
+                    f"{rate['batches_decoding']:.1f}",
+                    f"{decoding:.2f}",
+                ]
+            )
             verdicts.append(
                 f"{backend}, {kind} time: throughput ratio {cached:.2f} "
                 f"({'meets' if cached >= 0.9 else 'MISSES'} >= 0.90); without the cache {decoding:.2f}"
             )
         loads.append(f"{backend} {t['load_average'][0]:.1f} -> {t['load_average'][1]:.1f}")
-        spreads.append(f"{backend} {min(t['round_wall_ratios']['batches_cached']):.2f} .. "
-                       f"{max(t['round_wall_ratios']['batches_cached']):.2f}")
+        spreads.append(
+            f"{backend} {min(t['round_wall_ratios']['batches_cached']):.2f} .. "
+            f"{max(t['round_wall_ratios']['batches_cached']):.2f}"
+        )
         decode_rows.append([backend, f"{t['decode_1thread_img_s']:.0f}", f"{t['wall_img_s']['arrays']:.1f}"])
         print(json.dumps({"backend": backend, "throughput": t}), flush=True)
         for feed in ("batches", "arrays") if backend == args.backends[0] else ("batches",):
-            m = {n: _in_subprocess(backend, "memory", image_dir=d, feed=feed, **common)
-                 for n, d in ((args.small, small), (args.large, large))}
+            m = {
+                n: _in_subprocess(backend, "memory", image_dir=d, feed=feed, **common)
+                for n, d in ((args.small, small), (args.large, large))
+            }
             ratio = m[args.large]["peak_rss_mb"] / m[args.small]["peak_rss_mb"]
-            memory_rows.append([
-                backend, "`data.batches()`" if feed == "batches" else "arrays in memory",
-                f"{m[args.small]['rss_before_fit_mb']:.0f}", f"{m[args.small]['peak_rss_mb']:.0f}",
-                f"{m[args.large]['rss_before_fit_mb']:.0f}", f"{m[args.large]['peak_rss_mb']:.0f}",
-                f"**{ratio:.2f}**" if feed == "batches" else f"{ratio:.2f}",
-            ])
+            memory_rows.append(
+                [
+                    backend,
+                    "`data.batches()`" if feed == "batches" else "arrays in memory",
+                    f"{m[args.small]['rss_before_fit_mb']:.0f}",
+                    f"{m[args.small]['peak_rss_mb']:.0f}",
+                    f"{m[args.large]['rss_before_fit_mb']:.0f}",
+                    f"{m[args.large]['peak_rss_mb']:.0f}",
+                    f"**{ratio:.2f}**" if feed == "batches" else f"{ratio:.2f}",
+                ]
+            )
             if feed == "batches":
                 verdicts.append(
                     f"{backend}: peak RSS ratio {ratio:.2f} ({'meets' if ratio <= 1.3 else 'MISSES'} <= 1.3)"
@@ -351,22 +380,38 @@ def run(args) -> str:
     versions = _versions()
     command = "python benchmarks/train_input.py " + " ".join(sys.argv[1:])
     throughput = _table(
-        ["backend", "model", "per step", "decode threads", "arrays img/s", "batches() img/s", "ratio",
-         "batches(cache=False) img/s", "ratio"],
+        [
+            "backend",
+            "model",
+            "per step",
+            "decode threads",
+            "arrays img/s",
+            "batches() img/s",
+            "ratio",
+            "batches(cache=False) img/s",
+            "ratio",
+        ],
         throughput_rows,
     )
     decode = _table(["backend", "decode only, 1 thread, img/s", "model on arrays, img/s"], decode_rows)
     memory = _table(
-        ["backend", "fed by", f"RSS before fit, {args.small} (MiB)", f"peak RSS, {args.small} (MiB)",
-         f"RSS before fit, {args.large} (MiB)", f"peak RSS, {args.large} (MiB)", "peak ratio"],
+        [
+            "backend",
+            "fed by",
+            f"RSS before fit, {args.small} (MiB)",
+            f"peak RSS, {args.small} (MiB)",
+            f"RSS before fit, {args.large} (MiB)",
+            f"peak RSS, {args.large} (MiB)",
+            "peak ratio",
+        ],
         memory_rows,
     )
     return f"""# Training input pipeline: `data.batches()` vs arrays in memory
 
 Command: `{command.strip()}`  
-Date: {datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}  
+Date: {datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")}  
 Machine: {_machine()}  
-Versions: {', '.join(f'{k} {v}' for k, v in versions.items())}
+Versions: {", ".join(f"{k} {v}" for k, v in versions.items())}
 
 Synthetic fetched folders ({args.small:,} and {args.large:,} JPEGs of {args.image_size} px, {args.classes} classes,
 `manifest.csv`), input {args.input_size} px, batch {args.batch_size}. Each cell is measured in a fresh
@@ -383,9 +428,9 @@ cache), {args.rounds} rounds run one epoch of each feed, in an order rotated eac
 over the median, from one training step's end to the next, of: "wall" time (the step plus any wait for
 data), and "cpu" time of the whole process (all threads, model and input pipeline: the feed's cost
 whatever else runs on the machine; on a machine of our own where training keeps the cores busy,
-throughput follows it). Load average (1 min) before -> after the timed rounds: {'; '.join(loads)}
+throughput follows it). Load average (1 min) before -> after the timed rounds: {"; ".join(loads)}
 (this machine has {os.cpu_count()} cores and is shared: the wall ratios of single rounds spread over
-{'; '.join(spreads)}).
+{"; ".join(spreads)}).
 
 {throughput}
 
@@ -403,7 +448,7 @@ validates on the rest, so all images are read once. Peak = `ru_maxrss` of the su
 
 ## Verdict
 
-{chr(10).join(f'- {v}' for v in verdicts)}
+{chr(10).join(f"- {v}" for v in verdicts)}
 """
 
 

@@ -128,7 +128,9 @@ def _read_text_columns(path: Path, columns: list[str]) -> pd.DataFrame:
             chunk = chunk[columns].apply(lambda col: col.str.strip())
             if "landmark_id" in chunk:  # one string object per landmark, not one per row
                 codes, uniques = pd.factorize(chunk["landmark_id"])
-                chunk["landmark_id"] = pd.Series(uniques.take(codes), index=chunk.index, dtype=chunk["landmark_id"].dtype)
+                chunk["landmark_id"] = pd.Series(
+                    uniques.take(codes), index=chunk.index, dtype=chunk["landmark_id"].dtype
+                )
             parts.append(chunk)
     except pd.errors.ParserError as err:
         match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(err))
@@ -197,6 +199,7 @@ def _id_problems(path: Path, frame: pd.DataFrame, filled: pd.Series) -> list:
 
 def _integer_problem(values: pd.Series, column: str, mask: pd.Series) -> tuple:
     """A check flagging ``mask`` rows of ``values`` as bad landmark ids (see ``_raise_first``)."""
+
     def describe(row: int) -> str:
         value = values.iat[row]
         if value == "":

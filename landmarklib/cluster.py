@@ -72,8 +72,9 @@ def check_visible(client, paths: Sequence[str]) -> None:
 
 
 @contextlib.contextmanager
-def connect(scheduler=None, n_workers: int | None = None, threads_per_worker: int = 1,
-            verbose: bool = True) -> Iterator:
+def connect(
+    scheduler=None, n_workers: int | None = None, threads_per_worker: int = 1, verbose: bool = True
+) -> Iterator:
     """A Dask client for the duration of a ``with`` block.
 
     Args:
@@ -171,9 +172,16 @@ def partition_bounds(n: int, partition_images: int, chunk: int) -> list[tuple[in
     return [(start, min(n, start + per)) for start in range(0, n, per)]
 
 
-def predict_partitions(client, model_path: str | os.PathLike, files: Sequence[str], size: int,
-                       batch_size: int = 64, top_k: int = 5,
-                       partition_images: int = DEFAULT_PARTITION_IMAGES, progress: bool = True):
+def predict_partitions(
+    client,
+    model_path: str | os.PathLike,
+    files: Sequence[str],
+    size: int,
+    batch_size: int = 64,
+    top_k: int = 5,
+    partition_images: int = DEFAULT_PARTITION_IMAGES,
+    progress: bool = True,
+):
     """Predict ``files`` on the cluster, one task per partition; results in ``files`` order.
 
     Returns:

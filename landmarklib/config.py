@@ -485,8 +485,16 @@ class BeyondConfig(Config):
     n_bootstrap: int = 1000
 
     def check(self) -> None:
-        _positive(self, "beyond_epochs", "study_learning_rate", "modern_learning_rate", "retrieval_scale",
-                  "embedding_dim", "retrieval_k", "n_bootstrap")
+        _positive(
+            self,
+            "beyond_epochs",
+            "study_learning_rate",
+            "modern_learning_rate",
+            "retrieval_scale",
+            "embedding_dim",
+            "retrieval_k",
+            "n_bootstrap",
+        )
         if self.holdout_landmarks < 0:
             raise ConfigError(f"holdout_landmarks: must be 0 or more, not {self.holdout_landmarks!r}")
 

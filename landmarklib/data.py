@@ -250,8 +250,12 @@ def load_open_split(
     landmark_ids = sorted(int(v) for v in known["landmark_id"].unique())
     known = known.assign(label=np.searchsorted(landmark_ids, known["landmark_id"].to_numpy()).astype(np.int32))
     train, val = catalog.stratified_split(known, val_fraction=val_fraction, seed=seed)
-    closed = Split(train=train.reset_index(drop=True), val=val.reset_index(drop=True),
-                   landmark_ids=landmark_ids, dropped={**dropped, "held_out": int(is_held.sum())})
+    closed = Split(
+        train=train.reset_index(drop=True),
+        val=val.reset_index(drop=True),
+        landmark_ids=landmark_ids,
+        dropped={**dropped, "held_out": int(is_held.sum())},
+    )
     return OpenSplit(closed=closed, held_out=held_out, held_out_rows=kept[is_held].reset_index(drop=True))
 
 
@@ -272,7 +276,7 @@ def load_label_map(path: str | os.PathLike) -> list[int]:
     try:
         landmark_ids = json.loads(Path(path).read_text(encoding="utf-8")).get("landmark_ids")
     except (json.JSONDecodeError, AttributeError) as err:
-        raise ValueError(f"{path}: not a label map (expected JSON {{\"landmark_ids\": [...]}})") from err
+        raise ValueError(f'{path}: not a label map (expected JSON {{"landmark_ids": [...]}})') from err
     if not isinstance(landmark_ids, list) or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in landmark_ids
     ):
@@ -475,9 +479,7 @@ class ImageBatches(keras.utils.PyDataset):
         """Use the row order of ``epoch`` (e.g. to resume training at that epoch)."""
         self.epoch = epoch
         n = len(self.paths)
-        self.order = (
-            np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
-        )
+        self.order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
         self._ahead = {}  # batches read ahead in the previous order
 
     def __len__(self) -> int:
@@ -533,7 +535,6 @@ class ImageBatches(keras.utils.PyDataset):
         self._in_epoch = False
 
 
-
 def batches(
     frame: pd.DataFrame,
     input_size: int,
@@ -578,8 +579,9 @@ def batches(
     if len(frame) == 0:
         raise ValueError("no rows to make batches from")
     if replicas < 1 or batch_size % replicas:
-        raise ValueError(f"batch_size {batch_size} does not split evenly across {replicas} devices: "
-                         f"use a multiple of {replicas}")
+        raise ValueError(
+            f"batch_size {batch_size} does not split evenly across {replicas} devices: use a multiple of {replicas}"
+        )
     labels = frame["label"].to_numpy(np.int32) if "label" in frame else np.zeros(len(frame), np.int32)
     return ImageBatches(
         paths=[str(p) for p in frame["path"]],

@@ -76,8 +76,13 @@ def _physical_devices() -> list[dict]:
         out = []
         for d in _jax_devices(_kind):
             stats = d.memory_stats() if hasattr(d, "memory_stats") else None
-            out.append({"kind": d.platform, "name": getattr(d, "device_kind", d.platform),
-                        "memory_bytes": (stats or {}).get("bytes_limit")})
+            out.append(
+                {
+                    "kind": d.platform,
+                    "name": getattr(d, "device_kind", d.platform),
+                    "memory_bytes": (stats or {}).get("bytes_limit"),
+                }
+            )
         return out
     if name == "tensorflow":
         import tensorflow as tf
@@ -94,9 +99,14 @@ def _physical_devices() -> list[dict]:
         import torch
 
         if torch.cuda.is_available():
-            return [{"kind": "gpu", "name": torch.cuda.get_device_name(i),
-                     "memory_bytes": torch.cuda.get_device_properties(i).total_memory}
-                    for i in range(torch.cuda.device_count())]
+            return [
+                {
+                    "kind": "gpu",
+                    "name": torch.cuda.get_device_name(i),
+                    "memory_bytes": torch.cuda.get_device_properties(i).total_memory,
+                }
+                for i in range(torch.cuda.device_count())
+            ]
     return [{"kind": "cpu", "name": "cpu", "memory_bytes": None}]
 
 
@@ -182,9 +192,11 @@ def require_device(device: str = "auto", allow_cpu: bool = False) -> dict:
         _use_cpu()
     description = describe(device)
     if device == "gpu" and description["device"] == "cpu":
-        line = (f"device: gpu was asked for, but the {description['backend']} backend sees no GPU "
-                f"(only {description['device_count']} CPU device(s)); install the GPU stack "
-                "(`make install GPU=1`, see the README's \"On a GPU box\") or set allow_cpu: true to run on the CPU")
+        line = (
+            f"device: gpu was asked for, but the {description['backend']} backend sees no GPU "
+            f"(only {description['device_count']} CPU device(s)); install the GPU stack "
+            '(`make install GPU=1`, see the README\'s "On a GPU box") or set allow_cpu: true to run on the CPU'
+        )
         if not allow_cpu:
             raise DeviceError(line)
         print(f"warning: {line.split(';')[0]}; allow_cpu: true, so running on the CPU", file=sys.stderr, flush=True)
@@ -247,8 +259,9 @@ def distribute(enable: bool = True) -> int:
     return replicas()
 
 
-def setup(device: str = "auto", allow_cpu: bool = False, precision: str = "float32",
-          data_parallel: bool = True) -> dict:
+def setup(
+    device: str = "auto", allow_cpu: bool = False, precision: str = "float32", data_parallel: bool = True
+) -> dict:
     """Check the device, set the precision policy and data parallelism; returns ``describe()``.
 
     Call once at the start of a training notebook, before any model is built.

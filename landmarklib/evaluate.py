@@ -219,8 +219,9 @@ def strict_top_k_metric_class() -> type:
         y_safe = ops.where(valid, y_true, ops.zeros_like(y_true))
         truth = ops.take_along_axis(y_pred, y_safe[:, None], axis=-1)
         index = ops.arange(n_classes, dtype="int32")[None, :]
-        ahead = ops.logical_or(ops.greater(y_pred, truth),
-                               ops.logical_and(ops.equal(y_pred, truth), ops.less(index, y_safe[:, None])))
+        ahead = ops.logical_or(
+            ops.greater(y_pred, truth), ops.logical_and(ops.equal(y_pred, truth), ops.less(index, y_safe[:, None]))
+        )
         rank = ops.sum(ops.cast(ahead, "int32"), axis=-1)
         hit = ops.logical_and(ops.logical_and(rank < k, valid), ops.isfinite(truth[:, 0]))
         return ops.cast(hit, "float32")
@@ -256,7 +257,9 @@ def confusion_matrix(predicted, actual, top_n: int = 10) -> pd.DataFrame:
     index = {key: i for i, key in enumerate(top)}
     other = len(top)
     rows = np.array([index.get(k, other) for k in true_keys[keep]], dtype=np.int64)
-    cols = np.array([other if m else index.get(k, other) for k, m in zip(pred_keys[keep], pred_missing[keep])], dtype=np.int64)
+    cols = np.array(
+        [other if m else index.get(k, other) for k, m in zip(pred_keys[keep], pred_missing[keep])], dtype=np.int64
+    )
     matrix = np.zeros((other + 1, other + 1), dtype=np.int64)
     np.add.at(matrix, (rows, cols), 1)
     return pd.DataFrame(
@@ -409,14 +412,22 @@ def _folder_images(folder: Path) -> pd.DataFrame:
             elif found is None:
                 error = "file missing"
             records.append(
-                {"id": row.id, "path": str(found) if found and not error else None,
-                 "landmark_id": row.landmark_id or None, "error": error}
+                {
+                    "id": row.id,
+                    "path": str(found) if found and not error else None,
+                    "landmark_id": row.landmark_id or None,
+                    "error": error,
+                }
             )
         return pd.DataFrame.from_records(records, columns=["id", "path", "landmark_id", "error"])
     records = []
     for p in sorted([*folder.glob("*"), *folder.glob("*/*")]):
         rel = p.relative_to(folder)
-        if p.suffix.lower() not in data.IMAGE_EXTENSIONS or any(part.startswith(".") for part in rel.parts) or not p.is_file():
+        if (
+            p.suffix.lower() not in data.IMAGE_EXTENSIONS
+            or any(part.startswith(".") for part in rel.parts)
+            or not p.is_file()
+        ):
             continue
         label = rel.parts[0] if len(rel.parts) == 2 else None
         records.append({"id": p.stem, "path": str(p), "landmark_id": label, "error": ""})
@@ -484,8 +495,7 @@ def inference_function(model):
     import keras
 
     head = model.layers[-1]
-    ends_in_softmax = (isinstance(head, keras.layers.Dense)
-                       and getattr(head.activation, "__name__", "") == "softmax")
+    ends_in_softmax = isinstance(head, keras.layers.Dense) and getattr(head.activation, "__name__", "") == "softmax"
     outputs = [model.outputs[0], head.input] if ends_in_softmax else [model.outputs[0]]
     both = keras.Model(model.inputs, outputs, name=f"{model.name}_inference")
     if keras.backend.backend() == "tensorflow":
@@ -567,8 +577,9 @@ def predict_probabilities(model, x, batch_size: int = 64, with_log: bool = False
     return probs, (np.concatenate(logs) if logs else np.zeros((0, n_classes)))
 
 
-def predict_chunks(model, landmark_ids, files: Sequence[str], size: int, batch_size: int = 64, top_k: int = 5,
-                   progress: bool = False):
+def predict_chunks(
+    model, landmark_ids, files: Sequence[str], size: int, batch_size: int = 64, top_k: int = 5, progress: bool = False
+):
     """Predict image files in chunks of ``8 * batch_size`` (the batches both engines run).
 
     Returns:
@@ -654,8 +665,16 @@ def predict(
             tests = load_test_images(images, size, fetch_dir=fetch_dir, progress=progress, fetcher=fetcher)
             readable = np.flatnonzero(tests["path"].notna().to_numpy())
             files = tests["path"].iloc[readable].tolist()  # absolute: workers read them (shared filesystem)
-            found = cluster.predict_partitions(client, model_file, files, size, batch_size, top_k, progress=progress,
-                                               partition_images=partition_images or cluster.DEFAULT_PARTITION_IMAGES)
+            found = cluster.predict_partitions(
+                client,
+                model_file,
+                files,
+                size,
+                batch_size,
+                top_k,
+                progress=progress,
+                partition_images=partition_images or cluster.DEFAULT_PARTITION_IMAGES,
+            )
     else:
         from . import models
 
@@ -663,8 +682,9 @@ def predict(
         size = int(model.input_shape[1])
         tests = load_test_images(images, size, fetch_dir=fetch_dir, progress=progress)
         readable = np.flatnonzero(tests["path"].notna().to_numpy())
-        found = predict_chunks(model, landmark_ids, tests["path"].iloc[readable].tolist(), size, batch_size, top_k,
-                               progress=progress)
+        found = predict_chunks(
+            model, landmark_ids, tests["path"].iloc[readable].tolist(), size, batch_size, top_k, progress=progress
+        )
     n = len(tests)
     best = np.full(n, -1, dtype=np.int64)
     conf = np.full(n, np.nan)
@@ -848,23 +868,45 @@ def add_cli(subparsers) -> None:
         ),
     )
     p.add_argument("--model", required=True, help="saved model (.keras) with its .labels.json beside it")
-    p.add_argument("--method", choices=("classifier", "retrieval"), default="classifier",
-                   help="classifier: the softmax's best landmark and probability; retrieval: a kNN vote over "
-                        "the model's embedding index (landmarklib.retrieval; confidence = similarity score)")
-    p.add_argument("--index", default=None,
-                   help="retrieval: the embedding index (default: MODEL_STEM.index.npz beside the model)")
+    p.add_argument(
+        "--method",
+        choices=("classifier", "retrieval"),
+        default="classifier",
+        help="classifier: the softmax's best landmark and probability; retrieval: a kNN vote over "
+        "the model's embedding index (landmarklib.retrieval; confidence = similarity score)",
+    )
+    p.add_argument(
+        "--index", default=None, help="retrieval: the embedding index (default: MODEL_STEM.index.npz beside the model)"
+    )
     p.add_argument("--k", type=int, default=5, help="retrieval: neighbours per query (default 5)")
     p.add_argument("--images", required=True, help="fetched test folder, folder of images, or test CSV (id,url)")
-    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                   help=f"answer only at or above this confidence (default {DEFAULT_THRESHOLD})")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help=f"answer only at or above this confidence (default {DEFAULT_THRESHOLD})",
+    )
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     p.add_argument("--out", required=True, help="predictions CSV to write")
-    p.add_argument("--engine", choices=("local", "dask"), default="local",
-                   help="local: this process (default); dask: partitions on a Dask cluster (see --scheduler)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="with --engine dask: a running scheduler (tcp://host:8786); default: a local cluster")
-    p.add_argument("--dask-workers", type=int, default=None, metavar="N",
-                   help="with --engine dask and no --scheduler: worker processes (default: one per core)")
+    p.add_argument(
+        "--engine",
+        choices=("local", "dask"),
+        default="local",
+        help="local: this process (default); dask: partitions on a Dask cluster (see --scheduler)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="with --engine dask: a running scheduler (tcp://host:8786); default: a local cluster",
+    )
+    p.add_argument(
+        "--dask-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --engine dask and no --scheduler: worker processes (default: one per core)",
+    )
     p.set_defaults(func=_run_cli)
 
 
@@ -891,8 +933,15 @@ def _run_cli(args: argparse.Namespace) -> int:
             if not index.is_file():
                 print(f"error: embedding index not found: {index}", file=sys.stderr)
                 return 2
-            pred = retrieval.predict(model_path, args.images, index=index, threshold=args.threshold, k=args.k,
-                                     batch_size=args.batch_size, fetch_dir=out.with_name(f"{out.stem}_images"))
+            pred = retrieval.predict(
+                model_path,
+                args.images,
+                index=index,
+                threshold=args.threshold,
+                k=args.k,
+                batch_size=args.batch_size,
+                fetch_dir=out.with_name(f"{out.stem}_images"),
+            )
         else:
             pred = predict(
                 model_path,
@@ -910,7 +959,10 @@ def _run_cli(args: argparse.Namespace) -> int:
     files.write_csv(pred, out)
     sub = write_submission(pred, submission_path(out), args.threshold)
     n_failed = int(pred["confidence"].isna().sum())
-    print(f"predictions: {out} ({len(pred)} images, {int(pred['answered'].sum())} answered at >= {args.threshold}"
-          + (f", {n_failed} unreadable" if n_failed else "") + ")")
+    print(
+        f"predictions: {out} ({len(pred)} images, {int(pred['answered'].sum())} answered at >= {args.threshold}"
+        + (f", {n_failed} unreadable" if n_failed else "")
+        + ")"
+    )
     print(f"submission:  {sub}")
     return 0

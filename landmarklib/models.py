@@ -43,9 +43,7 @@ RESNET50_BACKBONE_PARAMS = 23_587_712
 # Keras' ResNet-50 (ImageNet, "caffe" preprocessing): BGR channel means.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 RESNET50_NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
-RESNET50_NOTOP_URL = (
-    "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + RESNET50_NOTOP_FILE
-)
+RESNET50_NOTOP_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + RESNET50_NOTOP_FILE
 
 
 def conv_bn_lrelu(x, filters: int, kernel_size: int, strides: int = 1, name: str = "conv"):
@@ -222,7 +220,11 @@ class AugmentedCopies(keras.utils.PyDataset):
         x, y = self.base[index // 2]
         if index % 2:  # the same dtype as the originals (uint8 batches stay uint8: one input signature)
             augmented = ops.convert_to_numpy(self.augmenter(x, training=True))
-            x = np.clip(np.rint(augmented), 0, 255).astype(x.dtype) if x.dtype == np.uint8 else augmented.astype(x.dtype)
+            x = (
+                np.clip(np.rint(augmented), 0, 255).astype(x.dtype)
+                if x.dtype == np.uint8
+                else augmented.astype(x.dtype)
+            )
         return x, y
 
     def set_epoch(self, epoch: int) -> None:
@@ -316,7 +318,9 @@ def keras_cache_dir() -> Path:
     return Path(home) / "models"
 
 
-def resolve_resnet50_weights(weights: str | None, timeout: float = config.ModelConfig.weights_download_timeout) -> tuple[str | None, str, str]:
+def resolve_resnet50_weights(
+    weights: str | None, timeout: float = config.ModelConfig.weights_download_timeout
+) -> tuple[str | None, str, str]:
     """Decide which weights the ResNet-50 backbone gets, without a long network wait.
 
     ``"imagenet"`` uses Keras' cached file if present; otherwise the download URL is
@@ -428,10 +432,18 @@ def build(settings: config.ModelConfig, num_classes: int):
     """
     shape = (settings.input_size, settings.input_size, 3)
     if settings.model == "res_incep":
-        return res_incep(shape, num_classes, filters=settings.filters, blocks=settings.blocks,
-                         dense_units=settings.dense_units, dropout=settings.dropout, augment=settings.augment)
-    return resnet50_benchmark(shape, num_classes, weights=settings.weights,
-                              download_timeout=settings.weights_download_timeout)
+        return res_incep(
+            shape,
+            num_classes,
+            filters=settings.filters,
+            blocks=settings.blocks,
+            dense_units=settings.dense_units,
+            dropout=settings.dropout,
+            augment=settings.augment,
+        )
+    return resnet50_benchmark(
+        shape, num_classes, weights=settings.weights, download_timeout=settings.weights_download_timeout
+    )
 
 
 def block_summary(model) -> pd.DataFrame:
@@ -449,8 +461,9 @@ def block_summary(model) -> pd.DataFrame:
         block = match.group(1) if match else layer.name
         shape = "x".join(str(d) for d in tuple(layer.output.shape)[1:])
         if rows and rows[-1]["block"] == block:
-            rows[-1].update(layers=rows[-1]["layers"] + 1, output_shape=shape,
-                            params=rows[-1]["params"] + layer.count_params())
+            rows[-1].update(
+                layers=rows[-1]["layers"] + 1, output_shape=shape, params=rows[-1]["params"] + layer.count_params()
+            )
         else:
             rows.append({"block": block, "layers": 1, "output_shape": shape, "params": layer.count_params()})
     return pd.DataFrame(rows)

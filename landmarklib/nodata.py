@@ -18,7 +18,6 @@ notebooks, and shows it in its summary and in ``index.html``.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from . import files, manifest, paths
 
@@ -69,10 +68,14 @@ def require_split(settings, **changes):
     min_images = settings.min_images
     if catalog.filter_min_images(rows, min_images).empty:
         most = int(rows["landmark_id"].value_counts().max())
-        raise NoData(f"too few images in {_shown(folder)}: no landmark has min_images={min_images} images "
-                     f"({len(rows):,} images of {rows['landmark_id'].nunique():,} landmarks, at most {most} each)")
+        raise NoData(
+            f"too few images in {_shown(folder)}: no landmark has min_images={min_images} images "
+            f"({len(rows):,} images of {rows['landmark_id'].nunique():,} landmarks, at most {most} each)"
+        )
     split = data.load_split(settings)
     if split.val.empty:
-        raise NoData(f"too few images in {_shown(folder)} for a validation split: {len(split.train):,} images of "
-                     f"{len(split.landmark_ids):,} landmarks, none with two or more images")
+        raise NoData(
+            f"too few images in {_shown(folder)} for a validation split: {len(split.train):,} images of "
+            f"{len(split.landmark_ids):,} landmarks, none with two or more images"
+        )
     return split

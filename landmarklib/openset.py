@@ -70,8 +70,9 @@ def from_scores(scores: np.ndarray, confidence: np.ndarray, landmark_ids, thresh
     top = strict_top_k(scores, 5)
     top5 = np.full((len(scores), 5), -1, np.int64)
     top5[:, : top.shape[1]] = ids[top]
-    return Predictions(landmark=top5[:, 0].copy(), confidence=np.asarray(confidence, np.float64), top5=top5,
-                       threshold=float(threshold))
+    return Predictions(
+        landmark=top5[:, 0].copy(), confidence=np.asarray(confidence, np.float64), top5=top5, threshold=float(threshold)
+    )
 
 
 def choose_threshold(confidence, correct) -> float:
@@ -159,13 +160,22 @@ def score(pred: Predictions, actual, known_ids, ids=None) -> dict:
     if known.any():
         result["open_gap"] = evaluate.gap(answer, pred.confidence, truth, ids)
         result["closed_gap"] = evaluate.gap(answer[known], pred.confidence[known], truth[known], ids[known])
-    result.update(threshold=pred.threshold, n_queries=int(len(actual)), n_closed=int(known.sum()),
-                  n_open=int((~known).sum()))
+    result.update(
+        threshold=pred.threshold, n_queries=int(len(actual)), n_closed=int(known.sum()), n_open=int((~known).sum())
+    )
     return result
 
 
-def bootstrap(methods: dict[str, Predictions], actual, known_ids, ids=None, n_boot: int = 1000, seed: int = 0,
-              reference: str | None = None, chunk: int = 200) -> pd.DataFrame:
+def bootstrap(
+    methods: dict[str, Predictions],
+    actual,
+    known_ids,
+    ids=None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    reference: str | None = None,
+    chunk: int = 200,
+) -> pd.DataFrame:
     """Scores with 95% bootstrap intervals per method, and paired differences to ``reference``.
 
     Args:
@@ -200,12 +210,20 @@ def bootstrap(methods: dict[str, Predictions], actual, known_ids, ids=None, n_bo
         plain = score(methods[name], actual, known_ids, ids)
         for m in METRICS:
             d = np.concatenate(draws[name][m])
-            row = {"method": name, "metric": m, "value": plain[m], "low": np.nanpercentile(d, 2.5),
-                   "high": np.nanpercentile(d, 97.5)}
+            row = {
+                "method": name,
+                "metric": m,
+                "value": plain[m],
+                "low": np.nanpercentile(d, 2.5),
+                "high": np.nanpercentile(d, 97.5),
+            }
             if name != reference:
                 diff = d - np.concatenate(draws[reference][m])
-                row.update(diff=plain[m] - score(methods[reference], actual, known_ids, ids)[m],
-                           diff_low=np.nanpercentile(diff, 2.5), diff_high=np.nanpercentile(diff, 97.5))
+                row.update(
+                    diff=plain[m] - score(methods[reference], actual, known_ids, ids)[m],
+                    diff_low=np.nanpercentile(diff, 2.5),
+                    diff_high=np.nanpercentile(diff, 97.5),
+                )
             rows.append(row)
     return pd.DataFrame(rows, columns=["method", "metric", "value", "low", "high", "diff", "diff_low", "diff_high"])
 
@@ -220,6 +238,7 @@ def gap_curve(pred: Predictions, actual, known_ids, thresholds, ids=None) -> pd.
 
 def summary_table(boot: pd.DataFrame) -> pd.DataFrame:
     """``bootstrap``'s rows as one row per method: each metric as ``value [low, high]`` text."""
+
     def cell(r):
         return f"{r.value:.3f} [{r.low:.3f}, {r.high:.3f}]"
 

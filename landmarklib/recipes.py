@@ -73,8 +73,14 @@ STUDY = Recipe()
 """The study's recipe: no weight decay, a constant step, plain cross-entropy."""
 
 MODERN = {
-    "optimizer": "adamw", "learning_rate": 1e-3, "weight_decay": 0.05, "lr_schedule": "warmup_cosine",
-    "warmup_epochs": 2, "min_lr_fraction": 0.01, "label_smoothing": 0.1, "augment": "photo",
+    "optimizer": "adamw",
+    "learning_rate": 1e-3,
+    "weight_decay": 0.05,
+    "lr_schedule": "warmup_cosine",
+    "warmup_epochs": 2,
+    "min_lr_fraction": 0.01,
+    "label_smoothing": 0.1,
+    "augment": "photo",
 }
 """The modern recipe as settings (``params/modern.yaml`` holds the same values)."""
 
@@ -107,14 +113,23 @@ def learning_rate(peak: float, recipe: Recipe = STUDY, epochs: int = 1, steps_pe
     total = max(1, int(epochs) * int(steps_per_epoch))
     warmup = min(total - 1, int(round(recipe.warmup_epochs * steps_per_epoch)))
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else float(peak), decay_steps=max(1, total - warmup),
-        alpha=float(recipe.min_lr_fraction), warmup_target=float(peak) if warmup else None,
-        warmup_steps=warmup, name="warmup_cosine",
+        initial_learning_rate=0.0 if warmup else float(peak),
+        decay_steps=max(1, total - warmup),
+        alpha=float(recipe.min_lr_fraction),
+        warmup_target=float(peak) if warmup else None,
+        warmup_steps=warmup,
+        name="warmup_cosine",
     )
 
 
-def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9, recipe: Recipe = STUDY,
-                   epochs: int = 1, steps_per_epoch: int = 1):
+def make_optimizer(
+    name: str,
+    learning_rate: float,
+    momentum: float = 0.9,
+    recipe: Recipe = STUDY,
+    epochs: int = 1,
+    steps_per_epoch: int = 1,
+):
     """A Keras optimizer by name with the recipe's schedule and weight decay.
 
     Args:
@@ -190,8 +205,9 @@ def make_loss(recipe: Recipe = STUDY):
         return _loss_classes()["SmoothedSparseCrossentropy"](recipe.label_smoothing)
     from . import retrieval
 
-    return retrieval.margin_loss(recipe.loss, margin=recipe.margin, scale=recipe.scale,
-                                 label_smoothing=recipe.label_smoothing)
+    return retrieval.margin_loss(
+        recipe.loss, margin=recipe.margin, scale=recipe.scale, label_smoothing=recipe.label_smoothing
+    )
 
 
 def custom_objects() -> dict:
@@ -205,8 +221,9 @@ def custom_objects() -> dict:
 # --------------------------------------------------------------------------- augmentation
 
 
-def photo_augmentation(x, name: str = "augment", crop_scale: float = 0.4, jitter: float = 0.15,
-                       vertical_flips: bool = False):
+def photo_augmentation(
+    x, name: str = "augment", crop_scale: float = 0.4, jitter: float = 0.15, vertical_flips: bool = False
+):
     """Augmentation for photographs; active only in training.
 
     A random resized crop (a zoom into a random part of the image, width and height drawn
@@ -227,8 +244,9 @@ def photo_augmentation(x, name: str = "augment", crop_scale: float = 0.4, jitter
     """
     from keras import layers
 
-    x = layers.RandomZoom(height_factor=(-crop_scale, 0.0), width_factor=(-crop_scale, 0.0),
-                          fill_mode="reflect", name=f"{name}_crop_zoom")(x)
+    x = layers.RandomZoom(
+        height_factor=(-crop_scale, 0.0), width_factor=(-crop_scale, 0.0), fill_mode="reflect", name=f"{name}_crop_zoom"
+    )(x)
     x = layers.RandomTranslation(crop_scale / 2, crop_scale / 2, fill_mode="reflect", name=f"{name}_crop_shift")(x)
     x = layers.RandomFlip("horizontal_and_vertical" if vertical_flips else "horizontal", name=f"{name}_flip")(x)
     x = layers.RandomBrightness(jitter, value_range=(0, 255), name=f"{name}_brightness")(x)
@@ -246,8 +264,11 @@ def describe(optimizer: str, peak: float, recipe: Recipe, augment) -> str:
         parts.append(f"label smoothing {recipe.label_smoothing:g}")
     if recipe.loss != "crossentropy":
         parts.append(f"{recipe.loss} (margin {recipe.margin:g}, scale {recipe.scale:g})")
-    parts.append({"photo": "photo augmentation", True: "study augmentation", "study": "study augmentation"}.get(
-        augment, "no augmentation"))
+    parts.append(
+        {"photo": "photo augmentation", True: "study augmentation", "study": "study augmentation"}.get(
+            augment, "no augmentation"
+        )
+    )
     return ", ".join(parts)
 
 

@@ -67,8 +67,12 @@ def method_settings(name: str, settings: dict) -> tuple[dict, recipes.Recipe]:
         return dict(settings), recipes.STUDY
     if name not in ("modern", "retrieval"):
         raise ValueError(f"unknown method {name!r}: expected one of {METHODS}")
-    modern = {**settings, "optimizer": "adamw", "augment": "photo",
-              "learning_rate": settings.get("modern_learning_rate", recipes.MODERN["learning_rate"])}
+    modern = {
+        **settings,
+        "optimizer": "adamw",
+        "augment": "photo",
+        "learning_rate": settings.get("modern_learning_rate", recipes.MODERN["learning_rate"]),
+    }
     recipe = recipes.Recipe(
         weight_decay=settings.get("modern_weight_decay", recipes.MODERN["weight_decay"]),
         lr_schedule="warmup_cosine",
@@ -76,7 +80,8 @@ def method_settings(name: str, settings: dict) -> tuple[dict, recipes.Recipe]:
         min_lr_fraction=recipes.MODERN["min_lr_fraction"],
         label_smoothing=settings.get("modern_label_smoothing", recipes.MODERN["label_smoothing"]),
         loss=settings.get("retrieval_loss", "arcface") if name == "retrieval" else "crossentropy",
-        margin=settings.get("retrieval_margin", 0.2), scale=settings.get("retrieval_scale", 30.0),
+        margin=settings.get("retrieval_margin", 0.2),
+        scale=settings.get("retrieval_scale", 30.0),
     )
     return modern, recipe
 
@@ -92,27 +97,38 @@ def train_method(name: str, split: data.Split, settings: dict, out_dir, progress
     else:
         model = models.build(config.ModelConfig.from_params(run), n_classes)
     if progress:
-        print(f"== {name}: {model.count_params():,} parameters; "
-              f"{recipes.describe(run['optimizer'], run['learning_rate'], recipe, run.get('augment'))}", flush=True)
-    settings = config.TrainConfig.from_params(run, models_dir=str(out_dir), early_stopping_patience=None,
-                                              **recipe.as_dict())
+        print(
+            f"== {name}: {model.count_params():,} parameters; "
+            f"{recipes.describe(run['optimizer'], run['learning_rate'], recipe, run.get('augment'))}",
+            flush=True,
+        )
+    settings = config.TrainConfig.from_params(
+        run, models_dir=str(out_dir), early_stopping_patience=None, **recipe.as_dict()
+    )
     result = train.train(model, split, settings, name=name, progress=progress)
     index = embedder = None
     if name == "retrieval":
         # one image -> embedding model per method: each new keras.Model traces its predict function again
         embedder = retrieval.embedding_of(result.model)
         known = pd.concat([split.train, split.val], ignore_index=True)
-        index = retrieval.build_index(embedder, known, split.landmark_ids, input_size=run["input_size"],
-                                      batch_size=run["batch_size"])
+        index = retrieval.build_index(
+            embedder, known, split.landmark_ids, input_size=run["input_size"], batch_size=run["batch_size"]
+        )
         index.save(retrieval.index_path(result.model_path))
-    return MethodRun(name=name, result=result, index=index, k=int(run.get("retrieval_k", retrieval.DEFAULT_K)),
-                     embedder=embedder,
-                     recipe=recipes.describe(run["optimizer"], run["learning_rate"], recipe, run.get("augment")),
-                     seconds=time.perf_counter() - start)
+    return MethodRun(
+        name=name,
+        result=result,
+        index=index,
+        k=int(run.get("retrieval_k", retrieval.DEFAULT_K)),
+        embedder=embedder,
+        recipe=recipes.describe(run["optimizer"], run["learning_rate"], recipe, run.get("augment")),
+        seconds=time.perf_counter() - start,
+    )
 
 
-def answer(run: MethodRun, frame: pd.DataFrame, batch_size: int = 64,
-           x: np.ndarray | None = None) -> tuple[openset.Predictions, dict]:
+def answer(
+    run: MethodRun, frame: pd.DataFrame, batch_size: int = 64, x: np.ndarray | None = None
+) -> tuple[openset.Predictions, dict]:
     """A method's predictions for rows with ``path`` (unreadable files come back black, with a warning).
 
     Args:
@@ -142,8 +158,10 @@ def answer(run: MethodRun, frame: pd.DataFrame, batch_size: int = 64,
 
 def validation_queries(open_split: data.OpenSplit) -> tuple[pd.DataFrame, np.ndarray]:
     """The rows thresholds are chosen on (closed validation + held-out training-folder images) and their truth."""
-    frame = pd.concat([open_split.closed.val[["path", "id", "landmark_id"]],
-                       open_split.held_out_rows[["path", "id", "landmark_id"]]], ignore_index=True)
+    frame = pd.concat(
+        [open_split.closed.val[["path", "id", "landmark_id"]], open_split.held_out_rows[["path", "id", "landmark_id"]]],
+        ignore_index=True,
+    )
     return frame, frame["landmark_id"].to_numpy(np.int64)
 
 
@@ -158,8 +176,15 @@ def test_queries(test_dir, solution, input_size: int) -> pd.DataFrame:
     return frame
 
 
-def run_methods(open_split: data.OpenSplit, settings: dict, queries: pd.DataFrame, out_dir,
-                methods=METHODS, n_boot: int = 1000, progress: bool = True) -> dict:
+def run_methods(
+    open_split: data.OpenSplit,
+    settings: dict,
+    queries: pd.DataFrame,
+    out_dir,
+    methods=METHODS,
+    n_boot: int = 1000,
+    progress: bool = True,
+) -> dict:
     """Train, threshold, answer and score every method.
 
     Args:
@@ -192,22 +217,52 @@ def run_methods(open_split: data.OpenSplit, settings: dict, queries: pd.DataFram
         scores[name] = openset.score(pred, actual, split.landmark_ids, queries["id"].to_numpy())
         if progress:
             s = scores[name]
-            print(f"   {name}: closed top-1 {s['closed_top1']:.3f}, open GAP {s['open_gap']:.3f} "
-                  f"(threshold {run.threshold:.3f}; {run.seconds / 60:.1f} min)", flush=True)
-    boot = openset.bootstrap(preds, actual, split.landmark_ids, queries["id"].to_numpy(), n_boot=n_boot,
-                             seed=int(settings["seed"]), reference=methods[0])
+            print(
+                f"   {name}: closed top-1 {s['closed_top1']:.3f}, open GAP {s['open_gap']:.3f} "
+                f"(threshold {run.threshold:.3f}; {run.seconds / 60:.1f} min)",
+                flush=True,
+            )
+    boot = openset.bootstrap(
+        preds,
+        actual,
+        split.landmark_ids,
+        queries["id"].to_numpy(),
+        n_boot=n_boot,
+        seed=int(settings["seed"]),
+        reference=methods[0],
+    )
     # retrieval against the best classifier by open-set GAP, on the same resamples (the issue's target)
     classifiers = [n for n in methods if n != "retrieval"]
     versus = None
     if "retrieval" in preds and classifiers:
         best = max(classifiers, key=lambda n: scores[n]["open_gap"])
-        pair = openset.bootstrap({best: preds[best], "retrieval": preds["retrieval"]}, actual, split.landmark_ids,
-                                 queries["id"].to_numpy(), n_boot=n_boot, seed=int(settings["seed"]), reference=best)
-        versus = {"best_classifier": best,
-                  **{f"{r['metric']}_{k}": r[k] for r in pair[pair["method"] == "retrieval"].to_dict("records")
-                     for k in ("diff", "diff_low", "diff_high")}}
-    return {"runs": runs, "predictions": preds, "extra": extras, "scores": scores, "bootstrap": boot,
-            "known": list(split.landmark_ids), "actual": actual, "retrieval_vs_best_classifier": versus}
+        pair = openset.bootstrap(
+            {best: preds[best], "retrieval": preds["retrieval"]},
+            actual,
+            split.landmark_ids,
+            queries["id"].to_numpy(),
+            n_boot=n_boot,
+            seed=int(settings["seed"]),
+            reference=best,
+        )
+        versus = {
+            "best_classifier": best,
+            **{
+                f"{r['metric']}_{k}": r[k]
+                for r in pair[pair["method"] == "retrieval"].to_dict("records")
+                for k in ("diff", "diff_low", "diff_high")
+            },
+        }
+    return {
+        "runs": runs,
+        "predictions": preds,
+        "extra": extras,
+        "scores": scores,
+        "bootstrap": boot,
+        "known": list(split.landmark_ids),
+        "actual": actual,
+        "retrieval_vs_best_classifier": versus,
+    }
 
 
 def metrics_table(outcome: dict) -> pd.DataFrame:
@@ -221,9 +276,15 @@ def method_rows(outcome: dict) -> list[dict]:
     boot = outcome["bootstrap"].set_index(["method", "metric"])
     rows = []
     for name, run in outcome["runs"].items():
-        row = {"method": name, "recipe": run.recipe, "val_top1": run.result.val_top1,
-               "epochs": run.result.epochs_run, "best_epoch": run.result.best_epoch,
-               "train_minutes": run.seconds / 60, "threshold": run.threshold}
+        row = {
+            "method": name,
+            "recipe": run.recipe,
+            "val_top1": run.result.val_top1,
+            "epochs": run.result.epochs_run,
+            "best_epoch": run.result.best_epoch,
+            "train_minutes": run.seconds / 60,
+            "threshold": run.threshold,
+        }
         for m in openset.METRICS:
             r = boot.loc[(name, m)]
             row.update({m: r["value"], f"{m}_low": r["low"], f"{m}_high": r["high"]})
@@ -244,9 +305,13 @@ def write_submissions(outcome: dict, queries: pd.DataFrame, reports_dir, prefix:
     base = paths.resolve(reports_dir)
     written = {}
     for name, pred in outcome["predictions"].items():
-        table = pd.DataFrame({"id": queries["id"].astype(str).to_numpy(),
-                              "landmark_id": pd.array(np.where(pred.landmark >= 0, pred.landmark, 0), dtype="Int64"),
-                              "confidence": np.where(pred.landmark >= 0, pred.confidence, np.nan)})
+        table = pd.DataFrame(
+            {
+                "id": queries["id"].astype(str).to_numpy(),
+                "landmark_id": pd.array(np.where(pred.landmark >= 0, pred.landmark, 0), dtype="Int64"),
+                "confidence": np.where(pred.landmark >= 0, pred.confidence, np.nan),
+            }
+        )
         path = evaluate.write_submission(table, base / "submissions" / f"{prefix}{name}.csv", pred.threshold)
         written[name] = str(path.relative_to(base))
     return written
@@ -273,8 +338,9 @@ def project_2d(embeddings: np.ndarray, seed: int = 0, method: str = "auto") -> t
     return centred @ vt[:2].T, "PCA"
 
 
-def gallery_rows(outcome: dict, queries: pd.DataFrame, n_right: int = 2, n_wrong: int = 2, k: int = 5,
-                 seed: int = 0) -> list[dict]:
+def gallery_rows(
+    outcome: dict, queries: pd.DataFrame, n_right: int = 2, n_wrong: int = 2, k: int = 5, seed: int = 0
+) -> list[dict]:
     """Retrieval queries to show with their nearest index images: some answered right, some wrong.
 
     Returns:
@@ -296,14 +362,20 @@ def gallery_rows(outcome: dict, queries: pd.DataFrame, n_right: int = 2, n_wrong
     rows = []
     for i in picks:
         nb = extra["neighbours"][i][:k]
-        rows.append({
-            "query_path": queries["path"].iloc[i], "actual": int(actual[i]) if actual[i] in known else None,
-            "true_landmark": int(actual[i]) if actual[i] >= 0 else None,
-            "predicted": int(pred.landmark[i]), "confidence": float(pred.confidence[i]),
-            "right": bool(pred.landmark[i] == actual[i]),
-            "neighbours": [(str(run.index.paths[j]), int(ids[run.index.labels[j]]), float(s))
-                           for j, s in zip(nb, extra["similarities"][i][:k])],
-        })
+        rows.append(
+            {
+                "query_path": queries["path"].iloc[i],
+                "actual": int(actual[i]) if actual[i] in known else None,
+                "true_landmark": int(actual[i]) if actual[i] >= 0 else None,
+                "predicted": int(pred.landmark[i]),
+                "confidence": float(pred.confidence[i]),
+                "right": bool(pred.landmark[i] == actual[i]),
+                "neighbours": [
+                    (str(run.index.paths[j]), int(ids[run.index.labels[j]]), float(s))
+                    for j, s in zip(nb, extra["similarities"][i][:k])
+                ],
+            }
+        )
     return rows
 
 

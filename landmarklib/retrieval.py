@@ -48,9 +48,9 @@ import functools
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -94,8 +94,9 @@ def _keras_objects() -> dict:
             self.trainable_p = bool(trainable_p)
 
         def build(self, input_shape):
-            self.p = self.add_weight(name="p", shape=(), initializer=keras.initializers.Constant(self.p_init),
-                                     trainable=self.trainable_p)
+            self.p = self.add_weight(
+                name="p", shape=(), initializer=keras.initializers.Constant(self.p_init), trainable=self.trainable_p
+            )
 
         def call(self, x):
             p = ops.cast(self.p, x.dtype)
@@ -121,8 +122,9 @@ def _keras_objects() -> dict:
             self.num_classes = int(num_classes)
 
         def build(self, input_shape):
-            self.centres = self.add_weight(name="centres", shape=(int(input_shape[-1]), self.num_classes),
-                                           initializer="glorot_uniform")
+            self.centres = self.add_weight(
+                name="centres", shape=(int(input_shape[-1]), self.num_classes), initializer="glorot_uniform"
+            )
 
         def call(self, x):
             x = x / ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), 1e-12))
@@ -153,8 +155,15 @@ def _keras_objects() -> dict:
             label_smoothing: share of the target spread over all classes.
         """
 
-        def __init__(self, kind: str = "arcface", margin: float = 0.2, scale: float = 30.0,
-                     label_smoothing: float = 0.0, name: str = "margin_loss", **kwargs):
+        def __init__(
+            self,
+            kind: str = "arcface",
+            margin: float = 0.2,
+            scale: float = 30.0,
+            label_smoothing: float = 0.0,
+            name: str = "margin_loss",
+            **kwargs,
+        ):
             super().__init__(name=name, **kwargs)
             if kind not in ("arcface", "cosface"):
                 raise ValueError(f"kind must be 'arcface' or 'cosface', not {kind!r}")
@@ -172,12 +181,18 @@ def _keras_objects() -> dict:
             else:
                 shifted = cos - m
             logits = self.scale * (target * shifted + (1.0 - target) * cos)
-            return keras.losses.categorical_crossentropy(target, logits, from_logits=True,
-                                                         label_smoothing=self.label_smoothing)
+            return keras.losses.categorical_crossentropy(
+                target, logits, from_logits=True, label_smoothing=self.label_smoothing
+            )
 
         def get_config(self):
-            return {**super().get_config(), "kind": self.kind, "margin": self.margin, "scale": self.scale,
-                    "label_smoothing": self.label_smoothing}
+            return {
+                **super().get_config(),
+                "kind": self.kind,
+                "margin": self.margin,
+                "scale": self.scale,
+                "label_smoothing": self.label_smoothing,
+            }
 
     return {"GeM": GeM, "CosineHead": CosineHead, "MarginLoss": MarginLoss}
 
@@ -195,7 +210,9 @@ def margin_loss(kind: str = "arcface", margin: float = 0.2, scale: float = 30.0,
 # --------------------------------------------------------------------------- models
 
 
-def embedding_head(x, num_classes: int, embedding_dim: int = EMBEDDING_DIM, gem_p: float = 3.0, name: str = "embedding"):
+def embedding_head(
+    x, num_classes: int, embedding_dim: int = EMBEDDING_DIM, gem_p: float = 3.0, name: str = "embedding"
+):
     """GeM pooling, a Dense embedding with BatchNormalization, L2 normalisation, and the cosine head.
 
     Args:
@@ -271,8 +288,13 @@ def load_model(path: str | os.PathLike):
     return keras.saving.load_model(paths.resolve(path))
 
 
-def embed(model, x: np.ndarray | None = None, frame: pd.DataFrame | None = None, input_size: int | None = None,
-          batch_size: int = 64) -> np.ndarray:
+def embed(
+    model,
+    x: np.ndarray | None = None,
+    frame: pd.DataFrame | None = None,
+    input_size: int | None = None,
+    batch_size: int = 64,
+) -> np.ndarray:
     """L2-normalised embeddings (N, D) float32 of images, given as an array or as rows with ``path``.
 
     Args:
@@ -338,8 +360,11 @@ class EmbeddingIndex:
     paths: np.ndarray | None = None
 
     def __post_init__(self):
-        self.embeddings = _normalise(np.atleast_2d(self.embeddings)) if len(self.embeddings) else \
-            np.zeros((0, int(np.shape(self.embeddings)[-1]) if np.ndim(self.embeddings) == 2 else 0), np.float32)
+        self.embeddings = (
+            _normalise(np.atleast_2d(self.embeddings))
+            if len(self.embeddings)
+            else np.zeros((0, int(np.shape(self.embeddings)[-1]) if np.ndim(self.embeddings) == 2 else 0), np.float32)
+        )
         self.labels = np.asarray(self.labels, np.int64).ravel()
         self.landmark_ids = [int(v) for v in self.landmark_ids]
         n = len(self.embeddings)
@@ -370,7 +395,9 @@ class EmbeddingIndex:
             raise ValueError(f"backend must be 'auto', 'numpy' or 'faiss', not {backend!r}")
         return "faiss" if len(self) >= FAISS_MIN_ROWS and faiss_available() else "numpy"
 
-    def search(self, queries: np.ndarray, k: int, backend: str = "auto", chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, backend: str = "auto", chunk: int = 1024
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most similar index rows of each query.
 
         Args:
@@ -413,11 +440,15 @@ class EmbeddingIndex:
         path = paths.resolve(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, embeddings=self.embeddings, labels=self.labels,
-                 landmark_ids=np.asarray(self.landmark_ids, np.int64),
-                 ids=np.asarray([str(v) for v in self.ids], dtype=str),
-                 paths=np.asarray([str(v) for v in self.paths], dtype=str),
-                 meta=np.asarray(json.dumps({"format": "landmarks-embedding-index", "version": 1})))
+        np.savez(
+            tmp,
+            embeddings=self.embeddings,
+            labels=self.labels,
+            landmark_ids=np.asarray(self.landmark_ids, np.int64),
+            ids=np.asarray([str(v) for v in self.ids], dtype=str),
+            paths=np.asarray([str(v) for v in self.paths], dtype=str),
+            meta=np.asarray(json.dumps({"format": "landmarks-embedding-index", "version": 1})),
+        )
         os.replace(tmp, path)
         return path
 
@@ -434,8 +465,13 @@ class EmbeddingIndex:
                 meta = json.loads(str(f["meta"]))
                 if meta.get("format") != "landmarks-embedding-index":
                     raise ValueError("wrong format")
-                return cls(embeddings=f["embeddings"], labels=f["labels"], landmark_ids=f["landmark_ids"].tolist(),
-                           ids=f["ids"].astype(object), paths=f["paths"].astype(object))
+                return cls(
+                    embeddings=f["embeddings"],
+                    labels=f["labels"],
+                    landmark_ids=f["landmark_ids"].tolist(),
+                    ids=f["ids"].astype(object),
+                    paths=f["paths"].astype(object),
+                )
         except (KeyError, ValueError, OSError, json.JSONDecodeError) as err:
             raise ValueError(f"{path}: not an embedding index written by EmbeddingIndex.save ({err})") from err
 
@@ -446,13 +482,18 @@ def index_path(model_path: str | os.PathLike) -> Path:
     return p.with_name(p.name.removesuffix(".keras") + ".index.npz")
 
 
-def build_index(model, frame: pd.DataFrame, landmark_ids: Sequence[int], input_size: int | None = None,
-                batch_size: int = 64) -> EmbeddingIndex:
+def build_index(
+    model, frame: pd.DataFrame, landmark_ids: Sequence[int], input_size: int | None = None, batch_size: int = 64
+) -> EmbeddingIndex:
     """The index of labelled rows (``path``, ``label``, ``id``), embedded with ``model``."""
     emb = embed(model, frame=frame, input_size=input_size, batch_size=batch_size)
-    return EmbeddingIndex(emb, frame["label"].to_numpy(), list(landmark_ids),
-                          ids=frame["id"].astype(str).to_numpy() if "id" in frame else None,
-                          paths=frame["path"].astype(str).to_numpy() if "path" in frame else None)
+    return EmbeddingIndex(
+        emb,
+        frame["label"].to_numpy(),
+        list(landmark_ids),
+        ids=frame["id"].astype(str).to_numpy() if "id" in frame else None,
+        paths=frame["path"].astype(str).to_numpy() if "path" in frame else None,
+    )
 
 
 # --------------------------------------------------------------------------- the vote
@@ -503,8 +544,14 @@ def vote_from_neighbours(similarities: np.ndarray, neighbour_labels: np.ndarray,
     return scores, predicted.astype(np.int64), confidence
 
 
-def knn_vote(index: EmbeddingIndex, queries: np.ndarray, k: int = DEFAULT_K, bank: EmbeddingIndex | None = None,
-             bank_weight: float = 1.0, backend: str = "auto") -> Vote:
+def knn_vote(
+    index: EmbeddingIndex,
+    queries: np.ndarray,
+    k: int = DEFAULT_K,
+    bank: EmbeddingIndex | None = None,
+    bank_weight: float = 1.0,
+    backend: str = "auto",
+) -> Vote:
     """Vote the class of each query by its ``k`` nearest index rows (rule: module docstring).
 
     Args:
@@ -523,8 +570,13 @@ def knn_vote(index: EmbeddingIndex, queries: np.ndarray, k: int = DEFAULT_K, ban
         bank_sims, _ = bank.search(queries, k, backend=backend)
         penalty = np.maximum(bank_sims, 0).mean(axis=1)
         confidence = np.maximum(0.0, confidence - float(bank_weight) * penalty)
-    return Vote(scores=scores, predicted=predicted, confidence=np.asarray(confidence, np.float64),
-                neighbours=rows, similarities=sims)
+    return Vote(
+        scores=scores,
+        predicted=predicted,
+        confidence=np.asarray(confidence, np.float64),
+        neighbours=rows,
+        similarities=sims,
+    )
 
 
 def strict_top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -596,15 +648,24 @@ def predict(
             errors[rows[~good]] = [bad[f] for f, ok in zip(files, good) if not ok]
             bar.update(len(rows))
     landmark = pd.array([ids[b] if b >= 0 else pd.NA for b in best], dtype="Int64")
-    return pd.DataFrame({
-        "id": tests["id"].astype(str).to_numpy(), "landmark_id": landmark, "confidence": conf,
-        "answered": np.isfinite(conf) & (conf >= threshold), "top_ids": tops, "error": errors,
-    })
+    return pd.DataFrame(
+        {
+            "id": tests["id"].astype(str).to_numpy(),
+            "landmark_id": landmark,
+            "confidence": conf,
+            "answered": np.isfinite(conf) & (conf >= threshold),
+            "top_ids": tops,
+            "error": errors,
+        }
+    )
 
 
 def describe_backend(index: EmbeddingIndex, backend: str = "auto") -> str:
     """One line: index size and the search backend ``auto`` picks, for reports."""
     chosen = index.backend(backend)
-    why = (f"FAISS from {FAISS_MIN_ROWS:,} rows on" if chosen == "faiss" else
-           "NumPy brute force" + ("" if faiss_available() else " (faiss-cpu not installed)"))
+    why = (
+        f"FAISS from {FAISS_MIN_ROWS:,} rows on"
+        if chosen == "faiss"
+        else "NumPy brute force" + ("" if faiss_available() else " (faiss-cpu not installed)")
+    )
     return f"{len(index):,} embeddings of dimension {index.dim}, exact cosine search: {why}"

@@ -60,9 +60,17 @@ TEST_MIN_TRAIN_IMAGES = 5
 CANVAS = 256  # longest side of the drawing canvas, before resizing to the file's size
 
 _KIND_EXT = {
-    "jpeg": ".jpg", "exif": ".jpg", "gray": ".jpg", "cmyk": ".jpg", "png": ".png",
-    "png_rgba": ".png", "gif": ".gif", "missing": ".jpg", "truncated": ".jpg",
-    "html": ".jpg", "empty": ".jpg",
+    "jpeg": ".jpg",
+    "exif": ".jpg",
+    "gray": ".jpg",
+    "cmyk": ".jpg",
+    "png": ".png",
+    "png_rgba": ".png",
+    "gif": ".gif",
+    "missing": ".jpg",
+    "truncated": ".jpg",
+    "html": ".jpg",
+    "empty": ".jpg",
 }
 _EXIF_ORIENTATION_TAG = 0x0112
 # stored pixels = upright.transpose(_EXIF_STORE[o]); ImageOps.exif_transpose undoes it
@@ -78,37 +86,104 @@ _CSV_NAMES = ("train.csv", "test.csv", "test_solution.csv", "landmarks.csv")
 _FILE_NAME = re.compile(r"^[0-9a-f]{16}\.(jpg|png|gif)$")
 
 _BUILDING_COLORS = {
-    "marble": (236, 232, 222), "sandstone": (214, 180, 130), "red brick": (160, 70, 50),
-    "grey stone": (132, 132, 128), "ochre": (204, 150, 60), "terracotta": (190, 100, 70),
-    "pink granite": (205, 150, 150), "dark steel": (62, 66, 78), "gilded": (212, 175, 55),
-    "whitewash": (246, 244, 238), "basalt": (52, 50, 56), "jade": (80, 150, 120),
-    "cream": (240, 224, 188), "rust": (150, 76, 40), "slate blue": (92, 112, 142),
+    "marble": (236, 232, 222),
+    "sandstone": (214, 180, 130),
+    "red brick": (160, 70, 50),
+    "grey stone": (132, 132, 128),
+    "ochre": (204, 150, 60),
+    "terracotta": (190, 100, 70),
+    "pink granite": (205, 150, 150),
+    "dark steel": (62, 66, 78),
+    "gilded": (212, 175, 55),
+    "whitewash": (246, 244, 238),
+    "basalt": (52, 50, 56),
+    "jade": (80, 150, 120),
+    "cream": (240, 224, 188),
+    "rust": (150, 76, 40),
+    "slate blue": (92, 112, 142),
 }
 _ACCENT_COLORS = {
-    "copper green": (72, 150, 130), "slate": (70, 80, 92), "red tile": (172, 62, 40),
-    "gold": (222, 182, 60), "soot": (40, 36, 32), "blue tile": (40, 82, 162),
-    "white": (242, 242, 242), "forest green": (40, 110, 60), "crimson": (150, 20, 40),
+    "copper green": (72, 150, 130),
+    "slate": (70, 80, 92),
+    "red tile": (172, 62, 40),
+    "gold": (222, 182, 60),
+    "soot": (40, 36, 32),
+    "blue tile": (40, 82, 162),
+    "white": (242, 242, 242),
+    "forest green": (40, 110, 60),
+    "crimson": (150, 20, 40),
 }
 _GROUNDS = {
-    "grass": (86, 132, 62), "water": (52, 104, 150), "plaza": (168, 160, 146),
-    "sand": (212, 190, 140), "snow": (232, 236, 240), "asphalt": (84, 84, 88),
+    "grass": (86, 132, 62),
+    "water": (52, 104, 150),
+    "plaza": (168, 160, 146),
+    "sand": (212, 190, 140),
+    "snow": (232, 236, 240),
+    "asphalt": (84, 84, 88),
 }
 _SKIES = (  # (top, bottom): clear day, haze, overcast, dusk, dawn, storm
-    ((62, 122, 200), (170, 204, 234)), ((120, 160, 200), (220, 226, 230)),
-    ((150, 152, 158), (200, 200, 204)), ((48, 52, 112), (244, 150, 90)),
-    ((120, 140, 190), (250, 200, 170)), ((70, 78, 92), (130, 136, 146)),
+    ((62, 122, 200), (170, 204, 234)),
+    ((120, 160, 200), (220, 226, 230)),
+    ((150, 152, 158), (200, 200, 204)),
+    ((48, 52, 112), (244, 150, 90)),
+    ((120, 140, 190), (250, 200, 170)),
+    ((70, 78, 92), (130, 136, 146)),
 )
-_MAIN_PARTS = ("dome", "arch", "pyramid", "bridge", "skyline", "colonnade", "pagoda",
-               "wheel", "tower", "statue", "spire")
+_MAIN_PARTS = (
+    "dome",
+    "arch",
+    "pyramid",
+    "bridge",
+    "skyline",
+    "colonnade",
+    "pagoda",
+    "wheel",
+    "tower",
+    "statue",
+    "spire",
+)
 _SIDE_PARTS = ("tower", "spire", "obelisk", "dome", "tower")
 _PART_NAMES = {
-    "dome": "Dome", "arch": "Gate", "pyramid": "Pyramid", "bridge": "Bridge",
-    "skyline": "Towers", "colonnade": "Temple", "pagoda": "Pagoda", "wheel": "Wheel",
-    "tower": "Tower", "statue": "Monument", "spire": "Cathedral", "obelisk": "Obelisk",
+    "dome": "Dome",
+    "arch": "Gate",
+    "pyramid": "Pyramid",
+    "bridge": "Bridge",
+    "skyline": "Towers",
+    "colonnade": "Temple",
+    "pagoda": "Pagoda",
+    "wheel": "Wheel",
+    "tower": "Tower",
+    "statue": "Monument",
+    "spire": "Cathedral",
+    "obelisk": "Obelisk",
 }
 _TEXTURES = ("plain", "bricks", "windows", "stripes", "bands")
-_SYLLABLES = ("ka", "lo", "ver", "san", "mi", "tor", "bel", "ra", "no", "vi", "stra", "del",
-              "mon", "ta", "ri", "zen", "cal", "pe", "dra", "lu", "or", "ges", "ban", "qui")
+_SYLLABLES = (
+    "ka",
+    "lo",
+    "ver",
+    "san",
+    "mi",
+    "tor",
+    "bel",
+    "ra",
+    "no",
+    "vi",
+    "stra",
+    "del",
+    "mon",
+    "ta",
+    "ri",
+    "zen",
+    "cal",
+    "pe",
+    "dra",
+    "lu",
+    "or",
+    "ges",
+    "ban",
+    "qui",
+)
 
 
 @dataclass(frozen=True)
@@ -263,9 +338,18 @@ def _jitter(color: tuple[int, int, int], rng: np.random.Generator, amount: int) 
 def _detail(kind: str, rng: np.random.Generator) -> int:
     """The count parameter of a part kind."""
     low, high = {
-        "arch": (1, 4), "pyramid": (0, 8), "bridge": (2, 7), "skyline": (3, 8),
-        "colonnade": (4, 10), "pagoda": (3, 8), "wheel": (8, 17), "tower": (0, 3),
-        "dome": (3, 9), "spire": (1, 4), "obelisk": (0, 2), "statue": (0, 2),
+        "arch": (1, 4),
+        "pyramid": (0, 8),
+        "bridge": (2, 7),
+        "skyline": (3, 8),
+        "colonnade": (4, 10),
+        "pagoda": (3, 8),
+        "wheel": (8, 17),
+        "tower": (0, 3),
+        "dome": (3, 9),
+        "spire": (1, 4),
+        "obelisk": (0, 2),
+        "statue": (0, 2),
     }[kind]
     value = int(rng.integers(low, high))
     return 0 if kind == "pyramid" and value < 4 else value
@@ -274,15 +358,24 @@ def _detail(kind: str, rng: np.random.Generator) -> int:
 def _main_part_size(kind: str, rng: np.random.Generator) -> tuple[float, float]:
     """(width, height) of a main part, relative to its height."""
     width = {
-        "dome": (0.7, 1.1), "arch": (0.8, 1.3), "pyramid": (1.3, 2.0), "bridge": (2.2, 3.2),
-        "skyline": (1.2, 1.9), "colonnade": (1.1, 1.7), "pagoda": (0.45, 0.7),
-        "wheel": (0.9, 1.0), "tower": (0.22, 0.4), "statue": (0.3, 0.45), "spire": (0.35, 0.55),
+        "dome": (0.7, 1.1),
+        "arch": (0.8, 1.3),
+        "pyramid": (1.3, 2.0),
+        "bridge": (2.2, 3.2),
+        "skyline": (1.2, 1.9),
+        "colonnade": (1.1, 1.7),
+        "pagoda": (0.45, 0.7),
+        "wheel": (0.9, 1.0),
+        "tower": (0.22, 0.4),
+        "statue": (0.3, 0.45),
+        "spire": (0.35, 0.55),
     }[kind]
     return float(rng.uniform(*width)), 1.0
 
 
-def _make_landmark(landmark_id: int, main_kind: str, seed: int, index: int, taken: set[str],
-                   palette: str | None) -> Landmark:
+def _make_landmark(
+    landmark_id: int, main_kind: str, seed: int, index: int, taken: set[str], palette: str | None
+) -> Landmark:
     """Draw one landmark's design: a main part, 0-2 flanking parts, palette, texture, ground.
 
     ``palette`` (``"colour/accent"``) reuses another landmark's palette, so that the two
@@ -297,8 +390,19 @@ def _make_landmark(landmark_id: int, main_kind: str, seed: int, index: int, take
     accent = _jitter(_ACCENT_COLORS[accent_name], rng, 14)
     texture = _TEXTURES[int(rng.integers(len(_TEXTURES)))]
     width, height = _main_part_size(main_kind, rng)
-    parts = [Part(main_kind, 0.0, width, height, color, accent, texture, _detail(main_kind, rng),
-                  tuple(float(v) for v in rng.random(6)))]
+    parts = [
+        Part(
+            main_kind,
+            0.0,
+            width,
+            height,
+            color,
+            accent,
+            texture,
+            _detail(main_kind, rng),
+            tuple(float(v) for v in rng.random(6)),
+        )
+    ]
     if main_kind in ("skyline", "bridge"):
         n_side = int(rng.integers(0, 2))
     else:
@@ -310,16 +414,41 @@ def _make_landmark(landmark_id: int, main_kind: str, seed: int, index: int, take
     offsets = (-1.0, 1.0) if n_side == 2 else ((-1.0,) if rng.random() < 0.5 else (1.0,))
     for sign in offsets[:n_side]:
         x = sign * (width / 2 + side_w * float(rng.uniform(0.3, 0.9)))
-        parts.insert(0, Part(side_kind, x, side_w, side_h, side_color, accent, texture,
-                             _detail(side_kind, rng), tuple(float(v) for v in rng.random(6))))
+        parts.insert(
+            0,
+            Part(
+                side_kind,
+                x,
+                side_w,
+                side_h,
+                side_color,
+                accent,
+                texture,
+                _detail(side_kind, rng),
+                tuple(float(v) for v in rng.random(6)),
+            ),
+        )
     tallest = max(p.height for p in parts)
-    parts = [Part(p.kind, p.x / tallest, p.width / tallest, p.height / tallest, p.color, p.accent,
-                  p.texture, p.detail, p.shape) for p in parts]
+    parts = [
+        Part(
+            p.kind,
+            p.x / tallest,
+            p.width / tallest,
+            p.height / tallest,
+            p.color,
+            p.accent,
+            p.texture,
+            p.detail,
+            p.shape,
+        )
+        for p in parts
+    ]
     ground = list(_GROUNDS)[int(rng.integers(len(_GROUNDS)))]
     if main_kind == "bridge":
         ground = "water"
-    return Landmark(landmark_id, _landmark_name(rng, main_kind, taken), tuple(parts), ground,
-                    f"{color_name}/{accent_name}")
+    return Landmark(
+        landmark_id, _landmark_name(rng, main_kind, taken), tuple(parts), ground, f"{color_name}/{accent_name}"
+    )
 
 
 def _image_ids(rng: np.random.Generator, n: int) -> list[str]:
@@ -360,8 +489,7 @@ def _file_name(image_id: str, kind: str, rng: np.random.Generator) -> str:
     return image_id + ext
 
 
-def _broken_train_rows(labels: list[int], counts: dict[int, int], rng: np.random.Generator,
-                       n: int) -> dict[int, str]:
+def _broken_train_rows(labels: list[int], counts: dict[int, int], rng: np.random.Generator, n: int) -> dict[int, str]:
     """Row index -> broken kind: one singleton landmark loses its only image, the rest mid-size."""
     singletons = [i for i, lm in enumerate(labels) if counts[lm] == 1]
     chosen: list[int] = []
@@ -424,13 +552,27 @@ def plan_sample(n_landmarks: int = 30, n_train: int = 1500, n_test: int = 150, s
     kinds_test = _row_kinds(rng, n_test, broken_test, guarantee=False)
 
     train = tuple(
-        SampleRow("train", image_ids[i], _file_name(image_ids[i], kinds_train[i], rng), train_labels[i],
-                  kinds_train[i], int(_seed_rng(seed, 2, i).integers(2**31)))
-        for i in range(n_train))
+        SampleRow(
+            "train",
+            image_ids[i],
+            _file_name(image_ids[i], kinds_train[i], rng),
+            train_labels[i],
+            kinds_train[i],
+            int(_seed_rng(seed, 2, i).integers(2**31)),
+        )
+        for i in range(n_train)
+    )
     test = tuple(
-        SampleRow("test", image_ids[n_train + i], _file_name(image_ids[n_train + i], kinds_test[i], rng),
-                  test_labels[i], kinds_test[i], int(_seed_rng(seed, 3, i).integers(2**31)))
-        for i in range(n_test))
+        SampleRow(
+            "test",
+            image_ids[n_train + i],
+            _file_name(image_ids[n_train + i], kinds_test[i], rng),
+            test_labels[i],
+            kinds_test[i],
+            int(_seed_rng(seed, 3, i).integers(2**31)),
+        )
+        for i in range(n_test)
+    )
     return SamplePlan(tuple(sorted(landmarks, key=lambda lm: lm.landmark_id)), train, test)
 
 
@@ -446,8 +588,9 @@ def _shade(color: Color, factor: float) -> Color:
     return tuple(int(min(255, max(0, c * factor))) for c in color)
 
 
-def _draw_texture(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float], texture: str,
-                  color: Color, accent: Color) -> None:
+def _draw_texture(
+    draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float], texture: str, color: Color, accent: Color
+) -> None:
     """Fill a rectangle's face with its texture (windows, brick courses, stripes, bands)."""
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
@@ -472,8 +615,9 @@ def _draw_texture(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, flo
             draw.rectangle([x0, y, x1, y + max(2.0, h * 0.05)], fill=accent)
 
 
-def _arch_spandrels(draw: ImageDraw.ImageDraw, x0: float, x1: float, top: float, spring: float,
-                    n: int, pillar: float, color: Color) -> None:
+def _arch_spandrels(
+    draw: ImageDraw.ImageDraw, x0: float, x1: float, top: float, spring: float, n: int, pillar: float, color: Color
+) -> None:
     """Pillars and arched openings between ``x0`` and ``x1``; solid above the arches up to ``top``."""
     opening = (x1 - x0 - (n + 1) * pillar) / n
     for i in range(n):
@@ -523,7 +667,7 @@ def _draw_dome(draw: ImageDraw.ImageDraw, cx: float, yb: float, w: float, h: flo
         apex = base - dome
     else:  # onion
         ts = np.linspace(0, 1, 15)
-        half = [(cx + r * math.sin(math.pi * t ** 0.8) * (1.15 - 0.4 * t), base - dome * 1.1 * t) for t in ts]
+        half = [(cx + r * math.sin(math.pi * t**0.8) * (1.15 - 0.4 * t), base - dome * 1.1 * t) for t in ts]
         draw.polygon(half + [(2 * cx - x, y) for x, y in reversed(half)], fill=p.accent)
         apex = base - dome * 1.1
     lantern = max(2.0, w * 0.07)
@@ -653,10 +797,17 @@ def _draw_pagoda(draw: ImageDraw.ImageDraw, cx: float, yb: float, w: float, h: f
         draw.rectangle([cx - half * 0.7, y1 - tier, cx + half * 0.7, y1], fill=p.color)
         eave = half * (1.1 + 0.2 * p.shape[0])
         roof = tier * 0.35
-        draw.polygon([(cx - eave, y1 - tier + roof), (cx - half * 0.6, y1 - tier - roof * 0.2),
-                      (cx + half * 0.6, y1 - tier - roof * 0.2), (cx + eave, y1 - tier + roof),
-                      (cx + eave * 0.9, y1 - tier + roof * 0.6), (cx - eave * 0.9, y1 - tier + roof * 0.6)],
-                     fill=p.accent)
+        draw.polygon(
+            [
+                (cx - eave, y1 - tier + roof),
+                (cx - half * 0.6, y1 - tier - roof * 0.2),
+                (cx + half * 0.6, y1 - tier - roof * 0.2),
+                (cx + eave, y1 - tier + roof),
+                (cx + eave * 0.9, y1 - tier + roof * 0.6),
+                (cx - eave * 0.9, y1 - tier + roof * 0.6),
+            ],
+            fill=p.accent,
+        )
     draw.line([(cx, yb - h * 0.88), (cx, yb - h)], fill=p.accent, width=max(1, int(w * 0.04)))
 
 
@@ -693,20 +844,39 @@ def _draw_statue(draw: ImageDraw.ImageDraw, cx: float, yb: float, w: float, h: f
     draw.rectangle([cx - w * 0.56, yb - ped, cx + w * 0.56, yb - ped + h * 0.03], fill=_shade(p.color, 0.8))
     body = h - ped
     figure = p.accent
-    draw.polygon([(cx - w * 0.3, yb - ped), (cx + w * 0.3, yb - ped), (cx + w * 0.14, yb - ped - body * 0.7),
-                  (cx - w * 0.14, yb - ped - body * 0.7)], fill=figure)
+    draw.polygon(
+        [
+            (cx - w * 0.3, yb - ped),
+            (cx + w * 0.3, yb - ped),
+            (cx + w * 0.14, yb - ped - body * 0.7),
+            (cx - w * 0.14, yb - ped - body * 0.7),
+        ],
+        fill=figure,
+    )
     head = w * 0.12
     hy = yb - ped - body * 0.78
     draw.ellipse([cx - head, hy - head, cx + head, hy + head], fill=figure)
     side = 1 if p.shape[1] < 0.5 else -1
-    draw.line([(cx + side * w * 0.12, yb - ped - body * 0.65), (cx + side * w * 0.3, yb - h)], fill=figure,
-              width=max(2, int(w * 0.08)))
+    draw.line(
+        [(cx + side * w * 0.12, yb - ped - body * 0.65), (cx + side * w * 0.3, yb - h)],
+        fill=figure,
+        width=max(2, int(w * 0.08)),
+    )
 
 
 _PART_DRAWERS = {
-    "tower": _draw_tower, "dome": _draw_dome, "arch": _draw_arch, "pyramid": _draw_pyramid,
-    "bridge": _draw_bridge, "skyline": _draw_skyline, "spire": _draw_spire, "colonnade": _draw_colonnade,
-    "pagoda": _draw_pagoda, "obelisk": _draw_obelisk, "wheel": _draw_wheel, "statue": _draw_statue,
+    "tower": _draw_tower,
+    "dome": _draw_dome,
+    "arch": _draw_arch,
+    "pyramid": _draw_pyramid,
+    "bridge": _draw_bridge,
+    "skyline": _draw_skyline,
+    "spire": _draw_spire,
+    "colonnade": _draw_colonnade,
+    "pagoda": _draw_pagoda,
+    "obelisk": _draw_obelisk,
+    "wheel": _draw_wheel,
+    "statue": _draw_statue,
 }
 
 
@@ -732,15 +902,24 @@ def _draw_clouds(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int
         draw.ellipse([x - rx, y - ry, x + rx, y + ry], fill=(shade, shade, min(255, shade + 6)))
 
 
-def _draw_background(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int, height: int,
-                     horizon: float, n_max: int, tall: float) -> None:
+def _draw_background(
+    draw: ImageDraw.ImageDraw,
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    horizon: float,
+    n_max: int,
+    tall: float,
+) -> None:
     """Far hills and generic grey blocks on the horizon (the same kind in every class)."""
     if rng.random() < 0.5:
         xs = np.linspace(-5, width + 5, 9)
         ys = horizon - rng.uniform(0.02, 0.12, 9) * height
         shade = int(rng.integers(90, 170))
-        draw.polygon([(float(x), float(y)) for x, y in zip(xs, ys)] + [(width + 5, horizon), (-5, horizon)],
-                     fill=(shade - 10, shade, shade - 20))
+        draw.polygon(
+            [(float(x), float(y)) for x, y in zip(xs, ys)] + [(width + 5, horizon), (-5, horizon)],
+            fill=(shade - 10, shade, shade - 20),
+        )
     for _ in range(int(rng.integers(0, n_max + 1))):
         bw, bh = rng.uniform(0.04, 0.14) * width, rng.uniform(0.04, tall) * height
         x = rng.uniform(-0.05, 1.0) * width
@@ -751,8 +930,9 @@ def _draw_background(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width:
             _draw_texture(draw, (x, horizon - bh, x + bw, horizon), "windows", color, color)
 
 
-def _draw_ground(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int, height: int,
-                 horizon: float, ground: str) -> None:
+def _draw_ground(
+    draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int, height: int, horizon: float, ground: str
+) -> None:
     """The ground below the horizon: grass, water (with glints), plaza (with joints), ..."""
     color = _jitter(_GROUNDS[ground], rng, 14)
     draw.rectangle([0, horizon, width, height], fill=color)
@@ -767,8 +947,9 @@ def _draw_ground(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int
             draw.line([(0, y), (width, y)], fill=_shade(color, 0.85), width=1)
 
 
-def _draw_landmark(draw: ImageDraw.ImageDraw, rng: np.random.Generator, landmark: Landmark, width: int,
-                   height: int, horizon: float) -> None:
+def _draw_landmark(
+    draw: ImageDraw.ImageDraw, rng: np.random.Generator, landmark: Landmark, width: int, height: int, horizon: float
+) -> None:
     """The landmark at a random place and scale; sometimes so close it leaves the frame."""
     span = max(abs(p.x) + p.width / 2 for p in landmark.parts) * 2
     unit = rng.uniform(0.38, 0.8) * height
@@ -780,8 +961,9 @@ def _draw_landmark(draw: ImageDraw.ImageDraw, rng: np.random.Generator, landmark
         _PART_DRAWERS[part.kind](draw, cx + part.x * unit, base, part.width * unit, part.height * unit, part)
 
 
-def _draw_occluders(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int, height: int,
-                    horizon: float, crowd: float) -> None:
+def _draw_occluders(
+    draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: int, height: int, horizon: float, crowd: float
+) -> None:
     """Trees and people in front of the landmark."""
     for _ in range(int(rng.poisson(0.9 * crowd))):
         th = rng.uniform(0.15, 0.45) * height
@@ -816,8 +998,7 @@ def _draw_clutter(draw: ImageDraw.ImageDraw, rng: np.random.Generator, width: in
             draw.rectangle([x - rx, y - ry, x + rx, y + ry], fill=color)
 
 
-def _photo_effects(img: Image.Image, rng: np.random.Generator, tint: np.ndarray,
-                   max_noise: float) -> Image.Image:
+def _photo_effects(img: Image.Image, rng: np.random.Generator, tint: np.ndarray, max_noise: float) -> Image.Image:
     """Exposure, a colour cast towards the sky's ``tint``, a light gradient, contrast, blur, noise.
 
     Args:
@@ -863,8 +1044,9 @@ def _file_size(rng: np.random.Generator, kind: str) -> tuple[int, int]:
     return max(1, int(longest * aspect)), int(longest)
 
 
-def _render(landmark: Landmark | None, view_seed: int, kind: str, want_mask: bool = False
-            ) -> tuple[Image.Image, Image.Image | None]:
+def _render(
+    landmark: Landmark | None, view_seed: int, kind: str, want_mask: bool = False
+) -> tuple[Image.Image, Image.Image | None]:
     """Draw one photo (RGB, upright, at its file size) and, if asked, its non-sky mask."""
     rng = _seed_rng(view_seed, 7)
     width, height = _file_size(rng, kind)
@@ -950,8 +1132,10 @@ def _animated_gif(img: Image.Image, rng: np.random.Generator) -> bytes:
         moved = np.roll(arr, int(k * img.width * 0.05), axis=1) * (1 + 0.12 * k)
         frames.append(Image.fromarray(np.clip(moved, 0, 255).astype(np.uint8)))
     card = Image.new("RGB", img.size, tuple(int(v) for v in rng.integers(0, 256, 3)))
-    ImageDraw.Draw(card).rectangle([img.width * 0.1, img.height * 0.4, img.width * 0.9, img.height * 0.6],
-                                   fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    ImageDraw.Draw(card).rectangle(
+        [img.width * 0.1, img.height * 0.4, img.width * 0.9, img.height * 0.6],
+        fill=tuple(int(v) for v in rng.integers(0, 256, 3)),
+    )
     frames.append(card)
     quantized = [f.quantize(colors=96, method=Image.Quantize.FASTOCTREE) for f in frames]
     buf = io.BytesIO()
@@ -959,8 +1143,10 @@ def _animated_gif(img: Image.Image, rng: np.random.Generator) -> bytes:
     return buf.getvalue()
 
 
-_HTML_ERROR = (b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>\n"
-               b"<body><h1>Not Found</h1><p>The requested URL was not found on this server.</p></body></html>\n")
+_HTML_ERROR = (
+    b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>\n"
+    b"<body><h1>Not Found</h1><p>The requested URL was not found on this server.</p></body></html>\n"
+)
 
 
 def _encode(row: SampleRow, landmark: Landmark | None) -> bytes | None:
@@ -1008,8 +1194,10 @@ def _write_images(plan: SamplePlan, images_dir: Path, workers: int, progress: bo
     """Render and write every image (in ``workers`` processes); return the total bytes."""
     from tqdm import tqdm
 
-    tasks = [(row, plan.landmark(row.landmark_id) if row.landmark_id is not None else None, str(images_dir))
-             for row in plan.train + plan.test]
+    tasks = [
+        (row, plan.landmark(row.landmark_id) if row.landmark_id is not None else None, str(images_dir))
+        for row in plan.train + plan.test
+    ]
     total = 0
     with tqdm(total=len(tasks), desc="sample images", unit="img", disable=not progress) as bar:
         if workers > 1 and len(tasks) >= 64:
@@ -1035,24 +1223,38 @@ def _remove_stale_images(images_dir: Path, plan: SamplePlan) -> None:
 def _write_csv(path: Path, header: list[str], rows: list[list], quote_strings: bool) -> None:
     """Write a CSV atomically; ``quote_strings`` quotes every text field like Kaggle's files."""
     with files.atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n",
-                            quoting=csv.QUOTE_NONNUMERIC if quote_strings else csv.QUOTE_MINIMAL)
+        writer = csv.writer(
+            f, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC if quote_strings else csv.QUOTE_MINIMAL
+        )
         writer.writerow(header)
         writer.writerows(rows)
 
 
 def _write_csvs(plan: SamplePlan, out: Path, file_uris: bool) -> None:
     """train.csv, test.csv, test_solution.csv and landmarks.csv."""
+
     def url(row: SampleRow) -> str:
         return (out / row.url).resolve().as_uri() if file_uris else row.url
 
-    _write_csv(out / "train.csv", ["id", "url", "landmark_id"],
-               [[r.id, url(r), r.landmark_id] for r in plan.train], quote_strings=True)
+    _write_csv(
+        out / "train.csv",
+        ["id", "url", "landmark_id"],
+        [[r.id, url(r), r.landmark_id] for r in plan.train],
+        quote_strings=True,
+    )
     _write_csv(out / "test.csv", ["id", "url"], [[r.id, url(r)] for r in plan.test], quote_strings=True)
-    _write_csv(out / "test_solution.csv", ["id", "landmark_id"],
-               [[r.id, "" if r.landmark_id is None else r.landmark_id] for r in plan.test], quote_strings=False)
-    _write_csv(out / "landmarks.csv", ["landmark_id", "name", "structure"],
-               [[lm.landmark_id, lm.name, lm.structure] for lm in plan.landmarks], quote_strings=False)
+    _write_csv(
+        out / "test_solution.csv",
+        ["id", "landmark_id"],
+        [[r.id, "" if r.landmark_id is None else r.landmark_id] for r in plan.test],
+        quote_strings=False,
+    )
+    _write_csv(
+        out / "landmarks.csv",
+        ["landmark_id", "name", "structure"],
+        [[lm.landmark_id, lm.name, lm.structure] for lm in plan.landmarks],
+        quote_strings=False,
+    )
 
 
 def _summary(plan: SamplePlan, out: Path, params: dict, total_bytes: int, seconds: float) -> dict:
@@ -1081,7 +1283,8 @@ def _summary(plan: SamplePlan, out: Path, params: dict, total_bytes: int, second
         "formats": formats,
         "broken": [
             {"split": r.split, "id": r.id, "url": r.url, "landmark_id": r.landmark_id, "reason": r.kind}
-            for r in plan.train + plan.test if r.broken
+            for r in plan.train + plan.test
+            if r.broken
         ],
         "files": sum(row.kind != "missing" for row in plan.train + plan.test),
         "bytes": total_bytes,
@@ -1106,8 +1309,16 @@ def _finished_summary(out: Path, params: dict) -> dict | None:
     return {**stored, "out_dir": str(out), "reused": True}
 
 
-def make_sample(out_dir: str | os.PathLike, n_landmarks: int = 30, n_train: int = 1500, n_test: int = 150,
-                seed: int = 0, progress: bool = True, file_uris: bool = False, workers: int | None = None) -> dict:
+def make_sample(
+    out_dir: str | os.PathLike,
+    n_landmarks: int = 30,
+    n_train: int = 1500,
+    n_test: int = 150,
+    seed: int = 0,
+    progress: bool = True,
+    file_uris: bool = False,
+    workers: int | None = None,
+) -> dict:
     """Write the synthetic landmark sample into ``out_dir``; return its summary.
 
     Returns at once with the stored summary (``reused`` True) when ``out_dir`` already holds
@@ -1126,8 +1337,14 @@ def make_sample(out_dir: str | os.PathLike, n_landmarks: int = 30, n_train: int 
         workers: processes drawing images (default: the CPU count, at most 8).
     """
     out = Path(out_dir)
-    params = {"n_landmarks": n_landmarks, "n_train": n_train, "n_test": n_test, "seed": seed,
-              "file_uris": file_uris, "version": SAMPLE_VERSION}
+    params = {
+        "n_landmarks": n_landmarks,
+        "n_train": n_train,
+        "n_test": n_test,
+        "seed": seed,
+        "file_uris": file_uris,
+        "version": SAMPLE_VERSION,
+    }
     if file_uris:  # the URIs name the folder: a moved folder is rewritten
         params["root"] = str(out.resolve())
     finished = _finished_summary(out, params)
@@ -1157,27 +1374,43 @@ def _run_cli(args: argparse.Namespace) -> int:
 
     out = Path(args.dir) if args.dir is not None else paths.resolve(DEFAULT_DIR)
     try:
-        summary = make_sample(out, n_landmarks=args.landmarks, n_train=args.train, n_test=args.test,
-                              seed=args.seed, progress=not args.quiet, file_uris=args.file_uris,
-                              workers=args.workers)
+        summary = make_sample(
+            out,
+            n_landmarks=args.landmarks,
+            n_train=args.train,
+            n_test=args.test,
+            seed=args.seed,
+            progress=not args.quiet,
+            file_uris=args.file_uris,
+            workers=args.workers,
+        )
     except ValueError as err:
         print(f"landmarks sample: error: {err}", file=sys.stderr)
         return 2
     state = "already complete" if summary["reused"] else f"written in {summary['seconds']:.1f} s"
-    print(f"{out}: {summary['train_rows']} train rows ({summary['n_landmarks']} landmarks, "
-          f"{sum(b['split'] == 'train' for b in summary['broken'])} broken), {summary['test_rows']} test rows "
-          f"({summary['test_non_landmark']} without a landmark), {summary['bytes'] / 1e6:.1f} MB; {state}")
+    print(
+        f"{out}: {summary['train_rows']} train rows ({summary['n_landmarks']} landmarks, "
+        f"{sum(b['split'] == 'train' for b in summary['broken'])} broken), {summary['test_rows']} test rows "
+        f"({summary['test_non_landmark']} without a landmark), {summary['bytes'] / 1e6:.1f} MB; {state}"
+    )
     return 0
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
     """Register ``landmarks sample [DIR] [--landmarks N] [--train N] [--test N] [--seed S]``."""
     parser = subparsers.add_parser(
-        "sample", help="write the embedded synthetic landmark data set",
+        "sample",
+        help="write the embedded synthetic landmark data set",
         description="Write a synthetic landmark data set in the Kaggle 2018 layout (train.csv, test.csv, "
-                    "test_solution.csv, landmarks.csv, images/). Nothing is downloaded.")
-    parser.add_argument("dir", nargs="?", default=None, metavar="DIR",
-                        help=f"output folder (default: {DEFAULT_DIR} under the project root)")
+        "test_solution.csv, landmarks.csv, images/). Nothing is downloaded.",
+    )
+    parser.add_argument(
+        "dir",
+        nargs="?",
+        default=None,
+        metavar="DIR",
+        help=f"output folder (default: {DEFAULT_DIR} under the project root)",
+    )
     parser.add_argument("--landmarks", type=int, default=30, help="number of landmarks (default 30)")
     parser.add_argument("--train", type=int, default=1500, help="train.csv rows (default 1500)")
     parser.add_argument("--test", type=int, default=150, help="test.csv rows (default 150)")

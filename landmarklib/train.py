@@ -36,11 +36,31 @@ from tqdm.auto import tqdm
 from . import config, data, devices, evaluate, files, models, paths, recipes, study
 
 OPTIMIZERS = ("sgd", "rmsprop")
-COMPARISON_COLUMNS = ["params", "input_size", "epochs", "batch_size", "optimizer", "weights", "n_classes",
-                      "val_top1", "val_top5", "seconds_per_epoch", "images_per_second", "training_hours"]
+COMPARISON_COLUMNS = [
+    "params",
+    "input_size",
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "weights",
+    "n_classes",
+    "val_top1",
+    "val_top5",
+    "seconds_per_epoch",
+    "images_per_second",
+    "training_hours",
+]
 HISTORY_COLUMNS = [
-    "epoch", "loss", "accuracy", "top5", "val_loss", "val_accuracy", "val_top5",
-    "seconds", "train_seconds", "images_per_second",
+    "epoch",
+    "loss",
+    "accuracy",
+    "top5",
+    "val_loss",
+    "val_accuracy",
+    "val_top5",
+    "seconds",
+    "train_seconds",
+    "images_per_second",
 ]
 
 
@@ -179,8 +199,9 @@ def compile_model(model, settings: config.TrainConfig, steps_per_epoch: int = 1)
     """
     recipe = recipes.from_settings(settings.to_dict())
     model.compile(
-        optimizer=recipes.make_optimizer(settings.optimizer, settings.learning_rate, settings.momentum, recipe,
-                                         settings.epochs, steps_per_epoch),
+        optimizer=recipes.make_optimizer(
+            settings.optimizer, settings.learning_rate, settings.momentum, recipe, settings.epochs, steps_per_epoch
+        ),
         loss=recipes.make_loss(recipe),
         # strict top-5 (ties by class index): Keras' SparseTopKCategoricalAccuracy counts every tied class;
         # weighted: the zero-weight rows padding a data-parallel evaluation batch do not count (same names)
@@ -208,8 +229,9 @@ def evaluate_split(model, frame: pd.DataFrame, input_size: int, batch_size: int 
     """
     labels = frame["label"].to_numpy(np.int64)
     replicas = devices.replicas()  # data parallel: batches split evenly, the last one padded (trimmed here)
-    batches = data.batches(frame, input_size, max(replicas, batch_size // replicas * replicas), replicas=replicas,
-                           dtype="uint8")  # the model casts on the device
+    batches = data.batches(
+        frame, input_size, max(replicas, batch_size // replicas * replicas), replicas=replicas, dtype="uint8"
+    )  # the model casts on the device
     probs, logs = evaluate.predict_probabilities(model, batches, with_log=True)
     probs, logs = probs[: len(labels)], logs[: len(labels)]
     return {
@@ -233,8 +255,9 @@ def _loss_text(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
-def diagnose(history: pd.DataFrame, n_classes: int, predicted_classes: int | None = None,
-             val_classes: int | None = None) -> tuple[str, str]:
+def diagnose(
+    history: pd.DataFrame, n_classes: int, predicted_classes: int | None = None, val_classes: int | None = None
+) -> tuple[str, str]:
     """Whether a run is a result: ``("ok", "")``, ``("diverged", why)`` or ``("collapsed", why)``.
 
     Diverged: a training loss that is not finite or above ``EXPLODED_TRAIN_LOSS * ln C`` in the
@@ -256,16 +279,21 @@ def diagnose(history: pd.DataFrame, n_classes: int, predicted_classes: int | Non
         epoch = int(history["epoch"].iloc[int(np.argmin(np.isfinite(loss)))])
         return "diverged", f"the training loss is not finite from epoch {epoch} on"
     if loss[-1] > EXPLODED_TRAIN_LOSS * chance:
-        return "diverged", (f"the training loss exploded to {_loss_text(loss[-1])} (a model that answers every one "
-                            f"of the {n_classes} classes alike scores {chance:.3g})")
+        return "diverged", (
+            f"the training loss exploded to {_loss_text(loss[-1])} (a model that answers every one "
+            f"of the {n_classes} classes alike scores {chance:.3g})"
+        )
     if not np.isfinite(val_loss[best]):
         return "diverged", "the validation loss of the kept epoch is not finite"
     if val_loss[best] > EXPLODED_VAL_LOSS * chance:
-        return "diverged", (f"the validation loss of the kept epoch is {_loss_text(val_loss[best])} (a model that "
-                            f"answers every one of the {n_classes} classes alike scores {chance:.3g})")
+        return "diverged", (
+            f"the validation loss of the kept epoch is {_loss_text(val_loss[best])} (a model that "
+            f"answers every one of the {n_classes} classes alike scores {chance:.3g})"
+        )
     if predicted_classes == 1 and (val_classes or 0) > 1:
-        return "collapsed", (f"the kept model answers the same landmark for every validation image "
-                             f"(they show {val_classes} landmarks)")
+        return "collapsed", (
+            f"the kept model answers the same landmark for every validation image (they show {val_classes} landmarks)"
+        )
     return "ok", ""
 
 
@@ -323,14 +351,21 @@ class EpochLog(keras.callbacks.Callback):
         end = time.perf_counter()
         train_seconds = (self.validation_start or end) - self.start
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
-        row.update(seconds=end - self.start, train_seconds=train_seconds,
-                   images_per_second=self.n_train / train_seconds if train_seconds > 0 else math.nan)
+        row.update(
+            seconds=end - self.start,
+            train_seconds=train_seconds,
+            images_per_second=self.n_train / train_seconds if train_seconds > 0 else math.nan,
+        )
         self.rows.append(row)
         files.write_csv(history_frame(self.rows), self.history_csv)
         self._save_state(epoch + 1)
-        self.bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.3f}",
-                             val_acc=f"{row.get('val_accuracy', math.nan):.3f}", s=f"{row['seconds']:.0f}",
-                             refresh=False)  # one line per epoch in a notebook's text output
+        self.bar.set_postfix(
+            loss=f"{row['loss']:.3f}",
+            acc=f"{row['accuracy']:.3f}",
+            val_acc=f"{row.get('val_accuracy', math.nan):.3f}",
+            s=f"{row['seconds']:.0f}",
+            refresh=False,
+        )  # one line per epoch in a notebook's text output
         self.bar.update(1)
 
     def on_train_end(self, logs=None):
@@ -346,13 +381,16 @@ class EpochLog(keras.callbacks.Callback):
         self.resume_dir.mkdir(parents=True, exist_ok=True)
         weights = self.resume_dir / f"epoch{epoch}.weights.h5"
         self.model.save_weights(weights, overwrite=True)
-        state = {"epoch": epoch, "weights": weights.name, "fingerprint": self.fingerprint,
-                 "seed_generators": [np.asarray(v).tolist() for v in _seed_generator_states(self.model)]}
+        state = {
+            "epoch": epoch,
+            "weights": weights.name,
+            "fingerprint": self.fingerprint,
+            "seed_generators": [np.asarray(v).tolist() for v in _seed_generator_states(self.model)],
+        }
         files.write_json(self.resume_dir / "state.json", state, indent=None)
         for old in self.resume_dir.glob("epoch*.weights.h5"):
             if old != weights:
                 old.unlink()
-
 
 
 def history_frame(rows: list[dict]) -> pd.DataFrame:
@@ -425,22 +463,32 @@ def train(
     resume_dir = out / f"{name}.resume"
     sgd = settings.optimizer == "sgd"
     recorded = {
-        "model": model.name, "input_size": input_size, "epochs": settings.epochs, "batch_size": settings.batch_size,
-        "optimizer": settings.optimizer, "learning_rate": settings.learning_rate,
-        "momentum": settings.momentum if sgd else None, "seed": settings.seed,
+        "model": model.name,
+        "input_size": input_size,
+        "epochs": settings.epochs,
+        "batch_size": settings.batch_size,
+        "optimizer": settings.optimizer,
+        "learning_rate": settings.learning_rate,
+        "momentum": settings.momentum if sgd else None,
+        "seed": settings.seed,
         "augment_mode": getattr(model, "augment_mode", None),
     }
     recorded.update(recipes.from_settings(settings.to_dict()).as_dict())
     # what a killed run must share with this one to be resumed (more epochs may be asked for)
-    fingerprint = {**{k: v for k, v in recorded.items() if k != "epochs"}, "params": int(model.count_params()),
-                   "n_train": len(split.train), "n_val": len(split.val),
-                   "landmark_ids": [int(v) for v in split.landmark_ids]}
+    fingerprint = {
+        **{k: v for k, v in recorded.items() if k != "epochs"},
+        "params": int(model.count_params()),
+        "n_train": len(split.train),
+        "n_val": len(split.val),
+        "landmark_ids": [int(v) for v in split.landmark_ids],
+    }
 
     set_seed(settings.seed, settings.deterministic)
     replicas = devices.replicas()  # > 1: each batch split across that many devices (devices.distribute)
     # uint8 images: a quarter of the bytes to the device, the model's float32 Input casts there
-    train_data = data.batches(split.train, input_size, settings.batch_size, shuffle=True, seed=settings.seed,
-                              replicas=replicas, dtype="uint8")
+    train_data = data.batches(
+        split.train, input_size, settings.batch_size, shuffle=True, seed=settings.seed, replicas=replicas, dtype="uint8"
+    )
     epoch_images = len(split.train)
     if getattr(model, "augment_mode", None) == "add":  # the study's: augmented copies added to the data
         train_data = models.augmented_copies(train_data, input_size, seed=settings.seed)
@@ -460,18 +508,30 @@ def train(
     callbacks = [
         EpochLog(rows, history_csv, resume_dir, fingerprint, epoch_images, epochs, progress),
         keras.callbacks.ModelCheckpoint(
-            model_path, monitor="val_accuracy", mode="max", save_best_only=True,
-            initial_value_threshold=best_so_far, verbose=0,
+            model_path,
+            monitor="val_accuracy",
+            mode="max",
+            save_best_only=True,
+            initial_value_threshold=best_so_far,
+            verbose=0,
         ),
     ]
     if settings.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", mode="max", patience=settings.early_stopping_patience))
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=settings.early_stopping_patience)
+        )
     if initial_epoch < epochs:
         # shuffle=False: the batches are already permuted per epoch from the seed; Keras' own
         # shuffle would reorder them from Python's global random state, which a resumed run lacks.
-        model.fit(train_data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch,
-                  callbacks=devices.fit_callbacks(val_data) + callbacks, shuffle=False, verbose=0)
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=devices.fit_callbacks(val_data) + callbacks,
+            shuffle=False,
+            verbose=0,
+        )
     shutil.rmtree(resume_dir, ignore_errors=True)
 
     history = history_frame(callbacks[0].rows)
@@ -481,8 +541,9 @@ def train(
     _save_portable(model, model_path)
     later = history.iloc[1:] if len(history) > 1 else history
     kept = evaluate_split(model, split.val, input_size, settings.batch_size)
-    health, health_note = diagnose(history, len(split.landmark_ids), kept["predicted_classes"],
-                                   int(split.val["label"].nunique()))
+    health, health_note = diagnose(
+        history, len(split.landmark_ids), kept["predicted_classes"], int(split.val["label"].nunique())
+    )
     return TrainResult(
         model=model,
         history=history,
@@ -527,8 +588,14 @@ def comparison_table(runs: dict[str, dict | None]) -> pd.DataFrame:
         if measured:
             epochs = measured.get("epochs_run", measured.get("epochs", 0))
             hours = epochs * (measured.get("seconds_per_epoch") or 0) / 3600
-            rows.append({"model": name, "source": "this run", **{k: measured.get(k) for k in COMPARISON_COLUMNS},
-                         "training_hours": round(hours, 4)})
+            rows.append(
+                {
+                    "model": name,
+                    "source": "this run",
+                    **{k: measured.get(k) for k in COMPARISON_COLUMNS},
+                    "training_hours": round(hours, 4),
+                }
+            )
         if name in study.RESULTS:
             published = study.RESULTS[name]
             rows.append({"model": name, "source": "study", **{k: published.get(k) for k in COMPARISON_COLUMNS}})
@@ -537,8 +604,11 @@ def comparison_table(runs: dict[str, dict | None]) -> pd.DataFrame:
 
 def _same_data(split: data.Split, result: TrainResult) -> bool:
     """Whether ``split`` holds the landmarks and split sizes that ``result`` was trained on."""
-    return (split.landmark_ids == result.landmark_ids and len(split.train) == result.n_train
-            and len(split.val) == result.n_val)
+    return (
+        split.landmark_ids == result.landmark_ids
+        and len(split.train) == result.n_train
+        and len(split.val) == result.n_val
+    )
 
 
 def _slug(text: str) -> str:
@@ -583,9 +653,12 @@ def train_variants(
             changed = run.replace(**changes)
         except config.ConfigError as err:
             raise config.ConfigError(f"variant {label!r}: {err}") from None
-        same_settings = (baseline is not None and baseline.settings.get("epochs") == run.train.epochs
-                         and dataclasses.replace(changed.split, min_images=run.split.min_images) == run.split
-                         and (changed.model, changed.train) == (run.model, run.train))
+        same_settings = (
+            baseline is not None
+            and baseline.settings.get("epochs") == run.train.epochs
+            and dataclasses.replace(changed.split, min_images=run.split.min_images) == run.split
+            and (changed.model, changed.train) == (run.model, run.train)
+        )
         split = None
         if same_settings and changed.split != run.split:
             split = data.load_split(changed.split)

@@ -20,7 +20,10 @@ def test_smoke_run_writes_the_table(tmp_path):
     report = tmp_path / "gpu.md"
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--smoke", "--report", str(report), "--out-dir", str(tmp_path / "images")],
-        capture_output=True, text=True, cwd=REPO, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
         env={**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -39,8 +42,9 @@ def test_smoke_run_writes_the_table(tmp_path):
 
 
 def test_wheel_recipe_pins_this_environment():
-    done = subprocess.run([sys.executable, str(SCRIPT), "--wheel-recipe"], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--wheel-recipe"], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     line = done.stdout.strip()
     assert line.startswith("python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12")

@@ -29,9 +29,20 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install -y chromium)"),
 ]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-extensions", "--disable-default-apps", "--mute-audio", "--remote-debugging-port=0"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--mute-audio",
+    "--remote-debugging-port=0",
+]
 
 
 class DevTools:
@@ -74,8 +85,11 @@ class DevTools:
 def browser(tmp_path_factory):
     """Headless Chromium with a fresh profile; yields a function that opens a page and reports on it."""
     profile = tmp_path_factory.mktemp("chromium-profile")
-    proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 60
@@ -105,9 +119,13 @@ def open_page(tools: DevTools, path: Path, screenshot: Path | None = None) -> di
     tools.events.clear()
     tools.call("Page.navigate", url=path.resolve().as_uri())
     tools.wait_for("Page.loadEventFired")
-    images = tools.call("Runtime.evaluate", returnByValue=True, expression="""
+    images = tools.call(
+        "Runtime.evaluate",
+        returnByValue=True,
+        expression="""
         Array.from(document.images).map(i => ({src: i.src.slice(0, 40), complete: i.complete,
-                                                width: i.naturalWidth, height: i.naturalHeight}))""")["result"]["value"]
+                                                width: i.naturalWidth, height: i.naturalHeight}))""",
+    )["result"]["value"]
     title = tools.call("Runtime.evaluate", expression="document.title", returnByValue=True)["result"]["value"]
     errors = []
     for e in tools.events:
@@ -122,8 +140,12 @@ def open_page(tools: DevTools, path: Path, screenshot: Path | None = None) -> di
     requests = [e["params"]["request"]["url"] for e in tools.events if e.get("method") == "Network.requestWillBeSent"]
     if screenshot is not None:
         size = tools.call("Page.getLayoutMetrics")["cssContentSize"]
-        shot = tools.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                          clip={"x": 0, "y": 0, "width": 1280, "height": min(size["height"], 30000), "scale": 0.5})
+        shot = tools.call(
+            "Page.captureScreenshot",
+            format="png",
+            captureBeyondViewport=True,
+            clip={"x": 0, "y": 0, "width": 1280, "height": min(size["height"], 30000), "scale": 0.5},
+        )
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         screenshot.write_bytes(base64.b64decode(shot["data"]))
     return {"images": images, "errors": errors, "requests": requests, "title": title}

@@ -130,12 +130,23 @@ def test_read_rows_returns_each_bad_row_with_its_problem(tmp_path):
     rows = catalog.read_rows(write(tmp_path, BAD_ROWS))
     assert rows["id"].tolist() == ["a", "b", "c", "d", "../e", "a", "", "f"]
     assert rows["problem"].tolist() == [
-        "", "no url", "no url", "bad landmark_id 'abc'", "unsafe id '../e'", "duplicate id 'a'", "no id", ""
+        "",
+        "no url",
+        "no url",
+        "bad landmark_id 'abc'",
+        "unsafe id '../e'",
+        "duplicate id 'a'",
+        "no id",
+        "",
     ]
     assert rows.attrs["repeated_rows_dropped"] == 1
     bad = catalog.bad_rows(rows)
     assert bad["reason"].value_counts().to_dict() == {
-        "no url": 2, "bad landmark_id": 1, "unsafe id": 1, "duplicate id": 1, "no id": 1
+        "no url": 2,
+        "bad landmark_id": 1,
+        "unsafe id": 1,
+        "duplicate id": 1,
+        "no id": 1,
     }
     good = catalog.good_rows(rows)
     assert good.to_dict("list") == {"id": ["a", "f"], "url": ["u1", "u8"], "landmark_id": [1, 6]}
@@ -174,11 +185,19 @@ def test_an_unreadable_file_still_stops_even_when_lenient(tmp_path, text, words)
 def test_data_source_kinds_and_digest(tmp_path):
     import hashlib
 
-    kaggle = write(tmp_path, "id,url,landmark_id\na,http://lh3.ggpht.com/x/s1600/,1\nb,https://lh5.googleusercontent.com/y,2\n", "k.csv")
+    kaggle = write(
+        tmp_path,
+        "id,url,landmark_id\na,http://lh3.ggpht.com/x/s1600/,1\nb,https://lh5.googleusercontent.com/y,2\n",
+        "k.csv",
+    )
     source = catalog.data_source(kaggle)
     assert source == {
-        "name": "Google Landmark Recognition 2018 (Kaggle)", "kind": "kaggle-2018", "path": str(kaggle),
-        "rows": 2, "landmarks": 2, "sha256": hashlib.sha256(kaggle.read_bytes()).hexdigest(),
+        "name": "Google Landmark Recognition 2018 (Kaggle)",
+        "kind": "kaggle-2018",
+        "path": str(kaggle),
+        "rows": 2,
+        "landmarks": 2,
+        "sha256": hashlib.sha256(kaggle.read_bytes()).hexdigest(),
     }
     gld = write(tmp_path, "id,url,landmark_id\na,https://upload.wikimedia.org/a.jpg,1\nb,,1\n", "g.csv")
     assert (catalog.data_source(gld)["kind"], catalog.data_source(gld)["rows"]) == ("gldv2", 2)

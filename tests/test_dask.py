@@ -15,7 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from httpserver import (
+from PIL import Image
+
+from landmarklib import cli, cluster, evaluate, fetch
+from landmarklib.fetch import dask_engine
+from landmarklib.httpserver import (
     HttpTestServer,
     bomb_png,
     image,
@@ -29,10 +33,6 @@ from httpserver import (
     text,
     trickle,
 )
-from PIL import Image
-
-from landmarklib import cli, cluster, evaluate, fetch
-from landmarklib.fetch import dask_engine
 
 pytestmark = pytest.mark.slow
 NO_PROXY = {"no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
@@ -44,8 +44,16 @@ def dask_client():
     """A LocalCluster of 2 single-thread worker processes, shared by this module's tests."""
     from dask.distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      env={"TF_CPP_MIN_LOG_LEVEL": "2", **NO_PROXY}) as lc, Client(lc) as client:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            env={"TF_CPP_MIN_LOG_LEVEL": "2", **NO_PROXY},
+        ) as lc,
+        Client(lc) as client,
+    ):
         client.wait_for_workers(2, timeout=120)
         yield client
 
@@ -73,8 +81,11 @@ def manifest_rows(out: Path, timings: bool = False) -> list[dict]:
 
 def tree(out: Path) -> dict[str, bytes]:
     """Every file under ``out`` but the Dask engine's own state, with its bytes (manifest aside)."""
-    return {p.relative_to(out).as_posix(): (b"" if p.name == "manifest.csv" else p.read_bytes())
-            for p in sorted(out.rglob("*")) if p.is_file() and dask_engine.SHARDS_DIR not in p.parts}
+    return {
+        p.relative_to(out).as_posix(): (b"" if p.name == "manifest.csv" else p.read_bytes())
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and dask_engine.SHARDS_DIR not in p.parts
+    }
 
 
 def check_jpeg(path: Path, size: int) -> None:
@@ -126,17 +137,33 @@ def hostile_catalog(tmp_path: Path, server: HttpTestServer) -> tuple[Path, int]:
     u = server.url
     port = free_port()
     refused = f"http://127.0.0.1:{port}"  # nothing listens there: a dead host (fail-fast is per host:port)
-    rows = [(f"g{i:02d}", server.route(f"/p{i}.jpg", image(jpeg_bytes(200 + i, 150, seed=i))), i % 3)
-            for i in range(12)]
+    rows = [
+        (f"g{i:02d}", server.route(f"/p{i}.jpg", image(jpeg_bytes(200 + i, 150, seed=i))), i % 3) for i in range(12)
+    ]
     rows += [
-        ("good", u("/good.jpg"), 1), ("rgba", u("/rgba.png"), 1), ("moved", u("/moved.jpg"), 2),
-        ("flaky", u("/flaky.jpg"), 3), ("busy", u("/busy.jpg"), 3), ("relative", "local/rel.jpg", 4),
-        ("missing", u("/missing.jpg"), 5), ("down", u("/down.jpg"), 5), ("slow", u("/slow.jpg"), 5),
-        ("stall", u("/stall.jpg"), 5), ("huge", u("/huge.jpg"), 5), ("truncated", u("/truncated.jpg"), 5),
-        ("page", u("/page.html"), 5), ("bomb", u("/bomb.png"), 5), ("to-file", u("/to-file.jpg"), 5),
-        ("loop", u("/loop.jpg"), 5), ("nofile", "local/none.jpg", 5), ("ftp", "ftp://example.org/x.jpg", 5),
-        ("../escape", u("/good.jpg"), 6), ("a/b", u("/good.jpg"), 6), ("good", u("/rgba.png"), 1),
-        ("nourl", "", 6), ("badlabel", u("/good.jpg"), "x7"),
+        ("good", u("/good.jpg"), 1),
+        ("rgba", u("/rgba.png"), 1),
+        ("moved", u("/moved.jpg"), 2),
+        ("flaky", u("/flaky.jpg"), 3),
+        ("busy", u("/busy.jpg"), 3),
+        ("relative", "local/rel.jpg", 4),
+        ("missing", u("/missing.jpg"), 5),
+        ("down", u("/down.jpg"), 5),
+        ("slow", u("/slow.jpg"), 5),
+        ("stall", u("/stall.jpg"), 5),
+        ("huge", u("/huge.jpg"), 5),
+        ("truncated", u("/truncated.jpg"), 5),
+        ("page", u("/page.html"), 5),
+        ("bomb", u("/bomb.png"), 5),
+        ("to-file", u("/to-file.jpg"), 5),
+        ("loop", u("/loop.jpg"), 5),
+        ("nofile", "local/none.jpg", 5),
+        ("ftp", "ftp://example.org/x.jpg", 5),
+        ("../escape", u("/good.jpg"), 6),
+        ("a/b", u("/good.jpg"), 6),
+        ("good", u("/rgba.png"), 1),
+        ("nourl", "", 6),
+        ("badlabel", u("/good.jpg"), "x7"),
     ]
     rows += [(f"r{i:02d}", f"{refused}/{i}.jpg", 7) for i in range(8)]  # a dead host: fails fast
     return write_csv(tmp_path / "train.csv", rows), port
@@ -146,9 +173,18 @@ def same_but_dead_host_wording(got: list[dict], expected: list[dict]) -> bool:
     """Equal, but for which rows of a dead host say the connection error and which ``host unreachable
     (...)``: the first ``fail_fast_after - 1`` to fail in each process say the former, and which ones
     fail first is a matter of timing (in either engine)."""
+
     def plain(rows):
-        return [{**r, "error": r["error"].removeprefix("host unreachable (").removesuffix(")")
-                 if r["error"].startswith("host unreachable (") else r["error"]} for r in rows]
+        return [
+            {
+                **r,
+                "error": r["error"].removeprefix("host unreachable (").removesuffix(")")
+                if r["error"].startswith("host unreachable (")
+                else r["error"],
+            }
+            for r in rows
+        ]
+
     return plain(got) == plain(expected)
 
 
@@ -158,8 +194,9 @@ def test_dask_fetch_writes_the_local_manifest(tmp_path, dask_client):
         local_out, dask_out = tmp_path / "local_out", tmp_path / "dask_out"
         local = fetch.fetch_catalog(csv_path, local_out, size=48, max_bytes=2**20, processes=1, **FAST)
         server.reset_hits()
-        summary = dask_engine.fetch_catalog_dask(csv_path, dask_out, size=48, max_bytes=2**20, workers=4,
-                                                 scheduler=dask_client, shard_rows=7, **FAST)
+        summary = dask_engine.fetch_catalog_dask(
+            csv_path, dask_out, size=48, max_bytes=2**20, workers=4, scheduler=dask_client, shard_rows=7, **FAST
+        )
 
     expected = manifest_rows(local_out)
     assert len(expected) == 43 and {r["status"] for r in expected} == {"ok", "failed"}
@@ -170,25 +207,49 @@ def test_dask_fetch_writes_the_local_manifest(tmp_path, dask_client):
     assert dead.count("host unreachable (connection refused)") >= 4  # the dead host failed fast
     assert tree(dask_out) == tree(local_out)  # the same images, byte for byte, and nothing else
     assert sorted(p.name for p in (dask_out / "_shards").iterdir()) == [
-        f"{k:06d}.{ext}" for k in range(7) for ext in ("csv", "done")]
+        f"{k:06d}.{ext}" for k in range(7) for ext in ("csv", "done")
+    ]
     assert (summary.n_rows, summary.ok, summary.failed, summary.skipped, summary.bad_rows) == (
-        local.n_rows, local.ok, local.failed, 0, local.bad_rows)
+        local.n_rows,
+        local.ok,
+        local.failed,
+        0,
+        local.bad_rows,
+    )
+
     def merged(reasons):  # the dead host's rows, whichever wording each got
         reasons = dict(reasons)
         dead = reasons.pop("connection refused", 0) + reasons.pop("host unreachable", 0)
         return {**reasons, "dead host": dead}
+
     assert merged(summary.failed_by_reason) == merged(local.failed_by_reason)
     assert summary.unreachable_hosts == local.unreachable_hosts == [f"127.0.0.1:{port}"]
 
 
 def test_dask_fetch_cli_and_rerun_skips_finished_shards(tmp_path, dask_client, capsys):
     with HttpTestServer() as server:
-        rows = [(f"img{i:02d}", server.route(f"/p{i}.jpg", image(jpeg_bytes(120, 90, seed=i))), i % 4)
-                for i in range(20)]
+        rows = [
+            (f"img{i:02d}", server.route(f"/p{i}.jpg", image(jpeg_bytes(120, 90, seed=i))), i % 4) for i in range(20)
+        ]
         rows[13] = ("img13", server.route("/later.jpg", sequence(status(404), image(jpeg_bytes(90, 90)))), 1)
         csv_path, out = write_csv(tmp_path / "train.csv", rows), tmp_path / "out"
-        args = ["fetch", str(csv_path), "--out", str(out), "--size", "32", "--engine", "dask", "--quiet",
-                "--scheduler", dask_client.scheduler.address, "--shard-rows", "5", "--max-per-host", "4"]
+        args = [
+            "fetch",
+            str(csv_path),
+            "--out",
+            str(out),
+            "--size",
+            "32",
+            "--engine",
+            "dask",
+            "--quiet",
+            "--scheduler",
+            dask_client.scheduler.address,
+            "--shard-rows",
+            "5",
+            "--max-per-host",
+            "4",
+        ]
         assert cli.main(args) == 0
         assert "ok 19, failed 1, skipped 0" in capsys.readouterr().out
         first = manifest_rows(out, timings=True)
@@ -211,15 +272,17 @@ def test_dask_fetch_cli_and_rerun_skips_finished_shards(tmp_path, dask_client, c
 def test_worker_killed_mid_shard_loses_nothing(tmp_path, dask_client):
     n = 60
     with HttpTestServer(latency=0.1) as server:
-        rows = [(f"img{i:02d}", server.route(f"/p{i}.jpg", image(jpeg_bytes(120, 90, seed=i))), i % 4)
-                for i in range(n)]
+        rows = [
+            (f"img{i:02d}", server.route(f"/p{i}.jpg", image(jpeg_bytes(120, 90, seed=i))), i % 4) for i in range(n)
+        ]
         csv_path, out = write_csv(tmp_path / "train.csv", rows), tmp_path / "out"
         result: dict = {}
 
         def run() -> None:
             try:
-                result["summary"] = dask_engine.fetch_catalog_dask(csv_path, out, size=32, workers=2,
-                                                                   scheduler=dask_client, shard_rows=30, **FAST)
+                result["summary"] = dask_engine.fetch_catalog_dask(
+                    csv_path, out, size=32, workers=2, scheduler=dask_client, shard_rows=30, **FAST
+                )
             except BaseException as exc:  # handed to the test below
                 result["error"] = exc
 
@@ -273,9 +336,16 @@ def test_requests_per_host_stay_under_max_per_host(tmp_path, dask_client):
         csv_path = write_csv(tmp_path / "train.csv", rows)
         for limit in (0, 2):
             state["peak"] = 0
-            summary = dask_engine.fetch_catalog_dask(csv_path, tmp_path / f"out{limit}", size=16, workers=16,
-                                                     scheduler=dask_client, shard_rows=8, max_per_host=limit,
-                                                     **FAST)
+            summary = dask_engine.fetch_catalog_dask(
+                csv_path,
+                tmp_path / f"out{limit}",
+                size=16,
+                workers=16,
+                scheduler=dask_client,
+                shard_rows=8,
+                max_per_host=limit,
+                **FAST,
+            )
             assert summary.ok == 32
             peaks[limit] = state["peak"]
     assert peaks[2] <= 2 < peaks[0], peaks  # 2 workers x 1 connection; unbounded: many more
@@ -336,12 +406,23 @@ def test_dask_prediction_is_identical_to_local(tiny_model, tmp_path, dask_client
 
     folder = _fetched_test_folder(tmp_path / "test")
     local, dask_out = tmp_path / "local" / "pred.csv", tmp_path / "dask" / "pred.csv"
-    common = ["predict", "--model", str(tiny_model), "--images", str(folder), "--batch-size", "2",
-              "--threshold", "0.34"]
+    common = [
+        "predict",
+        "--model",
+        str(tiny_model),
+        "--images",
+        str(folder),
+        "--batch-size",
+        "2",
+        "--threshold",
+        "0.34",
+    ]
 
     assert cli.main([*common, "--out", str(local)]) == 0
-    assert cli.main([*common, "--out", str(dask_out), "--engine", "dask",
-                     "--scheduler", dask_client.scheduler.address]) == 0
+    assert (
+        cli.main([*common, "--out", str(dask_out), "--engine", "dask", "--scheduler", dask_client.scheduler.address])
+        == 0
+    )
 
     assert dask_out.read_bytes() == local.read_bytes()
     assert evaluate.submission_path(dask_out).read_bytes() == evaluate.submission_path(local).read_bytes()
@@ -362,8 +443,9 @@ def test_each_worker_loads_the_model_once(tiny_model, tmp_path, dask_client):
     key = str(model.resolve())
     # batch 2 -> chunks of 16 images -> 3 partitions of 16 per call; two calls -> 6 tasks
     for _ in range(2):
-        pred = evaluate.predict(model, folder, batch_size=2, engine="dask", scheduler=dask_client,
-                                partition_images=16, progress=False)
+        pred = evaluate.predict(
+            model, folder, batch_size=2, engine="dask", scheduler=dask_client, partition_images=16, progress=False
+        )
         assert pred["confidence"].notna().sum() == 45
     after = dask_client.run(cluster.model_loads)
     loads = {w: after[w].get(key, 0) - before.get(w, {}).get(key, 0) for w in after}
@@ -383,8 +465,21 @@ def test_unreachable_scheduler_is_one_line(tiny_model, tmp_path, capsys):
     from landmarklib import cli
 
     folder = _fetched_test_folder(tmp_path / "test", n=2)
-    rc = cli.main(["predict", "--model", str(tiny_model), "--images", str(folder), "--out", str(tmp_path / "p.csv"),
-                   "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9"])
+    rc = cli.main(
+        [
+            "predict",
+            "--model",
+            str(tiny_model),
+            "--images",
+            str(folder),
+            "--out",
+            str(tmp_path / "p.csv"),
+            "--engine",
+            "dask",
+            "--scheduler",
+            "tcp://127.0.0.1:9",
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err[0]
@@ -399,15 +494,26 @@ def test_notebook_02_fetches_on_dask(tmp_path, dask_client):
     common = dict(size=32, limit=N_IMAGES, progress=False)
     local = fetch.fetch_catalog(tmp_path / "raw" / "train.csv", tmp_path / "local", processes=1, **common)
     papermill.execute_notebook(
-        str(NOTEBOOK), str(tmp_path / "02.ipynb"),
+        str(NOTEBOOK),
+        str(tmp_path / "02.ipynb"),
         parameters={
-            "train_csv": str(tmp_path / "raw" / "train.csv"), "test_csv": str(tmp_path / "raw" / "test.csv"),
-            "train_dir": str(tmp_path / "processed" / "train"), "test_dir": str(tmp_path / "processed" / "test"),
-            "sample_dir": str(tmp_path / "sample"), "n_images": N_IMAGES, "image_size": 32, "workers": 8,
-            "reports_dir": str(reports), "fetch_engine": "dask", "dask_scheduler": dask_client.scheduler.address,
-            "shard_rows": 20, "max_per_host": 4,
+            "train_csv": str(tmp_path / "raw" / "train.csv"),
+            "test_csv": str(tmp_path / "raw" / "test.csv"),
+            "train_dir": str(tmp_path / "processed" / "train"),
+            "test_dir": str(tmp_path / "processed" / "test"),
+            "sample_dir": str(tmp_path / "sample"),
+            "n_images": N_IMAGES,
+            "image_size": 32,
+            "workers": 8,
+            "reports_dir": str(reports),
+            "fetch_engine": "dask",
+            "dask_scheduler": dask_client.scheduler.address,
+            "shard_rows": 20,
+            "max_per_host": 4,
         },
-        kernel_name="landmarks", cwd=str(tmp_path), progress_bar=False,
+        kernel_name="landmarks",
+        cwd=str(tmp_path),
+        progress_bar=False,
     )
     m = __import__("json").loads((reports / "metrics" / "02_fetch.json").read_text())
     assert (m["n_rows"], m["ok"], m["failed"]) == (local.n_rows, local.ok, local.failed)
@@ -423,13 +529,16 @@ def test_dask_prediction_of_a_test_csv_fetches_it_on_the_cluster(tiny_model, tmp
     rng = np.random.default_rng(3)
     for i in range(6):
         Image.fromarray(rng.integers(0, 256, (30, 24, 3), dtype=np.uint8)).save(raw / "images" / f"q{i}.jpg")
-    (raw / "test.csv").write_text("id,url\n" + "".join(f"q{i},images/q{i}.jpg\n" for i in range(6))
-                                  + "q9,images/missing.jpg\n")
+    (raw / "test.csv").write_text(
+        "id,url\n" + "".join(f"q{i},images/q{i}.jpg\n" for i in range(6)) + "q9,images/missing.jpg\n"
+    )
     local, dask_out = tmp_path / "local" / "pred.csv", tmp_path / "dask" / "pred.csv"
     common = ["predict", "--model", str(tiny_model), "--images", str(raw / "test.csv")]
     assert cli.main([*common, "--out", str(local)]) == 0
-    assert cli.main([*common, "--out", str(dask_out), "--engine", "dask",
-                     "--scheduler", dask_client.scheduler.address]) == 0
+    assert (
+        cli.main([*common, "--out", str(dask_out), "--engine", "dask", "--scheduler", dask_client.scheduler.address])
+        == 0
+    )
     assert dask_out.read_bytes() == local.read_bytes()
     assert evaluate.submission_path(dask_out).read_bytes() == evaluate.submission_path(local).read_bytes()
     fetched = dask_out.with_name("pred_images")
@@ -442,8 +551,20 @@ def test_fetch_cli_starts_its_own_local_cluster(tmp_path, capsys):
     for i in range(4):
         (tmp_path / "images" / f"a{i}.jpg").write_bytes(jpeg_bytes(60, 40, seed=i))
     csv_path = write_csv(tmp_path / "train.csv", [(f"a{i}", f"images/a{i}.jpg", 5) for i in range(4)])
-    rc = cli.main(["fetch", str(csv_path), "--out", str(tmp_path / "out"), "--size", "16",
-                   "--engine", "dask", "--dask-workers", "1"])
+    rc = cli.main(
+        [
+            "fetch",
+            str(csv_path),
+            "--out",
+            str(tmp_path / "out"),
+            "--size",
+            "16",
+            "--engine",
+            "dask",
+            "--dask-workers",
+            "1",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert "dask: local cluster, 1 workers, 1 threads; dashboard http" in printed and "ok 4, failed 0" in printed
@@ -463,11 +584,27 @@ def test_killed_driver_leaves_no_worker_and_the_rerun_resumes(tmp_path, capsys):
 
     n = 60
     with HttpTestServer(latency=0.2) as server:
-        rows = [(f"img{i:02d}", server.route(f"/p{i}.jpg", image(jpeg_bytes(100, 80, seed=i))), i % 3)
-                for i in range(n)]
+        rows = [
+            (f"img{i:02d}", server.route(f"/p{i}.jpg", image(jpeg_bytes(100, 80, seed=i))), i % 3) for i in range(n)
+        ]
         csv_path, out = write_csv(tmp_path / "train.csv", rows), tmp_path / "out"
-        args = ["fetch", str(csv_path), "--out", str(out), "--size", "24", "--engine", "dask", "--dask-workers", "2",
-                "--shard-rows", "15", "--workers", "4", "--quiet"]
+        args = [
+            "fetch",
+            str(csv_path),
+            "--out",
+            str(out),
+            "--size",
+            "24",
+            "--engine",
+            "dask",
+            "--dask-workers",
+            "2",
+            "--shard-rows",
+            "15",
+            "--workers",
+            "4",
+            "--quiet",
+        ]
         proc = subprocess.Popen([sys.executable, "-m", "landmarklib.cli", *args], env={**os.environ, **NO_PROXY})
         deadline, journalled = time.monotonic() + 90, set()
         while time.monotonic() < deadline and proc.poll() is None and len(journalled) < 5:

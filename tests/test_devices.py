@@ -23,8 +23,9 @@ NO_GPU = {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LE
 
 
 def _run(args: list[str], env: dict, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO, timeout=timeout,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=REPO, timeout=timeout, env={**os.environ, **env}
+    )
 
 
 @pytest.mark.parametrize("backend", ["jax", "tensorflow"])
@@ -76,13 +77,42 @@ def test_describe_and_summary():
     assert described["precision"] == "float32" and described["replicas"] == 1
     json.dumps(described)  # goes into a metrics file as it is
     assert devices.summary(None) == "not recorded"
-    assert devices.summary({"backend": "jax", "device": "cpu", "device_count": 1, "device_name": "cpu",
-                            "precision": "float32", "replicas": 1}) == "jax, cpu, float32"
-    assert devices.summary({"backend": "jax", "device": "cpu", "device_count": 2, "device_name": "cpu",
-                            "precision": "float32", "replicas": 2}) == "jax, 2 x cpu, float32, batch split across 2 devices"
-    assert devices.summary({"backend": "jax", "device": "gpu", "device_count": 2, "device_name": "NVIDIA H200",
-                            "precision": "mixed_bfloat16", "replicas": 2}).endswith(
-        "mixed_bfloat16, batch split across 2 devices")
+    assert (
+        devices.summary(
+            {
+                "backend": "jax",
+                "device": "cpu",
+                "device_count": 1,
+                "device_name": "cpu",
+                "precision": "float32",
+                "replicas": 1,
+            }
+        )
+        == "jax, cpu, float32"
+    )
+    assert (
+        devices.summary(
+            {
+                "backend": "jax",
+                "device": "cpu",
+                "device_count": 2,
+                "device_name": "cpu",
+                "precision": "float32",
+                "replicas": 2,
+            }
+        )
+        == "jax, 2 x cpu, float32, batch split across 2 devices"
+    )
+    assert devices.summary(
+        {
+            "backend": "jax",
+            "device": "gpu",
+            "device_count": 2,
+            "device_name": "NVIDIA H200",
+            "precision": "mixed_bfloat16",
+            "replicas": 2,
+        }
+    ).endswith("mixed_bfloat16, batch split across 2 devices")
 
 
 @pytest.fixture
@@ -95,8 +125,10 @@ def policy():
 def test_mixed_precision_keeps_the_softmax_in_float32(policy, precision):
     assert devices.set_precision(precision) == precision
     compute = precision.removeprefix("mixed_")
-    for model in (models.res_incep((32, 32, 3), 5, filters=(4, 4), blocks=(1, 1), stem_filters=4, dense_units=8),
-                  models.resnet50_benchmark((32, 32, 3), 5, weights=None)):
+    for model in (
+        models.res_incep((32, 32, 3), 5, filters=(4, 4), blocks=(1, 1), stem_filters=4, dense_units=8),
+        models.resnet50_benchmark((32, 32, 3), 5, weights=None),
+    ):
         assert model.get_layer("stem_conv" if model.name == "res_incep" else "conv1_conv").compute_dtype == compute
         assert model.get_layer("predictions").compute_dtype == "float32"
         assert model.outputs[0].dtype == "float32"
@@ -131,7 +163,7 @@ def test_batches_for_replicas(tmp_path):
     trained.on_epoch_begin(), trained.on_epoch_end()
     assert left_out != set(range(23)) - set(trained.order[:22])
     val = data.batches(val_rows, 32, 4, replicas=2)
-    (x0, y0, w0), (x1, y1, w1) = val[0], val[1]
+    (_, y0, w0), (x1, y1, w1) = val[0], val[1]
     assert val.padding == 1 and len(val) == 2
     assert (len(y0), len(y1)) == (4, 4) and list(w0) == [1, 1, 1, 1] and list(w1) == [1, 1, 1, 0]
     np.testing.assert_array_equal(x1[3], x1[2])  # a copy of the last real image
@@ -190,9 +222,16 @@ DATA_PARALLEL = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_data_parallel_over_two_forced_host_devices(tmp_path):
-    done = _run(["-c", DATA_PARALLEL, str(tmp_path)],
-                {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-                 "JAX_PLATFORMS": "cpu", "PYTHONWARNINGS": "ignore"}, timeout=900)
+    done = _run(
+        ["-c", DATA_PARALLEL, str(tmp_path)],
+        {
+            "KERAS_BACKEND": "jax",
+            "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+            "JAX_PLATFORMS": "cpu",
+            "PYTHONWARNINGS": "ignore",
+        },
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     runs = json.loads(done.stdout.strip().splitlines()[-1])
     one, two = runs["one"], runs["two"]
@@ -222,8 +261,15 @@ def test_data_parallel_over_two_forced_host_devices(tmp_path):
 def test_the_report_and_the_index_say_where_it_ran(tmp_path):
     from landmarklib import metrics, report
 
-    runtime = {"backend": "jax", "device": "gpu", "device_count": 1, "device_name": "NVIDIA H200",
-               "device_memory_gib": 139.8, "precision": "mixed_bfloat16", "replicas": 1}
+    runtime = {
+        "backend": "jax",
+        "device": "gpu",
+        "device_count": 1,
+        "device_name": "NVIDIA H200",
+        "device_memory_gib": 139.8,
+        "precision": "mixed_bfloat16",
+        "replicas": 1,
+    }
     recorded = devices.record(runtime)
     assert recorded == {"runtime": runtime, "ran_on": "jax, 1 x NVIDIA H200 (139.8 GiB), mixed_bfloat16"}
     metrics.save("03_res_incep", {"val_top1": 0.5, "params": 10, **recorded}, tmp_path)
@@ -248,8 +294,15 @@ def test_uint8_batches_give_the_model_the_same_numbers(tmp_path):
     losses = []
     for feed in (as_float, as_uint8):
         train.set_seed(0)
-        model = models.res_incep((32, 32, 3), len(split.landmark_ids), filters=(4, 4), blocks=(1, 1),
-                                 stem_filters=4, dense_units=8, dropout=0.0)
+        model = models.res_incep(
+            (32, 32, 3),
+            len(split.landmark_ids),
+            filters=(4, 4),
+            blocks=(1, 1),
+            stem_filters=4,
+            dense_units=8,
+            dropout=0.0,
+        )
         train.compile_model(model, config.TrainConfig(learning_rate=0.05))
         x, y = feed[0]
         losses.append([float(model.train_on_batch(x, y)[0]) for _ in range(3)])

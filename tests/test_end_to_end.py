@@ -35,12 +35,16 @@ def test_every_notebook_runs_and_every_page_is_written(run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "warning:" not in proc.stderr  # every --set name is declared by a notebook
     assert "Unable to parse" not in proc.stderr and "unknown parameter" not in proc.stderr  # nor papermill's noise
-    rows = {line.split()[0]: line.split()[-1] for line in proc.stdout.splitlines() if line.split()[:1] in
-            [[n] for n in NOTEBOOKS]}
+    rows = {
+        line.split()[0]: line.split()[-1]
+        for line in proc.stdout.splitlines()
+        if line.split()[:1] in [[n] for n in NOTEBOOKS]
+    }
     assert rows == {n: "ok" for n in NOTEBOOKS}
     html = base / "reports" / "html"
     assert sorted(p.name for p in html.glob("*.html")) == sorted(
-        [f"{n}.html" for n in NOTEBOOKS] + ["index.html", "report.html"])
+        [f"{n}.html" for n in NOTEBOOKS] + ["index.html", "report.html"]
+    )
     assert sorted(p.stem for p in (base / "reports" / "metrics").glob("*.json")) == METRICS
     index = (html / "index.html").read_text()
     assert all(f'href="{n}.html"' in index for n in NOTEBOOKS) and "run e2e" in index
@@ -73,7 +77,7 @@ def test_key_numbers_follow_from_the_tiny_sample(run):
 def test_report_page_holds_every_section_with_this_runs_numbers(run):
     base, _ = run
     page = (base / "reports" / "html" / "report.html").read_text()
-    body = page[page.index("<main>"):]
+    body = page[page.index("<main>") :]
     assert "not run" not in body and "Traceback" not in body
     m6 = metrics(base, "06_report")
     assert f"{m6['gap']:.4f}" in body and "embedded synthetic sample" in body
@@ -82,8 +86,20 @@ def test_report_page_holds_every_section_with_this_runs_numbers(run):
 
 
 # Framework log lines and Python warnings: none in any rendered page (stderr progress bars are fine).
-NOISE = ("retracing", "WARNING:tensorflow", "WARNING:absl", "UserWarning", "DeprecationWarning", "FutureWarning",
-         "RuntimeWarning", "I0000 ", "W0000 ", "E0000 ", "oneDNN custom operations", "cpu_feature_guard")
+NOISE = (
+    "retracing",
+    "WARNING:tensorflow",
+    "WARNING:absl",
+    "UserWarning",
+    "DeprecationWarning",
+    "FutureWarning",
+    "RuntimeWarning",
+    "I0000 ",
+    "W0000 ",
+    "E0000 ",
+    "oneDNN custom operations",
+    "cpu_feature_guard",
+)
 
 
 @pytest.mark.slow

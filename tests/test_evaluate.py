@@ -302,8 +302,9 @@ def test_predict_cli_on_a_fetched_folder(tiny_model, tmp_path, capsys):
     (folder / "manifest.csv").write_text("\n".join(manifest) + "\n")
     out = tmp_path / "out" / "pred.csv"
 
-    rc = cli.main(["predict", "--model", str(tiny_model), "--images", str(folder), "--threshold", "0.34",
-                   "--out", str(out)])
+    rc = cli.main(
+        ["predict", "--model", str(tiny_model), "--images", str(folder), "--threshold", "0.34", "--out", str(out)]
+    )
 
     assert rc == 0
     pred = pd.read_csv(out, dtype={"id": str})
@@ -321,7 +322,10 @@ def test_predict_cli_on_a_fetched_folder(tiny_model, tmp_path, capsys):
     assert sub_path == tmp_path / "out" / "pred_submission.csv"
     sub = pd.read_csv(sub_path, dtype=str, keep_default_na=False)
     assert sub["id"].tolist() == pred["id"].tolist()
-    expected = [f"{int(lid)} {c:.6f}" if a else "" for lid, c, a in zip(pred["landmark_id"].fillna(0), pred["confidence"], pred["answered"])]
+    expected = [
+        f"{int(lid)} {c:.6f}" if a else ""
+        for lid, c, a in zip(pred["landmark_id"].fillna(0), pred["confidence"], pred["answered"])
+    ]
     assert sub["landmarks"].tolist() == expected
     printed = capsys.readouterr().out
     assert str(out) in printed and str(sub_path) in printed
@@ -350,8 +354,14 @@ def test_time_model_returns_positive_numbers(tiny_model, tmp_path):
     for i in range(3):
         _write_jpeg(folder / f"t{i}.jpg", i)
     t = evaluate.time_model(tiny_model, folder, n_latency=5, warmup=2, batch_size=4, n_batches=2)
-    for key in ("load_seconds", "latency_median_ms", "latency_p90_ms", "predict_one_median_ms",
-                "batch_images_per_second", "decode_median_ms"):
+    for key in (
+        "load_seconds",
+        "latency_median_ms",
+        "latency_p90_ms",
+        "predict_one_median_ms",
+        "batch_images_per_second",
+        "decode_median_ms",
+    ):
         assert t[key] > 0 and math.isfinite(t[key]), key
     assert t["latency_p90_ms"] >= t["latency_median_ms"]
     assert t["backend"] == "tensorflow"
@@ -378,8 +388,9 @@ def test_predict_cli_fetches_a_test_csv_at_the_model_input_size(tiny_model, tmp_
     raw = tmp_path / "raw"
     for i in range(3):
         _write_jpeg(raw / "images" / f"q{i}.jpg", 20 + i)
-    (raw / "test.csv").write_text("id,url\n" + "".join(f"q{i},images/q{i}.jpg\n" for i in range(3))
-                                  + "q9,images/missing.jpg\n")
+    (raw / "test.csv").write_text(
+        "id,url\n" + "".join(f"q{i},images/q{i}.jpg\n" for i in range(3)) + "q9,images/missing.jpg\n"
+    )
     out = tmp_path / "run" / "pred.csv"
 
     assert cli.main(["predict", "--model", str(tiny_model), "--images", str(raw / "test.csv"), "--out", str(out)]) == 0

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from httpserver import (
+from landmarklib import cli, fetch
+from landmarklib.httpserver import (
     HttpTestServer,
     bomb_png,
     image,
@@ -32,7 +33,6 @@ from httpserver import (
     text,
     trickle,
 )
-from landmarklib import cli, fetch
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = dict(progress=False, timeout=0.5, retries=2, backoff=0.05)
@@ -156,7 +156,10 @@ def test_good_rows_and_every_failure(tmp_path, server):
         assert m[image_id]["status"] == "ok" and m[image_id]["error"] == "", m[image_id]
         check_jpeg(out / m[image_id]["landmark_id"] / f"{image_id}.jpg", 64)
     assert {k: m["good"][k] for k in ("bytes", "width", "height", "format")} == {
-        "bytes": str(len(photo)), "width": "640", "height": "480", "format": "JPEG"
+        "bytes": str(len(photo)),
+        "width": "640",
+        "height": "480",
+        "format": "JPEG",
     }
     assert (m["rgba"]["format"], m["gif"]["format"], m["relative"]["height"]) == ("PNG", "GIF", "500")
     with Image.open(out / "1" / "rgba.jpg") as img:  # transparent -> white
@@ -264,7 +267,7 @@ def test_worker_processes_give_the_same_result(tmp_path, server):
     m = manifest(out)
     assert list(m) == [r[0] for r in rows]
     assert all(server.hits[f"/p{i}.jpg"] == 1 for i in range(70))
-    for image_id, url, label in rows[:-1]:
+    for image_id, _url, label in rows[:-1]:
         check_jpeg(out / str(label) / f"{image_id}.jpg", 40)
     assert m["gone"]["error"] == "HTTP 404"
 
@@ -430,7 +433,13 @@ def test_each_bad_row_fails_alone_with_its_reason(tmp_path, server, capsys):
     m = list(csv.DictReader(open(out / "manifest.csv", newline="")))
     assert [r["id"] for r in m] == [r[0] for r in rows]
     assert [r["error"] for r in m] == [
-        "", "no url", "no url", "bad landmark_id 'abc'", "unsafe id 'a/b'", "duplicate id 'img000'", ""
+        "",
+        "no url",
+        "no url",
+        "bad landmark_id 'abc'",
+        "unsafe id 'a/b'",
+        "duplicate id 'img000'",
+        "",
     ]
     assert (summary.ok, summary.failed, summary.bad_rows) == (2, 5, 5)
     assert summary.failed_by_reason == {"no url": 2, "bad landmark_id": 1, "unsafe id": 1, "duplicate id": 1}

@@ -22,8 +22,10 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 
 
 def test_text_and_json(tmp_path):
-    assert files.write_json(tmp_path / "x.json", {"b": [1, None]}).read_text() == json.dumps(
-        {"b": [1, None]}, indent=2) + "\n"
+    assert (
+        files.write_json(tmp_path / "x.json", {"b": [1, None]}).read_text()
+        == json.dumps({"b": [1, None]}, indent=2) + "\n"
+    )
     assert files.write_text(tmp_path / "x.json", "é").read_text(encoding="utf-8") == "é"
 
 

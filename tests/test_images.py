@@ -9,8 +9,7 @@ import pytest
 from PIL import Image, features
 
 from landmarklib import images
-
-from httpserver import bomb_png, jpeg_bytes
+from landmarklib.httpserver import bomb_png, jpeg_bytes
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 

@@ -24,7 +24,8 @@ def test_read_fills_optional_columns_strips_and_checks_ok_labels(tmp_path):
     frame = manifest.read(tmp_path)
     assert list(frame.columns) == list(manifest.COLUMNS)
     assert frame[["id", "landmark_id", "status", "error"]].values.tolist() == [
-        ["a", "7", "ok", ""], ["b", "seven", "failed", ""]
+        ["a", "7", "ok", ""],
+        ["b", "seven", "failed", ""],
     ]  # a failed row may carry the catalog's bad landmark_id
     assert manifest.read(tmp_path, only_ok=True)["id"].tolist() == ["a"]
     (tmp_path / manifest.NAME).write_text("id,landmark_id,status\na,7,ok\nb,seven,ok\n")
@@ -37,8 +38,16 @@ def test_read_fills_optional_columns_strips_and_checks_ok_labels(tmp_path):
 
 
 def test_one_per_id_prefers_the_ok_row(tmp_path):
-    write(tmp_path, [row("a", status="failed", error="timeout"), row("a"), row("b"),
-                     row("b", "2", "failed", "duplicate id 'b'"), row("c", status="failed", error="HTTP 404")])
+    write(
+        tmp_path,
+        [
+            row("a", status="failed", error="timeout"),
+            row("a"),
+            row("b"),
+            row("b", "2", "failed", "duplicate id 'b'"),
+            row("c", status="failed", error="HTTP 404"),
+        ],
+    )
     kept = manifest.one_per_id(manifest.read(tmp_path))
     assert kept[["id", "status"]].values.tolist() == [["a", "ok"], ["b", "ok"], ["c", "failed"]]
 
@@ -47,7 +56,10 @@ def test_failure_lines(tmp_path):
     lines = [row(f"h{i}", status="failed", error="host unreachable (DNS lookup failed)") for i in range(6)]
     lines += [row("d", status="failed", error="DNS lookup failed"), row("n", status="failed", error="no url")]
     folder = write(tmp_path / "train", lines)
-    assert manifest.describe_failures(folder) == "8 of 8 rows failed: host unreachable (6), DNS lookup failed (1), no url (1)"
+    assert (
+        manifest.describe_failures(folder)
+        == "8 of 8 rows failed: host unreachable (6), DNS lookup failed (1), no url (1)"
+    )
     assert manifest.describe_failures(folder, top=1) == "8 of 8 rows failed: host unreachable (6), other (2)"
     assert manifest.no_images_reason(folder, shown_as="data/processed/x/train") == (
         "no images in data/processed/x/train: 8 of 8 rows failed: host unreachable (6), DNS lookup failed (1), no url (1)"
@@ -61,8 +73,14 @@ def test_failure_lines(tmp_path):
 
 def test_journal_writes_the_manifest_in_catalog_order_and_fold_recovers_a_killed_run(tmp_path):
     def manifest_row(i: int, status: str = "ok") -> dict:
-        return {**dict.fromkeys(manifest.COLUMNS, ""), "id": f"i{i}", "url": f"u{i}", "landmark_id": "1",
-                "status": status, "seconds": "0.1"}
+        return {
+            **dict.fromkeys(manifest.COLUMNS, ""),
+            "id": f"i{i}",
+            "url": f"u{i}",
+            "landmark_id": "1",
+            "status": status,
+            "seconds": "0.1",
+        }
 
     journal = manifest.Journal(tmp_path)
     journal.add([(2, manifest_row(2)), (0, manifest_row(0))])

@@ -116,8 +116,10 @@ def test_build_from_settings():
 @pytest.mark.slow
 def test_save_and_load_give_identical_predictions(tmp_path):
     x = np.random.default_rng(2).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
-    for name, model in (("res_incep", models.res_incep((32, 32, 3), 4, augment=True, **TINY)),
-                        ("resnet50", models.resnet50_benchmark((32, 32, 3), 4, weights=None))):
+    for name, model in (
+        ("res_incep", models.res_incep((32, 32, 3), 4, augment=True, **TINY)),
+        ("resnet50", models.resnet50_benchmark((32, 32, 3), 4, weights=None)),
+    ):
         path = tmp_path / f"{name}.keras"
         model.save(path)
         data.save_label_map(tmp_path / f"{name}.labels.json", [11, 22, 33, 44])
@@ -152,8 +154,14 @@ _JAX_SCRIPT = textwrap.dedent("""
 def test_jax_backend_builds_trains_and_saves_for_tensorflow(tmp_path):
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     paths = [tmp_path / "jax.keras", tmp_path / "pred.npy", tmp_path / "x.npy"]
-    out = subprocess.run([sys.executable, "-c", _JAX_SCRIPT, *map(str, paths)], capture_output=True, text=True,
-                         env=env, cwd=ROOT, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", _JAX_SCRIPT, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["after"] < result["before"]

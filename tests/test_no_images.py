@@ -25,15 +25,24 @@ def write_manifest(folder: Path, rows: list[dict]) -> Path:
 
 
 def unreachable(n: int, labelled: bool = True) -> list[dict]:
-    return [{"id": f"{i:016x}", "url": f"https://images{i % 2}.invalid/{i}.jpg",
-             "landmark_id": str(100 + i % 3) if labelled else "", "status": "failed",
-             "error": f"host unreachable: images{i % 2}.invalid (Name or service not known)"} for i in range(n)]
+    return [
+        {
+            "id": f"{i:016x}",
+            "url": f"https://images{i % 2}.invalid/{i}.jpg",
+            "landmark_id": str(100 + i % 3) if labelled else "",
+            "status": "failed",
+            "error": f"host unreachable: images{i % 2}.invalid (Name or service not known)",
+        }
+        for i in range(n)
+    ]
 
 
 def test_failed_rows_are_counted_by_reason_from_the_manifest(tmp_path):
-    rows = unreachable(5) + [{"id": "a1", "status": "failed", "error": "HTTP 404: Not Found"},
-                             {"id": "a2", "status": "failed", "error": ""},
-                             {"id": "a3", "status": "ok"}]
+    rows = unreachable(5) + [
+        {"id": "a1", "status": "failed", "error": "HTTP 404: Not Found"},
+        {"id": "a2", "status": "failed", "error": ""},
+        {"id": "a3", "status": "ok"},
+    ]
     write_manifest(tmp_path, rows)
     assert manifest.describe_failures(tmp_path) == "7 of 8 rows failed: host unreachable (5), HTTP 404 (1), failed (1)"
     assert manifest.describe_failures(tmp_path, top=1) == "7 of 8 rows failed: host unreachable (5), other (2)"
@@ -73,11 +82,16 @@ def test_notebooks_03_to_06_without_images_stop_with_one_line(tmp_path, capsys):
         "epochs: 1\nbenchmark_epochs: 1\nbenchmark_weights: null\nweights_download_timeout: 0\n"
         "variants: []\nreports_dir: reports\n"
     )
-    runs = report.run_report(params, only=["03", "04", "05", "06"], root=tmp_path,
-                             notebooks_dir=REPO / "notebooks", progress=False)
+    runs = report.run_report(
+        params, only=["03", "04", "05", "06"], root=tmp_path, notebooks_dir=REPO / "notebooks", progress=False
+    )
     line = "no images in data/processed/t/train: 5 of 5 rows failed: host unreachable (5)"
     assert [(r.name[:2], r.status, r.error) for r in runs] == [
-        ("03", "stopped", line), ("04", "stopped", line), ("05", "stopped", line), ("06", "ok", "")]
+        ("03", "stopped", line),
+        ("04", "stopped", line),
+        ("05", "stopped", line),
+        ("06", "ok", ""),
+    ]
     out = capsys.readouterr()
     assert f"STOPPED 03_build_res_incep: {line}" in out.err and f"stopped: {line}" in out.out
     html = tmp_path / "reports" / "html"
@@ -86,7 +100,7 @@ def test_notebooks_03_to_06_without_images_stop_with_one_line(tmp_path, capsys):
     page = (html / "03_build_res_incep.html").read_text()
     assert f"NoData: {line}" in page and "Traceback" not in page and "site-packages" not in page
     body = (html / "report.html").read_text()
-    body = body[body.index("<main>"):]
+    body = body[body.index("<main>") :]
     assert "no images in data/processed/t/test: 5 of 5 rows failed: host unreachable (5)" in body
     assert "Traceback" not in body
 

@@ -28,8 +28,14 @@ def test_notebook_is_committed_clean_with_a_parameters_cell():
     assert all(not c.outputs and c.execution_count is None for c in code)
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
-    for line in ('train_csv = "data/raw/sample/train.csv"', "n_images = 5000", "top_k = 15",
-                 "min_images = 2", 'reports_dir = "reports"', 'sample_dir = "data/raw/sample"'):
+    for line in (
+        'train_csv = "data/raw/sample/train.csv"',
+        "n_images = 5000",
+        "top_k = 15",
+        "min_images = 2",
+        'reports_dir = "reports"',
+        'sample_dir = "data/raw/sample"',
+    ):
         assert line in tagged[0].source
 
 
@@ -43,14 +49,19 @@ def test_notebook_01_numbers_and_figures(tmp_path, run_notebook):
     reports = tmp_path / "reports"
     executed = tmp_path / "01.ipynb"
 
-    run_notebook("01", executed, {
-        "train_csv": str(csv),
-        "sample_dir": str(tmp_path / "sample"),
-        "n_images": 10,
-        "top_k": 3,
-        "min_images": 2,
-        "reports_dir": str(reports),
-    }, cwd=tmp_path)
+    run_notebook(
+        "01",
+        executed,
+        {
+            "train_csv": str(csv),
+            "sample_dir": str(tmp_path / "sample"),
+            "n_images": 10,
+            "top_k": 3,
+            "min_images": 2,
+            "reports_dir": str(reports),
+        },
+        cwd=tmp_path,
+    )
 
     m = json.loads((reports / "metrics" / "01_explore.json").read_text())
     assert m["catalog"] == str(csv)
@@ -58,7 +69,11 @@ def test_notebook_01_numbers_and_figures(tmp_path, run_notebook):
     assert m["bad_rows"] == {"no url": 2, "bad landmark_id": 1, "unsafe id": 1, "duplicate id": 1}
     source = m["data_source"]
     assert {k: source[k] for k in ("name", "kind", "path", "rows", "landmarks")} == {
-        "name": tmp_path.name, "kind": "folder", "path": str(csv), "rows": 17, "landmarks": 5
+        "name": tmp_path.name,
+        "kind": "folder",
+        "path": str(csv),
+        "rows": 17,
+        "landmarks": 5,
     }
     assert source["sha256"] == hashlib.sha256(csv.read_bytes()).hexdigest()
     assert m["n_rows_total"] == 12 and m["n_landmarks_total"] == 5

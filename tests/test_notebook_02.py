@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from PIL import Image
 
-from httpserver import jpeg_bytes
+from landmarklib.httpserver import jpeg_bytes
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_fetch_images.ipynb"
 N_TRAIN, N_IMAGES, N_TEST = 80, 72, 6  # 72 rows to do: enough for the worker processes to start
@@ -23,10 +23,20 @@ def test_notebook_is_committed_clean_with_a_parameters_cell():
     assert all(not c.outputs and c.execution_count is None for c in code)
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1
-    for line in ('train_csv = "data/raw/sample/train.csv"', 'test_csv = "data/raw/sample/test.csv"',
-                 'train_dir = "data/processed/default/train"', 'test_dir = "data/processed/default/test"',
-                 'sample_dir = "data/raw/sample"', "n_images = 5000", "image_size = 96", 'resize = "stretch"',
-                 "workers = 32", "timeout = 20.0", "retries = 2", 'reports_dir = "reports"'):
+    for line in (
+        'train_csv = "data/raw/sample/train.csv"',
+        'test_csv = "data/raw/sample/test.csv"',
+        'train_dir = "data/processed/default/train"',
+        'test_dir = "data/processed/default/test"',
+        'sample_dir = "data/raw/sample"',
+        "n_images = 5000",
+        "image_size = 96",
+        'resize = "stretch"',
+        "workers = 32",
+        "timeout = 20.0",
+        "retries = 2",
+        'reports_dir = "reports"',
+    ):
         assert line in tagged[0].source
 
 
@@ -61,20 +71,25 @@ def test_notebook_02_fetches_and_reports(tmp_path, run_notebook):
     make_catalog(tmp_path / "raw")
     reports = tmp_path / "reports"
     executed = tmp_path / "02.ipynb"
-    run_notebook("02", executed, {
-        "train_csv": str(tmp_path / "raw" / "train.csv"),
-        "test_csv": str(tmp_path / "raw" / "test.csv"),
-        "train_dir": str(tmp_path / "processed" / "train"),
-        "test_dir": str(tmp_path / "processed" / "test"),
-        "sample_dir": str(tmp_path / "sample"),
-        "n_images": N_IMAGES,
-        "image_size": 32,
-        "resize": "stretch",
-        "workers": 8,
-        "timeout": 5.0,
-        "retries": 1,
-        "reports_dir": str(reports),
-    }, cwd=tmp_path)
+    run_notebook(
+        "02",
+        executed,
+        {
+            "train_csv": str(tmp_path / "raw" / "train.csv"),
+            "test_csv": str(tmp_path / "raw" / "test.csv"),
+            "train_dir": str(tmp_path / "processed" / "train"),
+            "test_dir": str(tmp_path / "processed" / "test"),
+            "sample_dir": str(tmp_path / "sample"),
+            "n_images": N_IMAGES,
+            "image_size": 32,
+            "resize": "stretch",
+            "workers": 8,
+            "timeout": 5.0,
+            "retries": 1,
+            "reports_dir": str(reports),
+        },
+        cwd=tmp_path,
+    )
 
     m = json.loads((reports / "metrics" / "02_fetch.json").read_text())
     assert m["catalog"] == str(tmp_path / "raw" / "train.csv")
@@ -148,7 +163,11 @@ def test_notebook_02_with_no_image_reports_why(tmp_path):
     m = json.loads((reports / "metrics" / "02_fetch.json").read_text())
     assert (m["n_rows"], m["ok"], m["images_ok"], m["failed"], m["bad_rows"]) == (18, 0, 0, 18, 2)
     assert set(m["failed_by_reason"]) <= {
-        "host unreachable", "connection refused", "DNS lookup failed", "no url", "bad landmark_id"
+        "host unreachable",
+        "connection refused",
+        "DNS lookup failed",
+        "no url",
+        "bad landmark_id",
     }
     assert m["failed_by_reason"]["no url"] == 1 and m["failed_by_reason"]["bad landmark_id"] == 1
     assert m["failures"].startswith("18 of 18 rows failed: ")

@@ -39,20 +39,25 @@ def test_notebook_05_figures_and_metrics(tmp_path, run_notebook):
     split = data.load_split(train_dir, min_images=2, val_fraction=0.25, seed=7)
     train.set_seed(7)
     # one block per stage keeps tracing short and still has more than 24 Conv2D layers
-    model = models.res_incep((32, 32, 3), len(split.landmark_ids), filters=(4, 4, 4, 4), blocks=(1, 1, 1, 1),
-                             stem_filters=6, dense_units=8)
+    model = models.res_incep(
+        (32, 32, 3), len(split.landmark_ids), filters=(4, 4, 4, 4), blocks=(1, 1, 1, 1), stem_filters=6, dense_units=8
+    )
     settings = config.TrainConfig(epochs=1, batch_size=8, models_dir=str(models_dir), seed=7)
     train.train(model, split, settings, name="res_incep", progress=False)
     convs = [layer.name for layer in network.conv_layers(model)]
     metrics.save("03_res_incep", training_metrics(min_images=2, val_fraction=0.25, seed=7), reports)
-    executed = run_notebook("05", tmp_path / "05.ipynb", {
-        "models_dir": str(models_dir),
-        "train_dir": str(train_dir),
-        "n_cam": 2,
-        "seed": 1,
-        "val_fraction": 0.5,
-        "reports_dir": str(reports),
-    })
+    executed = run_notebook(
+        "05",
+        tmp_path / "05.ipynb",
+        {
+            "models_dir": str(models_dir),
+            "train_dir": str(train_dir),
+            "n_cam": 2,
+            "seed": 1,
+            "val_fraction": 0.5,
+            "reports_dir": str(reports),
+        },
+    )
 
     m = json.loads((reports / "metrics" / "05_visualize.json").read_text())
     assert m["model_path"] == str(models_dir / "res_incep.keras")
@@ -68,7 +73,11 @@ def test_notebook_05_figures_and_metrics(tmp_path, run_notebook):
     assert (m["n_cam_correct"], m["n_cam_wrong"]) == (min(2, n_right), min(2, m["n_val_used"] - n_right))
 
     assert [Path(f["path"]).name for f in m["figures"]] == [
-        "05_first_conv_filters.png", "05_deep_conv_filters.png", "05_feature_maps.png", "05_grad_cam.png"]
+        "05_first_conv_filters.png",
+        "05_deep_conv_filters.png",
+        "05_feature_maps.png",
+        "05_grad_cam.png",
+    ]
     for figure in m["figures"]:
         assert (reports / figure["path"]).stat().st_size > 1000
         assert figure["caption"]

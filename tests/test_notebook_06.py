@@ -44,8 +44,12 @@ def tiny_model(path: Path, strength: float) -> None:
     save_label_map(path.with_name(f"{path.stem}.labels.json"), list(COLOURS))
 
 
-def make_project(root: Path, models: bool = True, metrics_of: tuple[str, ...] = ("01", "02", "03", "04", "05"),
-                 test_folder: bool = True) -> Path:
+def make_project(
+    root: Path,
+    models: bool = True,
+    metrics_of: tuple[str, ...] = ("01", "02", "03", "04", "05"),
+    test_folder: bool = True,
+) -> Path:
     """A project root with a catalog, a fetched test folder, its solution, models and metrics; returns params.yaml."""
     sample = root / "data" / "raw" / "sample"
     sample.mkdir(parents=True, exist_ok=True)
@@ -66,8 +70,20 @@ def make_project(root: Path, models: bool = True, metrics_of: tuple[str, ...] = 
             for image_id, colour, status in rows:
                 if colour is not None:
                     Image.new("RGB", (SIZE, SIZE), colour).save(test_dir / f"{image_id}.jpg", quality=95)
-                w.writerow([image_id, f"images/{image_id}.jpg", "", status, "" if colour else "HTTP 404",
-                            1000, SIZE, SIZE, "JPEG", 0.01])
+                w.writerow(
+                    [
+                        image_id,
+                        f"images/{image_id}.jpg",
+                        "",
+                        status,
+                        "" if colour else "HTTP 404",
+                        1000,
+                        SIZE,
+                        SIZE,
+                        "JPEG",
+                        0.01,
+                    ]
+                )
     with open(sample / "test_solution.csv", "w", newline="") as f:
         csv.writer(f).writerows([("id", "landmark_id"), *solution])
     if models:
@@ -132,8 +148,12 @@ def test_report_writes_submission_and_figures(full_run):
     assert sub["t2021"].split()[0] == "202" and float(sub["t2021"].split()[1]) > 0.99
     with open(reports / m["submissions"]["resnet50"]) as f:
         assert all(r["landmarks"] == "" for r in csv.DictReader(f))
-    assert m["figures"] == ["figures/06_thresholds.png", "figures/06_confidence.png", "figures/06_confusion.png",
-                            "figures/06_examples.png"]
+    assert m["figures"] == [
+        "figures/06_thresholds.png",
+        "figures/06_confidence.png",
+        "figures/06_confusion.png",
+        "figures/06_examples.png",
+    ]
     for fig in m["figures"]:
         with Image.open(reports / fig) as img:
             assert img.width > 300 and img.height > 200
@@ -143,26 +163,64 @@ def test_report_writes_submission_and_figures(full_run):
 def test_report_page_tells_the_story_with_this_runs_numbers(full_run):
     root, _ = full_run
     page = (root / "reports" / "html" / "report.html").read_text()
-    sections = ["Overview", "Problem statement", "Metrics", "Data exploration", "Data preprocessing",
-                "Implementation", "Benchmark", "Refinement", "Model evaluation", "Justification",
-                "Visualization", "Conclusion"]
+    sections = [
+        "Overview",
+        "Problem statement",
+        "Metrics",
+        "Data exploration",
+        "Data preprocessing",
+        "Implementation",
+        "Benchmark",
+        "Refinement",
+        "Model evaluation",
+        "Justification",
+        "Visualization",
+        "Conclusion",
+    ]
     positions = [page.find(f">{s}<") for s in sections]
     assert all(p > 0 for p in positions) and positions == sorted(positions)
-    for text in ["2,286", "5.89%", "4.02%", "33.14", "24.37", "25,636,712",  # the study
-                 "1,463", "31.25%", "215,432", "0.9000", "81.8%",  # this run
-                 "embedded synthetic sample", "<strong>random weights</strong>", "submissions/res_incep.csv",
-                 "First-layer filters.", "none (45.", "HTTP 404: 30",
-                 "Res-Incep leads on validation accuracy", "the two are level on GAP answering every image"]:
+    for text in [
+        "2,286",
+        "5.89%",
+        "4.02%",
+        "33.14",
+        "24.37",
+        "25,636,712",  # the study
+        "1,463",
+        "31.25%",
+        "215,432",
+        "0.9000",
+        "81.8%",  # this run
+        "embedded synthetic sample",
+        "<strong>random weights</strong>",
+        "submissions/res_incep.csv",
+        "First-layer filters.",
+        "none (45.",
+        "HTTP 404: 30",
+        "Res-Incep leads on validation accuracy",
+        "the two are level on GAP answering every image",
+    ]:
         assert text in page, text
-    body = page[page.index("<main>"):]
+    body = page[page.index("<main>") :]
     assert "not run" not in body and "Traceback" not in body and "Error" not in body
     assert "PosixPath" not in body  # no stray return values
     # 5 earlier figures + 4 drawn here, all embedded
     assert page.count('src="data:image/png;base64,') == 9
 
 
-FRAMEWORK_NOISE = ("WARNING", "Warning:", "warnings.warn", "tensorflow", "retracing", "absl", "oneDNN",
-                   "cpu_feature_guard", "E0000", "I0000", "W0000")
+FRAMEWORK_NOISE = (
+    "WARNING",
+    "Warning:",
+    "warnings.warn",
+    "tensorflow",
+    "retracing",
+    "absl",
+    "oneDNN",
+    "cpu_feature_guard",
+    "E0000",
+    "I0000",
+    "W0000",
+)
 
 
 @pytest.mark.slow
@@ -171,7 +229,7 @@ def test_rendered_pages_hold_no_framework_log_lines_or_python_warnings(full_run)
     html_dir = root / "reports" / "html"
     for name in ("report.html", "index.html"):
         page = (html_dir / name).read_text()
-        body = page[page.find("<body"):]
+        body = page[page.find("<body") :]
         noise = [word for word in FRAMEWORK_NOISE if word in body]
         assert not noise, (name, noise)
     # the notebook's own page keeps its stderr (progress bars) but no framework logging either
@@ -198,7 +256,7 @@ def test_without_a_solution_file_the_report_predicts_thresholds_times_and_submit
     assert len(sub) == 11 and sub["t2021"].split()[0] == "202" and sub["tgrey"] == ""
     assert m["figures"] == ["figures/06_thresholds.png", "figures/06_confidence.png", "figures/06_examples.png"]
     page = (reports / "html" / "report.html").read_text()
-    body = page[page.index("<main>"):]
+    body = page[page.index("<main>") :]
     assert "no solution file" in body and "81.8%" in body and "unknown (no solution file)" in body
     assert "Traceback" not in body and "Error" not in body
 
@@ -218,7 +276,7 @@ def test_without_test_images_the_report_says_why_in_one_line(tmp_path):
     page = (tmp_path / "reports" / "html" / "report.html").read_text()
     line = "no images in data/processed/t/test: 11 of 11 rows failed: host unreachable (11)"
     assert line in page
-    assert "Traceback" not in page[page.index("<main>"):]
+    assert "Traceback" not in page[page.index("<main>") :]
 
 
 @pytest.mark.slow
@@ -273,27 +331,44 @@ def test_data_source_and_weights(tmp_path, monkeypatch):
     real = report.data_source("data/raw/kaggle/train.csv", "data/raw/sample", {})
     assert real["kind"] == "real" and "`data/raw/kaggle/train.csv`" in real["text"]
     # the catalog notebook 01 read wins over the parameter
-    assert report.data_source("data/raw/sample/train.csv", "data/raw/sample",
-                              {"01_explore": {"catalog": "/elsewhere/train.csv"}})["kind"] == "real"
+    assert (
+        report.data_source(
+            "data/raw/sample/train.csv", "data/raw/sample", {"01_explore": {"catalog": "/elsewhere/train.csv"}}
+        )["kind"]
+        == "real"
+    )
     assert "**ImageNet weights**" in report.resnet_weights({"04_resnet50": {"weights": "imagenet"}})
     assert "not ImageNet" in report.resnet_weights({"04_resnet50": {"weights": "random", "weights_note": "offline"}})
 
 
 def test_data_source_record_is_shown_with_the_caveat_beside_the_study(tmp_path):
-    record = {"name": "Indian monuments", "kind": "folder", "path": "../shared/data/indian-monuments-64/train.csv",
-              "rows": 3120, "landmarks": 49, "sha256": "0123456789abcdef" * 4}
-    metrics = {"01_explore": {"data_source": record}, "03_res_incep": {"val_top1": 0.013, "health": "diverged",
-                                                                      "health_note": "the loss is 23,787"}}
+    record = {
+        "name": "Indian monuments",
+        "kind": "folder",
+        "path": "../shared/data/indian-monuments-64/train.csv",
+        "rows": 3120,
+        "landmarks": 49,
+        "sha256": "0123456789abcdef" * 4,
+    }
+    metrics = {
+        "01_explore": {"data_source": record},
+        "03_res_incep": {"val_top1": 0.013, "health": "diverged", "health_note": "the loss is 23,787"},
+    }
     source = report.data_source("data/raw/sample/train.csv", "data/raw/sample", metrics)
     assert source["kind"] == "folder" and source["record"] == record
-    assert "**Indian monuments** (folder): 3,120 rows, 49 landmarks" in source["text"] and "0123456789ab" in source["text"]
+    assert (
+        "**Indian monuments** (folder): 3,120 rows, 49 landmarks" in source["text"] and "0123456789ab" in source["text"]
+    )
     assert "not comparable" in source["caveat"]
     table = report.study_comparison(metrics, {}, source)
     assert list(table.columns) == ["study (2018 Kaggle catalog)", "this run (folder data: not comparable)"]
     assert table.loc["Res-Incep validation accuracy"].tolist() == ["5.89%", "diverged: no result (1.30%)"]
     assert "diverged" in report.implementation_md(metrics) and "no result" in report.implementation_md(metrics)
     study = report.data_source("x.csv", None, {"01_explore": {"data_source": {**record, "kind": "kaggle-2018"}}})
-    assert study["caveat"] == "" and list(report.study_comparison({}, {}, study).columns) == ["study (2018)", "this run"]
+    assert study["caveat"] == "" and list(report.study_comparison({}, {}, study).columns) == [
+        "study (2018)",
+        "this run",
+    ]
     # the index page names the data and the caveat
     from landmarklib import metrics as metrics_io
     from landmarklib.report import html
@@ -308,7 +383,9 @@ def test_data_source_record_is_shown_with_the_caveat_beside_the_study(tmp_path):
 
 def test_figure_list_accepts_paths_and_captioned_entries():
     assert report.figure_list({"figures": ["figures/a.png", {"path": "figures/b.png", "caption": "B"}]}) == [
-        ("figures/a.png", ""), ("figures/b.png", "B")]
+        ("figures/a.png", ""),
+        ("figures/b.png", "B"),
+    ]
     assert report.figure_list({}) == []
 
 

@@ -12,13 +12,25 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-
 from test_train import COLOURS, LANDMARKS, write_tiny_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 NB07 = ROOT / "notebooks" / "07_beyond_the_study.ipynb"
-METHOD_KEYS = ("recipe", "val_top1", "threshold", "closed_top1", "closed_top1_low", "closed_top1_high", "closed_top5",
-               "closed_gap", "open_gap", "open_gap_low", "open_gap_high", "answered_share", "answered_precision")
+METHOD_KEYS = (
+    "recipe",
+    "val_top1",
+    "threshold",
+    "closed_top1",
+    "closed_top1_low",
+    "closed_top1_high",
+    "closed_top5",
+    "closed_gap",
+    "open_gap",
+    "open_gap_low",
+    "open_gap_high",
+    "answered_share",
+    "answered_precision",
+)
 
 
 def _parameters(path: Path) -> dict:
@@ -65,13 +77,31 @@ def test_notebook_07_trains_every_method_and_scores_them_open_set(tmp_path):
     test_dir = write_test_folder(tmp_path / "test")
     reports = tmp_path / "reports"
     papermill.execute_notebook(
-        str(NB07), str(tmp_path / "07.ipynb"), kernel_name="landmarks", cwd=str(tmp_path), progress_bar=False,
-        parameters={"train_dir": str(train_dir), "test_dir": str(test_dir),
-                    "test_solution_csv": str(test_dir / "solution.csv"), "models_dir": str(tmp_path / "models"),
-                    "reports_dir": str(reports), "input_size": 32, "filters": [4, 4, 4, 4], "blocks": [1, 1, 1, 1],
-                    "dense_units": 8, "batch_size": 8, "min_images": 2, "val_fraction": 0.34,
-                    "holdout_landmarks": 1, "beyond_epochs": 1, "embedding_dim": 8, "retrieval_k": 3,
-                    "n_bootstrap": 50, "seed": 3},
+        str(NB07),
+        str(tmp_path / "07.ipynb"),
+        kernel_name="landmarks",
+        cwd=str(tmp_path),
+        progress_bar=False,
+        parameters={
+            "train_dir": str(train_dir),
+            "test_dir": str(test_dir),
+            "test_solution_csv": str(test_dir / "solution.csv"),
+            "models_dir": str(tmp_path / "models"),
+            "reports_dir": str(reports),
+            "input_size": 32,
+            "filters": [4, 4, 4, 4],
+            "blocks": [1, 1, 1, 1],
+            "dense_units": 8,
+            "batch_size": 8,
+            "min_images": 2,
+            "val_fraction": 0.34,
+            "holdout_landmarks": 1,
+            "beyond_epochs": 1,
+            "embedding_dim": 8,
+            "retrieval_k": 3,
+            "n_bootstrap": 50,
+            "seed": 3,
+        },
     )
     m = json.loads((reports / "metrics" / "07_beyond.json").read_text())
     assert len(m["held_out"]) == 1 and m["held_out"][0] in LANDMARKS

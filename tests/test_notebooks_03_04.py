@@ -23,17 +23,42 @@ def executed(tmp_path_factory, run_notebook):
     """Both notebooks run on a tiny fetched folder, 03 first (04 reads its metrics)."""
     tmp = tmp_path_factory.mktemp("nb")
     train_dir = write_tiny_folder(tmp / "train")
-    common = {"train_dir": str(train_dir), "models_dir": str(tmp / "models"), "input_size": 32, "min_images": 2,
-              "val_fraction": 0.34, "seed": 3, "reports_dir": str(tmp / "reports")}
-    run_notebook("03", tmp / "03.ipynb", {
-        **common, "filters": [4, 4, 4, 4], "blocks": [1, 1, 1, 1], "dense_units": 8, "epochs": 1,
-        "batch_size": 4, "variant_epochs": 1,
-        "variants": [{"name": "baseline"}, {"name": "augmentation", "augment": True},
-                     {"name": "min_images=6", "min_images": 6}]})
-    run_notebook("04", tmp / "04.ipynb", {
-        **common, "benchmark_epochs": 1, "benchmark_batch_size": 8, "weights_download_timeout": 0})
-    metrics = {name: json.loads((tmp / "reports" / "metrics" / f"{name}.json").read_text())
-               for name in ("03_res_incep", "04_resnet50")}
+    common = {
+        "train_dir": str(train_dir),
+        "models_dir": str(tmp / "models"),
+        "input_size": 32,
+        "min_images": 2,
+        "val_fraction": 0.34,
+        "seed": 3,
+        "reports_dir": str(tmp / "reports"),
+    }
+    run_notebook(
+        "03",
+        tmp / "03.ipynb",
+        {
+            **common,
+            "filters": [4, 4, 4, 4],
+            "blocks": [1, 1, 1, 1],
+            "dense_units": 8,
+            "epochs": 1,
+            "batch_size": 4,
+            "variant_epochs": 1,
+            "variants": [
+                {"name": "baseline"},
+                {"name": "augmentation", "augment": True},
+                {"name": "min_images=6", "min_images": 6},
+            ],
+        },
+    )
+    run_notebook(
+        "04",
+        tmp / "04.ipynb",
+        {**common, "benchmark_epochs": 1, "benchmark_batch_size": 8, "weights_download_timeout": 0},
+    )
+    metrics = {
+        name: json.loads((tmp / "reports" / "metrics" / f"{name}.json").read_text())
+        for name in ("03_res_incep", "04_resnet50")
+    }
     return tmp, metrics
 
 
@@ -57,8 +82,11 @@ def test_notebook_03_trains_res_incep_and_its_variants(executed):
     assert Path(augmented["model_path"]).is_file()
     # every landmark has six images: min_images=6 keeps the same data, so the main run is reused
     assert rare["changes"] == {"min_images": 6} and rare["reused"] and rare["model_path"] == m["model_path"]
-    assert sorted(m["figures"]) == ["figures/03_res_incep_block.png", "figures/03_res_incep_curves.png",
-                                    "figures/03_res_incep_variants.png"]
+    assert sorted(m["figures"]) == [
+        "figures/03_res_incep_block.png",
+        "figures/03_res_incep_curves.png",
+        "figures/03_res_incep_variants.png",
+    ]
     assert all((tmp / "reports" / f).is_file() for f in m["figures"])
     # a diverged or collapsed run is named in the notebook, not shown as a result
     assert m["health"] in ("ok", "diverged", "collapsed") and all("health" in v for v in m["variants"])
@@ -100,7 +128,10 @@ def test_study_params_are_the_studys_settings():
     augmented = [v for v in study["variants"] if "augment" in v]
     assert [models.augment_mode(v["augment"]) for v in augmented] == ["add"]  # the study added its copies
     assert (study["benchmark_optimizer"], study["benchmark_epochs"], study["benchmark_batch_size"]) == (
-        "rmsprop", 35, 55)
+        "rmsprop",
+        35,
+        55,
+    )
     declared = {"sample_dir", "reports_dir", "run_name", *runner.SAMPLE_ARGS}
     for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         declared.update(runner.declared_parameters(nb))

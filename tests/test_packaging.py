@@ -82,7 +82,10 @@ def test_ruff_holds_one_line_length_and_make_test_lints_first():
     make = subprocess.run(["make", "-n", "test"], cwd=REPO, capture_output=True, text=True, timeout=60)
     lines = [line for line in make.stdout.splitlines() if "ruff" in line or "pytest" in line]
     assert [line.split()[0].rsplit("/", 1)[-1] + " " + line.split()[1] for line in lines] == [
-        "ruff check", "ruff format", "python -m"], make.stdout
+        "ruff check",
+        "ruff format",
+        "python -m",
+    ], make.stdout
 
 
 @pytest.mark.skipif(shutil.which("git") is None or shutil.which("make") is None, reason="needs git and make")
@@ -91,15 +94,22 @@ def test_make_clean_removes_outputs_and_leaves_every_tracked_file(tmp_path):
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True, timeout=120)
     shutil.copy(REPO / "Makefile", clone / "Makefile")  # this checkout's Makefile, committed or not
     subprocess.run(["git", "-C", str(clone), "update-index", "--assume-unchanged", "Makefile"], check=True)
-    outputs = ["data/raw/sample/train.csv", "data/processed/default/train/7/a.jpg", "models/default/res_incep.keras",
-               "reports/metrics/01_explore.json", "reports/figures/01_top_k.png", "reports/html/report.html",
-               "reports/notebooks/01_explore_frequencies.ipynb"]
+    outputs = [
+        "data/raw/sample/train.csv",
+        "data/processed/default/train/7/a.jpg",
+        "models/default/res_incep.keras",
+        "reports/metrics/01_explore.json",
+        "reports/figures/01_top_k.png",
+        "reports/html/report.html",
+        "reports/notebooks/01_explore_frequencies.ipynb",
+    ]
     for rel in outputs:
         (clone / rel).parent.mkdir(parents=True, exist_ok=True)
         (clone / rel).write_text("generated")
     done = subprocess.run(["make", "clean"], cwd=clone, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert [rel for rel in outputs if (clone / rel).exists()] == []
-    status = subprocess.run(["git", "-C", str(clone), "status", "--porcelain", "--ignored"],
-                            capture_output=True, text=True, check=True).stdout
+    status = subprocess.run(
+        ["git", "-C", str(clone), "status", "--porcelain", "--ignored"], capture_output=True, text=True, check=True
+    ).stdout
     assert status == "", status  # every tracked file in place, nothing generated left

@@ -103,7 +103,13 @@ def external(urls: list[str]) -> list[str]:
 
 def test_parse_overrides_reads_values_as_yaml():
     assert report.parse_overrides(["epochs=3", "threshold=0.1", "name=abc", "flag=true", "sizes=[1, 2]", "x="]) == {
-        "epochs": 3, "threshold": 0.1, "name": "abc", "flag": True, "sizes": [1, 2], "x": None}
+        "epochs": 3,
+        "threshold": 0.1,
+        "name": "abc",
+        "flag": True,
+        "sizes": [1, 2],
+        "x": None,
+    }
     with pytest.raises(report.ReportError, match="KEY=VALUE"):
         report.parse_overrides(["no-equals-sign"])
 
@@ -123,10 +129,13 @@ def test_notebook_parameters_keeps_only_declared_names(tmp_path):
     nb = write_notebook(tmp_path / "01_x.ipynb", 'reports_dir = "reports"\nalpha = 1\nword = "w"', "pass")
     assert report.declared_parameters(nb) == ["reports_dir", "alpha", "word"]
     assert report.notebook_parameters(nb, {"alpha": 5, "beta": 2, "reports_dir": "out"}) == {
-        "reports_dir": "out", "alpha": 5}
+        "reports_dir": "out",
+        "alpha": 5,
+    }
     # values papermill's own parser skips (a list of dicts holding "="), annotations, no parameters cell
-    nb = write_notebook(tmp_path / "02_x.ipynb", 'variants = [{"name": "min=5", "on": True}]\nsize: int = 3\nsize = 4',
-                        "pass")
+    nb = write_notebook(
+        tmp_path / "02_x.ipynb", 'variants = [{"name": "min=5", "on": True}]\nsize: int = 3\nsize = 4', "pass"
+    )
     assert report.declared_parameters(nb) == ["variants", "size"]
     bare = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
     nbformat.write(bare, tmp_path / "03_x.ipynb")
@@ -165,7 +174,7 @@ def test_missing_kernel_tells_how_to_install(tmp_path, capsys, monkeypatch):
     rc = _cli(["--params", str(tmp_path / "p.yaml"), "--kernel", "no-such-kernel-xyz"])
     err = capsys.readouterr().err
     assert rc == 2
-    assert err.strip().startswith("landmarks report: error: Jupyter kernel \"no-such-kernel-xyz\" not found")
+    assert err.strip().startswith('landmarks report: error: Jupyter kernel "no-such-kernel-xyz" not found')
     assert not (tmp_path / "reports").exists()
 
 
@@ -175,8 +184,14 @@ def test_ensure_sample_builds_only_a_missing_sample(tmp_path, monkeypatch):
     fake.make_sample = lambda out_dir, **kw: calls.append((Path(out_dir), kw)) or {"train": 1}
     monkeypatch.setitem(sys.modules, "landmarklib.sample", fake)
     monkeypatch.setenv("LANDMARKS_ROOT", str(tmp_path))
-    params = {"sample_dir": "data/raw/sample", "train_csv": "data/raw/sample/train.csv",
-              "sample_landmarks": 3, "sample_train": 12, "sample_test": 4, "sample_seed": 7}
+    params = {
+        "sample_dir": "data/raw/sample",
+        "train_csv": "data/raw/sample/train.csv",
+        "sample_landmarks": 3,
+        "sample_train": 12,
+        "sample_test": 4,
+        "sample_seed": 7,
+    }
     assert report.ensure_sample(params) == {"train": 1}
     assert calls == [(tmp_path / "data/raw/sample", dict(n_landmarks=3, n_train=12, n_test=4, seed=7))]
 
@@ -190,8 +205,14 @@ def test_ensure_sample_builds_only_a_missing_sample(tmp_path, monkeypatch):
 
 def test_ensure_sample_builds_a_real_tiny_sample(tmp_path, monkeypatch):
     monkeypatch.setenv("LANDMARKS_ROOT", str(tmp_path))
-    params = {"sample_dir": "s", "train_csv": "s/train.csv", "sample_landmarks": 2, "sample_train": 6,
-              "sample_test": 2, "sample_seed": 1}
+    params = {
+        "sample_dir": "s",
+        "train_csv": "s/train.csv",
+        "sample_landmarks": 2,
+        "sample_train": 6,
+        "sample_test": 2,
+        "sample_seed": 1,
+    }
     summary = report.ensure_sample(params)
     assert summary is not None and (tmp_path / "s" / "train.csv").is_file()
     assert (tmp_path / "s" / "test_solution.csv").is_file()
@@ -204,8 +225,10 @@ def test_format_value_and_summary_table():
     assert report.format_value("gap", 0.12345) == "0.1235"
     assert report.format_value("figures", ["a", "b"]) == "2"
     assert report.format_value("x", None) == "-"
-    runs = [report.NotebookRun("01_a", Path("a"), Path("b"), Path("c"), status="ok", seconds=1.5),
-            report.NotebookRun("02_longer_name", Path("a"), Path("b"), Path("c"), status="failed", seconds=2.0)]
+    runs = [
+        report.NotebookRun("01_a", Path("a"), Path("b"), Path("c"), status="ok", seconds=1.5),
+        report.NotebookRun("02_longer_name", Path("a"), Path("b"), Path("c"), status="failed", seconds=2.0),
+    ]
     table = report.summary_table(runs).splitlines()
     assert table[0].split() == ["notebook", "seconds", "status"]
     assert table[2].split() == ["01_a", "1.5", "ok"]
@@ -228,16 +251,31 @@ def dummy_run(tmp_path_factory):
     """A project with three notebooks (01, 02, 06), run once through the CLI with --set and --out."""
     root = tmp_path_factory.mktemp("project")
     nbs = root / "notebooks"
-    write_notebook(nbs / "01_first.ipynb", 'reports_dir = "reports"\nalpha = 1\nword = "w"',
-                   FIGURE.format(name="01_bars"), RECORD.format(name="01_first", names=["alpha", "word"]),
-                   "md:The bars show the two counts.")
-    write_notebook(nbs / "02_second.ipynb", 'reports_dir = "reports"\nbeta = 2.0\nvariants = [{"name": "min=5"}]',
-                   "FIGS = []", RECORD.format(name="02_second", names=["beta", "variants"]))
-    write_notebook(nbs / "06_write_report.ipynb", 'reports_dir = "reports"',
-                   *REPORT_CELLS, FIGURE.format(name="06_bars"), RECORD.format(name="06_dummy", names=[]))  # not 06_report: its schema holds
+    write_notebook(
+        nbs / "01_first.ipynb",
+        'reports_dir = "reports"\nalpha = 1\nword = "w"',
+        FIGURE.format(name="01_bars"),
+        RECORD.format(name="01_first", names=["alpha", "word"]),
+        "md:The bars show the two counts.",
+    )
+    write_notebook(
+        nbs / "02_second.ipynb",
+        'reports_dir = "reports"\nbeta = 2.0\nvariants = [{"name": "min=5"}]',
+        "FIGS = []",
+        RECORD.format(name="02_second", names=["beta", "variants"]),
+    )
+    write_notebook(
+        nbs / "06_write_report.ipynb",
+        'reports_dir = "reports"',
+        *REPORT_CELLS,
+        FIGURE.format(name="06_bars"),
+        RECORD.format(name="06_dummy", names=[]),
+    )  # not 06_report: its schema holds
     params = root / "params.yaml"
-    params.write_text("run_name: tiny\nreports_dir: reports\nalpha: 5\nword: from-file\nbeta: 3.5\ngamma: 9\n"
-                      "variants: [{name: a=b}]\n")
+    params.write_text(
+        "run_name: tiny\nreports_dir: reports\nalpha: 5\nword: from-file\nbeta: 3.5\ngamma: 9\n"
+        "variants: [{name: a=b}]\n"
+    )
     mp = pytest.MonkeyPatch()
     mp.setenv("LANDMARKS_ROOT", str(root))
     try:
@@ -257,8 +295,11 @@ def test_run_passes_each_notebook_only_its_declared_parameters(dummy_run):
     assert m01["received"] == {"alpha": 5, "word": "override"}
     assert m02["received"] == {"beta": [1, 2], "variants": [{"name": "a=b"}]}
     assert m01["cwd"] == str(root) and m01["root"] == str(root)
-    injected = [c for c in nbformat.read(out / "notebooks" / "01_first.ipynb", 4).cells
-                if "injected-parameters" in c.metadata.get("tags", [])]
+    injected = [
+        c
+        for c in nbformat.read(out / "notebooks" / "01_first.ipynb", 4).cells
+        if "injected-parameters" in c.metadata.get("tags", [])
+    ]
     assert len(injected) == 1
     assert "gamma" not in injected[0].source and "beta" not in injected[0].source
     assert 'reports_dir = "out"' in injected[0].source
@@ -269,7 +310,12 @@ def test_run_renders_offline_html_with_embedded_figures(dummy_run):
     root, _ = dummy_run
     html_dir = root / "out" / "html"
     assert sorted(p.name for p in html_dir.glob("*.html")) == [
-        "01_first.html", "02_second.html", "06_write_report.html", "index.html", "report.html"]
+        "01_first.html",
+        "02_second.html",
+        "06_write_report.html",
+        "index.html",
+        "report.html",
+    ]
     for page in html_dir.glob("*.html"):
         links = links_of(page)
         assert external(links.urls) == [], page.name
@@ -314,9 +360,13 @@ def test_only_runs_the_chosen_notebooks_and_keeps_earlier_pages(dummy_run, capsy
 def test_failure_names_notebook_cell_and_error(tmp_path, capsys, monkeypatch):
     nbs = tmp_path / "notebooks"
     write_notebook(nbs / "01_ok.ipynb", 'reports_dir = "reports"', "x = 41")
-    write_notebook(nbs / "02_broken.ipynb", 'reports_dir = "reports"\nlimit = 3',
-                   "values = list(range(limit))", "md:A note.",
-                   "\n# check the count\nif len(values) < 10:\n    raise ValueError(f'only {len(values)} values')")
+    write_notebook(
+        nbs / "02_broken.ipynb",
+        'reports_dir = "reports"\nlimit = 3',
+        "values = list(range(limit))",
+        "md:A note.",
+        "\n# check the count\nif len(values) < 10:\n    raise ValueError(f'only {len(values)} values')",
+    )
     write_notebook(nbs / "03_after.ipynb", 'reports_dir = "reports"', "y = 1")
     (tmp_path / "p.yaml").write_text("limit: 4\n")
     monkeypatch.setenv("LANDMARKS_ROOT", str(tmp_path))

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from landmarklib import data, evaluate, openset, recipes, retrieval
+
 from conftest import TINY_LANDMARKS as LANDMARKS
 from conftest import write_tiny_folder
 
@@ -146,8 +147,13 @@ def test_the_non_landmark_bank_lowers_the_confidence_of_queries_close_to_it():
 
 def test_index_save_load_round_trip_and_a_bad_file_is_named(tmp_path):
     rng = np.random.default_rng(0)
-    idx = retrieval.EmbeddingIndex(rng.normal(size=(7, 5)), [0, 1, 2, 0, 1, 2, 2], [5, 17, 23],
-                                   ids=[f"i{i}" for i in range(7)], paths=[f"/x/{i}.jpg" for i in range(7)])
+    idx = retrieval.EmbeddingIndex(
+        rng.normal(size=(7, 5)),
+        [0, 1, 2, 0, 1, 2, 2],
+        [5, 17, 23],
+        ids=[f"i{i}" for i in range(7)],
+        paths=[f"/x/{i}.jpg" for i in range(7)],
+    )
     path = idx.save(tmp_path / "m.index.npz")
     back = retrieval.EmbeddingIndex.load(path)
     np.testing.assert_array_equal(back.embeddings, idx.embeddings)
@@ -216,9 +222,12 @@ def _preds(landmark, conf, top5=None, threshold=0.0):
 
 def test_open_set_scores_by_hand_and_gaps_agree_with_evaluate_gap():
     actual = [1, 2, 9, 1, None]  # 9: a held-out landmark, None: no landmark; known 1, 2
-    p = _preds([1, 3, 1, 2, 2], [0.9, 0.8, 0.7, 0.6, 0.1],
-               top5=[[1, 2, -1, -1, -1], [3, 2, 1, -1, -1], [1, 2, -1, -1, -1], [2, 3, -1, -1, -1], [2, -1, -1, -1, -1]],
-               threshold=0.65)
+    p = _preds(
+        [1, 3, 1, 2, 2],
+        [0.9, 0.8, 0.7, 0.6, 0.1],
+        top5=[[1, 2, -1, -1, -1], [3, 2, 1, -1, -1], [1, 2, -1, -1, -1], [2, 3, -1, -1, -1], [2, -1, -1, -1, -1]],
+        threshold=0.65,
+    )
     s = openset.score(p, actual, known_ids=[1, 2, 3])
     assert (s["n_closed"], s["n_open"]) == (3, 2)
     assert s["closed_top1"] == pytest.approx(1 / 3) and s["closed_top5"] == pytest.approx(2 / 3)
@@ -266,16 +275,31 @@ def test_embedding_model_trains_saves_loads_and_predicts(tmp_path):
 
     folder = write_tiny_folder(tmp_path / "train")
     split = data.load_split(folder, val_fraction=0.34, seed=1)
-    settings = {"model": "res_incep", "input_size": 32, "filters": [4, 4, 4, 4], "blocks": [1, 1, 1, 1],
-                "dense_units": 8, "augment": "photo"}
+    settings = {
+        "model": "res_incep",
+        "input_size": 32,
+        "filters": [4, 4, 4, 4],
+        "blocks": [1, 1, 1, 1],
+        "dense_units": 8,
+        "augment": "photo",
+    }
     train.set_seed(0)
     model = retrieval.embedding_model(settings, len(split.landmark_ids), embedding_dim=16)
     names = [layer.name for layer in model.layers]
     assert names[-5:] == ["gem_pool", "embedding_dense", "embedding_bn", "embedding", "cosines"]
     assert "augment_crop_zoom" in names and all(layer.name for layer in model.layers)
-    settings = config.TrainConfig(epochs=1, batch_size=8, optimizer="adamw", learning_rate=1e-3,
-                                  models_dir=str(tmp_path / "m"), loss="arcface", weight_decay=0.05,
-                                  lr_schedule="warmup_cosine", warmup_epochs=0.5, label_smoothing=0.1)
+    settings = config.TrainConfig(
+        epochs=1,
+        batch_size=8,
+        optimizer="adamw",
+        learning_rate=1e-3,
+        models_dir=str(tmp_path / "m"),
+        loss="arcface",
+        weight_decay=0.05,
+        lr_schedule="warmup_cosine",
+        warmup_epochs=0.5,
+        label_smoothing=0.1,
+    )
     result = train.train(model, split, settings, name="ret", progress=False)
     assert np.isfinite(result.history["loss"]).all() and result.settings["loss"] == "arcface"
     index = retrieval.build_index(result.model, split.train, split.landmark_ids)
@@ -292,8 +316,21 @@ def test_embedding_model_trains_saves_loads_and_predicts(tmp_path):
     from landmarklib import cli
 
     out = tmp_path / "pred.csv"
-    args = ["predict", "--method", "retrieval", "--model", str(result.model_path), "--images", str(folder / "17"),
-            "--out", str(out), "--threshold", "0", "--k", "3"]
+    args = [
+        "predict",
+        "--method",
+        "retrieval",
+        "--model",
+        str(result.model_path),
+        "--images",
+        str(folder / "17"),
+        "--out",
+        str(out),
+        "--threshold",
+        "0",
+        "--k",
+        "3",
+    ]
     assert cli.main(args) == 0
     sub = pd.read_csv(tmp_path / "pred_submission.csv", dtype=str, keep_default_na=False)
     assert len(sub) == 6 and sub["landmarks"].str.fullmatch(r"\d+ \d\.\d{6}").all()
@@ -304,7 +341,7 @@ def test_embedding_model_trains_saves_loads_and_predicts(tmp_path):
 def test_retrieval_path_runs_under_jax(tmp_path):
     script = f"""
 import sys, numpy as np
-sys.path.insert(0, {str(ROOT / 'tests')!r})
+sys.path.insert(0, {str(ROOT / "tests")!r})
 import keras
 assert keras.backend.backend() == "jax"
 from pathlib import Path
@@ -317,7 +354,7 @@ settings = {{"model": "res_incep", "input_size": 32, "filters": [4, 4, 4, 4], "b
 train.set_seed(0)
 model = retrieval.embedding_model(settings, len(split.landmark_ids), embedding_dim=8)
 r = train.train(model, split, config.TrainConfig(epochs=1, batch_size=8, optimizer="adamw", learning_rate=1e-3,
-                models_dir={str(tmp_path / 'm')!r}, loss="cosface", lr_schedule="warmup_cosine", warmup_epochs=1),
+                models_dir={str(tmp_path / "m")!r}, loss="cosface", lr_schedule="warmup_cosine", warmup_epochs=1),
                 name="ret", progress=False)
 index = retrieval.build_index(r.model, split.train, split.landmark_ids)
 vote = retrieval.knn_vote(index, retrieval.embed(r.model, frame=split.val), k=3)
@@ -326,8 +363,9 @@ diff = float(np.abs(retrieval.embed(loaded, frame=split.val) - retrieval.embed(r
 print("RESULT", len(index), vote.predicted.shape[0], float(np.isfinite(r.history["loss"]).all()), diff)
 """
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600,
-                         cwd=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600, cwd=str(ROOT)
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT"))
     n_index, n_val, finite, diff = line.split()[1:]
@@ -340,7 +378,13 @@ def test_photo_augmentation_is_identity_at_inference_and_flips_only_horizontally
     inputs = keras.Input((16, 16, 3))
     model = keras.Model(inputs, recipes.photo_augmentation(inputs))
     names = [layer.name for layer in model.layers[1:]]
-    assert names == ["augment_crop_zoom", "augment_crop_shift", "augment_flip", "augment_brightness", "augment_contrast"]
+    assert names == [
+        "augment_crop_zoom",
+        "augment_crop_shift",
+        "augment_flip",
+        "augment_brightness",
+        "augment_contrast",
+    ]
     assert model.get_layer("augment_flip").mode == "horizontal"
     x = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(model(x, training=False)), x, atol=1e-4)

@@ -292,8 +292,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def test_cli_sample(tmp_path, capsys):
-    args = _parser().parse_args(["sample", str(tmp_path / "cli"), "--landmarks", "4", "--train", "16",
-                                 "--test", "4", "--seed", "3", "--quiet", "--workers", "1"])
+    args = _parser().parse_args(
+        [
+            "sample",
+            str(tmp_path / "cli"),
+            "--landmarks",
+            "4",
+            "--train",
+            "16",
+            "--test",
+            "4",
+            "--seed",
+            "3",
+            "--quiet",
+            "--workers",
+            "1",
+        ]
+    )
     assert args.func(args) == 0
     assert "16 train rows" in capsys.readouterr().out
     assert len(_rows(tmp_path / "cli" / "train.csv")) == 16
@@ -311,7 +326,20 @@ def test_cli_sample(tmp_path, capsys):
 def test_landmarks_command(tmp_path):
     from landmarklib import cli
 
-    rc = cli.main(["sample", str(tmp_path / "main"), "--landmarks", "4", "--train", "16", "--test", "4",
-                   "--quiet", "--workers", "1"])
+    rc = cli.main(
+        [
+            "sample",
+            str(tmp_path / "main"),
+            "--landmarks",
+            "4",
+            "--train",
+            "16",
+            "--test",
+            "4",
+            "--quiet",
+            "--workers",
+            "1",
+        ]
+    )
     assert rc == 0
     assert (tmp_path / "main" / "sample.json").is_file()

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from landmarklib import config, data, evaluate, models, train
+from landmarklib import config, data, models, train
 from landmarklib.visualize import training as training_figures
 
 from conftest import TINY_LANDMARKS, write_tiny_folder
@@ -60,8 +60,9 @@ def trained(split, tmp_path_factory):
 
 
 def _settings(out, **changes) -> config.TrainConfig:
-    return config.TrainConfig(**{"epochs": 2, "batch_size": 4, "learning_rate": 0.02, "models_dir": str(out),
-                                 "seed": 1, **changes})
+    return config.TrainConfig(
+        **{"epochs": 2, "batch_size": 4, "learning_rate": 0.02, "models_dir": str(out), "seed": 1, **changes}
+    )
 
 
 @pytest.mark.slow
@@ -79,9 +80,27 @@ def test_train_writes_model_labels_history_and_metrics(trained, split):
     assert result.val_top5 == 1.0  # four classes: the true one is always among the top five
     assert result.images_per_second > 0 and result.seconds_per_epoch > 0
     m = result.metrics()
-    for key in ("model", "params", "input_size", "epochs", "batch_size", "optimizer", "n_classes", "n_train",
-                "n_val", "chance", "val_top1", "val_top5", "val_loss", "train_top1", "seconds_per_epoch",
-                "images_per_second", "model_path", "label_map_path", "history_csv"):
+    for key in (
+        "model",
+        "params",
+        "input_size",
+        "epochs",
+        "batch_size",
+        "optimizer",
+        "n_classes",
+        "n_train",
+        "n_val",
+        "chance",
+        "val_top1",
+        "val_top5",
+        "val_loss",
+        "train_top1",
+        "seconds_per_epoch",
+        "images_per_second",
+        "model_path",
+        "label_map_path",
+        "history_csv",
+    ):
         assert key in m, key
     assert (m["n_classes"], m["chance"], m["n_train"] + m["n_val"]) == (4, 0.25, 24)
     assert json.dumps(m)  # plain values
@@ -96,8 +115,9 @@ def test_saved_best_model_predicts_as_the_returned_model_and_scores_alike(traine
     scores = train.evaluate_split(loaded, split.val, 32)
     # plain Keras, in a process that never registered this project's strict top-5 metric, reads it too
     script = f"import keras; m = keras.saving.load_model({str(trained.model_path)!r}); print(m.count_params())"
-    out = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", script], capture_output=True, text=True,
-                         timeout=300)  # and without a warning (e.g. an optimizer state that does not fit)
+    out = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-c", script], capture_output=True, text=True, timeout=300
+    )  # and without a warning (e.g. an optimizer state that does not fit)
     assert out.returncode == 0 and out.stdout.split()[-1] == str(loaded.count_params()), out.stderr[-2000:]
     assert scores["n"] == len(split.val)
     assert scores["top1"] == pytest.approx(trained.val_top1, abs=1e-6)
@@ -106,8 +126,9 @@ def test_saved_best_model_predicts_as_the_returned_model_and_scores_alike(traine
 
 
 def _history(loss, val_loss, val_accuracy):
-    return pd.DataFrame({"epoch": range(1, len(loss) + 1), "loss": loss, "val_loss": val_loss,
-                         "val_accuracy": val_accuracy})
+    return pd.DataFrame(
+        {"epoch": range(1, len(loss) + 1), "loss": loss, "val_loss": val_loss, "val_accuracy": val_accuracy}
+    )
 
 
 def test_diagnose_names_diverged_and_collapsed_runs():
@@ -134,21 +155,22 @@ def test_train_reports_a_collapsed_run_as_such(trained, split):
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_and_gives_the_same_numbers_as_an_uninterrupted_one(trained, split, tmp_path,
-                                                                                  monkeypatch):
+def test_a_killed_run_resumes_and_gives_the_same_numbers_as_an_uninterrupted_one(trained, split, tmp_path, monkeypatch):
     import shutil
 
     rmtree = shutil.rmtree
     # a run killed after its first epoch leaves its resume state behind
     monkeypatch.setattr(train.shutil, "rmtree", lambda path, ignore_errors=False: None)
-    first = train.train(_tiny_model(len(split.landmark_ids), seed=1), split, _settings(tmp_path, epochs=1),
-                        name="tiny", progress=False)
+    first = train.train(
+        _tiny_model(len(split.landmark_ids), seed=1), split, _settings(tmp_path, epochs=1), name="tiny", progress=False
+    )
     monkeypatch.setattr(train.shutil, "rmtree", rmtree)
     assert (tmp_path / "tiny.resume" / "state.json").is_file()
     assert first.resumed_from == 0
 
-    resumed = train.train(_tiny_model(len(split.landmark_ids), seed=1), split, _settings(tmp_path),
-                          name="tiny", progress=False)
+    resumed = train.train(
+        _tiny_model(len(split.landmark_ids), seed=1), split, _settings(tmp_path), name="tiny", progress=False
+    )
     assert resumed.resumed_from == 1
     assert not (tmp_path / "tiny.resume").exists()
     # the same parameters give the same numbers: separate runs, and a killed run resumed
@@ -163,8 +185,9 @@ def test_resume_state_of_other_settings_is_discarded(tmp_path):
     resume = tmp_path / "x.resume"
     resume.mkdir()
     (resume / "epoch1.weights.h5").write_bytes(b"")
-    (resume / "state.json").write_text(json.dumps({"epoch": 1, "weights": "epoch1.weights.h5",
-                                                   "fingerprint": {"batch_size": 8}}))
+    (resume / "state.json").write_text(
+        json.dumps({"epoch": 1, "weights": "epoch1.weights.h5", "fingerprint": {"batch_size": 8}})
+    )
     assert train._resume_point(resume, {"batch_size": 4}, tmp_path / "x.history.csv") == (0, None, [])
     assert not resume.exists()
 
@@ -205,9 +228,17 @@ def test_comparison_table_sets_runs_beside_the_study():
 
 
 def test_figures():
-    history = pd.DataFrame({"epoch": [1, 2, 3], "loss": [2.0, 1.5, 1.2], "accuracy": [0.2, 0.4, 0.5],
-                            "top5": [0.6, 0.8, 0.9], "val_loss": [90.0, 1.8, 1.6], "val_accuracy": [0.1, 0.3, 0.35],
-                            "val_top5": [0.5, 0.7, 0.8]})
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3],
+            "loss": [2.0, 1.5, 1.2],
+            "accuracy": [0.2, 0.4, 0.5],
+            "top5": [0.6, 0.8, 0.9],
+            "val_loss": [90.0, 1.8, 1.6],
+            "val_accuracy": [0.1, 0.3, 0.35],
+            "val_top5": [0.5, 0.7, 0.8],
+        }
+    )
     fig = training_figures.curves(history, "tiny")
     loss, acc = fig.axes
     assert (loss.get_title(), acc.get_title()) == ("Loss", "Accuracy")

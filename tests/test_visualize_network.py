@@ -37,8 +37,11 @@ def cam_versus_manual() -> dict:
     w = keras.ops.convert_to_numpy(model.get_layer("predictions").kernel)
     manual = np.maximum(np.einsum("nhwk,kn->nhw", fmap, w[:, classes]), 0)
     manual = manual / manual.max(axis=(1, 2), keepdims=True)
-    return {"backend": keras.backend.backend(), "shape": list(cams.shape),
-            "max_diff": float(np.abs(cams - manual).max())}
+    return {
+        "backend": keras.backend.backend(),
+        "shape": list(cams.shape),
+        "max_diff": float(np.abs(cams - manual).max()),
+    }
 
 
 # The backend is fixed when Keras is imported: JAX runs in a fresh interpreter.
@@ -151,7 +154,10 @@ def test_grad_cam_equals_the_class_activation_map_under_jax():
     pytest.importorskip("jax")
     out = subprocess.run(
         [sys.executable, "-c", JAX_SCRIPT, os.path.dirname(__file__)],
-        env={**os.environ, "KERAS_BACKEND": "jax"}, capture_output=True, text=True, check=True,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["backend"] == "jax" and result["shape"] == [4, 8, 8]

@@ -20,9 +20,8 @@ fast; a killed run resumes. The package:
 """
 
 from ..manifest import COLUMNS as MANIFEST_COLUMNS
-from ..manifest import JOURNAL_NAME
+from ..manifest import JOURNAL_NAME, reason_of
 from ..manifest import NAME as MANIFEST_NAME
-from ..manifest import reason_of
 from .cli import add_cli
 from .core import (
     MAX_BYTES,
@@ -42,7 +41,26 @@ from .core import (
 from .local import FetchSummary, WorkerError, fetch_catalog, remove_empty_folders
 
 __all__ = [
-    "JOURNAL_NAME", "MANIFEST_COLUMNS", "MANIFEST_NAME", "MAX_BYTES", "FetchError", "FetchOptions", "FetchSummary",
-    "HostHealth", "HttpClient", "WorkerError", "add_cli", "fetch_catalog", "fetch_chunk", "fetch_row", "fetch_rows",
-    "is_valid_output", "locate", "output_path", "read_file", "read_source", "reason_of", "remove_empty_folders",
+    "JOURNAL_NAME",
+    "MANIFEST_COLUMNS",
+    "MANIFEST_NAME",
+    "MAX_BYTES",
+    "FetchError",
+    "FetchOptions",
+    "FetchSummary",
+    "HostHealth",
+    "HttpClient",
+    "WorkerError",
+    "add_cli",
+    "fetch_catalog",
+    "fetch_chunk",
+    "fetch_row",
+    "fetch_rows",
+    "is_valid_output",
+    "locate",
+    "output_path",
+    "read_file",
+    "read_source",
+    "reason_of",
+    "remove_empty_folders",
 ]

@@ -48,7 +48,10 @@ def add_cli(subparsers) -> None:
         "--processes", type=_positive_int, default=None, help="worker processes (default: one per core)"
     )
     parser.add_argument(
-        "--fail-fast-after", type=_count, default=3, metavar="N",
+        "--fail-fast-after",
+        type=_count,
+        default=3,
+        metavar="N",
         help="consecutive connection failures after which a host's other rows fail at once (default 3; 0: never)",
     )
     parser.add_argument(
@@ -56,16 +59,39 @@ def add_cli(subparsers) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     dask = parser.add_argument_group("on a Dask cluster (--engine dask; README: Past one machine)")
-    dask.add_argument("--engine", choices=("local", "dask"), default="local",
-                      help="local: this machine (default); dask: shards on a Dask cluster, same manifest")
-    dask.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                      help="a running Dask scheduler (tcp://host:8786); default: a local cluster of processes")
-    dask.add_argument("--dask-workers", type=_positive_int, default=None, metavar="N",
-                      help="worker processes of the local cluster (default: one per core)")
-    dask.add_argument("--shard-rows", type=_positive_int, default=10_000, metavar="N",
-                      help="catalog rows per shard, one task each (default 10000)")
-    dask.add_argument("--max-per-host", type=_count, default=0, metavar="N",
-                      help="requests in flight per host over the whole cluster (default 0: no limit)")
+    dask.add_argument(
+        "--engine",
+        choices=("local", "dask"),
+        default="local",
+        help="local: this machine (default); dask: shards on a Dask cluster, same manifest",
+    )
+    dask.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="a running Dask scheduler (tcp://host:8786); default: a local cluster of processes",
+    )
+    dask.add_argument(
+        "--dask-workers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="worker processes of the local cluster (default: one per core)",
+    )
+    dask.add_argument(
+        "--shard-rows",
+        type=_positive_int,
+        default=10_000,
+        metavar="N",
+        help="catalog rows per shard, one task each (default 10000)",
+    )
+    dask.add_argument(
+        "--max-per-host",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="requests in flight per host over the whole cluster (default 0: no limit)",
+    )
     parser.set_defaults(func=_run_cli)
 
 
@@ -80,15 +106,30 @@ def _run_cli(args: argparse.Namespace) -> int:
     if args.engine == "dask" and args.processes:
         print("landmarks fetch: --processes is for --engine local (see --dask-workers)", file=sys.stderr)
         return 2
-    common = dict(size=args.size, resize=args.resize, limit=args.limit, workers=args.workers, timeout=args.timeout,
-                  retries=args.retries, progress=not args.quiet, strict=args.strict,
-                  fail_fast_after=args.fail_fast_after)
+    common = dict(
+        size=args.size,
+        resize=args.resize,
+        limit=args.limit,
+        workers=args.workers,
+        timeout=args.timeout,
+        retries=args.retries,
+        progress=not args.quiet,
+        strict=args.strict,
+        fail_fast_after=args.fail_fast_after,
+    )
     try:
         if args.engine == "dask":
             from .dask_engine import fetch_catalog_dask
 
-            summary = fetch_catalog_dask(args.csv, args.out, scheduler=args.scheduler, n_workers=args.dask_workers,
-                                         shard_rows=args.shard_rows, max_per_host=args.max_per_host, **common)
+            summary = fetch_catalog_dask(
+                args.csv,
+                args.out,
+                scheduler=args.scheduler,
+                n_workers=args.dask_workers,
+                shard_rows=args.shard_rows,
+                max_per_host=args.max_per_host,
+                **common,
+            )
         else:
             summary = fetch_catalog(args.csv, args.out, processes=args.processes, **common)
     except (SchedulerUnreachable, OutputNotShared, ShardError) as exc:

@@ -27,7 +27,6 @@ run in one process; a later run tries the host again.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import functools
 import logging
 import os
@@ -38,9 +37,10 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import urllib3
 from PIL import Image
@@ -215,7 +215,7 @@ class _Retry(urllib3.Retry):
         super().__init__(*args, **kwargs)
         self.hosts, self.host, self.max_wait = hosts, host, max_wait
 
-    def new(self, **kw: Any) -> "_Retry":
+    def new(self, **kw: Any) -> _Retry:
         retry = super().new(**kw)
         retry.hosts, retry.host, retry.max_wait = self.hosts, self.host, self.max_wait
         return retry
@@ -313,7 +313,9 @@ class HttpClient:
         self.options = options
         per_host = options.max_per_host  # block=True: a thread waits for one of the host's connections
         self._pool_args = dict(
-            num_pools=64, maxsize=per_host or maxsize or options.threads, block=bool(per_host),
+            num_pools=64,
+            maxsize=per_host or maxsize or options.threads,
+            block=bool(per_host),
             headers={"User-Agent": USER_AGENT, "Accept": "image/*,*/*;q=0.8"},
         )
         self._direct = urllib3.PoolManager(**self._pool_args)
@@ -341,9 +343,20 @@ class HttpClient:
     def _retry(self, hosts: HostHealth | None, host: str) -> _Retry:
         o = self.options
         return _Retry(
-            total=None, connect=o.retries, read=o.retries, status=o.retries, other=o.retries, redirect=0,
-            status_forcelist=RETRY_STATUSES, backoff_factor=o.backoff, backoff_jitter=o.backoff / 4,
-            backoff_max=o.max_wait, raise_on_status=False, raise_on_redirect=False, hosts=hosts, host=host,
+            total=None,
+            connect=o.retries,
+            read=o.retries,
+            status=o.retries,
+            other=o.retries,
+            redirect=0,
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=o.backoff,
+            backoff_jitter=o.backoff / 4,
+            backoff_max=o.max_wait,
+            raise_on_status=False,
+            raise_on_redirect=False,
+            hosts=hosts,
+            host=host,
             max_wait=o.max_wait,
         )
 
@@ -384,7 +397,11 @@ class HttpClient:
         timeout = self.options.timeout
         try:
             return self._manager(parts).urlopen(
-                "GET", url, redirect=False, retries=self._retry(hosts, host), preload_content=False,
+                "GET",
+                url,
+                redirect=False,
+                retries=self._retry(hosts, host),
+                preload_content=False,
                 timeout=urllib3.Timeout(connect=timeout, read=timeout),
             )
         except u3.MaxRetryError as exc:
@@ -671,7 +688,9 @@ def fetch_rows(
     return [done[i] for i in range(len(done))]
 
 
-def fetch_chunk(rows, out_dir: str | os.PathLike, options: FetchOptions = FetchOptions(), hosts: HostHealth | None = None):
+def fetch_chunk(
+    rows, out_dir: str | os.PathLike, options: FetchOptions = FetchOptions(), hosts: HostHealth | None = None
+):
     """The core: a chunk of catalog rows -> their manifest rows, in the same order.
 
     No global state beyond this process's connection pools and threads: a distributed

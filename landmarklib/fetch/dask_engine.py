@@ -148,8 +148,10 @@ def probe_output(out_dir: str, token: str, catalog: str | None = None) -> str:
         return f"cannot see the catalog {catalog} (its rows with relative paths or file:// URLs need it)"
     try:
         if not (folder / token).is_file():
-            return (f"cannot see {out_dir} (no {SHARDS_DIR}/{token} there: not the driver's folder; "
-                    "a shared filesystem is needed)")
+            return (
+                f"cannot see {out_dir} (no {SHARDS_DIR}/{token} there: not the driver's folder; "
+                "a shared filesystem is needed)"
+            )
         probe = folder / f".probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         probe.write_bytes(b"ok")
         probe.unlink()
@@ -158,8 +160,9 @@ def probe_output(out_dir: str, token: str, catalog: str | None = None) -> str:
     return ""
 
 
-def fetch_shard(k: int, rows: list[dict], out_dir: str, options: core.FetchOptions, run_id: str,
-                digest: str, problems: int) -> dict:
+def fetch_shard(
+    k: int, rows: list[dict], out_dir: str, options: core.FetchOptions, run_id: str, digest: str, problems: int
+) -> dict:
     """One task: fetch shard ``k``'s rows, journal them, write its part and marker.
 
     Args:
@@ -217,14 +220,30 @@ def fetch_shard(k: int, rows: list[dict], out_dir: str, options: core.FetchOptio
     if any(row is None for row in done):
         raise ShardError(f"shard {k}: {sum(r is None for r in done)} rows got no result")
     _write_rows(part, done)
-    _write_json(marker, {"digest": digest, "rows": len(done), "ok": counts["ok"] + counts["skipped"],
-                         "failed": counts["failed"], "retry": counts["failed"] - problems,
-                         "reasons": dict(reasons)})
+    _write_json(
+        marker,
+        {
+            "digest": digest,
+            "rows": len(done),
+            "ok": counts["ok"] + counts["skipped"],
+            "failed": counts["failed"],
+            "retry": counts["failed"] - problems,
+            "reasons": dict(reasons),
+        },
+    )
     for path in [*old_journals, str(journal_path)]:
         Path(path).unlink(missing_ok=True)
-    return {"k": k, "rows": len(done), "ok": counts["ok"], "failed": counts["failed"],
-            "skipped": counts["skipped"], "retry": counts["failed"] - problems, "reasons": dict(reasons),
-            "hosts": sorted(hosts), "recovered": bool(old_journals)}
+    return {
+        "k": k,
+        "rows": len(done),
+        "ok": counts["ok"],
+        "failed": counts["failed"],
+        "skipped": counts["skipped"],
+        "retry": counts["failed"] - problems,
+        "reasons": dict(reasons),
+        "hosts": sorted(hosts),
+        "recovered": bool(old_journals),
+    }
 
 
 # --------------------------------------------------------------------------- driver side
@@ -242,8 +261,19 @@ class _Shard:
 def _digest(rows, options: core.FetchOptions) -> str:
     """What a shard's result depends on: its rows and how images are made."""
     h = hashlib.sha1()
-    h.update(repr((options.size, options.resize, options.quality, options.labelled, options.base_dir,
-                   options.max_bytes, options.max_pixels)).encode())
+    h.update(
+        repr(
+            (
+                options.size,
+                options.resize,
+                options.quality,
+                options.labelled,
+                options.base_dir,
+                options.max_bytes,
+                options.max_pixels,
+            )
+        ).encode()
+    )
     for column in ("id", "url", "landmark_id", "problem"):
         values = rows[column] if column in rows else [""] * len(rows)
         h.update("\x1f".join(map(str, values)).encode("utf-8", errors="replace"))
@@ -272,8 +302,10 @@ def _task_rows(rows, shard: _Shard, labelled: bool, previous) -> list[dict]:
     piece = rows.iloc[shard.start : shard.stop]
     labels = piece["landmark_id"].tolist() if labelled else [""] * len(piece)
     columns = (piece["id"].tolist(), piece["url"].tolist(), labels, piece["problem"].tolist())
-    records = [{"id": i, "url": u, "landmark_id": lab, "problem": p, "previous": None}
-               for i, u, lab, p in zip(*columns, strict=True)]
+    records = [
+        {"id": i, "url": u, "landmark_id": lab, "problem": p, "previous": None}
+        for i, u, lab, p in zip(*columns, strict=True)
+    ]
     if previous is not None:
         found = previous.reindex(list(zip(labels, piece["id"].tolist(), strict=True)))
         ok = (found["status"] == "ok").to_numpy()
@@ -368,8 +400,9 @@ def fetch_catalog_dask(
     if resize not in images.RESIZE_MODES:
         raise ValueError(f"resize must be one of {', '.join(images.RESIZE_MODES)}, not {resize!r}")
     if min(size, workers, shard_rows) < 1 or timeout <= 0 or min(retries, fail_fast_after, max_per_host) < 0:
-        raise ValueError("size, workers and shard_rows must be >= 1, timeout > 0, "
-                         "retries, fail_fast_after and max_per_host >= 0")
+        raise ValueError(
+            "size, workers and shard_rows must be >= 1, timeout > 0, retries, fail_fast_after and max_per_host >= 0"
+        )
     start = time.monotonic()
     csv_path, out = Path(csv_path).resolve(), Path(out_dir).resolve()
     rows, labelled = _read_input(csv_path, strict)
@@ -388,9 +421,17 @@ def fetch_catalog_dask(
         n_procs = max(1, len(info))
         n_threads = max(1, sum(w.get("nthreads", 1) for w in info.values()))
         options = core.FetchOptions(
-            size=size, resize=resize, timeout=timeout, retries=retries, backoff=backoff, max_bytes=max_bytes,
-            labelled=labelled, base_dir=str(csv_path.parent), threads=math.ceil(workers / n_procs),
-            fail_fast_after=fail_fast_after, max_per_host=max(1, max_per_host // n_procs) if max_per_host else 0,
+            size=size,
+            resize=resize,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_bytes=max_bytes,
+            labelled=labelled,
+            base_dir=str(csv_path.parent),
+            threads=math.ceil(workers / n_procs),
+            fail_fast_after=fail_fast_after,
+            max_per_host=max(1, max_per_host // n_procs) if max_per_host else 0,
         )
         run_id = uuid.uuid4().hex
         window = window or 2 * n_threads
@@ -418,9 +459,20 @@ def fetch_catalog_dask(
                         bar.update(done["rows"])
                         continue
                     task_rows = _task_rows(rows, shard, labelled, previous)
-                    pending.add(client.submit(fetch_shard, shard.k, task_rows, str(out), options, run_id,
-                                              shard.digest, shard.problems, pure=False,
-                                              key=f"fetch-shard-{shard.k}-{run_id[:8]}"))
+                    pending.add(
+                        client.submit(
+                            fetch_shard,
+                            shard.k,
+                            task_rows,
+                            str(out),
+                            options,
+                            run_id,
+                            shard.digest,
+                            shard.problems,
+                            pure=False,
+                            key=f"fetch-shard-{shard.k}-{run_id[:8]}",
+                        )
+                    )
                     in_flight += 1
 
             submit_more()
@@ -430,8 +482,10 @@ def fetch_catalog_dask(
                         result = future.result()  # a task's error (OutputNotShared, ...) stops the run here
                     except KilledWorker as exc:
                         last = getattr(exc.last_worker, "address", exc.last_worker)
-                        raise ShardError(f"{exc.task} killed every worker that ran it ({last} last); "
-                                         "what was fetched is kept: rerun to resume") from exc
+                        raise ShardError(
+                            f"{exc.task} killed every worker that ran it ({last} last); "
+                            "what was fetched is kept: rerun to resume"
+                        ) from exc
                     in_flight -= 1
                     for name in ("ok", "failed", "skipped"):
                         counts[name] += result[name]
@@ -450,9 +504,16 @@ def fetch_catalog_dask(
     removed = remove_empty_folders(out) if labelled else 0
     seconds = time.monotonic() - start
     return FetchSummary(
-        n_rows=n_rows, ok=counts["ok"], failed=counts["failed"], skipped=counts["skipped"],
-        failed_by_reason=dict(reasons.most_common()), seconds=round(seconds, 3),
+        n_rows=n_rows,
+        ok=counts["ok"],
+        failed=counts["failed"],
+        skipped=counts["skipped"],
+        failed_by_reason=dict(reasons.most_common()),
+        seconds=round(seconds, 3),
         images_per_second=round(counts["ok"] / seconds, 2) if seconds > 0 else 0.0,
-        out_dir=str(out), manifest_path=str(out / manifest.NAME), empty_folders_removed=removed,
-        bad_rows=int((rows["problem"] != "").sum()), unreachable_hosts=sorted(hosts),
+        out_dir=str(out),
+        manifest_path=str(out / manifest.NAME),
+        empty_folders_removed=removed,
+        bad_rows=int((rows["problem"] != "").sum()),
+        unreachable_hosts=sorted(hosts),
     )

@@ -25,16 +25,24 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .. import images, manifest
 from . import core
 
 CONNECTION_REASONS = frozenset(
-    {core.HOST_UNREACHABLE, "DNS lookup failed", "connection refused", "connection error", "TLS error",
-     "TLS certificate error", "connect timeout"}
+    {
+        core.HOST_UNREACHABLE,
+        "DNS lookup failed",
+        "connection refused",
+        "connection error",
+        "TLS error",
+        "TLS certificate error",
+        "connect timeout",
+    }
 )
 _SMALL_JOB = 64  # rows to fetch under which no worker process is started
 _BATCH_ROWS, _BATCH_SECONDS = 32, 0.25  # in-process results journalled together (one flush)
@@ -165,8 +173,14 @@ def _plan(rows, labelled: bool, previous) -> tuple[Iterator[dict], int, int]:
 
     def task(seq: int) -> dict:
         prev = {c: earlier[c][seq] for c in manifest.COLUMNS} if has_earlier[seq] else None
-        return {"seq": seq, "id": ids[seq], "url": urls[seq], "landmark_id": label_values[seq],
-                "problem": problems[seq], "previous": prev}
+        return {
+            "seq": seq,
+            "id": ids[seq],
+            "url": urls[seq],
+            "landmark_id": label_values[seq],
+            "problem": problems[seq],
+            "previous": prev,
+        }
 
     order = itertools.chain(np.flatnonzero(~has_earlier), np.flatnonzero(has_earlier))
     return (task(int(seq)) for seq in order), int(has_earlier.sum()), int((problems != "").sum()) if n else 0
@@ -252,14 +266,17 @@ class _Workers:
         self.n_processes = n_processes
         self.tasks, self.results = ctx.Queue(maxsize=4 * n_processes), ctx.Queue()
         self.pool = ProcessPoolExecutor(
-            max_workers=n_processes, mp_context=ctx, initializer=_init_worker,
+            max_workers=n_processes,
+            mp_context=ctx,
+            initializer=_init_worker,
             initargs=(fail_fast_after, self.tasks, self.results),
         )
         for _ in range(n_processes):  # one task each: every process is spawned now
             self.pool.submit(_ready)
 
-    def run(self, tasks: Iterator[dict], n_tasks: int, out_dir: Path, options: core.FetchOptions,
-            chunk_rows: int) -> Iterator[list[tuple[int, dict, bool]]]:
+    def run(
+        self, tasks: Iterator[dict], n_tasks: int, out_dir: Path, options: core.FetchOptions, chunk_rows: int
+    ) -> Iterator[list[tuple[int, dict, bool]]]:
         """Fetch ``tasks`` (``n_tasks`` of them); yield batches of ``(seq, manifest row, resumed)`` as they come."""
         loops = [self.pool.submit(_worker_loop, str(out_dir), options) for _ in range(self.n_processes)]
         chunks = iter(lambda: list(itertools.islice(tasks, chunk_rows)), [])
@@ -439,8 +456,15 @@ def fetch_catalog(
         n_processes = _n_processes(processes, n_rows - n_done - n_bad)
         threads = math.ceil(workers / n_processes)
         options = core.FetchOptions(
-            size=size, resize=resize, timeout=timeout, retries=retries, backoff=backoff, max_bytes=max_bytes,
-            labelled=labelled, base_dir=str(csv_path.resolve().parent), threads=threads,
+            size=size,
+            resize=resize,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_bytes=max_bytes,
+            labelled=labelled,
+            base_dir=str(csv_path.resolve().parent),
+            threads=threads,
             fail_fast_after=fail_fast_after,
         )
         if n_processes > 1:

@@ -77,19 +77,26 @@ def data_source_text(ds: dict | None) -> str:
     if not ds:
         return ""
     sha = str(ds.get("sha256") or "")
-    return (f"**{ds.get('name') or '?'}** ({ds.get('kind') or '?'}): {count(ds.get('rows'))} rows, "
-            f"{count(ds.get('landmarks'))} landmarks, catalog `{ds.get('path') or '?'}`"
-            + (f", sha256 `{sha[:12]}…`" if sha else ""))
+    return (
+        f"**{ds.get('name') or '?'}** ({ds.get('kind') or '?'}): {count(ds.get('rows'))} rows, "
+        f"{count(ds.get('landmarks'))} landmarks, catalog `{ds.get('path') or '?'}`"
+        + (f", sha256 `{sha[:12]}…`" if sha else "")
+    )
 
 
 def data_caveat(kind: str | None) -> str:
     """The caveat beside the study's numbers when this run's data is not the study's 2018 catalog."""
     if kind == STUDY_DATA_KIND:
         return ""
-    what = {"sample": "the embedded synthetic sample", "gldv2": "the Google Landmarks v2 catalog",
-            "folder": "a folder of one's own images"}.get(kind or "", "other data than the study's")
-    return (f"⚠ The study's numbers come from the Kaggle 2018 catalog; this run used {what}, "
-            "so the two columns describe different data and are not comparable.")
+    what = {
+        "sample": "the embedded synthetic sample",
+        "gldv2": "the Google Landmarks v2 catalog",
+        "folder": "a folder of one's own images",
+    }.get(kind or "", "other data than the study's")
+    return (
+        f"⚠ The study's numbers come from the Kaggle 2018 catalog; this run used {what}, "
+        "so the two columns describe different data and are not comparable."
+    )
 
 
 def data_source(train_csv: str, sample_dir: str | None, metrics: dict[str, dict]) -> dict:
@@ -112,11 +119,18 @@ def data_source(train_csv: str, sample_dir: str | None, metrics: dict[str, dict]
     csv = paths.resolve(catalog)
     sample = paths.resolve(sample_dir) if sample_dir else None
     if sample is not None and csv.resolve().is_relative_to(sample.resolve()):
-        text = (f"This run used the **embedded synthetic sample** (`{sample_dir}`, drawn by "
-                "`landmarklib.sample`: invented landmarks, a long tail of rare ones, broken files on "
-                "purpose), not the Kaggle photos; its numbers test the pipeline, not the study's accuracy.")
-        return {"kind": "sample", "catalog": str(catalog), "record": None, "text": text,
-                "caveat": data_caveat("sample")}
+        text = (
+            f"This run used the **embedded synthetic sample** (`{sample_dir}`, drawn by "
+            "`landmarklib.sample`: invented landmarks, a long tail of rare ones, broken files on "
+            "purpose), not the Kaggle photos; its numbers test the pipeline, not the study's accuracy."
+        )
+        return {
+            "kind": "sample",
+            "catalog": str(catalog),
+            "record": None,
+            "text": text,
+            "caveat": data_caveat("sample"),
+        }
     text = f"This run used the real catalog `{catalog}` (notebook 01 recorded no data source: which one is not known)."
     return {"kind": "real", "catalog": str(catalog), "record": None, "text": text, "caveat": data_caveat(None)}
 
@@ -129,9 +143,11 @@ def health_md(health: str | None, note: str | None, label: str = "This run") -> 
     if not health or health == "ok":
         return ""
     note = (note or "").rstrip(".")
-    return (f"> ## ⚠ {label} {health}\n>\n> {note[:1].upper() + note[1:]}. Its numbers are shown for the "
-            f"record only: a {health} run is **no result**. Lower the learning rate, or train longer with "
-            f"more images per landmark.")
+    return (
+        f"> ## ⚠ {label} {health}\n>\n> {note[:1].upper() + note[1:]}. Its numbers are shown for the "
+        f"record only: a {health} run is **no result**. Lower the learning rate, or train longer with "
+        f"more images per landmark."
+    )
 
 
 def resnet_weights(metrics: dict[str, dict]) -> str:
@@ -226,19 +242,30 @@ def _unscored(pred: pd.DataFrame, threshold: float) -> dict:
     answered = np.isfinite(conf) & (conf >= threshold)
     readable = np.isfinite(conf)
     return {
-        "gap": None, "gap_all": None, "threshold": float(threshold),
+        "gap": None,
+        "gap_all": None,
+        "threshold": float(threshold),
         "answered_share": float(answered.mean()) if len(pred) else None,
-        "answered_precision": None, "top1": None, "top5": None,
-        "n_test": int(len(pred)), "n_landmark_images": None, "n_answered": int(answered.sum()),
+        "answered_precision": None,
+        "top1": None,
+        "top5": None,
+        "n_test": int(len(pred)),
+        "n_landmark_images": None,
+        "n_answered": int(answered.sum()),
         "n_readable": int(readable.sum()),
         "confidence_median": float(np.median(conf[readable])) if readable.any() else None,
         "scored": False,
     }
 
 
-def evaluate_model(model_path: str | os.PathLike, test_dir: str | os.PathLike,
-                   test_solution_csv: str | os.PathLike | None, threshold: float, reports_dir: str | os.PathLike,
-                   progress: bool = True) -> ModelEvaluation:
+def evaluate_model(
+    model_path: str | os.PathLike,
+    test_dir: str | os.PathLike,
+    test_solution_csv: str | os.PathLike | None,
+    threshold: float,
+    reports_dir: str | os.PathLike,
+    progress: bool = True,
+) -> ModelEvaluation:
     """Predict the test folder with one saved model and score it against the solution, when there is one.
 
     Writes the Kaggle submission to ``<reports_dir>/submissions/<model>.csv``. Without a solution
@@ -275,23 +302,40 @@ def evaluate_model(model_path: str | os.PathLike, test_dir: str | os.PathLike,
         scores = _unscored(pred, threshold)
         table = pred.assign(actual=None, correct=False)
         n_landmarks = max(1, len(table))  # GAP is not drawn without answers; any denominator will do
-    curve = evaluate.threshold_curve(table["confidence"].to_numpy(dtype=float), table["correct"].to_numpy(),
-                                     curve_thresholds(threshold), n_landmarks=n_landmarks,
-                                     ids=table["id"].to_numpy())
+    curve = evaluate.threshold_curve(
+        table["confidence"].to_numpy(dtype=float),
+        table["correct"].to_numpy(),
+        curve_thresholds(threshold),
+        n_landmarks=n_landmarks,
+        ids=table["id"].to_numpy(),
+    )
     if solution_file is None:
         curve[["precision_answered", "gap"]] = float("nan")
-    times = evaluate.time_model(model_path, paths.resolve(test_dir), n_latency=20, warmup=3,
-                                batch_size=32, n_batches=2)
+    times = evaluate.time_model(model_path, paths.resolve(test_dir), n_latency=20, warmup=3, batch_size=32, n_batches=2)
     submission = evaluate.write_submission(pred, paths.resolve(reports_dir) / "submissions" / f"{name}.csv", threshold)
     table["answered"] = table["answered"].astype("boolean").fillna(False).astype(bool)
-    return ModelEvaluation(name=name, label=MODELS.get(name, name), model_path=model_path, predictions=table,
-                           scores=scores, curve=curve, confusion=confusion, timing=times, submission=submission,
-                           solution=solution_file)
+    return ModelEvaluation(
+        name=name,
+        label=MODELS.get(name, name),
+        model_path=model_path,
+        predictions=table,
+        scores=scores,
+        curve=curve,
+        confusion=confusion,
+        timing=times,
+        submission=submission,
+        solution=solution_file,
+    )
 
 
-def evaluate_models(models_dir: str | os.PathLike, test_dir: str | os.PathLike,
-                    test_solution_csv: str | os.PathLike | None, threshold: float, reports_dir: str | os.PathLike,
-                    progress: bool = True) -> tuple[dict[str, ModelEvaluation], list[str]]:
+def evaluate_models(
+    models_dir: str | os.PathLike,
+    test_dir: str | os.PathLike,
+    test_solution_csv: str | os.PathLike | None,
+    threshold: float,
+    reports_dir: str | os.PathLike,
+    progress: bool = True,
+) -> tuple[dict[str, ModelEvaluation], list[str]]:
     """``evaluate_model`` for Res-Incep and ResNet-50 where saved; the reasons for those that could not be.
 
     A missing solution file does not stop the evaluation (see ``evaluate_model``); a test folder
@@ -315,11 +359,14 @@ def evaluate_models(models_dir: str | os.PathLike, test_dir: str | os.PathLike,
     for name in MODELS:
         model_path = paths.resolve(models_dir) / f"{name}.keras"
         if not model_path.is_file():
-            missing.append(f"{MODELS[name]}: `{files.display_path(model_path)}` is missing "
-                           f"(notebook {'03' if name == 'res_incep' else '04'} {NOT_RUN})")
+            missing.append(
+                f"{MODELS[name]}: `{files.display_path(model_path)}` is missing "
+                f"(notebook {'03' if name == 'res_incep' else '04'} {NOT_RUN})"
+            )
             continue
-        results[name] = evaluate_model(model_path, test_dir, test_solution_csv, threshold, reports_dir,
-                                       progress=progress)
+        results[name] = evaluate_model(
+            model_path, test_dir, test_solution_csv, threshold, reports_dir, progress=progress
+        )
     return results, missing
 
 
@@ -335,8 +382,9 @@ def _val_top1(metrics: dict[str, dict], number: str) -> str:
     return pct(m.get("val_top1"))
 
 
-def study_comparison(metrics: dict[str, dict], evaluations: dict[str, ModelEvaluation],
-                     source: dict | None = None) -> pd.DataFrame:
+def study_comparison(
+    metrics: dict[str, dict], evaluations: dict[str, ModelEvaluation], source: dict | None = None
+) -> pd.DataFrame:
     """The study's published numbers beside this run's (strings, "not run" where a step was not run).
 
     With a ``source`` (``data_source``) whose data is not the study's 2018 catalog, the column
@@ -361,11 +409,17 @@ def study_comparison(metrics: dict[str, dict], evaluations: dict[str, ModelEvalu
     rows = [
         ("training rows used (first N of train.csv)", count(study.N_IMAGES), count(_get(metrics, "01", "n_images"))),
         ("unique landmarks among them", count(study.N_LANDMARKS), count(_get(metrics, "01", "n_landmarks"))),
-        ("single-image landmarks", count(study.SINGLE_IMAGE_LANDMARKS),
-         count(_get(metrics, "01", "single_image_landmarks"))),
+        (
+            "single-image landmarks",
+            count(study.SINGLE_IMAGE_LANDMARKS),
+            count(_get(metrics, "01", "single_image_landmarks")),
+        ),
         ("failed downloads", count(study.FAILED), count(_get(metrics, "02", "failed"))),
-        ("empty landmark folders removed", count(study.EMPTY_FOLDERS_REMOVED),
-         count(_get(metrics, "02", "empty_folders_removed"))),
+        (
+            "empty landmark folders removed",
+            count(study.EMPTY_FOLDERS_REMOVED),
+            count(_get(metrics, "02", "empty_folders_removed")),
+        ),
         ("image size (px)", f"{study.IMAGE_SIZE}", count(_get(metrics, "02", "image_size"))),
         ("model input size (px)", f"{study.IMAGE_SIZE}", count(_get(metrics, "03", "input_size"))),
         ("Res-Incep parameters", f"~{study.RES_INCEP_PARAMS / 1e6:.1f}M", count(_get(metrics, "03", "params"))),
@@ -378,9 +432,14 @@ def study_comparison(metrics: dict[str, dict], evaluations: dict[str, ModelEvalu
         ("ResNet-50 test GAP", "not measured", scored("resnet50", "gap", gap_text)),
         ("Res-Incep test top-5 accuracy", "not measured", scored("res_incep", "top5", pct)),
         ("ResNet-50 test top-5 accuracy", "not measured", scored("resnet50", "top5", pct)),
-        *((f"{label} answered at {pct(study.THRESHOLD, 1)}",
-           f"{pct(study.ANSWERED_SHARE[name], 0)} of {study.EXAMPLE_IMAGES} images", pct(ev(name, "answered_share"), 1))
-          for name, label in MODELS.items()),
+        *(
+            (
+                f"{label} answered at {pct(study.THRESHOLD, 1)}",
+                f"{pct(study.ANSWERED_SHARE[name], 0)} of {study.EXAMPLE_IMAGES} images",
+                pct(ev(name, "answered_share"), 1),
+            )
+            for name, label in MODELS.items()
+        ),
     ]
     columns = ["measure", "study (2018)", "this run"]
     if source and source.get("caveat"):
@@ -397,9 +456,14 @@ def evaluation_table(evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
         s = e.scores
         if not e.scored:
             rows[e.label] = {
-                "GAP (threshold)": NO_SOLUTION, "GAP (answer all)": NO_SOLUTION, "top-1": NO_SOLUTION,
-                "top-5": NO_SOLUTION, "answered": pct(s["answered_share"], 1), "precision of answers": NO_SOLUTION,
-                "test images": count(s["n_test"]), "showing a landmark": NO_SOLUTION,
+                "GAP (threshold)": NO_SOLUTION,
+                "GAP (answer all)": NO_SOLUTION,
+                "top-1": NO_SOLUTION,
+                "top-5": NO_SOLUTION,
+                "answered": pct(s["answered_share"], 1),
+                "precision of answers": NO_SOLUTION,
+                "test images": count(s["n_test"]),
+                "showing a landmark": NO_SOLUTION,
             }
             continue
         rows[e.label] = {
@@ -421,12 +485,25 @@ def timing_table(evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
 
     table = evaluate.timing_table({e.name: e.timing for e in evaluations.values()})
     table.index = [MODELS.get(n, n) for n in table.index]
-    table = table.round({"load_seconds": 2, "latency_median_ms": 2, "latency_p90_ms": 2,
-                         "batch_images_per_second": 1, "study_over_measured": 0})
-    return table.rename(columns={
-        "load_seconds": "load (s)", "latency_median_ms": "one image, median (ms)",
-        "latency_p90_ms": "one image, p90 (ms)", "batch_images_per_second": "batched (images/s)",
-        "study_seconds_per_image": "study (s per image)", "study_over_measured": "study / now"})
+    table = table.round(
+        {
+            "load_seconds": 2,
+            "latency_median_ms": 2,
+            "latency_p90_ms": 2,
+            "batch_images_per_second": 1,
+            "study_over_measured": 0,
+        }
+    )
+    return table.rename(
+        columns={
+            "load_seconds": "load (s)",
+            "latency_median_ms": "one image, median (ms)",
+            "latency_p90_ms": "one image, p90 (ms)",
+            "batch_images_per_second": "batched (images/s)",
+            "study_seconds_per_image": "study (s per image)",
+            "study_over_measured": "study / now",
+        }
+    )
 
 
 def variants_table(metrics: dict[str, dict]) -> pd.DataFrame:
@@ -453,8 +530,10 @@ def overview_md(source: dict, metrics: dict[str, dict]) -> str:
     missing = [n for n in ("01", "02", "03", "04", "05") if not metrics_for(n, metrics)]
     text = source["text"] + f" Results read from: {', '.join(f'`{s}`' for s in ran) or 'none'}."
     if missing:
-        text += (f" **Not run:** notebook(s) {', '.join(missing)}; their sections say so "
-                 "(run them with `landmarks report --only ...`).")
+        text += (
+            f" **Not run:** notebook(s) {', '.join(missing)}; their sections say so "
+            "(run them with `landmarks report --only ...`)."
+        )
     return text
 
 
@@ -468,8 +547,10 @@ def exploration_md(metrics: dict[str, dict]) -> str:
     top_text = ""
     if top:
         first = top[0]
-        top_text = (f" The most frequent landmark, `{first['landmark_id']}`, has {count(first['count'])} images; "
-                    f"the {len(top)} most frequent hold {count(sum(t['count'] for t in top))} of them.")
+        top_text = (
+            f" The most frequent landmark, `{first['landmark_id']}`, has {count(first['count'])} images; "
+            f"the {len(top)} most frequent hold {count(sum(t['count'] for t in top))} of them."
+        )
     return (
         f"The exploration read `{m['catalog']}` ({count(m['n_rows_total'])} rows) and kept the first "
         f"{count(n)} images: **{count(k)} landmarks** (the study: {count(study.N_LANDMARKS)} in {count(study.N_IMAGES)}), "
@@ -518,7 +599,7 @@ RESNET50_DEPARTURES = (
     "**Departures from the study, labelled:** the study divided every pixel by 255 before both networks; "
     "ResNet-50's ImageNet weights were trained on Caffe-style input (BGR, minus the ImageNet mean, 0..255), "
     "which this rebuild feeds instead (inside the model), so that the pretrained features see what they were "
-    "trained on. The study's \"far less training necessary\" suggests that it trained only the new top; here "
+    'trained on. The study\'s "far less training necessary" suggests that it trained only the new top; here '
     "every layer of the backbone is trained (fine-tuned) as well."
 )
 """Where notebook 04 knowingly departs from the study's text (its Data Preprocessing and Implementation)."""
@@ -541,11 +622,13 @@ def implementation_md(metrics: dict[str, dict]) -> str:
         return f"*Notebook 03 (Res-Incep) was {NOT_RUN}.*"
     first_try = study.FIRST_TRY_PARAMS
     rebuilt, rebuilt_first = m.get("study_config_params"), m.get("first_try_params")
-    published = (f" The study's network had about {study.RES_INCEP_PARAMS / 1e6:.1f} million parameters"
-                 + (f" (this rebuild of it: {count(rebuilt)})" if rebuilt else "")
-                 + f"; its first try, filters 60-120-250-600, had about {first_try / 1e6:.0f} million in the study"
-                 + (f" and {count(rebuilt_first)} in this rebuild" if rebuilt_first else "")
-                 + f", and did not fit in memory. The study reached {pct(study.RES_INCEP_VAL_TOP1)}.")
+    published = (
+        f" The study's network had about {study.RES_INCEP_PARAMS / 1e6:.1f} million parameters"
+        + (f" (this rebuild of it: {count(rebuilt)})" if rebuilt else "")
+        + f"; its first try, filters 60-120-250-600, had about {first_try / 1e6:.0f} million in the study"
+        + (f" and {count(rebuilt_first)} in this rebuild" if rebuilt_first else "")
+        + f", and did not fit in memory. The study reached {pct(study.RES_INCEP_VAL_TOP1)}."
+    )
     return _model_md(m, "Res-Incep") + published + _departures(m)
 
 
@@ -554,8 +637,10 @@ def benchmark_md(metrics: dict[str, dict]) -> str:
     m = metrics_for("04", metrics)
     if not m:
         return f"*Notebook 04 (ResNet-50 benchmark) was {NOT_RUN}.*"
-    return (_model_md(m, "ResNet-50") + f" The study's ResNet-50 ({count(study.RESNET50_PARAMS)} parameters) "
-            f"reached {pct(study.RESNET50_VAL_TOP1)}. " + resnet_weights(metrics) + "\n\n" + RESNET50_DEPARTURES)
+    return (
+        _model_md(m, "ResNet-50") + f" The study's ResNet-50 ({count(study.RESNET50_PARAMS)} parameters) "
+        f"reached {pct(study.RESNET50_VAL_TOP1)}. " + resnet_weights(metrics) + "\n\n" + RESNET50_DEPARTURES
+    )
 
 
 def refinement_md(metrics: dict[str, dict]) -> str:
@@ -601,14 +686,18 @@ def evaluation_md(evaluations: dict[str, ModelEvaluation], missing: Sequence[str
         parts.append(f"- *{NOT_RUN}*: {reason}")
     if unscored:
         n = unscored[0].scores
-        head = (f"The test set has {count(n['n_test'])} images ({count(n.get('n_readable'))} readable) and **no "
-                f"solution file** (the Kaggle 2018 test set has no public answers), so GAP, accuracy and the "
-                f"precision of the answers cannot be scored. What needs no answers is measured: every readable image "
-                f"is predicted, the threshold applied, the answers written to a Kaggle submission:")
+        head = (
+            f"The test set has {count(n['n_test'])} images ({count(n.get('n_readable'))} readable) and **no "
+            f"solution file** (the Kaggle 2018 test set has no public answers), so GAP, accuracy and the "
+            f"precision of the answers cannot be scored. What needs no answers is measured: every readable image "
+            f"is predicted, the threshold applied, the answers written to a Kaggle submission:"
+        )
     elif evaluations:
         n = next(iter(evaluations.values())).scores
-        head = (f"The held-out test set has {count(n['n_test'])} images, {count(n['n_landmark_images'])} of them "
-                f"showing a landmark (the others must get no answer). Scored once, after training:")
+        head = (
+            f"The held-out test set has {count(n['n_test'])} images, {count(n['n_landmark_images'])} of them "
+            f"showing a landmark (the others must get no answer). Scored once, after training:"
+        )
     else:
         head = "The models could not be evaluated on the test set:"
     return head + "\n\n" + "\n".join(parts)
@@ -627,12 +716,16 @@ def threshold_md(evaluations: dict[str, ModelEvaluation], threshold: float) -> s
     for e in evaluations.values():
         s = e.scores
         if not e.scored:
-            lines.append(f"- {e.label}: at {pct(threshold, 1)} it answers {pct(s['answered_share'], 1)} of the images "
-                         f"(precision and GAP: {NO_SOLUTION}).")
+            lines.append(
+                f"- {e.label}: at {pct(threshold, 1)} it answers {pct(s['answered_share'], 1)} of the images "
+                f"(precision and GAP: {NO_SOLUTION})."
+            )
             continue
-        lines.append(f"- {e.label}: at {pct(threshold, 1)} it answers {pct(s['answered_share'], 1)} of the images "
-                     f"(precision of the answers: {_precision(s)}); GAP {gap_text(s['gap'])} against "
-                     f"{gap_text(s['gap_all'])} answering all.")
+        lines.append(
+            f"- {e.label}: at {pct(threshold, 1)} it answers {pct(s['answered_share'], 1)} of the images "
+            f"(precision of the answers: {_precision(s)}); GAP {gap_text(s['gap'])} against "
+            f"{gap_text(s['gap_all'])} answering all."
+        )
     return "\n".join(lines)
 
 
@@ -656,22 +749,30 @@ def justification_md(evaluations: dict[str, ModelEvaluation], metrics: dict[str,
         f"{study.RESNET50_SECONDS_PER_IMAGE} s per image)."
     ]
     if m3 and m4:
-        lines.append(f"In this run {_leader(m3['val_top1'], m4['val_top1'])} on validation accuracy "
-                     f"({pct(m3['val_top1'])} against {pct(m4['val_top1'])}).")
+        lines.append(
+            f"In this run {_leader(m3['val_top1'], m4['val_top1'])} on validation accuracy "
+            f"({pct(m3['val_top1'])} against {pct(m4['val_top1'])})."
+        )
     if r and b:
         if r.scored and b.scored:
-            lines.append(f"On the test set {_leader(r.scores['gap_all'], b.scores['gap_all'])} on GAP answering "
-                         f"every image ({gap_text(r.scores['gap_all'])} against {gap_text(b.scores['gap_all'])}); at "
-                         f"the threshold Res-Incep answers {pct(r.scores['answered_share'], 1)} and ResNet-50 "
-                         f"{pct(b.scores['answered_share'], 1)} of the images.")
+            lines.append(
+                f"On the test set {_leader(r.scores['gap_all'], b.scores['gap_all'])} on GAP answering "
+                f"every image ({gap_text(r.scores['gap_all'])} against {gap_text(b.scores['gap_all'])}); at "
+                f"the threshold Res-Incep answers {pct(r.scores['answered_share'], 1)} and ResNet-50 "
+                f"{pct(b.scores['answered_share'], 1)} of the images."
+            )
         else:
-            lines.append(f"On the test set ({NO_SOLUTION}: nothing scored) Res-Incep answers "
-                         f"{pct(r.scores['answered_share'], 1)} and ResNet-50 {pct(b.scores['answered_share'], 1)} "
-                         f"of the images at the threshold.")
-        lines.append(f"One image takes {r.timing['latency_median_ms']:.1f} ms through Res-Incep and "
-                     f"{b.timing['latency_median_ms']:.1f} ms through ResNet-50 (median, image in memory), "
-                     f"against the study's {study.RES_INCEP_SECONDS_PER_IMAGE} s and "
-                     f"{study.RESNET50_SECONDS_PER_IMAGE} s.")
+            lines.append(
+                f"On the test set ({NO_SOLUTION}: nothing scored) Res-Incep answers "
+                f"{pct(r.scores['answered_share'], 1)} and ResNet-50 {pct(b.scores['answered_share'], 1)} "
+                f"of the images at the threshold."
+            )
+        lines.append(
+            f"One image takes {r.timing['latency_median_ms']:.1f} ms through Res-Incep and "
+            f"{b.timing['latency_median_ms']:.1f} ms through ResNet-50 (median, image in memory), "
+            f"against the study's {study.RES_INCEP_SECONDS_PER_IMAGE} s and "
+            f"{study.RESNET50_SECONDS_PER_IMAGE} s."
+        )
     elif not evaluations:
         lines.append(f"*The test-set comparison was {NOT_RUN}.*")
     lines.append(resnet_weights(metrics))
@@ -684,8 +785,7 @@ def visualization_md(metrics: dict[str, dict]) -> str:
     if not m:
         return f"*Notebook 05 (filters and feature maps) was {NOT_RUN}.*"
     layers = ", ".join(f"`{name}`" for name in m["layers"]) or "none named"
-    return (f"Notebook 05 drew {len(m['figures'])} figures from `{m['model_path']}` "
-            f"(layers: {layers}).")
+    return f"Notebook 05 drew {len(m['figures'])} figures from `{m['model_path']}` (layers: {layers})."
 
 
 def conclusion_md(source: dict, metrics: dict[str, dict], evaluations: dict[str, ModelEvaluation]) -> str:
@@ -693,21 +793,31 @@ def conclusion_md(source: dict, metrics: dict[str, dict], evaluations: dict[str,
     m1, m3 = metrics_for("01", metrics), metrics_for("03", metrics)
     lines = []
     if m3:
-        lines.append(f"Res-Incep reached {pct(m3['val_top1'])} validation accuracy against chance "
-                     f"{pct(m3['chance'])} ({pct(study.RES_INCEP_VAL_TOP1)} in the study).")
+        lines.append(
+            f"Res-Incep reached {pct(m3['val_top1'])} validation accuracy against chance "
+            f"{pct(m3['chance'])} ({pct(study.RES_INCEP_VAL_TOP1)} in the study)."
+        )
     r = evaluations.get("res_incep")
     if r and not r.scored:
-        lines.append(f"On the test set it answers {pct(r.scores['answered_share'], 1)} of the images at the study's "
-                     f"threshold; there is no solution file to score them.")
+        lines.append(
+            f"On the test set it answers {pct(r.scores['answered_share'], 1)} of the images at the study's "
+            f"threshold; there is no solution file to score them."
+        )
     elif r:
-        lines.append(f"On the held-out test set its GAP is {gap_text(r.scores['gap'])} at the study's threshold "
-                     f"and its top-5 accuracy {pct(r.scores['top5'])}.")
+        lines.append(
+            f"On the held-out test set its GAP is {gap_text(r.scores['gap'])} at the study's threshold "
+            f"and its top-5 accuracy {pct(r.scores['top5'])}."
+        )
     if m1:
-        lines.append(f"The long tail the study blamed is measured: {count(m1['single_image_landmarks'])} of "
-                     f"{count(m1['n_landmarks'])} landmarks have a single image.")
+        lines.append(
+            f"The long tail the study blamed is measured: {count(m1['single_image_landmarks'])} of "
+            f"{count(m1['n_landmarks'])} landmarks have a single image."
+        )
     if source["kind"] == "sample":
-        lines.append("These numbers come from the embedded synthetic sample: they show that every step runs and "
-                     "is measured; `params/study-2018.yaml` repeats the run on the real catalog.")
+        lines.append(
+            "These numbers come from the embedded synthetic sample: they show that every step runs and "
+            "is measured; `params/study-2018.yaml` repeats the run on the real catalog."
+        )
     return " ".join(lines) or f"*Nothing to conclude: the earlier notebooks were {NOT_RUN}.*"
 
 
@@ -753,16 +863,26 @@ def examples_table(examples: pd.DataFrame, evaluations: dict[str, ModelEvaluatio
     actual = actual.where(actual.notna(), f"unknown ({NO_SOLUTION})").replace("", "no landmark")
     table = pd.DataFrame({"id": examples["id"], "true landmark": actual})
     for e in evaluations.values():
-        table[e.label] = [answer_text(lid, conf, ok) for lid, conf, ok in zip(
-            examples[f"{e.name}_landmark"], examples[f"{e.name}_confidence"], examples[f"{e.name}_answered"])]
+        table[e.label] = [
+            answer_text(lid, conf, ok)
+            for lid, conf, ok in zip(
+                examples[f"{e.name}_landmark"], examples[f"{e.name}_confidence"], examples[f"{e.name}_answered"]
+            )
+        ]
     return table.set_index("id")
 
 
 # --------------------------------------------------------------------------- 06_report.json
 
 
-def report_metrics(evaluations: dict[str, ModelEvaluation], threshold: float, source: dict,
-                   metrics: dict[str, dict], figures: list[str], reports_dir: str | os.PathLike) -> Report:
+def report_metrics(
+    evaluations: dict[str, ModelEvaluation],
+    threshold: float,
+    source: dict,
+    metrics: dict[str, dict],
+    figures: list[str],
+    reports_dir: str | os.PathLike,
+) -> Report:
     """The contents of ``06_report.json`` (``metrics.Report``): Res-Incep's test scores at the top level, every model's beside them."""
     main = evaluations.get("res_incep") or next(iter(evaluations.values()), None)
     scores = main.scores if main else {}
@@ -780,9 +900,13 @@ def report_metrics(evaluations: dict[str, ModelEvaluation], threshold: float, so
         "scored": bool(main.scored) if main else None,
         "solution_csv": files.display_path(main.solution) if main and main.solution else None,
         "models": {e.name: e.scores for e in evaluations.values()},
-        "timing": {e.name: {k: e.timing[k] for k in ("load_seconds", "latency_median_ms", "latency_p90_ms",
-                                                     "batch_images_per_second")}
-                   for e in evaluations.values()},
+        "timing": {
+            e.name: {
+                k: e.timing[k]
+                for k in ("load_seconds", "latency_median_ms", "latency_p90_ms", "batch_images_per_second")
+            }
+            for e in evaluations.values()
+        },
         "submission_csv": str(main.submission.relative_to(base)) if main else None,
         "submissions": {e.name: str(e.submission.relative_to(base)) for e in evaluations.values()},
         "data": source["kind"],
@@ -801,8 +925,10 @@ def beyond_md(metrics: dict[str, dict]) -> str:
     """The "Beyond the study" section: the modern recipe and retrieval beside the study's method, open-set."""
     m = metrics_for("07", metrics)
     if not m:
-        return ("*This reports folder holds no results of notebook 07 (the modern recipe and retrieval, scored "
-                "open-set): `landmarks report --only 07,06` adds them.*")
+        return (
+            "*This reports folder holds no results of notebook 07 (the modern recipe and retrieval, scored "
+            "open-set): `landmarks report --only 07,06` adds them.*"
+        )
     methods = m.get("methods") or {}
 
     def ci(row: dict, key: str, as_pct: bool = False) -> str:
@@ -823,10 +949,11 @@ def beyond_md(metrics: dict[str, dict]) -> str:
     for name, row in methods.items():
         diff = "-"
         if row.get("open_gap_diff") is not None:
-            diff = (f"{row['open_gap_diff']:+.3f} [{row['open_gap_diff_low']:+.3f}, "
-                    f"{row['open_gap_diff_high']:+.3f}]")
-        lines.append(f"| {name} | {row.get('recipe', '')} | {ci(row, 'closed_top1', True)} | "
-                     f"{pct(row.get('closed_top5'))} | {gap_text(row.get('closed_gap'))} | {ci(row, 'open_gap')} | "
-                     f"{diff} | {pct(row.get('answered_share'))} | {pct(row.get('answered_precision'))} |")
+            diff = f"{row['open_gap_diff']:+.3f} [{row['open_gap_diff_low']:+.3f}, {row['open_gap_diff_high']:+.3f}]"
+        lines.append(
+            f"| {name} | {row.get('recipe', '')} | {ci(row, 'closed_top1', True)} | "
+            f"{pct(row.get('closed_top5'))} | {gap_text(row.get('closed_gap'))} | {ci(row, 'open_gap')} | "
+            f"{diff} | {pct(row.get('answered_share'))} | {pct(row.get('answered_precision'))} |"
+        )
     lines += ["", f"Retrieval index: {m.get('index', '?')}; embeddings pictured by {m.get('projection', '?')}."]
     return "\n".join(lines)

@@ -27,11 +27,14 @@ OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {% block html_head_js_mermaidjs %}{% endblock html_head_js_mermaidjs %}
 """
 # The reader's page: a readable width, and markdown written by code aligned with markdown cells.
-READER_TEMPLATE = OFFLINE_TEMPLATE + """{% block extra_css %}<style type="text/css">
+READER_TEMPLATE = (
+    OFFLINE_TEMPLATE
+    + """{% block extra_css %}<style type="text/css">
 main { max-width: 1100px; margin: 0 auto; }
 .jp-OutputArea-output.jp-RenderedMarkdown { padding-left: var(--jp-code-padding); }
 </style>{% endblock extra_css %}
 """
+)
 
 
 # --------------------------------------------------------------------------- notebook pages
@@ -62,8 +65,9 @@ def _without_stderr(nb):
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         if cell.get("outputs"):
-            cell.outputs = [o for o in cell.outputs
-                            if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+            cell.outputs = [
+                o for o in cell.outputs if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
+            ]
     return nb
 
 
@@ -138,15 +142,22 @@ def _notebook_row(nb: Path, run: NotebookRun | None, html_dir: Path, metrics: di
     else:
         status, css, seconds = ("earlier run", "ok", "") if page.exists() else ("not run", "notrun", "")
     data = metrics_for(number, metrics)
-    numbers = "<br>".join(f"{escape(label)}: <b>{escape(format_value(key, data[key]))}</b>"
-                          for label, key in KEY_NUMBERS.get(number, []) if key in data)
+    numbers = "<br>".join(
+        f"{escape(label)}: <b>{escape(format_value(key, data[key]))}</b>"
+        for label, key in KEY_NUMBERS.get(number, [])
+        if key in data
+    )
     health = data.get("health")
     if health and health != "ok":  # a diverged or collapsed run is no result
-        numbers += (f'<br><span class="failed">{escape(str(health))}: no result</span>'
-                    f'<br><small>{escape(str(data.get("health_note") or ""))}</small>')
+        numbers += (
+            f'<br><span class="failed">{escape(str(health))}: no result</span>'
+            f"<br><small>{escape(str(data.get('health_note') or ''))}</small>"
+        )
     error = f"<br><small>{escape(run.error)}</small>" if run is not None and run.error else ""
-    return (f'<tr><td>{name}</td><td class="{css}">{escape(status)}{error}</td>'
-            f'<td class="num">{seconds}</td><td>{numbers}</td></tr>')
+    return (
+        f'<tr><td>{name}</td><td class="{css}">{escape(status)}{error}</td>'
+        f'<td class="num">{seconds}</td><td>{numbers}</td></tr>'
+    )
 
 
 def _markdown_inline(text: str) -> str:
@@ -162,15 +173,20 @@ def _data_line(source: dict | None, params: dict) -> str:
     """The index's "Data" paragraph: notebook 01's data source record and, unless it is the 2018 catalog, the caveat."""
     if not source:
         catalog = params.get("train_csv")
-        return (f"<p><b>Data:</b> not recorded (notebook 01 not run, or run before it recorded its data source)"
-                + (f"; catalog parameter <code>{escape(str(catalog))}</code>" if catalog else "") + ".</p>")
+        return (
+            "<p><b>Data:</b> not recorded (notebook 01 not run, or run before it recorded its data source)"
+            + (f"; catalog parameter <code>{escape(str(catalog))}</code>" if catalog else "")
+            + ".</p>"
+        )
     caveat = data_caveat(source.get("kind"))
-    return (f"<p><b>Data:</b> {_markdown_inline(data_source_text(source))}.</p>"
-            + (f'<p class="failed">{escape(caveat)}</p>' if caveat else ""))
+    return f"<p><b>Data:</b> {_markdown_inline(data_source_text(source))}.</p>" + (
+        f'<p class="failed">{escape(caveat)}</p>' if caveat else ""
+    )
 
 
-def build_index(out_dir: str | os.PathLike, notebooks: Sequence[Path], runs: Sequence[NotebookRun],
-                params: dict) -> Path:
+def build_index(
+    out_dir: str | os.PathLike, notebooks: Sequence[Path], runs: Sequence[NotebookRun], params: dict
+) -> Path:
     """Write ``<out>/html/index.html``: a link per notebook with its key numbers, and the parameters.
 
     Args:
@@ -187,17 +203,21 @@ def build_index(out_dir: str | os.PathLike, notebooks: Sequence[Path], runs: Seq
     metrics = metrics_io.load_all(out_dir)
     by_name = {r.name: r for r in runs}
     rows = "".join(_notebook_row(nb, by_name.get(nb.stem), html_dir, metrics) for nb in notebooks)
-    params_rows = "".join(f"<tr><td><code>{escape(str(k))}</code></td><td>{escape(repr(v))}</td></tr>"
-                          for k, v in params.items())
-    report_link = ('<a class="report" href="report.html">Open the report</a>'
-                   if (html_dir / "report.html").exists() else "<p>The report notebook has not been rendered yet.</p>")
+    params_rows = "".join(
+        f"<tr><td><code>{escape(str(k))}</code></td><td>{escape(repr(v))}</td></tr>" for k, v in params.items()
+    )
+    report_link = (
+        '<a class="report" href="report.html">Open the report</a>'
+        if (html_dir / "report.html").exists()
+        else "<p>The report notebook has not been rendered yet.</p>"
+    )
     title = f"Landmark recognition: run {escape(str(params.get('run_name', out_dir.name)))}"
     source = metrics_for("01", metrics).get("data_source")
     data_line = _data_line(source, params)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title><style>{_INDEX_CSS}</style></head>
-<body><h1>{title}</h1><p class="sub">written {escape(time.strftime('%Y-%m-%d %H:%M'))}</p>
+<body><h1>{title}</h1><p class="sub">written {escape(time.strftime("%Y-%m-%d %H:%M"))}</p>
 {report_link}
 {data_line}
 <h2>Notebooks</h2>

@@ -24,8 +24,12 @@ INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 REPORT_NOTEBOOK = "06"
 """The notebook whose executed copy is also rendered, without code, as ``report.html``."""
 # Parameters the runner itself reads (the embedded sample's size) -> make_sample's arguments.
-SAMPLE_ARGS = {"sample_landmarks": "n_landmarks", "sample_train": "n_train",
-               "sample_test": "n_test", "sample_seed": "seed"}
+SAMPLE_ARGS = {
+    "sample_landmarks": "n_landmarks",
+    "sample_train": "n_train",
+    "sample_test": "n_test",
+    "sample_seed": "seed",
+}
 STOP_ERRORS = frozenset({"NoData"})
 """Exceptions (by class name) that stop a notebook for a cause upstream (``landmarklib.nodata``):
 the notebook is marked "stopped" with the exception's one line, and the run goes on."""
@@ -104,8 +108,9 @@ def declared_parameters(notebook: str | os.PathLike) -> list[str]:
     try:
         tree = ast.parse(cell.source)
     except SyntaxError as exc:
-        raise ReportError(f"{notebook}: the parameters cell is not valid Python "
-                          f"(line {exc.lineno}: {exc.msg})") from exc
+        raise ReportError(
+            f"{notebook}: the parameters cell is not valid Python (line {exc.lineno}: {exc.msg})"
+        ) from exc
     names: list[str] = []
     for node in tree.body:
         if isinstance(node, ast.Assign):
@@ -250,8 +255,12 @@ def execute_notebook(run: NotebookRun, kernel: str, root: Path, progress: bool =
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
-            str(run.source), str(run.executed), parameters=run.parameters, kernel_name=kernel,
-            cwd=str(root), progress_bar=progress,
+            str(run.source),
+            str(run.executed),
+            parameters=run.parameters,
+            kernel_name=kernel,
+            cwd=str(root),
+            progress_bar=progress,
             # the kernel's own warnings (e.g. plain-TCP transport) are noise here
             extra_arguments=["--log-level=ERROR"],
         )
@@ -262,8 +271,10 @@ def execute_notebook(run: NotebookRun, kernel: str, root: Path, progress: bool =
             return
         index = _source_cell_index(run.source, exc.source, exc.cell_index)
         run.status = "failed"
-        run.error = (f"cell {index} (In [{exc.exec_count}]: {_first_line(exc.source)!r}): "
-                     f"{exc.ename}: {_first_line(str(exc.evalue))}")
+        run.error = (
+            f"cell {index} (In [{exc.exec_count}]: {_first_line(exc.source)!r}): "
+            f"{exc.ename}: {_first_line(str(exc.evalue))}"
+        )
     except Exception as exc:  # kernel died, timed out, could not start: name it, keep going to the summary
         run.status = "failed"
         run.error = f"{type(exc).__name__}: {_first_line(str(exc))}"
@@ -279,8 +290,10 @@ def summary_table(runs: Sequence[NotebookRun]) -> str:
     """A plain-text table: notebook, seconds, status."""
     width = max([len("notebook")] + [len(r.name) for r in runs])
     lines = [f"{'notebook':<{width}}  {'seconds':>8}  status", f"{'-' * width}  {'-' * 8}  ------"]
-    lines += [f"{r.name:<{width}}  {r.seconds:>8.1f}  {r.status}" + (f": {r.error}" if r.status == "stopped" else "")
-              for r in runs]
+    lines += [
+        f"{r.name:<{width}}  {r.seconds:>8.1f}  {r.status}" + (f": {r.error}" if r.status == "stopped" else "")
+        for r in runs
+    ]
     lines.append(f"{'total':<{width}}  {sum(r.seconds for r in runs):>8.1f}")
     return "\n".join(lines)
 
@@ -335,9 +348,16 @@ def run_report(
         _warn_unknown(overrides or {}, all_notebooks)
         ensure_sample(params)
 
-        runs = [NotebookRun(name=nb.stem, source=nb, executed=out_dir / "notebooks" / nb.name,
-                            html=out_dir / "html" / f"{nb.stem}.html", parameters=notebook_parameters(nb, params))
-                for nb in selected]
+        runs = [
+            NotebookRun(
+                name=nb.stem,
+                source=nb,
+                executed=out_dir / "notebooks" / nb.name,
+                html=out_dir / "html" / f"{nb.stem}.html",
+                parameters=notebook_parameters(nb, params),
+            )
+            for nb in selected
+        ]
         for i, run in enumerate(runs, 1):
             print(f"[{i}/{len(runs)}] {run.name}", flush=True)
             execute_notebook(run, kernel, root, progress=progress)
@@ -348,8 +368,11 @@ def run_report(
             if run.status == "stopped":  # no data for this one: the next notebooks say what they can
                 print(f"STOPPED {run.name}: {run.error}", file=sys.stderr, flush=True)
             if run.status == "failed":
-                print(f"FAILED {run.name}: {run.error}\n  executed notebook: {run.executed}\n"
-                      f"  rendered: {run.html}", file=sys.stderr, flush=True)
+                print(
+                    f"FAILED {run.name}: {run.error}\n  executed notebook: {run.executed}\n  rendered: {run.html}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 break
         index = html.build_index(out_dir, all_notebooks, runs, params)
     print(summary_table(runs))

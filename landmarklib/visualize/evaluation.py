@@ -45,8 +45,7 @@ def threshold_figure(evaluations: dict[str, ModelEvaluation], threshold: float):
         if getattr(e, "scored", True):  # without a solution file only the answered share is known
             ax.plot(c["threshold"], c["precision_answered"], label="precision of answers", color="tab:green")
             ax.plot(c["threshold"], c["gap"], label="GAP", color="tab:red")
-        ax.axvline(study.THRESHOLD, color="k", linestyle="--", linewidth=1,
-                   label=f"the study's {study.THRESHOLD:.1%}")
+        ax.axvline(study.THRESHOLD, color="k", linestyle="--", linewidth=1, label=f"the study's {study.THRESHOLD:.1%}")
         if abs(threshold - study.THRESHOLD) > 1e-9:
             ax.axvline(threshold, color="0.4", linestyle=":", linewidth=1.5, label=f"this run's {threshold:.1%}")
         ax.set_xscale("symlog", linthresh=0.01)
@@ -80,8 +79,15 @@ def confusion_figure(evaluations: dict[str, ModelEvaluation]):
         ax.set_yticks(range(len(m.index)), [str(i) for i in m.index], fontsize=7)
         for (i, j), v in np.ndenumerate(values):
             if v:
-                ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
-                        color="white" if v > values.max() / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(v),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if v > values.max() / 2 else "black",
+                )
         ax.set_xlabel("predicted landmark")
         ax.set_ylabel("true landmark")
         ax.set_title(f"{e.label}: top-1 on the test set")
@@ -89,8 +95,9 @@ def confusion_figure(evaluations: dict[str, ModelEvaluation]):
     return fig
 
 
-def examples_figure(examples: pd.DataFrame, evaluations: dict[str, ModelEvaluation], test_dir: str | os.PathLike,
-                    input_size: int):
+def examples_figure(
+    examples: pd.DataFrame, evaluations: dict[str, ModelEvaluation], test_dir: str | os.PathLike, input_size: int
+):
     """The example test images, each captioned with the true landmark and every model's answer.
 
     Args:
@@ -107,16 +114,19 @@ def examples_figure(examples: pd.DataFrame, evaluations: dict[str, ModelEvaluati
     pixels = data.load_images(images.loc[examples["id"], "path"].tolist(), input_size, progress=False)
     cols = min(5, max(1, len(examples)))
     rows = max(1, (len(examples) + cols - 1) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, (2.6 + 0.2 * len(evaluations)) * rows),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(2.6 * cols, (2.6 + 0.2 * len(evaluations)) * rows), squeeze=False, layout="constrained"
+    )
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (i, row) in zip(axes.ravel(), examples.iterrows()):
         ax.imshow(pixels[i])
         caption = [f"true: {'unknown' if row['actual'] is None else row['actual'] or 'no landmark'}"]
-        caption += [f"{e.label}: "
-                    + answer_text(row[f"{e.name}_landmark"], row[f"{e.name}_confidence"], row[f"{e.name}_answered"])
-                    for e in evaluations.values()]
+        caption += [
+            f"{e.label}: "
+            + answer_text(row[f"{e.name}_landmark"], row[f"{e.name}_confidence"], row[f"{e.name}_answered"])
+            for e in evaluations.values()
+        ]
         ax.set_title("\n".join(caption), fontsize=8)
     return fig
 

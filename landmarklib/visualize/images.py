@@ -1,8 +1,8 @@
 """Figures of images: fetched images with their landmark ids, and what resizing does (notebook 02).
 
-    image_grid          a grid of fetched images captioned with their landmark ids
-    resize_comparison   a raw source image beside its square versions (stretch, crop, pad):
-                        the study's "before/after resize" figure
+image_grid          a grid of fetched images captioned with their landmark ids
+resize_comparison   a raw source image beside its square versions (stretch, crop, pad):
+                    the study's "before/after resize" figure
 """
 
 from __future__ import annotations
@@ -66,9 +66,7 @@ def image_grid(
     return fig
 
 
-def resize_comparison(
-    source, size: int = 250, modes: tuple[str, ...] = images.RESIZE_MODES, title: str | None = None
-):
+def resize_comparison(source, size: int = 250, modes: tuple[str, ...] = images.RESIZE_MODES, title: str | None = None):
     """A raw image beside its ``size`` x ``size`` versions, one per resize mode.
 
     Args:

@@ -41,7 +41,9 @@ def get_layer(model, which: str | int):
     if isinstance(which, (int, np.integer)) and not isinstance(which, bool):
         convs = conv_layers(model)
         if not 1 <= which <= len(convs):
-            raise ValueError(f"conv layer {which} asked for; the model has {len(convs)} Conv2D layers (1..{len(convs)})")
+            raise ValueError(
+                f"conv layer {which} asked for; the model has {len(convs)} Conv2D layers (1..{len(convs)})"
+            )
         return convs[which - 1]
     try:
         return model.get_layer(str(which))
@@ -133,7 +135,9 @@ def _grid(n: int, max_cols: int = 10) -> tuple[int, int]:
     return int(np.ceil(n / cols)), cols
 
 
-def plot_filters(model, layer: str | int | None = None, mode: str | None = None, max_filters: int = 64, title: str | None = None):
+def plot_filters(
+    model, layer: str | int | None = None, mode: str | None = None, max_filters: int = 64, title: str | None = None
+):
     """The kernels of one convolution as a grid (the study's Figure 15).
 
     Args:
@@ -250,7 +254,9 @@ def _feature_gradients(scores, features, onehot):
     raise NotImplementedError(f"Grad-CAM is implemented for the tensorflow and jax backends, not {backend!r}")
 
 
-def grad_cam(model, images: np.ndarray, class_indices: Sequence[int] | None = None, layer: str | int | None = None) -> np.ndarray:
+def grad_cam(
+    model, images: np.ndarray, class_indices: Sequence[int] | None = None, layer: str | int | None = None
+) -> np.ndarray:
     """Grad-CAM heatmaps: where in each image the evidence for a class lies.
 
     For the chosen feature map A (default ``cam_layer``: the end of the last
@@ -311,7 +317,9 @@ class CamExample(NamedTuple):
     caption: str
 
 
-def pick_examples(predicted: np.ndarray, confidence: np.ndarray, actual: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def pick_examples(
+    predicted: np.ndarray, confidence: np.ndarray, actual: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Row indices of the ``n`` most confident correct and the ``n`` most confident wrong predictions.
 
     Confident mistakes are the most telling: the heatmap shows what convinced the model.
@@ -359,10 +367,16 @@ def cam_examples(
     groups = []
     for rows in pick_examples(predicted, confidence, labels, n):
         cams = grad_cam(model, x[rows], predicted[rows]) if len(rows) else []
-        groups.append([
-            CamExample(x[r], cam, f"true {landmark_ids[labels[r]]} / predicted {landmark_ids[predicted[r]]} ({confidence[r]:.0%})")
-            for r, cam in zip(rows, cams)
-        ])
+        groups.append(
+            [
+                CamExample(
+                    x[r],
+                    cam,
+                    f"true {landmark_ids[labels[r]]} / predicted {landmark_ids[predicted[r]]} ({confidence[r]:.0%})",
+                )
+                for r, cam in zip(rows, cams)
+            ]
+        )
     return groups[0], groups[1]
 
 

@@ -27,8 +27,14 @@ def embedding_figure(coords: np.ndarray, landmarks: np.ndarray, known: np.ndarra
         sel = known & (landmarks == lid)
         ax.scatter(coords[sel, 0], coords[sel, 1], s=16, color=cmap(i % cmap.N), alpha=0.85, linewidths=0)
     if (~known).any():
-        ax.scatter(coords[~known, 0], coords[~known, 1], s=22, marker="x", color="0.45",
-                   label="no known landmark (open-set query)")
+        ax.scatter(
+            coords[~known, 0],
+            coords[~known, 1],
+            s=22,
+            marker="x",
+            color="0.45",
+            label="no known landmark (open-set query)",
+        )
         ax.legend(loc="best", fontsize=8, frameon=False)
     ax.set_xlabel(f"{projection} 1")
     ax.set_ylabel(f"{projection} 2")

@@ -1,11 +1,11 @@
 """Figures of training (notebooks 03 and 04).
 
-    curves        loss and accuracy per epoch, training and validation: the study's
-                  figures 11-12 (Res-Incep) and 13-14 (ResNet-50), as two panels
-    variants      validation top-1 and top-5 of several trained variants, with chance
-    block_diagram the layer graph of one residual-inception block (the study's figure 10),
-                  drawn from the model's own layers with matplotlib boxes and arrows
-    layer_graph   the model's layer graph, ``name -> names of the layers feeding it``
+curves        loss and accuracy per epoch, training and validation: the study's
+              figures 11-12 (Res-Incep) and 13-14 (ResNet-50), as two panels
+variants      validation top-1 and top-5 of several trained variants, with chance
+block_diagram the layer graph of one residual-inception block (the study's figure 10),
+              drawn from the model's own layers with matplotlib boxes and arrows
+layer_graph   the model's layer graph, ``name -> names of the layers feeding it``
 """
 
 from __future__ import annotations
@@ -84,8 +84,14 @@ def variants(table: pd.DataFrame, title: str = "Variants on the validation rows"
     ax.bar_label(top5, fmt="%.2f", fontsize=8, padding=2)
     for column, style, label in (("chance", "k_", "chance (1 / classes)"), ("majority", "kx", "most frequent class")):
         if column in table:
-            ax.plot(x - width / 2, table[column], style, markersize=18 if style == "k_" else 7,
-                    markeredgewidth=2, label=label)
+            ax.plot(
+                x - width / 2,
+                table[column],
+                style,
+                markersize=18 if style == "k_" else 7,
+                markeredgewidth=2,
+                label=label,
+            )
     ax.set_xticks(x, table["name"].astype(str))
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("validation accuracy")
@@ -145,7 +151,7 @@ _MAIN_COLUMN, _SHORTCUT_COLUMN, _COLUMN_WIDTH, _ROW_HEIGHT = 1.5, 4.3, 2.4, 1.25
 
 def _branch(name: str, block: str) -> int | None:
     """The inception branch (0-3) a layer of ``block`` belongs to, or None."""
-    suffix = name[len(block) + 1:]
+    suffix = name[len(block) + 1 :]
     return next((i for i, b in enumerate(_BRANCHES) if suffix.startswith(b + "_")), None)
 
 
@@ -196,8 +202,17 @@ def block_diagram(model, block: str = "stage1_block1", title: str | None = None)
         kinds.add(kind)
         x, y = position[name]
         color = "white" if name == source else _KIND_COLORS.get(kind, _OTHER_COLOR)
-        ax.add_patch(FancyBboxPatch((x - box_w / 2, y - box_h / 2), box_w, box_h, boxstyle="round,pad=0.02",
-                                    facecolor=color, edgecolor="#444444", linewidth=0.8))
+        ax.add_patch(
+            FancyBboxPatch(
+                (x - box_w / 2, y - box_h / 2),
+                box_w,
+                box_h,
+                boxstyle="round,pad=0.02",
+                facecolor=color,
+                edgecolor="#444444",
+                linewidth=0.8,
+            )
+        )
         text = f"input: {name}\n" + _label(layer).split("\n")[1] if name == source else _label(layer)
         ax.text(x, y, text, ha="center", va="center", fontsize=7.5)
     arrow = {"arrowstyle": "-|>", "mutation_scale": 9, "color": "#555555", "linewidth": 0.8}
@@ -217,8 +232,11 @@ def block_diagram(model, block: str = "stage1_block1", title: str | None = None)
     ax.set_xlim(min(xs) - box_w, max(max(xs), lane) + box_w)
     ax.set_ylim(min(ys) - box_h, max(ys) + box_h)
     ax.set_axis_off()
-    handles = [Patch(facecolor=_KIND_COLORS.get(k, _OTHER_COLOR), edgecolor="#444444", label=k)
-               for k in _KIND_COLORS if k in kinds]
+    handles = [
+        Patch(facecolor=_KIND_COLORS.get(k, _OTHER_COLOR), edgecolor="#444444", label=k)
+        for k in _KIND_COLORS
+        if k in kinds
+    ]
     ax.legend(handles=handles, loc="lower left", fontsize=8, frameon=False)
     ax.set_title(title or f"One residual-inception block: {block}")
     fig.tight_layout()

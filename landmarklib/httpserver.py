@@ -116,7 +116,7 @@ class HttpTestServer:
             return self.routes[path]
         for prefix, root in self.directories:
             if path.startswith(prefix):
-                file = (root / path[len(prefix):]).resolve()
+                file = (root / path[len(prefix) :]).resolve()
                 if root.resolve() in file.parents and file.is_file():
                     return image(file.read_bytes(), mimetypes.guess_type(file.name)[0] or "application/octet-stream")
         return status(404)
