@@ -46,6 +46,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's landmarklib, installed or not
+from common import cpu_model  # noqa: E402  (benchmarks/common.py)
+
 from landmarklib import sample  # noqa: E402
 from landmarklib.httpserver import HttpTestServer, image  # noqa: E402
 from landmarklib.paths import resolve  # noqa: E402
@@ -285,13 +287,6 @@ def kill_and_resume(cmd: list[str], out: Path, server: HttpTestServer, kill_at: 
 
 
 # --------------------------------------------------------------------------- report
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

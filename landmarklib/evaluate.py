@@ -693,15 +693,22 @@ def predict(
     best[readable], conf[readable], tops[readable] = found[0], found[1], found[2]
     failed = readable[found[0] < 0]
     errors[failed] = found[3][found[0] < 0]
-    ids = np.asarray(landmark_ids, dtype=np.int64)
-    landmark = pd.array([ids[b] if b >= 0 else pd.NA for b in best], dtype="Int64")
+    return prediction_frame(tests["id"], landmark_ids, best, conf, tops, errors, threshold)
+
+
+def prediction_frame(ids, landmark_ids, best, confidence, top_ids, errors, threshold: float) -> pd.DataFrame:
+    """The predictions table of ``predict`` (either method): ``id, landmark_id, confidence, answered,
+    top_ids, error``; a class index of -1 (an unreadable image) gives no landmark."""
+    classes = np.asarray(landmark_ids, dtype=np.int64)
+    landmark = pd.array([classes[b] if b >= 0 else pd.NA for b in best], dtype="Int64")
+    confidence = np.asarray(confidence, dtype=float)
     return pd.DataFrame(
         {
-            "id": tests["id"].astype(str).to_numpy(),
+            "id": pd.Series(ids).astype(str).to_numpy(),
             "landmark_id": landmark,
-            "confidence": conf,
-            "answered": np.isfinite(conf) & (conf >= threshold),
-            "top_ids": tops,
+            "confidence": confidence,
+            "answered": np.isfinite(confidence) & (confidence >= threshold),
+            "top_ids": top_ids,
             "error": errors,
         }
     )

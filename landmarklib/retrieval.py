@@ -647,17 +647,7 @@ def predict(
                 tops[rows[good]] = [" ".join(map(str, ids[r])) for r in strict_top_k(vote.scores, top_k)]
             errors[rows[~good]] = [bad[f] for f, ok in zip(files, good) if not ok]
             bar.update(len(rows))
-    landmark = pd.array([ids[b] if b >= 0 else pd.NA for b in best], dtype="Int64")
-    return pd.DataFrame(
-        {
-            "id": tests["id"].astype(str).to_numpy(),
-            "landmark_id": landmark,
-            "confidence": conf,
-            "answered": np.isfinite(conf) & (conf >= threshold),
-            "top_ids": tops,
-            "error": errors,
-        }
-    )
+    return evaluate.prediction_frame(tests["id"], ids, best, conf, tops, errors, threshold)
 
 
 def describe_backend(index: EmbeddingIndex, backend: str = "auto") -> str:

@@ -10,6 +10,7 @@ end_to_end                             ``landmarks report`` on a tiny sample, on
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import subprocess
@@ -18,6 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
+from landmarklib.httpserver import jpeg_bytes
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -57,7 +61,7 @@ def run_notebook():
 # --------------------------------------------------------------------------- a fetched folder
 
 TINY_LANDMARKS = [5, 17, 23, 40]
-_TINY_COLOURS = [(210, 50, 50), (50, 190, 60), (40, 60, 210), (220, 210, 40)]
+TINY_COLOURS = [(210, 50, 50), (50, 190, 60), (40, 60, 210), (220, 210, 40)]
 MANIFEST_COLUMNS = ["id", "url", "landmark_id", "status", "error", "bytes", "width", "height", "format", "seconds"]
 
 
@@ -67,7 +71,7 @@ def write_tiny_folder(root: Path, per_class: int = 6, size: int = 32) -> Path:
 
     rng = np.random.default_rng(0)
     rows = []
-    for landmark_id, colour in zip(TINY_LANDMARKS, _TINY_COLOURS):
+    for landmark_id, colour in zip(TINY_LANDMARKS, TINY_COLOURS):
         (root / str(landmark_id)).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             image_id = f"{landmark_id:02d}{i:02d}abcd"
@@ -319,3 +323,34 @@ def end_to_end(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
 def read_metrics(base: Path, name: str) -> dict:
     """``<base>/reports/metrics/<name>.json``."""
     return json.loads((base / "reports" / "metrics" / f"{name}.json").read_text())
+
+
+# --------------------------------------------------------------------------- notebook 02's catalog
+
+NB02_TRAIN, NB02_IMAGES, NB02_TEST = 80, 72, 6  # 72 rows to do: enough for the worker processes to start
+
+
+def write_nb02_catalog(folder: Path) -> None:
+    """Notebook 02's small catalog (also fetched on Dask): train.csv: 80 rows over 5 landmarks, relative paths; rows 3 and 10 broken; test.csv: 6 rows."""
+    images = folder / "images"
+    images.mkdir(parents=True)
+    train = ["id,url,landmark_id"]
+    for i in range(NB02_TRAIN):
+        name = f"tr{i:03d}.jpg"
+        if i == 3:
+            pass  # a missing file
+        elif i == 10:
+            (images / name).write_text("<html>gone</html>")
+        elif i % 7 == 0:  # a PNG named .jpg
+            out = io.BytesIO()
+            Image.new("RGBA", (60 + i, 40), (200, 30, 30, 255)).save(out, "PNG")
+            (images / name).write_bytes(out.getvalue())
+        else:
+            (images / name).write_bytes(jpeg_bytes(90 + i, 70, seed=i, quality=80))
+        train.append(f"tr{i:03d},images/{name},{100 + i % 5}")
+    (folder / "train.csv").write_text("\n".join(train) + "\n")
+    test = ["id,url"]
+    for i in range(NB02_TEST):
+        (images / f"te{i}.jpg").write_bytes(jpeg_bytes(80, 60, seed=100 + i, quality=80))
+        test.append(f"te{i},{(images / f'te{i}.jpg').as_uri()}")
+    (folder / "test.csv").write_text("\n".join(test) + "\n")

@@ -485,18 +485,18 @@ def test_unreachable_scheduler_is_one_line(tiny_model, tmp_path, capsys):
     assert len(err) == 1 and "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err[0]
 
 
-def test_notebook_02_fetches_on_dask(tmp_path, dask_client):
-    import papermill
-    from test_notebook_02 import N_IMAGES, NOTEBOOK, make_catalog
+def test_notebook_02_fetches_on_dask(tmp_path, dask_client, run_notebook):
+    from conftest import NB02_IMAGES as N_IMAGES
+    from conftest import write_nb02_catalog
 
-    make_catalog(tmp_path / "raw")
+    write_nb02_catalog(tmp_path / "raw")
     reports = tmp_path / "reports"
     common = dict(size=32, limit=N_IMAGES, progress=False)
     local = fetch.fetch_catalog(tmp_path / "raw" / "train.csv", tmp_path / "local", processes=1, **common)
-    papermill.execute_notebook(
-        str(NOTEBOOK),
-        str(tmp_path / "02.ipynb"),
-        parameters={
+    run_notebook(
+        "02",
+        tmp_path / "02.ipynb",
+        {
             "train_csv": str(tmp_path / "raw" / "train.csv"),
             "test_csv": str(tmp_path / "raw" / "test.csv"),
             "train_dir": str(tmp_path / "processed" / "train"),
@@ -511,9 +511,7 @@ def test_notebook_02_fetches_on_dask(tmp_path, dask_client):
             "shard_rows": 20,
             "max_per_host": 4,
         },
-        kernel_name="landmarks",
-        cwd=str(tmp_path),
-        progress_bar=False,
+        cwd=tmp_path,
     )
     m = __import__("json").loads((reports / "metrics" / "02_fetch.json").read_text())
     assert (m["n_rows"], m["ok"], m["failed"]) == (local.n_rows, local.ok, local.failed)

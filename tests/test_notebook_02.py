@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -10,10 +9,11 @@ import nbformat
 import pytest
 from PIL import Image
 
-from landmarklib.httpserver import jpeg_bytes
+from conftest import NB02_IMAGES as N_IMAGES
+from conftest import NB02_TEST as N_TEST
+from conftest import write_nb02_catalog as make_catalog
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_fetch_images.ipynb"
-N_TRAIN, N_IMAGES, N_TEST = 80, 72, 6  # 72 rows to do: enough for the worker processes to start
 
 
 def test_notebook_is_committed_clean_with_a_parameters_cell():
@@ -38,32 +38,6 @@ def test_notebook_is_committed_clean_with_a_parameters_cell():
         'reports_dir = "reports"',
     ):
         assert line in tagged[0].source
-
-
-def make_catalog(folder: Path) -> None:
-    """train.csv: 80 rows over 5 landmarks, relative paths; rows 3 and 10 broken; test.csv: 6 rows."""
-    images = folder / "images"
-    images.mkdir(parents=True)
-    train = ["id,url,landmark_id"]
-    for i in range(N_TRAIN):
-        name = f"tr{i:03d}.jpg"
-        if i == 3:
-            pass  # a missing file
-        elif i == 10:
-            (images / name).write_text("<html>gone</html>")
-        elif i % 7 == 0:  # a PNG named .jpg
-            out = io.BytesIO()
-            Image.new("RGBA", (60 + i, 40), (200, 30, 30, 255)).save(out, "PNG")
-            (images / name).write_bytes(out.getvalue())
-        else:
-            (images / name).write_bytes(jpeg_bytes(90 + i, 70, seed=i, quality=80))
-        train.append(f"tr{i:03d},images/{name},{100 + i % 5}")
-    (folder / "train.csv").write_text("\n".join(train) + "\n")
-    test = ["id,url"]
-    for i in range(N_TEST):
-        (images / f"te{i}.jpg").write_bytes(jpeg_bytes(80, 60, seed=100 + i, quality=80))
-        test.append(f"te{i},{(images / f'te{i}.jpg').as_uri()}")
-    (folder / "test.csv").write_text("\n".join(test) + "\n")
 
 
 @pytest.mark.slow
@@ -121,11 +95,9 @@ def test_notebook_02_fetches_and_reports(tmp_path, run_notebook):
 
 
 @pytest.mark.slow
-def test_notebook_02_with_no_image_reports_why(tmp_path):
+def test_notebook_02_with_no_image_reports_why(tmp_path, run_notebook):
     """Dead hosts and bad rows only: the notebook runs through, reports 0 fetched and the reasons."""
     import socket
-
-    import papermill
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -140,10 +112,10 @@ def test_notebook_02_with_no_image_reports_why(tmp_path):
     (raw / "test.csv").write_text("id,url\n" + "".join(f"t{i},http://127.0.0.1:{port}/t{i}.jpg\n" for i in range(3)))
     reports = tmp_path / "reports"
     executed = tmp_path / "02.ipynb"
-    papermill.execute_notebook(
-        str(NOTEBOOK),
-        str(executed),
-        parameters={
+    run_notebook(
+        "02",
+        executed,
+        {
             "train_csv": str(raw / "train.csv"),
             "test_csv": str(raw / "test.csv"),
             "train_dir": str(tmp_path / "processed" / "train"),
@@ -156,9 +128,7 @@ def test_notebook_02_with_no_image_reports_why(tmp_path):
             "retries": 1,
             "reports_dir": str(reports),
         },
-        kernel_name="landmarks",
-        cwd=str(tmp_path),
-        progress_bar=False,
+        cwd=tmp_path,
     )
     m = json.loads((reports / "metrics" / "02_fetch.json").read_text())
     assert (m["n_rows"], m["ok"], m["images_ok"], m["failed"], m["bad_rows"]) == (18, 0, 0, 18, 2)

@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from test_train import COLOURS, LANDMARKS, write_tiny_folder
+
+from conftest import TINY_COLOURS as COLOURS
+from conftest import TINY_LANDMARKS as LANDMARKS
+from conftest import write_tiny_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 NB07 = ROOT / "notebooks" / "07_beyond_the_study.ipynb"
@@ -70,19 +73,14 @@ def test_notebook_07_is_committed_clean_and_its_defaults_match_the_default_param
 
 
 @pytest.mark.slow
-def test_notebook_07_trains_every_method_and_scores_them_open_set(tmp_path):
-    import papermill
-
+def test_notebook_07_trains_every_method_and_scores_them_open_set(tmp_path, run_notebook):
     train_dir = write_tiny_folder(tmp_path / "train")
     test_dir = write_test_folder(tmp_path / "test")
     reports = tmp_path / "reports"
-    papermill.execute_notebook(
-        str(NB07),
-        str(tmp_path / "07.ipynb"),
-        kernel_name="landmarks",
-        cwd=str(tmp_path),
-        progress_bar=False,
-        parameters={
+    run_notebook(
+        "07",
+        tmp_path / "07.ipynb",
+        {
             "train_dir": str(train_dir),
             "test_dir": str(test_dir),
             "test_solution_csv": str(test_dir / "solution.csv"),
