@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import config, data, evaluate, models, openset, recipes, retrieval, train
+from . import catalog, config, data, evaluate, models, openset, recipes, retrieval, train
 
 METHODS = ("study", "modern", "retrieval")
 
@@ -168,7 +168,7 @@ def validation_queries(open_split: data.OpenSplit) -> tuple[pd.DataFrame, np.nda
 def test_queries(test_dir, solution, input_size: int) -> pd.DataFrame:
     """The fetched test images with their true landmark (``actual``; None: no landmark), readable ones only."""
     tests = evaluate.load_test_images(test_dir, input_size, progress=False)
-    truth = solution if isinstance(solution, pd.DataFrame) else evaluate.read_solution(solution)
+    truth = solution if isinstance(solution, pd.DataFrame) else catalog.read_solution(solution)
     truth = truth[["id", "landmark_id"]].astype(str).rename(columns={"landmark_id": "actual"})
     frame = tests.drop(columns=["landmark_id"]).astype({"id": str}).merge(truth, on="id", how="inner")
     frame = frame[frame["path"].notna()].reset_index(drop=True)
