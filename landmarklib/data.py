@@ -37,7 +37,7 @@ import keras
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: tqdm.auto warns in a kernel without ipywidgets
 
 from . import catalog, config, files, images, manifest, paths
 

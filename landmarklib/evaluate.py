@@ -505,7 +505,8 @@ def inference_function(model):
         traced = tf.function(lambda x: both(x, training=False), input_signature=[spec], reduce_retracing=True)
 
         def run(x):
-            return [np.asarray(t) for t in traced(tf.convert_to_tensor(x, tf.float32))]
+            out = traced(tf.convert_to_tensor(x, tf.float32))
+            return [np.asarray(t) for t in (out if isinstance(out, (list, tuple)) else [out])]  # one output: a tensor
 
         traces = traced.experimental_get_tracing_count
     else:

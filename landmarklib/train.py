@@ -31,7 +31,7 @@ from typing import Any
 import keras
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: tqdm.auto warns in a kernel without ipywidgets
 
 from . import config, data, devices, evaluate, files, models, paths, recipes, study
 

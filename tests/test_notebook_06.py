@@ -19,7 +19,7 @@ from PIL import Image
 
 from landmarklib import report
 
-from conftest import write_metrics
+from conftest import fabricated_metrics, training_metrics, write_metrics
 
 REPO = Path(__file__).resolve().parent.parent
 SIZE = 32
@@ -212,7 +212,8 @@ FRAMEWORK_NOISE = (
     "WARNING",
     "Warning:",
     "warnings.warn",
-    "tensorflow",
+    "tensorflow/",  # a C++ log line's source path (the backend's name itself is shown: "ran on tensorflow, ...")
+    "tf.function",
     "retracing",
     "absl",
     "oneDNN",
@@ -352,7 +353,7 @@ def test_data_source_record_is_shown_with_the_caveat_beside_the_study(tmp_path):
     }
     metrics = {
         "01_explore": {"data_source": record},
-        "03_res_incep": {"val_top1": 0.013, "health": "diverged", "health_note": "the loss is 23,787"},
+        "03_res_incep": training_metrics(val_top1=0.013, health="diverged", health_note="the loss is 23,787"),
     }
     source = report.data_source("data/raw/sample/train.csv", "data/raw/sample", metrics)
     assert source["kind"] == "folder" and source["record"] == record
@@ -373,7 +374,7 @@ def test_data_source_record_is_shown_with_the_caveat_beside_the_study(tmp_path):
     from landmarklib import metrics as metrics_io
     from landmarklib.report import html
 
-    metrics_io.save("01_explore", {"data_source": record}, tmp_path)
+    metrics_io.save("01_explore", {**fabricated_metrics()["01_explore"], "data_source": record}, tmp_path)
     metrics_io.save("03_res_incep", metrics["03_res_incep"], tmp_path)
     notebooks = [Path("01_explore.ipynb"), Path("03_build_res_incep.ipynb")]
     page = html.build_index(tmp_path, notebooks, [], {"run_name": "x"}).read_text()
