@@ -26,6 +26,7 @@ the 2.5th and 97.5th percentiles.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -214,15 +215,15 @@ def bootstrap(
                 "method": name,
                 "metric": m,
                 "value": plain[m],
-                "low": np.nanpercentile(d, 2.5),
-                "high": np.nanpercentile(d, 97.5),
+                "low": _percentile(d, 2.5),
+                "high": _percentile(d, 97.5),
             }
             if name != reference:
                 diff = d - np.concatenate(draws[reference][m])
                 row.update(
                     diff=plain[m] - score(methods[reference], actual, known_ids, ids)[m],
-                    diff_low=np.nanpercentile(diff, 2.5),
-                    diff_high=np.nanpercentile(diff, 97.5),
+                    diff_low=_percentile(diff, 2.5),
+                    diff_high=_percentile(diff, 97.5),
                 )
             rows.append(row)
     return pd.DataFrame(rows, columns=["method", "metric", "value", "low", "high", "diff", "diff_low", "diff_high"])
@@ -244,3 +245,10 @@ def summary_table(boot: pd.DataFrame) -> pd.DataFrame:
 
     table = boot.assign(text=boot.apply(cell, axis=1)).pivot(index="method", columns="metric", values="text")
     return table.reindex(index=list(dict.fromkeys(boot["method"])), columns=list(METRICS))
+
+
+def _percentile(draws: np.ndarray, q: float) -> float:
+    """``q``-th percentile of the finite bootstrap draws; NaN when none is finite (e.g. the
+    precision of a method that answered nothing in every resample), without numpy's warning."""
+    finite = draws[np.isfinite(draws)]
+    return float(np.percentile(finite, q)) if len(finite) else math.nan

@@ -953,7 +953,7 @@ def beyond_md(metrics: dict[str, dict]) -> str:
         lines.append(
             f"| {name} | {row.get('recipe', '')} | {ci(row, 'closed_top1', True)} | "
             f"{pct(row.get('closed_top5'))} | {gap_text(row.get('closed_gap'))} | {ci(row, 'open_gap')} | "
-            f"{diff} | {pct(row.get('answered_share'))} | {pct(row.get('answered_precision'))} |"
+            f"{diff} | {pct(row.get('answered_share'))} | {pct(row.get('answered_precision'), missing='none answered')} |"
         )
     lines += ["", f"Retrieval index: {m.get('index', '?')}; embeddings pictured by {m.get('projection', '?')}."]
     return "\n".join(lines)
