@@ -18,6 +18,7 @@ with ``openset`` (paired bootstrap intervals, ``study`` as the reference).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -186,37 +187,15 @@ class _NoRetracingNotes(logging.Filter):
         return "triggered tf.function retracing" not in record.getMessage()
 
 
-def _run_method(
-    name,
-    split,
-    settings,
-    out_dir,
-    progress,
-    val_frame,
-    val_truth,
-    val_x,
-    queries,
-    query_x,
-    actual,
-    runs,
-    preds,
-    extras,
-    scores,
-) -> None:
-    """Train one method, choose its threshold on validation, answer and score the queries (into the dicts)."""
-    run = train_method(name, split, settings, out_dir, progress)
-    val_pred, _ = answer(run, val_frame, settings["batch_size"], x=val_x)
-    run.threshold = openset.choose_threshold(val_pred.confidence, val_pred.landmark == val_truth)
-    pred, extra = answer(run, queries, settings["batch_size"], x=query_x)
-    runs[name], preds[name], extras[name] = run, pred, extra
-    scores[name] = openset.score(pred, actual, split.landmark_ids, queries["id"].to_numpy())
-    if progress:
-        s = scores[name]
-        print(
-            f"   {name}: closed top-1 {s['closed_top1']:.3f}, open GAP {s['open_gap']:.3f} "
-            f"(threshold {run.threshold:.3f}; {run.seconds / 60:.1f} min)",
-            flush=True,
-        )
+@contextlib.contextmanager
+def _no_retracing_notes():
+    """``_NoRetracingNotes`` on TensorFlow's logger while the block runs."""
+    quiet = _NoRetracingNotes()
+    logging.getLogger("tensorflow").addFilter(quiet)
+    try:
+        yield
+    finally:
+        logging.getLogger("tensorflow").removeFilter(quiet)
 
 
 def run_methods(
@@ -251,29 +230,21 @@ def run_methods(
     size = int(settings["input_size"])  # every method's input: the queries are decoded once
     val_x = data.load_images(val_frame["path"].tolist(), size, progress=False)
     query_x = data.load_images(queries["path"].tolist(), size, progress=False)
-    quiet = _NoRetracingNotes()
-    logging.getLogger("tensorflow").addFilter(quiet)
-    try:
+    with _no_retracing_notes():
         for name in methods:
-            _run_method(
-                name,
-                split,
-                settings,
-                out_dir,
-                progress,
-                val_frame,
-                val_truth,
-                val_x,
-                queries,
-                query_x,
-                actual,
-                runs,
-                preds,
-                extras,
-                scores,
-            )
-    finally:
-        logging.getLogger("tensorflow").removeFilter(quiet)
+            run = train_method(name, split, settings, out_dir, progress)
+            val_pred, _ = answer(run, val_frame, settings["batch_size"], x=val_x)
+            run.threshold = openset.choose_threshold(val_pred.confidence, val_pred.landmark == val_truth)
+            pred, extra = answer(run, queries, settings["batch_size"], x=query_x)
+            runs[name], preds[name], extras[name] = run, pred, extra
+            scores[name] = openset.score(pred, actual, split.landmark_ids, queries["id"].to_numpy())
+            if progress:
+                s = scores[name]
+                print(
+                    f"   {name}: closed top-1 {s['closed_top1']:.3f}, open GAP {s['open_gap']:.3f} "
+                    f"(threshold {run.threshold:.3f}; {run.seconds / 60:.1f} min)",
+                    flush=True,
+                )
     boot = openset.bootstrap(
         preds,
         actual,
