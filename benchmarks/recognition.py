@@ -39,6 +39,8 @@ import sys
 import time
 from pathlib import Path
 
+from landmarklib import config
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORK = Path(os.environ.get("TMPDIR", "/tmp")) / "landmarks-recognition"
 TARGETS = "modern closed top-1 >= 75% (real-landmarks); retrieval open GAP >= best classifier's + 0.05, paired interval above 0"
@@ -85,10 +87,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--val-fraction", type=float, default=0.15)
     p.add_argument("--study-learning-rate", type=float, default=0.002, help="SGD (the study's recipe)")
-    p.add_argument("--modern-learning-rate", type=float, default=1e-3, help="AdamW peak")
-    p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--warmup-epochs", type=float, default=2)
-    p.add_argument("--label-smoothing", type=float, default=0.1)
+    modern = config.MODERN_RECIPE
+    p.add_argument("--modern-learning-rate", type=float, default=modern["learning_rate"], help="AdamW peak")
+    p.add_argument("--weight-decay", type=float, default=modern["weight_decay"])
+    p.add_argument("--warmup-epochs", type=float, default=modern["warmup_epochs"])
+    p.add_argument("--label-smoothing", type=float, default=modern["label_smoothing"])
     p.add_argument("--loss", choices=("arcface", "cosface"), default="arcface")
     p.add_argument("--margin", type=float, default=0.2)
     p.add_argument("--scale", type=float, default=30.0)

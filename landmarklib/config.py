@@ -338,6 +338,59 @@ class TrainConfig(Config):
             raise ConfigError("weight_decay and warmup_epochs must be 0 or more, min_lr_fraction in [0, 1]")
 
 
+RECIPE_FIELDS: tuple[str, ...] = (
+    "weight_decay",
+    "lr_schedule",
+    "warmup_epochs",
+    "min_lr_fraction",
+    "label_smoothing",
+    "loss",
+    "margin",
+    "scale",
+)
+"""``TrainConfig``'s fields that ``recipes`` turns into a schedule, weight decay and loss (recorded with a run)."""
+
+MODERN_RECIPE: Mapping[str, Any] = types.MappingProxyType(
+    {
+        "optimizer": "adamw",
+        "learning_rate": 1e-3,
+        "weight_decay": 0.05,
+        "lr_schedule": "warmup_cosine",
+        "warmup_epochs": 2.0,
+        "min_lr_fraction": 0.01,
+        "label_smoothing": 0.1,
+        "augment": "photo",
+        "dropout": 0.1,
+    }
+)
+"""The modern training recipe (issue 11), as changes to a run's ``ModelConfig`` and ``TrainConfig``:
+AdamW with decoupled weight decay, linear warmup then cosine decay to 1% of the peak, label
+smoothing, photo augmentation (``recipes.photo_augmentation``) and light dropout before the
+softmax (the study's 0.5 with the photo augmentation under-fits: measured in
+``reports/benchmarks/recognition.md``). ``RunConfig().replace(**MODERN_RECIPE)`` is the modern
+run of the same network; ``params/modern.yaml`` holds the same values (``tests/test_config.py``)."""
+
+
+RECIPES: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
+    {
+        "study": types.MappingProxyType(
+            {
+                name: getattr(stage, name)
+                for stage, names in (
+                    (TrainConfig, ("optimizer", "learning_rate", *RECIPE_FIELDS)),
+                    (ModelConfig, tuple(MODERN_RECIPE) + ("augment",)),
+                )
+                for name in names
+                if name in {f.name for f in dataclasses.fields(stage)}
+            }
+        ),
+        "modern": MODERN_RECIPE,
+    }
+)
+"""Named recipes for ``RunConfig.replace(recipe=...)`` and the variants of notebook 03: ``"study"`` (every
+setting ``MODERN_RECIPE`` changes, back at the study's default) and ``"modern"``."""
+
+
 @dataclass(frozen=True)
 class BenchmarkTrainConfig(TrainConfig):
     """Notebook 04's training (the study's ResNet-50: RMSprop); its parameters are ``benchmark_<field>``."""
@@ -375,9 +428,15 @@ class RunConfig:
     def replace(self, **changes: Any) -> RunConfig:
         """This run with some settings changed, each in the stage that owns it.
 
+        ``recipe="modern"`` (or ``"study"``) applies ``RECIPES``' settings, then the other changes.
         ``seed`` is shared by the split and the training. Raises ``ConfigError`` for a name
         no stage has (``models_dir`` cannot change: a variant writes beside the main run).
         """
+        if "recipe" in changes:  # a named recipe's settings first; the variant's own changes win
+            name = changes.pop("recipe")
+            if name not in RECIPES:
+                raise ConfigError(f"recipe: {name!r} is not one of {', '.join(map(repr, RECIPES))}")
+            changes = {**RECIPES[name], **changes}
         stages = {"split": self.split, "model": self.model, "train": self.train}
         owned = {
             name: [s for s, c in stages.items() if name in {f.name for f in dataclasses.fields(c)}] for name in changes
@@ -473,10 +532,10 @@ class BeyondConfig(Config):
     beyond_epochs: int = 2
     study_learning_rate: float = 0.002
     study_augment: bool | Literal["add", "replace", "photo"] = False
-    modern_learning_rate: float = 0.001
-    modern_weight_decay: float = 0.05
-    modern_warmup_epochs: float = 1.0
-    modern_label_smoothing: float = 0.1
+    modern_learning_rate: float = MODERN_RECIPE["learning_rate"]
+    modern_weight_decay: float = MODERN_RECIPE["weight_decay"]
+    modern_warmup_epochs: float = 1.0  # MODERN_RECIPE's 2 would be all of the short default run
+    modern_label_smoothing: float = MODERN_RECIPE["label_smoothing"]
     retrieval_loss: Literal["arcface", "cosface"] = "arcface"
     retrieval_margin: float = 0.2
     retrieval_scale: float = 30.0

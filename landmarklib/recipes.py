@@ -15,7 +15,8 @@ reproducible exactly and the modern ones sit beside them:
     augment          ``models.build``'s: ``False``, ``True``/``"study"`` (the study's flips both
                      ways, rotation, zoom) or ``"photo"`` (``photo_augmentation`` below)
 
-``MODERN`` holds the modern values; ``STUDY`` the study's. Only Keras layers, ops,
+Each function takes the recipe as a ``config.TrainConfig`` (its fields ``config.RECIPE_FIELDS``);
+``config.MODERN_RECIPE`` holds the modern values, ``STUDY`` the study's. Only Keras layers, ops,
 losses and optimizers are used, so every recipe runs under TensorFlow and JAX. Keras is
 imported inside the functions.
 """
@@ -24,77 +25,17 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass, fields
 
-OPTIMIZERS = ("sgd", "rmsprop", "adamw")
-SCHEDULES = ("constant", "warmup_cosine")
-LOSSES = ("crossentropy", "arcface", "cosface")
+from . import config
 
-
-@dataclass(frozen=True)
-class Recipe:
-    """The recipe parameters ``train.train`` takes beside optimizer, learning rate and momentum.
-
-    Attributes:
-        weight_decay: AdamW's decoupled weight decay (ignored by SGD and RMSprop).
-        lr_schedule: ``"constant"`` or ``"warmup_cosine"``.
-        warmup_epochs: epochs of linear warmup (``warmup_cosine``); may be fractional.
-        min_lr_fraction: the cosine's final learning rate, as a share of the peak.
-        label_smoothing: share of the target spread over all classes.
-        loss: ``"crossentropy"``, ``"arcface"`` or ``"cosface"``.
-        margin: the additive angular (ArcFace, radians) or cosine (CosFace) margin.
-        scale: the logits' scale ``s`` of the margin losses.
-    """
-
-    weight_decay: float = 0.0
-    lr_schedule: str = "constant"
-    warmup_epochs: float = 0.0
-    min_lr_fraction: float = 0.0
-    label_smoothing: float = 0.0
-    loss: str = "crossentropy"
-    margin: float = 0.2
-    scale: float = 30.0
-
-    def __post_init__(self):
-        if self.lr_schedule not in SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {SCHEDULES}, not {self.lr_schedule!r}")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, not {self.loss!r}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.weight_decay < 0 or self.warmup_epochs < 0 or not 0 <= self.min_lr_fraction <= 1:
-            raise ValueError("weight_decay and warmup_epochs must be >= 0 and min_lr_fraction in [0, 1]")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-STUDY = Recipe()
-"""The study's recipe: no weight decay, a constant step, plain cross-entropy."""
-
-MODERN = {
-    "optimizer": "adamw",
-    "learning_rate": 1e-3,
-    "weight_decay": 0.05,
-    "lr_schedule": "warmup_cosine",
-    "warmup_epochs": 2,
-    "min_lr_fraction": 0.01,
-    "label_smoothing": 0.1,
-    "augment": "photo",
-}
-"""The modern recipe as settings (``params/modern.yaml`` holds the same values)."""
-
-
-def from_settings(settings: dict) -> Recipe:
-    """The ``Recipe`` of a run's settings dict: its recipe keys, the study's values for the others."""
-    names = {f.name for f in fields(Recipe)}
-    return Recipe(**{k: settings[k] for k in names if settings.get(k) is not None})
+STUDY = config.TrainConfig()
+"""The study's recipe: no weight decay, a constant step, plain cross-entropy (``TrainConfig``'s defaults)."""
 
 
 # --------------------------------------------------------------------------- optimizer
 
 
-def learning_rate(peak: float, recipe: Recipe = STUDY, epochs: int = 1, steps_per_epoch: int = 1):
+def learning_rate(peak: float, recipe: config.TrainConfig = STUDY, epochs: int = 1, steps_per_epoch: int = 1):
     """The learning rate: ``peak`` (constant) or a Keras warmup + cosine decay schedule.
 
     Args:
@@ -126,7 +67,7 @@ def make_optimizer(
     name: str,
     learning_rate: float,
     momentum: float = 0.9,
-    recipe: Recipe = STUDY,
+    recipe: config.TrainConfig = STUDY,
     epochs: int = 1,
     steps_per_epoch: int = 1,
 ):
@@ -149,10 +90,10 @@ def make_optimizer(
         return keras.optimizers.RMSprop(learning_rate=rate)
     if name == "adamw":
         return keras.optimizers.AdamW(learning_rate=rate, weight_decay=float(recipe.weight_decay))
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {name!r}")
+    raise ValueError(f"optimizer must be sgd, rmsprop or adamw, not {name!r}")
 
 
-def schedule_values(peak: float, recipe: Recipe, epochs: int, steps_per_epoch: int) -> list[float]:
+def schedule_values(peak: float, recipe: config.TrainConfig, epochs: int, steps_per_epoch: int) -> list[float]:
     """The learning rate at the start of each epoch (for tables and figures)."""
     rate = learning_rate(peak, recipe, epochs, steps_per_epoch)
     if isinstance(rate, float):
@@ -192,7 +133,7 @@ def _loss_classes() -> dict:
     return {"SmoothedSparseCrossentropy": SmoothedSparseCrossentropy}
 
 
-def make_loss(recipe: Recipe = STUDY):
+def make_loss(recipe: config.TrainConfig = STUDY):
     """The Keras loss of a recipe (integer labels).
 
     ``crossentropy`` without smoothing is Keras' ``sparse_categorical_crossentropy`` (the
@@ -253,22 +194,24 @@ def photo_augmentation(
     return layers.RandomContrast(jitter, value_range=(0, 255), name=f"{name}_contrast")(x)
 
 
-def describe(optimizer: str, peak: float, recipe: Recipe, augment) -> str:
-    """One line naming a run's recipe, for tables and reports."""
-    parts = [f"{optimizer} {peak:g}"]
-    if optimizer == "adamw":
-        parts.append(f"weight decay {recipe.weight_decay:g}")
-    if recipe.lr_schedule == "warmup_cosine":
-        parts.append(f"warmup {recipe.warmup_epochs:g} ep + cosine to {recipe.min_lr_fraction:g}x")
-    if recipe.label_smoothing:
-        parts.append(f"label smoothing {recipe.label_smoothing:g}")
-    if recipe.loss != "crossentropy":
-        parts.append(f"{recipe.loss} (margin {recipe.margin:g}, scale {recipe.scale:g})")
+def describe(train: config.TrainConfig, model: config.ModelConfig) -> str:
+    """One line naming a run's recipe (its optimizer, schedule, loss, augmentation and dropout), for tables."""
+    parts = [f"{train.optimizer} {train.learning_rate:g}"]
+    if train.optimizer == "adamw":
+        parts.append(f"weight decay {train.weight_decay:g}")
+    if train.lr_schedule == "warmup_cosine":
+        parts.append(f"warmup {train.warmup_epochs:g} ep + cosine to {train.min_lr_fraction:g}x")
+    if train.label_smoothing:
+        parts.append(f"label smoothing {train.label_smoothing:g}")
+    if train.loss != "crossentropy":
+        parts.append(f"{train.loss} (margin {train.margin:g}, scale {train.scale:g})")
     parts.append(
-        {"photo": "photo augmentation", True: "study augmentation", "study": "study augmentation"}.get(
-            augment, "no augmentation"
+        {"photo": "photo augmentation", True: "study augmentation", "replace": "study augmentation"}.get(
+            model.augment, "study augmentation (added copies)" if model.augment == "add" else "no augmentation"
         )
     )
+    if train.loss == "crossentropy" and model.model == "res_incep":
+        parts.append(f"dropout {model.dropout:g}")
     return ", ".join(parts)
 
 

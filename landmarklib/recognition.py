@@ -4,7 +4,7 @@ Methods (``METHODS``), all on the same backbone, data, split and epochs:
 
     study      the study's classifier and recipe (the run's optimizer, constant learning rate,
                cross-entropy, the run's augmentation); confidence = the softmax probability
-    modern     the same classifier with the modern recipe (``recipes.MODERN``: AdamW with weight
+    modern     the same classifier with the modern recipe (``config.MODERN_RECIPE``: AdamW with weight
                decay, warmup + cosine, label smoothing, photo augmentation)
     retrieval  the backbone with ``retrieval``'s embedding head, trained with the modern recipe and
                a margin loss; answers by the kNN vote over the index of the known landmarks'
@@ -56,58 +56,51 @@ class MethodRun:
     extra: dict = field(default_factory=dict)
 
 
-def method_settings(name: str, settings: dict) -> tuple[dict, recipes.Recipe]:
-    """The settings and recipe of one method, from a run's settings.
+def method_settings(name: str, settings: dict) -> dict:
+    """The settings of one method, from a run's settings.
 
     ``settings`` holds ``models.build``'s keys (``model``, ``input_size``, ``filters``, ...,
     ``augment``: the study method's), ``optimizer``, ``learning_rate``, ``momentum`` (the study's
-    recipe), and the modern recipe's ``modern_learning_rate``, ``modern_weight_decay``,
-    ``modern_warmup_epochs``, ``modern_label_smoothing``, and retrieval's ``retrieval_loss``,
-    ``retrieval_margin``, ``retrieval_scale`` (defaults: ``recipes.MODERN``, ArcFace 0.2, 30).
+    recipe), and ``config.BeyondConfig``'s: the modern recipe's ``modern_learning_rate``,
+    ``modern_weight_decay``, ``modern_warmup_epochs``, ``modern_label_smoothing`` (the rest of
+    ``config.MODERN_RECIPE`` as it is) and retrieval's ``retrieval_loss``, ``retrieval_margin``,
+    ``retrieval_scale``. Returns ``settings`` with the method's ``ModelConfig`` and ``TrainConfig``
+    recipe fields set (``config.RECIPE_FIELDS``).
     """
     if name == "study":
-        return dict(settings), recipes.STUDY
+        return {**settings, **{k: getattr(recipes.STUDY, k) for k in config.RECIPE_FIELDS}}
     if name not in ("modern", "retrieval"):
         raise ValueError(f"unknown method {name!r}: expected one of {METHODS}")
-    modern = {
+    beyond = config.BeyondConfig.from_params(settings)
+    run = {
         **settings,
-        "optimizer": "adamw",
-        "augment": "photo",
-        "learning_rate": settings.get("modern_learning_rate", recipes.MODERN["learning_rate"]),
+        **config.MODERN_RECIPE,
+        "learning_rate": beyond.modern_learning_rate,
+        "weight_decay": beyond.modern_weight_decay,
+        "warmup_epochs": beyond.modern_warmup_epochs,
+        "label_smoothing": beyond.modern_label_smoothing,
     }
-    recipe = recipes.Recipe(
-        weight_decay=settings.get("modern_weight_decay", recipes.MODERN["weight_decay"]),
-        lr_schedule="warmup_cosine",
-        warmup_epochs=settings.get("modern_warmup_epochs", recipes.MODERN["warmup_epochs"]),
-        min_lr_fraction=recipes.MODERN["min_lr_fraction"],
-        label_smoothing=settings.get("modern_label_smoothing", recipes.MODERN["label_smoothing"]),
-        loss=settings.get("retrieval_loss", "arcface") if name == "retrieval" else "crossentropy",
-        margin=settings.get("retrieval_margin", 0.2),
-        scale=settings.get("retrieval_scale", 30.0),
-    )
-    return modern, recipe
+    if name == "retrieval":
+        run.update(loss=beyond.retrieval_loss, margin=beyond.retrieval_margin, scale=beyond.retrieval_scale)
+    return run
 
 
 def train_method(name: str, split: data.Split, settings: dict, out_dir, progress: bool = True) -> MethodRun:
     """Build and train one method on ``split`` (and index it, for retrieval)."""
-    run, recipe = method_settings(name, settings)
+    run = method_settings(name, settings)
     start = time.perf_counter()
     train.set_seed(run["seed"], run.get("deterministic", True))
     n_classes = len(split.landmark_ids)
+    model_config = config.ModelConfig.from_params(run)
+    train_config = config.TrainConfig.from_params(run, models_dir=str(out_dir), early_stopping_patience=None)
+    recipe = recipes.describe(train_config, model_config)
     if name == "retrieval":
         model = retrieval.embedding_model(run, n_classes, embedding_dim=int(run.get("embedding_dim", 512)))
     else:
-        model = models.build(config.ModelConfig.from_params(run), n_classes)
+        model = models.build(model_config, n_classes)
     if progress:
-        print(
-            f"== {name}: {model.count_params():,} parameters; "
-            f"{recipes.describe(run['optimizer'], run['learning_rate'], recipe, run.get('augment'))}",
-            flush=True,
-        )
-    settings = config.TrainConfig.from_params(
-        run, models_dir=str(out_dir), early_stopping_patience=None, **recipe.as_dict()
-    )
-    result = train.train(model, split, settings, name=name, progress=progress)
+        print(f"== {name}: {model.count_params():,} parameters; {recipe}", flush=True)
+    result = train.train(model, split, train_config, name=name, progress=progress)
     index = embedder = None
     if name == "retrieval":
         # one image -> embedding model per method: each new keras.Model traces its predict function again
@@ -123,7 +116,7 @@ def train_method(name: str, split: data.Split, settings: dict, out_dir, progress
         index=index,
         k=int(run.get("retrieval_k", retrieval.DEFAULT_K)),
         embedder=embedder,
-        recipe=recipes.describe(run["optimizer"], run["learning_rate"], recipe, run.get("augment")),
+        recipe=recipe,
         seconds=time.perf_counter() - start,
     )
 

@@ -192,17 +192,16 @@ def compile_model(model, settings: config.TrainConfig, steps_per_epoch: int = 1)
 
     Args:
         model: a ``keras.Model``.
-        settings: its optimizer, learning rate, momentum and recipe (``recipes.from_settings``).
+        settings: its optimizer, learning rate, momentum and recipe (``config.RECIPE_FIELDS``).
         steps_per_epoch: optimizer steps per epoch (for a learning-rate schedule).
 
     ``jit_compile="auto"``: XLA where it pays (GPU, JAX), not on a TensorFlow CPU.
     """
-    recipe = recipes.from_settings(settings.to_dict())
     model.compile(
         optimizer=recipes.make_optimizer(
-            settings.optimizer, settings.learning_rate, settings.momentum, recipe, settings.epochs, steps_per_epoch
+            settings.optimizer, settings.learning_rate, settings.momentum, settings, settings.epochs, steps_per_epoch
         ),
-        loss=recipes.make_loss(recipe),
+        loss=recipes.make_loss(settings),
         # strict top-5 (ties by class index): Keras' SparseTopKCategoricalAccuracy counts every tied class;
         # weighted: the zero-weight rows padding a data-parallel evaluation batch do not count (same names)
         weighted_metrics=["accuracy", evaluate.strict_top_k_metric_class()(k=5, name="top5")],
@@ -473,7 +472,7 @@ def train(
         "seed": settings.seed,
         "augment_mode": getattr(model, "augment_mode", None),
     }
-    recorded.update(recipes.from_settings(settings.to_dict()).as_dict())
+    recorded.update({name: getattr(settings, name) for name in config.RECIPE_FIELDS})
     # what a killed run must share with this one to be resumed (more epochs may be asked for)
     fingerprint = {
         **{k: v for k, v in recorded.items() if k != "epochs"},

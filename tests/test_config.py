@@ -79,6 +79,26 @@ def test_default_parameters_are_the_config_defaults():
         assert {k: v for k, v in declared.items() if k in params and params[k] != v} == {}, path.name
 
 
+def test_the_modern_file_runs_the_modern_recipe():
+    """params/modern.yaml is notebook 03's run with config.MODERN_RECIPE (its warmup sized to its short run)."""
+    run = config.RunConfig.from_params(_yaml(REPO / "params" / "modern.yaml"))
+    modern = config.RunConfig().replace(**config.MODERN_RECIPE).settings()
+    differ = {k: (run.settings()[k], v) for k in config.MODERN_RECIPE if (v := modern[k]) != run.settings()[k]}
+    assert differ.keys() <= {"warmup_epochs"}, differ
+    assert run.train.warmup_epochs < run.train.epochs
+
+
+def test_the_modern_recipe_changes_only_recipe_settings():
+    """Every key of MODERN_RECIPE is a ModelConfig or TrainConfig field; the network's shape stays."""
+    base, modern = config.RunConfig(), config.RunConfig().replace(**config.MODERN_RECIPE)
+    assert (modern.model.filters, modern.model.blocks, modern.model.dense_units) == (
+        base.model.filters,
+        base.model.blocks,
+        base.model.dense_units,
+    )
+    assert modern.train.optimizer == "adamw" and modern.train.lr_schedule == "warmup_cosine"
+
+
 def test_the_study_file_repeats_the_studys_settings():
     params = _yaml(REPO / "params" / "study-2018.yaml")
     run = config.RunConfig.from_params(params)

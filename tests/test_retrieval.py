@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from landmarklib import data, evaluate, openset, recipes, retrieval
+from landmarklib import config, data, evaluate, openset, recipes, retrieval
 
 from conftest import TINY_LANDMARKS as LANDMARKS
 from conftest import write_tiny_folder
@@ -81,19 +81,19 @@ def test_smoothed_crossentropy_matches_the_formula():
     probs = np.array([[0.7, 0.2, 0.1]], np.float32)
     eps = 0.1
     target = (1 - eps) * np.array([1, 0, 0]) + eps / 3
-    loss = float(recipes.make_loss(recipes.Recipe(label_smoothing=eps))(np.array([0]), probs))
+    loss = float(recipes.make_loss(config.TrainConfig(label_smoothing=eps))(np.array([0]), probs))
     assert loss == pytest.approx(-(target * np.log(probs[0])).sum(), rel=1e-5)
     assert recipes.make_loss(recipes.STUDY) == "sparse_categorical_crossentropy"
 
 
 def test_warmup_cosine_schedule_rises_then_decays_to_its_floor():
-    recipe = recipes.Recipe(lr_schedule="warmup_cosine", warmup_epochs=2, min_lr_fraction=0.1)
+    recipe = config.TrainConfig(lr_schedule="warmup_cosine", warmup_epochs=2, min_lr_fraction=0.1)
     values = recipes.schedule_values(1e-3, recipe, epochs=10, steps_per_epoch=5)
     assert values[0] == 0.0 and values[2] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(values[2:], values[3:])) and values[-1] > 1e-4
     assert recipes.schedule_values(1e-3, recipes.STUDY, 3, 5) == [1e-3] * 3
     with pytest.raises(ValueError, match="lr_schedule"):
-        recipes.Recipe(lr_schedule="step")
+        config.TrainConfig(lr_schedule="step")
 
 
 # --------------------------------------------------------------------------- index and vote
