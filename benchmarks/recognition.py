@@ -19,7 +19,8 @@ the holdout ``test_solution.csv`` is scored once per method: closed top-1 (stric
 closed GAP, open GAP, answered share and precision at the threshold, with 95% bootstrap
 intervals over the test images, paired with the study's method.
 
-Each run is recorded as ``<work>/results/<run>.json``; ``--out`` (default
+Each run is recorded as ``<out folder>/recognition-runs/<run>.json`` (committed beside the report, with
+every query's answer, so ``--report-only`` rebuilds the report anywhere); ``--out`` (default
 ``reports/benchmarks/recognition.md``) lists every recorded run. The last printed line gives
 closed top-1 and open GAP per method.
 
@@ -99,6 +100,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--k", type=int, default=5, help="neighbours of the retrieval vote")
     p.add_argument("--methods", default="study,modern,retrieval")
     p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument(
+        "--precision",
+        default="float32",
+        choices=("float32", "mixed_bfloat16"),
+        help="Keras policy (devices.set_precision); mixed_bfloat16 pays on CPUs with AVX512-BF16 or AMX",
+    )
     p.add_argument("--work", type=Path, default=DEFAULT_WORK, help="symlink folders, models and recorded runs")
     p.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks" / "recognition.md")
     p.add_argument("--note", default="", help="why this configuration (goes into the report)")
@@ -239,7 +246,7 @@ def last_line(run: dict) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     work = args.work.resolve()
-    results = work / "results"
+    results = args.out.parent / "recognition-runs"
     if args.report_only:
         runs = sorted((json.loads(p.read_text()) for p in results.glob("*.json")), key=lambda r: r["date"])
         if not runs:
@@ -251,8 +258,9 @@ def main(argv=None) -> int:
     for name in ("train.csv", "test.csv", "test_solution.csv"):
         if not (data_dir / name).is_file():
             raise SystemExit(f"{data_dir / name}: not found (pass --data DIR in the shared layout)")
-    from landmarklib import data, recognition
+    from landmarklib import data, devices, recognition
 
+    devices.set_precision(args.precision)
     started = time.perf_counter()
     load = " ".join(f"{v:.1f}" for v in os.getloadavg())
     train_dir, test_dir, duplicates = folder_view(data_dir, work)
@@ -332,7 +340,7 @@ def main(argv=None) -> int:
         "config": (
             f"Res-Incep filters {args.filters}, blocks [3, 3, 2, 2], {args.input_size} px, {args.epochs} epochs "
             f"per method, batch {args.batch_size}; embedding {args.embedding_dim}, {args.loss} margin "
-            f"{args.margin} scale {args.scale}, k {args.k}; {args.n_boot} bootstrap resamples; "
+            f"{args.margin} scale {args.scale}, k {args.k}; {args.n_boot} bootstrap resamples; precision {args.precision}; "
             f"{recognition.environment_line()}"
         ),
         "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, {platform.system()}",

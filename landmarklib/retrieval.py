@@ -229,11 +229,14 @@ def embedding_head(
     from keras import layers
 
     objects = _keras_objects()
-    x = objects["GeM"](p=gem_p, name="gem_pool")(x)
-    x = layers.Dense(embedding_dim, use_bias=False, name=f"{name}_dense")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
-    embedding = layers.UnitNormalization(axis=-1, name=name)(x)
-    cosines = objects["CosineHead"](num_classes, name="cosines")(embedding)
+    # float32 under any mixed-precision policy (as the classifier's softmax): GeM's cubes, the unit
+    # vectors and the cosines near 1 that the margin acts on need more than bfloat16's 8 bits
+    f32 = {"dtype": "float32"}
+    x = objects["GeM"](p=gem_p, name="gem_pool", **f32)(x)
+    x = layers.Dense(embedding_dim, use_bias=False, name=f"{name}_dense", **f32)(x)
+    x = layers.BatchNormalization(name=f"{name}_bn", **f32)(x)
+    embedding = layers.UnitNormalization(axis=-1, name=name, **f32)(x)
+    cosines = objects["CosineHead"](num_classes, name="cosines", **f32)(embedding)
     return embedding, cosines
 
 
