@@ -143,7 +143,7 @@ def fetch_over_http(data_dir: Path, work: Path, size: int, resize: str, port: in
             csv_path = work / f"{split}.http.csv"
             duplicates = http_catalog(data_dir / f"{split}.csv", lambda path: base + path, csv_path)
             out_dir = work / f"{split}_{size}px_{resize}"
-            summary = fetch.fetch_catalog(csv_path, out_dir, size=size, resize=resize)
+            summary = fetch.fetch_catalog(csv_path, out_dir, n_images=None, image_size=size, resize=resize)
             print(summary.report())
             fetched[split] = (out_dir, {**summary.to_dict(), "duplicate_rows": duplicates})
     finally:

@@ -59,7 +59,7 @@ import json, sys, time
 from landmarklib.fetch.dask_engine import fetch_catalog_dask
 t = time.monotonic()
 s = fetch_catalog_dask(sys.argv[1], sys.argv[2], scheduler=sys.argv[3], shard_rows=int(sys.argv[4]),
-                       progress=False, timeout=1.0, retries=0)
+                       n_images=None, image_size=250, progress=False, timeout=1.0, retries=0)
 print(json.dumps({{"seconds": time.monotonic() - t, "rows": s.n_rows, "failed": s.failed, "peak_rss_mb": {PEAK}}}))
 """
 READ_ONLY = f"""
@@ -109,7 +109,7 @@ def throughput(args, work: Path, client) -> dict:
         for i in range(args.rows):
             server.route(f"/p{i}.jpg", image(bodies[i % len(bodies)]))
         csv_path = write_catalog(work / "catalog.csv", lambda i: server.url(f"/p{i}.jpg"), args.rows)
-        common = dict(size=250, workers=32, progress=False)
+        common = dict(n_images=None, image_size=250, workers=32, progress=False)
         for r in range(args.repeats):
             for name in runs:
                 out = work / f"{name}-{r}"
@@ -117,12 +117,11 @@ def throughput(args, work: Path, client) -> dict:
                 if name == "local":
                     s = fetch_catalog(csv_path, out, **common)
                 else:
-                    scheduler = client if name == "dask" else None
                     s = fetch_catalog_dask(
                         csv_path,
                         out,
-                        scheduler=scheduler,
-                        n_workers=args.dask_workers,
+                        client=client if name == "dask" else None,
+                        dask_workers=args.dask_workers,
                         shard_rows=args.shard_rows,
                         **common,
                     )
@@ -160,9 +159,10 @@ def scaling(args, work: Path) -> dict[int, float]:
                     s = fetch_catalog_dask(
                         csv_path,
                         out,
-                        scheduler=client,
+                        client=client,
                         shard_rows=args.shard_rows,
-                        size=250,
+                        n_images=None,
+                        image_size=250,
                         workers=32 * n,
                         progress=False,
                     )

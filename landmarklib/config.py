@@ -127,6 +127,15 @@ class Config:
             raise ConfigError(unknown_message(unknown[0], [f.name for f in dataclasses.fields(cls)], cls.__name__))
         return cls(**{**values, **changes})
 
+    def replace(self, **changes: Any):
+        """These settings with some fields changed (by field name), checked: an unknown name or a
+        bad value raises ``ConfigError``."""
+        known = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(set(changes) - set(known))
+        if unknown:
+            raise ConfigError(unknown_message(unknown[0], known, type(self).__name__))
+        return dataclasses.replace(self, **changes) if changes else self
+
     def to_dict(self) -> dict[str, Any]:
         """Field name -> value (tuples as lists), as the metrics files record them."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -134,7 +143,9 @@ class Config:
 
 def unknown_message(key: str, known: list[str], where: str) -> str:
     """``"unknown setting 'learning_rat' for TrainConfig (did you mean 'learning_rate'?)"``."""
-    close = difflib.get_close_matches(key, known, n=1)
+    # a field named by one word of it first ('size' -> 'image_size', not the closer spelling 'resize')
+    close = sorted(k for k in known if k.startswith(f"{key}_") or k.endswith(f"_{key}"))
+    close = close or difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(known))})"
     return f"unknown setting {key!r} for {where}{hint}"
 
@@ -172,40 +183,56 @@ class ExploreConfig(Config):
 
 @dataclass(frozen=True)
 class FetchConfig(Config):
-    """Notebook 02 and ``landmarks fetch``: how catalog rows become JPEG files.
+    """Notebook 02, ``landmarks fetch`` and both fetch engines (``fetch.fetch_catalog``,
+    ``fetch.dask_engine.fetch_catalog_dask``): how catalog rows become JPEG files.
 
     Attributes:
-        n_images: the first rows of each catalog fetched (the study's 5000).
+        n_images: the first rows of each catalog fetched (the study's 5000); None: every row.
         image_size: side of the square JPEGs written (the study's was 250).
         resize: ``stretch`` (the study's, aspect ratio not kept), ``crop`` or ``pad``.
-        workers: downloads in flight.
+        workers: downloads in flight (with ``dask``: over the whole cluster).
         timeout: seconds per attempt.
         retries: further attempts after a connection error, a timeout, 5xx or 429.
+        backoff: urllib3's backoff factor between attempts (seconds; doubling).
+        max_bytes: largest image body (or file) accepted.
+        strict: refuse the catalog at its first bad row (``CatalogError``) instead of failing
+            each bad row alone (``no url``, ``bad landmark_id``, ``unsafe id``, ``duplicate id``).
+        fail_fast_after: consecutive connection failures (DNS, refused, unreachable, TLS) after
+            which a host's remaining rows fail at once as ``host unreachable`` (0: never).
+        processes: with ``local``: worker processes; None: one per core, none (threads in this
+            process) for jobs under 64 rows.
         engine: ``local`` (this machine) or ``dask`` (shards on a Dask cluster, the same manifest).
         scheduler: with ``dask``: a running scheduler's address (``tcp://host:8786``); None: a local cluster.
-        shard_rows: with ``dask``: catalog rows per task.
+        dask_workers: with ``dask`` and no scheduler: worker processes of the local cluster; None: one per core.
+        shard_rows: with ``dask``: catalog rows per task (10,000, as img2dataset does).
         max_per_host: with ``dask``: requests in flight per host over the whole cluster (0: no limit).
     """
 
     PARAMETERS: ClassVar[Mapping[str, str]] = {"engine": "fetch_engine", "scheduler": "dask_scheduler"}
 
-    n_images: int = study.N_IMAGES
+    n_images: int | None = study.N_IMAGES
     image_size: int = 96
     resize: Literal["stretch", "crop", "pad"] = "stretch"
     workers: int = 32
     timeout: float = 20.0
     retries: int = 2
+    backoff: float = 0.5
+    max_bytes: int = 20 * 2**20
+    strict: bool = False
+    fail_fast_after: int = 3
+    processes: int | None = None
     engine: Literal["local", "dask"] = "local"
     scheduler: str | None = None
+    dask_workers: int | None = None
     shard_rows: int = 10_000
     max_per_host: int = 0
 
     def check(self) -> None:
-        _positive(self, "n_images", "image_size", "workers", "timeout", "shard_rows")
-        if self.retries < 0:
-            raise ConfigError(f"retries: must be 0 or more, not {self.retries!r}")
-        if self.max_per_host < 0:
-            raise ConfigError(f"max_per_host: must be 0 (no limit) or more, not {self.max_per_host!r}")
+        _positive(self, "n_images", "image_size", "workers", "timeout", "max_bytes", "processes", "dask_workers")
+        _positive(self, "shard_rows")
+        for name in ("retries", "backoff", "fail_fast_after", "max_per_host"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{self.parameter(name)}: must be 0 or more, not {getattr(self, name)!r}")
 
 
 # --------------------------------------------------------------------------- 03/04 split, model, training

@@ -463,7 +463,7 @@ def load_test_images(
         from . import fetch
 
         out = paths.resolve(fetch_dir) if fetch_dir else source.parent / f"{source.stem}_{input_size}px"
-        (fetcher or fetch.fetch_catalog)(source, out, size=input_size, progress=progress)
+        (fetcher or fetch.fetch_catalog)(source, out, image_size=input_size, n_images=None, progress=progress)
         return _folder_images(out)
     if source.is_dir():
         return _folder_images(source)
@@ -662,7 +662,7 @@ def predict(
             size, landmark_ids = client.submit(cluster.model_info, model_file, pure=False).result()
             from .fetch.dask_engine import fetch_catalog_dask
 
-            fetcher = functools.partial(fetch_catalog_dask, scheduler=client)
+            fetcher = functools.partial(fetch_catalog_dask, client=client)
             tests = load_test_images(images, size, fetch_dir=fetch_dir, progress=progress, fetcher=fetcher)
             readable = np.flatnonzero(tests["path"].notna().to_numpy())
             files = tests["path"].iloc[readable].tolist()  # absolute: workers read them (shared filesystem)

@@ -8,6 +8,7 @@ Files, written under ``<reports_dir>/metrics/``:
     04_resnet50.json    ResNet-50 benchmark (notebook 04)
     05_visualize.json   what notebook 05 drew
     06_report.json      evaluation on the test set: GAP, thresholds, timing (notebook 06)
+    07_beyond.json      beyond the study: three methods scored closed- and open-set (notebook 07)
 
 Every file holds plain JSON (numbers, strings, lists, dicts). A key ``figures``
 lists the figure files the notebook wrote, relative to ``reports_dir``.
@@ -225,6 +226,43 @@ class Report(TypedDict):
     figures: Figures
 
 
+class _Beyond(TypedDict):
+    held_out: list  # of landmark ids held out of training (their test images are open-set queries)
+    n_queries: int
+    n_closed: int
+    n_open: int
+    epochs: int
+    n_bootstrap: int
+    methods: dict  # method name -> its row (``recognition.method_rows``; see ``Beyond``)
+    figures: Figures
+
+
+class Beyond(_Beyond, total=False):
+    """``07_beyond.json``: the study's method, the modern recipe and retrieval, scored closed- and open-set.
+
+    Each row of ``methods`` holds ``method``, ``recipe``, and per score of ``openset.METRICS``
+    (``closed_top1``, ``closed_top5``, ``closed_gap``, ``open_gap``, ``answered_share``,
+    ``answered_precision``) its value with its 95% bootstrap interval (``<score>_low``,
+    ``<score>_high``; None where undefined), and in the rows other than the reference
+    (``study``) the paired difference ``<score>_diff`` with ``_diff_low`` and ``_diff_high``.
+    """
+
+    n_known: int
+    n_train: int
+    n_val: int
+    n_held_out_train: int
+    input_size: int
+    backend: str
+    projection: str
+    index: str
+    retrieval_k: int
+    embedding_dim: int
+    retrieval_loss: str
+    retrieval_margin: float
+    gap_curves: dict
+    submissions: dict
+
+
 SCHEMAS: dict[str, type] = {
     "01_explore": Explore,
     "02_fetch": Fetch,
@@ -232,6 +270,7 @@ SCHEMAS: dict[str, type] = {
     "04_resnet50": Training,
     "05_visualize": Visualize,
     "06_report": Report,
+    "07_beyond": Beyond,
 }
 """Metrics file stem -> its schema."""
 

@@ -192,10 +192,10 @@ def test_dask_fetch_writes_the_local_manifest(tmp_path, dask_client):
     with HttpTestServer() as server:
         csv_path, port = hostile_catalog(tmp_path, server)
         local_out, dask_out = tmp_path / "local_out", tmp_path / "dask_out"
-        local = fetch.fetch_catalog(csv_path, local_out, size=48, max_bytes=2**20, processes=1, **FAST)
+        local = fetch.fetch_catalog(csv_path, local_out, image_size=48, max_bytes=2**20, processes=1, **FAST)
         server.reset_hits()
         summary = dask_engine.fetch_catalog_dask(
-            csv_path, dask_out, size=48, max_bytes=2**20, workers=4, scheduler=dask_client, shard_rows=7, **FAST
+            csv_path, dask_out, image_size=48, max_bytes=2**20, workers=4, client=dask_client, shard_rows=7, **FAST
         )
 
     expected = manifest_rows(local_out)
@@ -281,7 +281,7 @@ def test_worker_killed_mid_shard_loses_nothing(tmp_path, dask_client):
         def run() -> None:
             try:
                 result["summary"] = dask_engine.fetch_catalog_dask(
-                    csv_path, out, size=32, workers=2, scheduler=dask_client, shard_rows=30, **FAST
+                    csv_path, out, image_size=32, workers=2, client=dask_client, shard_rows=30, **FAST
                 )
             except BaseException as exc:  # handed to the test below
                 result["error"] = exc
@@ -339,9 +339,9 @@ def test_requests_per_host_stay_under_max_per_host(tmp_path, dask_client):
             summary = dask_engine.fetch_catalog_dask(
                 csv_path,
                 tmp_path / f"out{limit}",
-                size=16,
+                image_size=16,
                 workers=16,
-                scheduler=dask_client,
+                client=dask_client,
                 shard_rows=8,
                 max_per_host=limit,
                 **FAST,
@@ -491,7 +491,7 @@ def test_notebook_02_fetches_on_dask(tmp_path, dask_client, run_notebook):
 
     write_nb02_catalog(tmp_path / "raw")
     reports = tmp_path / "reports"
-    common = dict(size=32, limit=N_IMAGES, progress=False)
+    common = dict(image_size=32, n_images=N_IMAGES, progress=False)
     local = fetch.fetch_catalog(tmp_path / "raw" / "train.csv", tmp_path / "local", processes=1, **common)
     run_notebook(
         "02",

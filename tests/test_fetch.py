@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from landmarklib import cli, fetch
+from landmarklib import cli, config, fetch
 from landmarklib.httpserver import (
     HttpTestServer,
     bomb_png,
@@ -147,7 +147,7 @@ def test_good_rows_and_every_failure(tmp_path, server):
     ]
     out = tmp_path / "out"
     csv_path = write_csv(tmp_path / "train.csv", rows)
-    summary = fetch.fetch_catalog(csv_path, out, size=64, max_bytes=2**20, processes=1, **FAST)
+    summary = fetch.fetch_catalog(csv_path, out, image_size=64, max_bytes=2**20, processes=1, **FAST)
 
     m = manifest(out)
     assert list(m) == [r[0] for r in rows]  # one row per input row, in input order
@@ -214,12 +214,12 @@ def good_server(server: HttpTestServer, n: int, landmarks: int = 4) -> list[tupl
 def test_resume_fetches_only_what_is_missing(tmp_path, server):
     rows = good_server(server, 12) + [("gone", server.route("/gone.jpg", status(404)), 0)]
     csv_path, out = write_csv(tmp_path / "train.csv", rows), tmp_path / "out"
-    first = fetch.fetch_catalog(csv_path, out, size=48, processes=1, **FAST)
+    first = fetch.fetch_catalog(csv_path, out, image_size=48, processes=1, **FAST)
     assert (first.ok, first.failed, first.skipped) == (12, 1, 0)
     before = manifest(out)
     hits = server.total_hits()
 
-    again = fetch.fetch_catalog(csv_path, out, size=48, processes=1, **FAST)
+    again = fetch.fetch_catalog(csv_path, out, image_size=48, processes=1, **FAST)
     assert (again.ok, again.failed, again.skipped) == (0, 1, 12)
     assert server.total_hits() == hits + 1 and server.hits["/gone.jpg"] == 2  # only the failed row again
     after = manifest(out)
@@ -227,19 +227,48 @@ def test_resume_fetches_only_what_is_missing(tmp_path, server):
 
     (out / "1" / "img001.jpg").unlink()  # a lost image is fetched again
     (out / "2" / "img002.jpg").write_bytes(b"junk")  # so is a broken one
-    third = fetch.fetch_catalog(csv_path, out, size=48, processes=1, **FAST)
+    third = fetch.fetch_catalog(csv_path, out, image_size=48, processes=1, **FAST)
     assert (third.ok, third.skipped) == (2, 10)
     assert server.hits["/p1.jpg"] == 2 and server.hits["/p2.jpg"] == 2 and server.hits["/p3.jpg"] == 1
 
-    other_size = fetch.fetch_catalog(csv_path, out, size=32, processes=1, **FAST)  # outputs of another size
+    other_size = fetch.fetch_catalog(csv_path, out, image_size=32, processes=1, **FAST)  # outputs of another size
     assert (other_size.ok, other_size.skipped) == (12, 0)
     check_jpeg(out / "3" / "img003.jpg", 32)
+
+
+def test_the_settings_are_one_fetch_config_and_a_bad_one_fails_before_any_work(tmp_path, server):
+    rows = good_server(server, 5)
+    csv_path, out = write_csv(tmp_path / "train.csv", rows), tmp_path / "out"
+    settings = config.FetchConfig(image_size=24, n_images=3, processes=1, timeout=0.5, retries=0)
+    summary = fetch.fetch_catalog(csv_path, out, settings, progress=False)
+    assert (summary.n_rows, summary.ok) == (3, 3)  # n_images is the limit
+    check_jpeg(out / "2" / "img002.jpg", 24)
+    # a keyword changes one field of the settings given, the others stay
+    again = fetch.fetch_catalog(csv_path, out, settings, n_images=None, progress=False)
+    assert (again.n_rows, again.ok, again.skipped) == (5, 2, 3)
+    check_jpeg(out / "0" / "img004.jpg", 24)
+    # an unknown name or a bad value: ConfigError (a ValueError), one line, nothing fetched
+    server.reset_hits()
+    cases = [({"size": 24}, "unknown setting 'size' for FetchConfig (did you mean 'image_size'?)"),
+             ({"limit": 2}, "unknown setting 'limit' for FetchConfig"),
+             ({"workers": 0}, "workers: must be positive, not 0"),
+             ({"fail_fast_after": -1}, "fail_fast_after: must be 0 or more, not -1"),
+             ({"resize": "squash"}, "resize: 'squash' is not one of 'stretch', 'crop', 'pad'")]
+    for changes, message in cases:
+        with pytest.raises(config.ConfigError) as err:
+            fetch.fetch_catalog(csv_path, tmp_path / "bad", settings, progress=False, **changes)
+        assert message in str(err.value) and "\n" not in str(err.value), changes
+    assert not (tmp_path / "bad").exists() and not server.hits
+    # the engines' options come from the same settings
+    options = fetch.FetchOptions.from_config(settings, labelled=True, base_dir=".", threads=2)
+    assert (options.size, options.timeout, options.retries, options.max_bytes) == (24, 0.5, 0, settings.max_bytes)
+    assert fetch.FetchOptions().size == config.FetchConfig().image_size  # one owner of the defaults
 
 
 def test_interrupted_run_is_folded_in_on_resume(tmp_path, server):
     rows = good_server(server, 4)
     csv_path, out = write_csv(tmp_path / "train.csv", rows), tmp_path / "out"
-    fetch.fetch_catalog(csv_path, out, size=32, **FAST)
+    fetch.fetch_catalog(csv_path, out, image_size=32, **FAST)
     done = list(manifest(out).values())
     # the state a crash leaves: no manifest.csv, a journal whose last line was cut, a temporary file
     (out / "manifest.csv").unlink()
@@ -251,7 +280,7 @@ def test_interrupted_run_is_folded_in_on_resume(tmp_path, server):
     stale.write_bytes(b"partial")
     server.reset_hits()
 
-    summary = fetch.fetch_catalog(csv_path, out, size=32, **FAST)
+    summary = fetch.fetch_catalog(csv_path, out, image_size=32, **FAST)
     assert (summary.ok, summary.skipped) == (2, 2)  # img002 (cut row) and img003 (no row) fetched again
     assert dict(server.hits) == {"/p2.jpg": 1, "/p3.jpg": 1}
     assert not stale.exists() and not (out / fetch.JOURNAL_NAME).exists()
@@ -262,7 +291,7 @@ def test_worker_processes_give_the_same_result(tmp_path, server):
     rows = good_server(server, 70, landmarks=7) + [("gone", server.route("/gone.jpg", status(404)), 0)]
     out = tmp_path / "out"
     csv_path = write_csv(tmp_path / "train.csv", rows)
-    summary = fetch.fetch_catalog(csv_path, out, size=40, processes=2, workers=8, **FAST)
+    summary = fetch.fetch_catalog(csv_path, out, image_size=40, processes=2, workers=8, **FAST)
     assert (summary.ok, summary.failed) == (70, 1)
     m = manifest(out)
     assert list(m) == [r[0] for r in rows]
@@ -292,7 +321,8 @@ def test_early_worker_processes_stop_when_the_catalog_is_bad(tmp_path, monkeypat
 def test_unlabelled_catalog_layout(tmp_path, server):
     rows = [(f"t{i}", url) for i, (_, url, _) in enumerate(good_server(server, 3))]
     out = tmp_path / "test"
-    summary = fetch.fetch_catalog(write_csv(tmp_path / "test.csv", rows, header=("id", "url")), out, size=32, **FAST)
+    test_csv = write_csv(tmp_path / "test.csv", rows, header=("id", "url"))
+    summary = fetch.fetch_catalog(test_csv, out, image_size=32, **FAST)
     assert summary.ok == 3
     assert sorted(p.name for p in out.iterdir()) == ["manifest.csv", "t0.jpg", "t1.jpg", "t2.jpg"]
     assert {row["landmark_id"] for row in manifest(out).values()} == {""}
@@ -303,12 +333,12 @@ def test_empty_landmark_folders_are_removed(tmp_path, server):
     out = tmp_path / "out"
     (out / "999").mkdir(parents=True)  # left over, empty
     csv_path = write_csv(tmp_path / "train.csv", rows)
-    assert fetch.fetch_catalog(csv_path, out, size=32, **FAST).empty_folders_removed == 1
+    assert fetch.fetch_catalog(csv_path, out, image_size=32, **FAST).empty_folders_removed == 1
     assert not (out / "999").exists() and (out / "1" / "img001.jpg").is_file()
 
     # the image of landmark 1 now fails: its old image goes (as in the study), then its empty folder
     rows[1] = ("img001", server.route("/now-missing.jpg", status(404)), 1)
-    summary = fetch.fetch_catalog(write_csv(csv_path, rows), out, size=32, **FAST)
+    summary = fetch.fetch_catalog(write_csv(csv_path, rows), out, image_size=32, **FAST)
     assert (summary.ok, summary.failed, summary.skipped, summary.empty_folders_removed) == (0, 1, 2, 1)
     assert not (out / "1").exists() and (out / "0" / "img000.jpg").is_file()
 
@@ -429,7 +459,7 @@ def test_each_bad_row_fails_alone_with_its_reason(tmp_path, server, capsys):
         good[1],
     ]
     csv_path, out = write_csv(tmp_path / "train.csv", rows), tmp_path / "out"
-    summary = fetch.fetch_catalog(csv_path, out, size=32, **FAST)
+    summary = fetch.fetch_catalog(csv_path, out, image_size=32, **FAST)
     m = list(csv.DictReader(open(out / "manifest.csv", newline="")))
     assert [r["id"] for r in m] == [r[0] for r in rows]
     assert [r["error"] for r in m] == [
@@ -466,7 +496,7 @@ def test_dead_hosts_fail_fast_and_a_rerun_tries_them_again(tmp_path, server, cap
     csv_path, out = write_csv(tmp_path / "train.csv", rows), tmp_path / "out"
     workers, fail_after = 4, 3
     summary = fetch.fetch_catalog(
-        csv_path, out, size=32, processes=1, workers=workers, fail_fast_after=fail_after, **FAST
+        csv_path, out, image_size=32, processes=1, workers=workers, fail_fast_after=fail_after, **FAST
     )
     m = manifest(out)
     assert all(m[r[0]]["status"] == "ok" for r in good)  # the live server on the same machine is not given up
@@ -485,7 +515,7 @@ def test_dead_hosts_fail_fast_and_a_rerun_tries_them_again(tmp_path, server, cap
     with HttpTestServer(port=refused_port) as revived:
         for i in range(60):
             revived.route(f"/r{i}.jpg", image(jpeg_bytes(50, 40, seed=i)))
-        again = fetch.fetch_catalog(csv_path, out, size=32, processes=1, workers=workers, **FAST)
+        again = fetch.fetch_catalog(csv_path, out, image_size=32, processes=1, workers=workers, **FAST)
     assert (again.ok, again.skipped, again.failed) == (60, 4, 60)
     assert set(revived.hits) == {f"/r{i}.jpg" for i in range(60)}
     check_jpeg(out / "1" / "r007.jpg", 32)
@@ -516,7 +546,7 @@ def test_proxies_from_the_environment(tmp_path, server, monkeypatch):
     fetch.core.client_for.cache_clear()  # clients read the environment when made
     try:
         csv_path = write_csv(tmp_path / "train.csv", [("p", "http://landmark.invalid/p.jpg", 1)])
-        summary = fetch.fetch_catalog(csv_path, tmp_path / "out", size=24, processes=1, **FAST)
+        summary = fetch.fetch_catalog(csv_path, tmp_path / "out", image_size=24, processes=1, **FAST)
     finally:
         fetch.core.client_for.cache_clear()
     assert summary.ok == 1 and server.hits["http://landmark.invalid/p.jpg"] == 1

@@ -236,6 +236,48 @@ def test_format_value_and_summary_table():
     assert table[-1].split() == ["total", "3.5"]
 
 
+def test_index_shows_notebook_07s_methods_with_their_intervals(tmp_path):
+    from landmarklib import metrics
+
+    def row(method: str, top1: float, gap: float, **more) -> dict:
+        scores = {"closed_top1": top1, "open_gap": gap, "closed_top5": 0.9, "closed_gap": gap + 0.1}
+        intervals = {
+            f"{k}_{end}": v + (0.05 if end == "high" else -0.05) for k, v in scores.items() for end in ("low", "high")
+        }
+        return {"method": method, "recipe": "r", **scores, **intervals, **more}
+
+    beyond = metrics.Beyond(
+        held_out=[7],
+        n_queries=12,
+        n_closed=9,
+        n_open=3,
+        epochs=2,
+        n_bootstrap=50,
+        methods={
+            "study": row("study", 0.4, 0.3125),
+            "modern": row("modern", 0.55, 0.42, open_gap_diff=0.1),
+            "retrieval": {**row("retrieval", 0.5, 0.25), "open_gap_low": None},  # an undefined bound
+        },
+        figures=[],
+    )
+    metrics.save("07_beyond", beyond, tmp_path)  # the record holds its schema
+    with pytest.raises(metrics.MetricsError, match="07_beyond: missing key 'methods'"):
+        metrics.save("07_beyond", {k: v for k, v in beyond.items() if k != "methods"}, tmp_path / "other")
+    notebooks = [tmp_path / "06_write_report.ipynb", tmp_path / "07_beyond_the_study.ipynb"]
+    index = report.build_index(tmp_path, notebooks, [], {"run_name": "b"}).read_text()
+    row07 = next(r for r in index.split("<tr>") if "07_beyond_the_study" in r)
+    lines = row07.split("<td>")[-1].split("<br>")
+    assert lines[0] == (
+        "study: closed top-1 <b>40.0%</b> <small>[35.0%, 45.0%]</small>, "
+        "open GAP <b>0.3125</b> <small>[0.2625, 0.3625]</small>"
+    )
+    assert lines[1].startswith("modern: closed top-1 <b>55.0%</b> <small>[50.0%, 60.0%]</small>, open GAP <b>0.4200</b>")
+    assert lines[2].startswith("retrieval: closed top-1 <b>50.0%</b>")
+    assert "open GAP <b>0.2500</b> <small>[-, 0.3000]</small></td></tr>" in lines[2]
+    row06 = next(r for r in index.split("<tr>") if "06_write_report" in r)
+    assert "open GAP" not in row06  # 07's numbers only in 07's row
+
+
 # --------------------------------------------------------------------------- runs (papermill, real kernel)
 
 
@@ -385,3 +427,32 @@ def test_failure_names_notebook_cell_and_error(tmp_path, capsys, monkeypatch):
     assert "An Exception was encountered" in page and "only 4 values" in page
     index = (tmp_path / "reports" / "html" / "index.html").read_text()
     assert 'class="failed">failed' in index and "only 4 values" in index
+
+
+@pytest.mark.slow
+def test_a_gpu_asked_for_and_missing_stops_the_run_before_any_notebook(tmp_path, capsys, monkeypatch):
+    nbs = tmp_path / "notebooks"
+    write_notebook(nbs / "01_first.ipynb", 'reports_dir = "reports"', "x = 1")
+    write_notebook(nbs / "03_train.ipynb", 'reports_dir = "reports"\ndevice = "auto"\nallow_cpu = False', "y = 2")
+    (tmp_path / "p.yaml").write_text("device: gpu\n")
+    monkeypatch.setenv("LANDMARKS_ROOT", str(tmp_path))
+    for name, value in {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}.items():
+        monkeypatch.setenv(name, value)  # no GPU, whatever this machine has
+
+    assert _cli(["--params", str(tmp_path / "p.yaml")]) == 2
+    captured = capsys.readouterr()
+    err = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("landmarks report: error: device: gpu was asked for, but the "), err
+    assert "sees no GPU" in err[0] and "allow_cpu: true" in err[0]
+    assert not (tmp_path / "reports").exists()  # not even notebook 01 ran
+
+    # allow_cpu: the run goes on, with the warning and the device's line once at the start
+    assert _cli(["--params", str(tmp_path / "p.yaml"), "--set", "allow_cpu=true", "--only", "03"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: device: gpu was asked for" in captured.err and "running on the CPU" in captured.err
+    device_lines = [line for line in captured.out.splitlines() if line.startswith("device: ")]
+    assert len(device_lines) == 1 and ", cpu, float32" in device_lines[0], captured.out
+    assert captured.out.index("device: ") < captured.out.index("[1/1] 03_train")
+
+    # a selection without a training notebook skips the check (no deep-learning import at all)
+    assert report.check_device({"device": "gpu"}, [nbs / "01_first.ipynb"]) is None

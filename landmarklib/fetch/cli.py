@@ -1,4 +1,6 @@
-"""``landmarks fetch CSV --out DIR [...]``: the local engine (``local.fetch_catalog``) from the command line."""
+"""``landmarks fetch CSV --out DIR [...]``: the fetch engines (``local.fetch_catalog``, ``dask_engine.fetch_catalog_dask``)
+from the command line; each option sets the ``config.FetchConfig`` field of its name (``--size``: ``image_size``,
+``--limit``: ``n_images``)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import argparse
 import sys
 
 from .. import images
+from ..config import FetchConfig
 
 
 def _number(kind: type, low: float, strict: bool):
@@ -26,8 +29,12 @@ def _number(kind: type, low: float, strict: bool):
 _positive_int, _count, _seconds = _number(int, 1, False), _number(int, 0, False), _number(float, 0, True)
 
 
+_DEFAULTS = FetchConfig()  # the defaults live in config.FetchConfig; the help shows them from there
+
+
 def add_cli(subparsers) -> None:
     """Register ``landmarks fetch CSV --out DIR [...]``."""
+    d = _DEFAULTS
     parser = subparsers.add_parser(
         "fetch",
         help="download, convert and resize a catalog's images",
@@ -36,23 +43,37 @@ def add_cli(subparsers) -> None:
     )
     parser.add_argument("csv", help="catalog CSV; relative paths in url are relative to its folder")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--size", type=_positive_int, default=250, help="side of the square JPEGs (default 250)")
     parser.add_argument(
-        "--resize", choices=images.RESIZE_MODES, default="stretch", help="default stretch (the study's)"
+        "--size",
+        dest="image_size",
+        type=_positive_int,
+        metavar="PIXELS",
+        default=d.image_size,
+        help=f"side of the square JPEGs (default {d.image_size}; the study's: 250)",
     )
-    parser.add_argument("--limit", type=_count, default=None, help="only the first N rows")
-    parser.add_argument("--workers", type=_positive_int, default=32, help="downloads in flight (default 32)")
-    parser.add_argument("--timeout", type=_seconds, default=20.0, help="seconds per attempt (default 20)")
-    parser.add_argument("--retries", type=_count, default=2, help="further attempts on transient errors (default 2)")
     parser.add_argument(
-        "--processes", type=_positive_int, default=None, help="worker processes (default: one per core)"
+        "--resize", choices=images.RESIZE_MODES, default=d.resize, help=f"default {d.resize} (the study's)"
+    )
+    parser.add_argument(
+        "--limit", dest="n_images", type=_positive_int, default=None, metavar="N", help="only the first N rows (default: all)"
+    )
+    parser.add_argument(
+        "--workers", type=_positive_int, default=d.workers, help=f"downloads in flight (default {d.workers})"
+    )
+    parser.add_argument("--timeout", type=_seconds, default=d.timeout, help=f"seconds per attempt (default {d.timeout:g})")
+    parser.add_argument(
+        "--retries", type=_count, default=d.retries, help=f"further attempts on transient errors (default {d.retries})"
+    )
+    parser.add_argument(
+        "--processes", type=_positive_int, default=d.processes, help="worker processes (default: one per core)"
     )
     parser.add_argument(
         "--fail-fast-after",
         type=_count,
-        default=3,
+        default=d.fail_fast_after,
         metavar="N",
-        help="consecutive connection failures after which a host's other rows fail at once (default 3; 0: never)",
+        help="consecutive connection failures after which a host's other rows fail at once "
+        f"(default {d.fail_fast_after}; 0: never)",
     )
     parser.add_argument(
         "--strict", action="store_true", help="refuse a catalog with a bad row (default: the row fails alone)"
@@ -62,35 +83,35 @@ def add_cli(subparsers) -> None:
     dask.add_argument(
         "--engine",
         choices=("local", "dask"),
-        default="local",
+        default=d.engine,
         help="local: this machine (default); dask: shards on a Dask cluster, same manifest",
     )
     dask.add_argument(
         "--scheduler",
-        default=None,
+        default=d.scheduler,
         metavar="ADDRESS",
         help="a running Dask scheduler (tcp://host:8786); default: a local cluster of processes",
     )
     dask.add_argument(
         "--dask-workers",
         type=_positive_int,
-        default=None,
+        default=d.dask_workers,
         metavar="N",
         help="worker processes of the local cluster (default: one per core)",
     )
     dask.add_argument(
         "--shard-rows",
         type=_positive_int,
-        default=10_000,
+        default=d.shard_rows,
         metavar="N",
-        help="catalog rows per shard, one task each (default 10000)",
+        help=f"catalog rows per shard, one task each (default {d.shard_rows})",
     )
     dask.add_argument(
         "--max-per-host",
         type=_count,
-        default=0,
+        default=d.max_per_host,
         metavar="N",
-        help="requests in flight per host over the whole cluster (default 0: no limit)",
+        help=f"requests in flight per host over the whole cluster (default {d.max_per_host}: no limit)",
     )
     parser.set_defaults(func=_run_cli)
 
@@ -106,32 +127,15 @@ def _run_cli(args: argparse.Namespace) -> int:
     if args.engine == "dask" and args.processes:
         print("landmarks fetch: --processes is for --engine local (see --dask-workers)", file=sys.stderr)
         return 2
-    common = dict(
-        size=args.size,
-        resize=args.resize,
-        limit=args.limit,
-        workers=args.workers,
-        timeout=args.timeout,
-        retries=args.retries,
-        progress=not args.quiet,
-        strict=args.strict,
-        fail_fast_after=args.fail_fast_after,
-    )
+    # every option but --out and --quiet sets the FetchConfig field of its name; no --limit: every row
+    settings = FetchConfig(**{k: v for k, v in vars(args).items() if k in FetchConfig.__dataclass_fields__})
     try:
-        if args.engine == "dask":
+        if settings.engine == "dask":
             from .dask_engine import fetch_catalog_dask
 
-            summary = fetch_catalog_dask(
-                args.csv,
-                args.out,
-                scheduler=args.scheduler,
-                n_workers=args.dask_workers,
-                shard_rows=args.shard_rows,
-                max_per_host=args.max_per_host,
-                **common,
-            )
+            summary = fetch_catalog_dask(args.csv, args.out, settings, progress=not args.quiet)
         else:
-            summary = fetch_catalog(args.csv, args.out, processes=args.processes, **common)
+            summary = fetch_catalog(args.csv, args.out, settings, progress=not args.quiet)
     except (SchedulerUnreachable, OutputNotShared, ShardError) as exc:
         print(f"landmarks fetch: {exc}", file=sys.stderr)
         return 2

@@ -47,9 +47,11 @@ from PIL import Image
 from urllib3 import exceptions as u3
 
 from .. import __version__, images, manifest
+from ..config import FetchConfig
 from ..images import JPEG_QUALITY
 
-MAX_BYTES = 20 * 2**20
+_DEFAULTS = FetchConfig()  # the settings' defaults live in config.FetchConfig, and only there
+MAX_BYTES = _DEFAULTS.max_bytes
 MAX_REDIRECTS = 5
 USER_AGENT = f"landmarklib/{__version__} (landmark-recognition image fetcher)"
 RETRY_STATUSES = frozenset({408, 425, 429, *range(500, 600)})
@@ -103,20 +105,41 @@ class FetchOptions:
             worker its share of the cluster-wide ``--max-per-host``.
     """
 
-    size: int = 250
-    resize: str = "stretch"
-    timeout: float = 20.0
-    retries: int = 2
-    backoff: float = 0.5
+    size: int = _DEFAULTS.image_size
+    resize: str = _DEFAULTS.resize
+    timeout: float = _DEFAULTS.timeout
+    retries: int = _DEFAULTS.retries
+    backoff: float = _DEFAULTS.backoff
     max_wait: float = 60.0
-    max_bytes: int = MAX_BYTES
+    max_bytes: int = _DEFAULTS.max_bytes
     max_pixels: int | None = None
     quality: int = JPEG_QUALITY
     labelled: bool = True
     base_dir: str = "."
     threads: int = 16
-    fail_fast_after: int = 3
-    max_per_host: int = 0
+    fail_fast_after: int = _DEFAULTS.fail_fast_after
+    max_per_host: int = _DEFAULTS.max_per_host
+
+    @classmethod
+    def from_config(
+        cls, config: FetchConfig, *, labelled: bool, base_dir: str, threads: int, max_per_host: int = 0
+    ) -> FetchOptions:
+        """An engine's options for one run: the image and download settings of ``config``, and what
+        the engine decides (``labelled`` and ``base_dir`` from the catalog, ``threads`` and
+        ``max_per_host`` per process)."""
+        return cls(
+            size=config.image_size,
+            resize=config.resize,
+            timeout=config.timeout,
+            retries=config.retries,
+            backoff=config.backoff,
+            max_bytes=config.max_bytes,
+            labelled=labelled,
+            base_dir=base_dir,
+            threads=threads,
+            fail_fast_after=config.fail_fast_after,
+            max_per_host=max_per_host,
+        )
 
 
 # --------------------------------------------------------------------------- hosts

@@ -50,14 +50,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from .. import cluster, images, manifest
+from .. import cluster, manifest
+from ..config import FetchConfig
 from . import core
 from .local import FetchSummary, _read_input, remove_empty_folders
 
 SHARDS_DIR = "_shards"
-DEFAULT_SHARD_ROWS = 10_000
-"""Rows per shard (one task each), as img2dataset does."""
 
 _KEY = ("landmark_id", "id")
 _RUN_HOSTS: dict[str, core.HostHealth] = {}  # worker side: fail-fast state per run (a few runs kept)
@@ -358,36 +358,26 @@ def _assemble(out: Path, shards: int, n_rows: int) -> Path:
 def fetch_catalog_dask(
     csv_path: str | os.PathLike,
     out_dir: str | os.PathLike,
-    size: int = 250,
-    resize: str = "stretch",
-    limit: int | None = None,
-    workers: int = 32,
-    timeout: float = 20.0,
-    retries: int = 2,
+    config: FetchConfig | None = None,
+    *,
+    client=None,
     progress: bool = True,
-    backoff: float = 0.5,
-    max_bytes: int = core.MAX_BYTES,
-    strict: bool = False,
-    fail_fast_after: int = 3,
-    scheduler=None,
-    n_workers: int | None = None,
-    shard_rows: int = DEFAULT_SHARD_ROWS,
-    max_per_host: int = 0,
     window: int | None = None,
+    **changes: Any,
 ) -> FetchSummary:
     """Fetch a catalog's images on a Dask cluster (see the module docstring); arguments as
-    ``local.fetch_catalog``, plus:
+    ``local.fetch_catalog`` (``config.processes`` is ignored), plus:
 
     Args:
-        workers: downloads in flight over the whole cluster (each worker process runs
-            ``ceil(workers / worker processes)`` threads per shard).
-        scheduler: ``None`` (an embedded ``LocalCluster``), a scheduler address, or a ``Client``.
-        n_workers: worker processes of the embedded cluster (default: one per core).
-        shard_rows: catalog rows per shard (one task each).
-        max_per_host: requests in flight per host over the whole cluster (0: no limit).
+        config: as ``local.fetch_catalog``; here ``workers`` counts the downloads in flight over the
+            whole cluster (each worker process runs ``ceil(workers / worker processes)`` threads per
+            shard), and ``scheduler`` (None: an embedded ``LocalCluster`` of ``dask_workers``
+            processes), ``shard_rows`` and ``max_per_host`` apply.
+        client: a ``distributed.Client`` to run on, instead of ``config.scheduler``.
         window: shards submitted at a time (default: twice the cluster's threads).
 
     Raises:
+        ConfigError: a setting with an unknown name or a bad value.
         CatalogError: the CSV is missing or unreadable (or, with ``strict``, has a bad row).
         OutputNotShared: a worker cannot see or write ``out_dir``.
         cluster.SchedulerUnreachable: ``scheduler`` does not answer.
@@ -397,16 +387,11 @@ def fetch_catalog_dask(
 
     from ..catalog import first_n
 
-    if resize not in images.RESIZE_MODES:
-        raise ValueError(f"resize must be one of {', '.join(images.RESIZE_MODES)}, not {resize!r}")
-    if min(size, workers, shard_rows) < 1 or timeout <= 0 or min(retries, fail_fast_after, max_per_host) < 0:
-        raise ValueError(
-            "size, workers and shard_rows must be >= 1, timeout > 0, retries, fail_fast_after and max_per_host >= 0"
-        )
+    config = (config or FetchConfig()).replace(**changes)
     start = time.monotonic()
     csv_path, out = Path(csv_path).resolve(), Path(out_dir).resolve()
-    rows, labelled = _read_input(csv_path, strict)
-    rows = first_n(rows, limit).reset_index(drop=True)
+    rows, labelled = _read_input(csv_path, config.strict)
+    rows = first_n(rows, config.n_images).reset_index(drop=True)
     n_rows = len(rows)
     (out / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
     previous = manifest.fold(out)  # ok rows of earlier runs (either engine)
@@ -414,24 +399,19 @@ def fetch_catalog_dask(
     if previous is not None and not previous.index.is_unique:
         previous = previous[~previous.index.duplicated(keep="last")]
 
-    with cluster.connect(scheduler, n_workers=n_workers, verbose=progress) as client:
+    scheduler = client if client is not None else config.scheduler
+    with cluster.connect(scheduler, n_workers=config.dask_workers, verbose=progress) as client:
         local_files = ~rows["url"].str.startswith(("http://", "https://")) & (rows["problem"] == "")
         check_output(client, out, csv_path if bool(local_files.any()) else None)
         info = client.scheduler_info()["workers"]
         n_procs = max(1, len(info))
         n_threads = max(1, sum(w.get("nthreads", 1) for w in info.values()))
-        options = core.FetchOptions(
-            size=size,
-            resize=resize,
-            timeout=timeout,
-            retries=retries,
-            backoff=backoff,
-            max_bytes=max_bytes,
+        options = core.FetchOptions.from_config(
+            config,
             labelled=labelled,
             base_dir=str(csv_path.parent),
-            threads=math.ceil(workers / n_procs),
-            fail_fast_after=fail_fast_after,
-            max_per_host=max(1, max_per_host // n_procs) if max_per_host else 0,
+            threads=math.ceil(config.workers / n_procs),
+            max_per_host=max(1, config.max_per_host // n_procs) if config.max_per_host else 0,
         )
         run_id = uuid.uuid4().hex
         window = window or 2 * n_threads
@@ -439,8 +419,8 @@ def fetch_catalog_dask(
         reasons: collections.Counter[str] = collections.Counter()
         hosts: set[str] = set()
         recovered = False
-        n_shards = math.ceil(n_rows / shard_rows) if n_rows else 0
-        plan = _plan(rows, shard_rows, options)
+        n_shards = math.ceil(n_rows / config.shard_rows) if n_rows else 0
+        plan = _plan(rows, config.shard_rows, options)
         pending = as_completed(loop=client.loop)
         in_flight = 0
         with tqdm(total=n_rows, desc=f"fetch {csv_path.name} (dask)", unit="img", disable=not progress) as bar:

@@ -30,7 +30,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .. import images, manifest
+from .. import manifest
+from ..config import FetchConfig
 from . import core
 
 CONNECTION_REASONS = frozenset(
@@ -364,16 +365,16 @@ def _count_lines(path: Path, enough: int) -> int:
     return n
 
 
-def _early_pool(csv_path: Path, out: Path, limit: int | None, processes: int | None, fail_fast_after: int):
+def _early_pool(csv_path: Path, config: FetchConfig):
     """Worker processes started before the catalog is read (their start overlaps its reading), unless
     the catalog is too small for more than one. A resumed run needs them too: they check the images
     of the rows already done.
     """
-    if processes == 1:
+    if config.processes == 1:
         return None
     n_rows = max(0, _count_lines(csv_path, _SMALL_JOB + 2) - 1)  # less the header
-    n_processes = _n_processes(processes, n_rows if limit is None else min(limit, n_rows))
-    return _Workers(n_processes, fail_fast_after) if n_processes > 1 else None
+    n_processes = _n_processes(config.processes, n_rows if config.n_images is None else min(config.n_images, n_rows))
+    return _Workers(n_processes, config.fail_fast_after) if n_processes > 1 else None
 
 
 def remove_empty_folders(out_dir: str | os.PathLike) -> int:
@@ -392,18 +393,10 @@ def remove_empty_folders(out_dir: str | os.PathLike) -> int:
 def fetch_catalog(
     csv_path: str | os.PathLike,
     out_dir: str | os.PathLike,
-    size: int = 250,
-    resize: str = "stretch",
-    limit: int | None = None,
-    workers: int = 32,
-    timeout: float = 20.0,
-    retries: int = 2,
+    config: FetchConfig | None = None,
+    *,
     progress: bool = True,
-    processes: int | None = None,
-    backoff: float = 0.5,
-    max_bytes: int = core.MAX_BYTES,
-    strict: bool = False,
-    fail_fast_after: int = 3,
+    **changes: Any,
 ) -> FetchSummary:
     """Fetch the images of a catalog CSV into ``out_dir`` (see the module docstring).
 
@@ -411,64 +404,46 @@ def fetch_catalog(
         csv_path: Kaggle-layout CSV (``id,url[,landmark_id]``); relative paths in ``url``
             are relative to its folder.
         out_dir: output folder (created); a rerun into it resumes.
-        size: side of the square JPEGs.
-        resize: ``stretch`` (the study's), ``crop`` or ``pad``.
-        limit: fetch only the first ``limit`` rows (the study used 5000).
-        workers: downloads in flight.
-        timeout: seconds per attempt.
-        retries: further attempts for transient failures.
+        config: the settings (``config.FetchConfig``: image_size, resize, n_images, workers, timeout,
+            retries, backoff, max_bytes, strict, fail_fast_after, processes; its Dask fields are
+            ignored); None: the defaults. Scripts that use processes must guard their main code
+            with ``if __name__ == "__main__":`` (workers start by "forkserver").
         progress: show a progress bar.
-        processes: worker processes; default one per core, and none (threads in this
-            process) for jobs under 64 rows. Scripts that use processes must guard their
-            main code with ``if __name__ == "__main__":`` (workers start by "forkserver").
-        backoff: urllib3 backoff factor (seconds; doubling).
-        max_bytes: largest image body accepted.
-        strict: refuse the catalog at its first bad row (``CatalogError``) instead of failing
-            each bad row alone (``no url``, ``bad landmark_id``, ``unsafe id``, ``duplicate id``).
-        fail_fast_after: consecutive connection failures (DNS, refused, unreachable, TLS) after
-            which a host's remaining rows fail at once as ``host unreachable`` (0: never).
+        changes: ``FetchConfig`` fields that replace those of ``config`` (``image_size=32,
+            n_images=None``); an unknown name or a bad value raises ``ConfigError``.
 
     Returns:
         A ``FetchSummary``.
 
     Raises:
+        ConfigError: a setting with an unknown name or a bad value.
         CatalogError: the CSV is missing or unreadable (or, with ``strict``, has a bad row).
         WorkerError: a worker process died (rerun to resume).
     """
     from ..catalog import first_n
 
-    if resize not in images.RESIZE_MODES:
-        raise ValueError(f"resize must be one of {', '.join(images.RESIZE_MODES)}, not {resize!r}")
-    if size < 1 or workers < 1 or timeout <= 0 or retries < 0 or fail_fast_after < 0:
-        raise ValueError("size and workers must be >= 1, timeout > 0, retries and fail_fast_after >= 0")
+    config = (config or FetchConfig()).replace(**changes)
     start = time.monotonic()
     csv_path, out = Path(csv_path), Path(out_dir)
-    pool = _early_pool(csv_path, out, limit, processes, fail_fast_after)
+    pool = _early_pool(csv_path, config)
     finished = False
     try:
-        rows, labelled = _read_input(csv_path, strict)
-        rows = first_n(rows, limit)
+        rows, labelled = _read_input(csv_path, config.strict)
+        rows = first_n(rows, config.n_images)
         out.mkdir(parents=True, exist_ok=True)
         previous = manifest.fold(out)
         n_rows = len(rows)
         tasks, n_done, n_bad = _plan(rows, labelled, previous)
         del previous, rows
-        n_processes = _n_processes(processes, n_rows - n_done - n_bad)
-        threads = math.ceil(workers / n_processes)
-        options = core.FetchOptions(
-            size=size,
-            resize=resize,
-            timeout=timeout,
-            retries=retries,
-            backoff=backoff,
-            max_bytes=max_bytes,
+        n_processes = _n_processes(config.processes, n_rows - n_done - n_bad)
+        options = core.FetchOptions.from_config(
+            config,
             labelled=labelled,
             base_dir=str(csv_path.resolve().parent),
-            threads=threads,
-            fail_fast_after=fail_fast_after,
+            threads=math.ceil(config.workers / n_processes),
         )
         if n_processes > 1:
-            pool = pool or _Workers(n_processes, fail_fast_after)
+            pool = pool or _Workers(n_processes, config.fail_fast_after)
             chunk_rows = max(1, min(8, math.ceil((n_rows - n_done) / (4 * n_processes))))
             batches = pool.run(tasks, n_rows, out, options, chunk_rows)
         else:

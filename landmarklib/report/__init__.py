@@ -1,6 +1,6 @@
 """``landmarks report``: run the numbered notebooks with papermill, render offline HTML, write the report.
 
-    runner    parameters (YAML + ``--set``), kernel check, embedded sample, papermill execution,
+    runner    parameters (YAML + ``--set``), kernel and device checks, embedded sample, papermill execution,
               failures named by cell, the summary table (``run_report``)
     html      offline nbconvert pages per notebook, ``report.html`` (no code), ``index.html``
     content   notebook 06's content: test-set evaluation, tables, section markdown (the study's numbers: study.py)
@@ -61,6 +61,7 @@ from .runner import (
     KERNEL,
     NotebookRun,
     ReportError,
+    check_device,
     check_kernel,
     declared_parameters,
     ensure_sample,
@@ -86,6 +87,7 @@ __all__ = [
     "answer_text",
     "benchmark_md",
     "build_index",
+    "check_device",
     "check_kernel",
     "conclusion_md",
     "count",

@@ -14,7 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .content import count, data_caveat, data_source_text, metrics_for, pct
+from .content import count, data_caveat, data_source_text, gap_text, metrics_for, pct
 
 if TYPE_CHECKING:
     from .runner import NotebookRun
@@ -132,6 +132,31 @@ def format_value(key: str, value: Any) -> str:
     return str(value)
 
 
+def beyond_numbers(data: dict) -> list[str]:
+    """Notebook 07's key numbers (``metrics.Beyond``), one HTML line per method: closed-set top-1 and
+    open-set GAP, each with its 95% bootstrap interval."""
+
+    def with_interval(row: dict, key: str, text) -> str:
+        interval = f"{text(row.get(f'{key}_low'))}, {text(row.get(f'{key}_high'))}"
+        return f"<b>{escape(text(row.get(key)))}</b> <small>[{escape(interval)}]</small>"
+
+    def percent(value) -> str:
+        return pct(value, 1, missing="-")
+
+    def gap(value) -> str:
+        return "-" if value is None else gap_text(value)
+
+    return [
+        f"{escape(str(name))}: closed top-1 {with_interval(row, 'closed_top1', percent)}, "
+        f"open GAP {with_interval(row, 'open_gap', gap)}"
+        for name, row in (data.get("methods") or {}).items()
+    ]
+
+
+KEY_LINES = {"07": beyond_numbers}
+"""Per notebook number, a function of its metrics giving key-number lines beyond ``KEY_NUMBERS``."""
+
+
 def _notebook_row(nb: Path, run: NotebookRun | None, html_dir: Path, metrics: dict[str, dict]) -> str:
     """One row of the index: link, status (with the error), seconds, key numbers."""
     number = nb.stem[:2]
@@ -143,9 +168,12 @@ def _notebook_row(nb: Path, run: NotebookRun | None, html_dir: Path, metrics: di
         status, css, seconds = ("earlier run", "ok", "") if page.exists() else ("not run", "notrun", "")
     data = metrics_for(number, metrics)
     numbers = "<br>".join(
-        f"{escape(label)}: <b>{escape(format_value(key, data[key]))}</b>"
-        for label, key in KEY_NUMBERS.get(number, [])
-        if key in data
+        [
+            f"{escape(label)}: <b>{escape(format_value(key, data[key]))}</b>"
+            for label, key in KEY_NUMBERS.get(number, [])
+            if key in data
+        ]
+        + (KEY_LINES[number](data) if number in KEY_LINES and data else [])
     )
     health = data.get("health")
     if health and health != "ok":  # a diverged or collapsed run is no result

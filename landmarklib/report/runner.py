@@ -8,15 +8,17 @@ notebook gets only the names its ``parameters`` cell declares), keeps the execut
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import config, paths
+from .. import config, devices, paths
 from . import html
 
 KERNEL = "landmarks"
@@ -205,6 +207,42 @@ def ensure_sample(params: dict) -> dict | None:
     return make_sample(sample_dir, **kwargs)
 
 
+def check_device(params: dict, notebooks: Sequence[Path]) -> str | None:
+    """The device check of the training notebooks, once before any notebook runs.
+
+    When a notebook of ``notebooks`` declares ``device``, ``python -m landmarklib.devices --require
+    DEVICE [--allow-cpu]`` runs with the run's ``device`` and ``allow_cpu`` (``config.DeviceConfig``)
+    and its one-line description is printed. In a child process: the runner must not hold the GPU
+    (JAX takes most of its memory when first used) that the notebooks' kernels will need.
+
+    Returns:
+        The one-line description (``devices.summary``), or None when no notebook trains.
+
+    Raises:
+        ReportError: ``device: gpu`` and no GPU visible (unless ``allow_cpu``), or the check failed;
+            one line.
+    """
+    if not any("device" in declared_parameters(nb) for nb in notebooks):
+        return None
+    hardware = config.DeviceConfig.from_params(params)
+    command = [sys.executable, "-m", "landmarklib.devices", "--require", hardware.device]
+    done = subprocess.run(
+        command + (["--allow-cpu"] if hardware.allow_cpu else []), capture_output=True, text=True, timeout=600
+    )
+    said = [line.strip() for line in done.stderr.splitlines() if line.startswith(("error: ", "warning: "))]
+    if done.returncode != 0:
+        last = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        why = next((line for line in said if line.startswith("error: ")), None)
+        raise ReportError(
+            why.removeprefix("error: ") if why else f"the device check failed: {last[-1] if last else done.returncode}"
+        )
+    for line in said:  # allow_cpu's one-line warning
+        print(line, file=sys.stderr, flush=True)
+    line = devices.summary(json.loads(done.stdout))
+    print(f"device: {line}", flush=True)
+    return line
+
+
 # --------------------------------------------------------------------------- one notebook
 
 
@@ -313,7 +351,8 @@ def run_report(
     Stops at the first failing notebook (its executed copy and HTML are kept); the others are
     marked "not run". A notebook that stops for want of data (``landmarklib.nodata.NoData``) is
     marked "stopped" with its one line, and the run goes on. Raises ``ReportError`` before running
-    anything when the parameters, the selection or the kernel are wrong.
+    anything when the parameters, the selection or the kernel are wrong, or when ``device: gpu``
+    finds no GPU (``check_device``, run once when a selected notebook trains; it prints the device).
 
     Args:
         params_file: the YAML parameters file.
@@ -346,6 +385,7 @@ def run_report(
         selected.sort(key=lambda nb: nb.stem.startswith(f"{REPORT_NOTEBOOK}_"))
         check_kernel(kernel)
         _warn_unknown(overrides or {}, all_notebooks)
+        check_device(params, selected)  # a GPU asked for and missing stops the run here, not in notebook 03
         ensure_sample(params)
 
         runs = [
