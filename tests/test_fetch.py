@@ -249,11 +249,13 @@ def test_the_settings_are_one_fetch_config_and_a_bad_one_fails_before_any_work(t
     check_jpeg(out / "0" / "img004.jpg", 24)
     # an unknown name or a bad value: ConfigError (a ValueError), one line, nothing fetched
     server.reset_hits()
-    cases = [({"size": 24}, "unknown setting 'size' for FetchConfig (did you mean 'image_size'?)"),
-             ({"limit": 2}, "unknown setting 'limit' for FetchConfig"),
-             ({"workers": 0}, "workers: must be positive, not 0"),
-             ({"fail_fast_after": -1}, "fail_fast_after: must be 0 or more, not -1"),
-             ({"resize": "squash"}, "resize: 'squash' is not one of 'stretch', 'crop', 'pad'")]
+    cases = [
+        ({"size": 24}, "unknown setting 'size' for FetchConfig (did you mean 'image_size'?)"),
+        ({"limit": 2}, "unknown setting 'limit' for FetchConfig"),
+        ({"workers": 0}, "workers: must be positive, not 0"),
+        ({"fail_fast_after": -1}, "fail_fast_after: must be 0 or more, not -1"),
+        ({"resize": "squash"}, "resize: 'squash' is not one of 'stretch', 'crop', 'pad'"),
+    ]
     for changes, message in cases:
         with pytest.raises(config.ConfigError) as err:
             fetch.fetch_catalog(csv_path, tmp_path / "bad", settings, progress=False, **changes)

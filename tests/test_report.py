@@ -271,7 +271,9 @@ def test_index_shows_notebook_07s_methods_with_their_intervals(tmp_path):
         "study: closed top-1 <b>40.0%</b> <small>[35.0%, 45.0%]</small>, "
         "open GAP <b>0.3125</b> <small>[0.2625, 0.3625]</small>"
     )
-    assert lines[1].startswith("modern: closed top-1 <b>55.0%</b> <small>[50.0%, 60.0%]</small>, open GAP <b>0.4200</b>")
+    assert lines[1].startswith(
+        "modern: closed top-1 <b>55.0%</b> <small>[50.0%, 60.0%]</small>, open GAP <b>0.4200</b>"
+    )
     assert lines[2].startswith("retrieval: closed top-1 <b>50.0%</b>")
     assert "open GAP <b>0.2500</b> <small>[-, 0.3000]</small></td></tr>" in lines[2]
     row06 = next(r for r in index.split("<tr>") if "06_write_report" in r)

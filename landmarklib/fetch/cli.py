@@ -55,12 +55,19 @@ def add_cli(subparsers) -> None:
         "--resize", choices=images.RESIZE_MODES, default=d.resize, help=f"default {d.resize} (the study's)"
     )
     parser.add_argument(
-        "--limit", dest="n_images", type=_positive_int, default=None, metavar="N", help="only the first N rows (default: all)"
+        "--limit",
+        dest="n_images",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="only the first N rows (default: all)",
     )
     parser.add_argument(
         "--workers", type=_positive_int, default=d.workers, help=f"downloads in flight (default {d.workers})"
     )
-    parser.add_argument("--timeout", type=_seconds, default=d.timeout, help=f"seconds per attempt (default {d.timeout:g})")
+    parser.add_argument(
+        "--timeout", type=_seconds, default=d.timeout, help=f"seconds per attempt (default {d.timeout:g})"
+    )
     parser.add_argument(
         "--retries", type=_count, default=d.retries, help=f"further attempts on transient errors (default {d.retries})"
     )
