@@ -344,7 +344,7 @@ class EpochLog(keras.callbacks.Callback):
         self.start = time.perf_counter()
         self.validation_start = None
         # the schedule at the optimizer's step count: a resumed run shows whether it continued it
-        self.lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self.lr = float(self.model.optimizer.learning_rate)
 
     def on_test_begin(self, logs=None):
         # fit() validates at the end of each epoch through evaluate(), which calls this.
