@@ -103,7 +103,7 @@ def train_method(name: str, split: data.Split, settings: dict, out_dir, progress
     result = train.train(model, split, train_config, name=name, progress=progress)
     index = embedder = None
     if name == "retrieval":
-        # one image -> embedding model per method: each new keras.Model traces its predict function again
+        # one image -> embedding model per method (retrieval.embed makes it once per model too)
         embedder = retrieval.embedding_of(result.model)
         known = pd.concat([split.train, split.val], ignore_index=True)
         index = retrieval.build_index(
@@ -173,8 +173,17 @@ def test_queries(test_dir, solution, input_size: int) -> pd.DataFrame:
 
 class _NoRetracingNotes(logging.Filter):
     """Drops TensorFlow's "triggered tf.function retracing" notes while notebook 07 trains its three
-    methods, each a fresh model in one process (the notes name Keras' own train step; the cause was not
-    found in this session). Other TensorFlow messages pass."""
+    methods, each a fresh model in one process. Other TensorFlow messages pass.
+
+    The cause is in TensorFlow and Keras, not in our inputs: TensorFlow counts the traces of every
+    ``tf.function`` made from one Python function together (its frequent-tracing detector is keyed by
+    the code object), and Keras makes a new ``train_function`` and ``test_function`` for each compiled
+    model, both from ``TensorFlowTrainer._make_function.<locals>.multi_step_on_iterator``. Three models
+    are six traces of that code; with few steps per epoch (tiny runs) five fall within its ten-call
+    window and it logs the note, though no function was traced twice (``tests/test_tracing.py`` records
+    every trace; TensorFlow calls this expected, tensorflow/tensorflow#42441). Our own retracing (Keras'
+    ``predict`` on the embedder, again for a last partial batch and for arrays after batches) is gone:
+    ``retrieval.embed`` uses ``evaluate.inference_function``, traced once per model."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "triggered tf.function retracing" not in record.getMessage()

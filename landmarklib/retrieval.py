@@ -48,6 +48,7 @@ import functools
 import json
 import math
 import os
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,6 +284,20 @@ def embedding_of(model):
     return keras.Model(model.input, model.get_layer("embedding").output, name=f"{model.name}_embedding")
 
 
+_EMBEDDERS = weakref.WeakKeyDictionary()  # retrieval model -> its embedding_of part, made once
+
+
+def _embedder(model):
+    """``model`` itself when it ends in the embedding, else its ``embedding_of`` part (one per model:
+    each new ``keras.Model`` would trace its inference function again)."""
+    if model.layers[-1].name == "embedding":
+        return model
+    net = _EMBEDDERS.get(model)
+    if net is None:
+        net = _EMBEDDERS[model] = embedding_of(model)
+    return net
+
+
 def load_model(path: str | os.PathLike):
     """Load a saved retrieval model (the custom layers registered first)."""
     import keras
@@ -307,19 +322,21 @@ def embed(
         input_size: the model's input size (default: read from the model).
         batch_size: images per forward pass.
     """
-    from . import data
+    from . import data, evaluate
 
-    net = model if model.layers[-1].name == "embedding" else embedding_of(model)
+    net = _embedder(model)
     size = int(input_size or model.input_shape[1])
     dim = int(net.output_shape[-1])
+    # evaluate's inference function (the model's one output here), traced once per model whatever the
+    # batch sizes; Keras' predict traced again for a last partial batch and for arrays after batches
     if x is not None:
         if len(x) == 0:
             return np.zeros((0, dim), np.float32)
-        out = net.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0)
+        out = evaluate.predict_probabilities(net, np.asarray(x, np.float32), batch_size)
     else:
         if frame is None or len(frame) == 0:
             return np.zeros((0, dim), np.float32)
-        out = net.predict(data.batches(frame, size, batch_size), verbose=0)
+        out = evaluate.predict_probabilities(net, data.batches(frame, size, batch_size))
     return _normalise(np.asarray(out, np.float32))
 
 

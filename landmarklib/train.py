@@ -5,7 +5,8 @@
     <name>.keras          the model at its best epoch (highest validation accuracy)
     <name>.labels.json    the label map (class index -> landmark_id)
     <name>.history.csv    one row per epoch: epoch, loss, accuracy, top5, val_loss,
-                          val_accuracy, val_top5, seconds, train_seconds, images_per_second
+                          val_accuracy, val_top5, seconds, train_seconds, images_per_second,
+                          lr (the learning rate of the epoch's first step)
     <name>.resume/        while training runs: the last finished epoch, so that a
                           killed run given the same arguments resumes there
                           (removed when training ends)
@@ -61,6 +62,7 @@ HISTORY_COLUMNS = [
     "seconds",
     "train_seconds",
     "images_per_second",
+    "lr",
 ]
 
 
@@ -340,6 +342,8 @@ class EpochLog(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.start = time.perf_counter()
         self.validation_start = None
+        # the schedule at the optimizer's step count: a resumed run shows whether it continued it
+        self.lr = float(self.model.optimizer.learning_rate)
 
     def on_test_begin(self, logs=None):
         # fit() validates at the end of each epoch through evaluate(), which calls this.
@@ -351,6 +355,7 @@ class EpochLog(keras.callbacks.Callback):
         train_seconds = (self.validation_start or end) - self.start
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
         row.update(
+            lr=self.lr,
             seconds=end - self.start,
             train_seconds=train_seconds,
             images_per_second=self.n_train / train_seconds if train_seconds > 0 else math.nan,
@@ -402,6 +407,21 @@ def history_frame(rows: list[dict]) -> pd.DataFrame:
 def _seed_generator_states(model) -> list:
     """The state variables of the model's random layers (dropout, augmentation), in model order."""
     return [v for v in model.non_trainable_variables if "seed_generator_state" in v.path]
+
+
+def _fingerprint(recorded: dict, model, split: data.Split) -> dict:
+    """What a killed run must share with this one to be resumed.
+
+    More epochs may be asked for at a constant learning rate; a schedule spans the run's epochs,
+    so with one the epochs must match too (else the resumed epochs would follow another curve).
+    """
+    return {
+        **{k: v for k, v in recorded.items() if k != "epochs" or recorded.get("lr_schedule", "constant") != "constant"},
+        "params": int(model.count_params()),
+        "n_train": len(split.train),
+        "n_val": len(split.val),
+        "landmark_ids": [int(v) for v in split.landmark_ids],
+    }
 
 
 def _resume_point(resume_dir: Path, fingerprint: dict, history_csv: Path) -> tuple[int, dict | None, list[dict]]:
@@ -473,14 +493,7 @@ def train(
         "augment_mode": getattr(model, "augment_mode", None),
     }
     recorded.update({name: getattr(settings, name) for name in config.RECIPE_FIELDS})
-    # what a killed run must share with this one to be resumed (more epochs may be asked for)
-    fingerprint = {
-        **{k: v for k, v in recorded.items() if k != "epochs"},
-        "params": int(model.count_params()),
-        "n_train": len(split.train),
-        "n_val": len(split.val),
-        "landmark_ids": [int(v) for v in split.landmark_ids],
-    }
+    fingerprint = _fingerprint(recorded, model, split)
 
     set_seed(settings.seed, settings.deterministic)
     replicas = devices.replicas()  # > 1: each batch split across that many devices (devices.distribute)
@@ -498,7 +511,10 @@ def train(
     initial_epoch, state, rows = _resume_point(resume_dir, fingerprint, history_csv)
     if state is not None:
         model.optimizer.build(model.trainable_variables)
-        model.load_weights(state["weights"])
+        model.load_weights(state["weights"])  # with the optimizer's variables, its step count among them
+        # the learning-rate schedule is a function of that count: continue it where the killed run
+        # stopped (Keras 3.15 restores it from the file already; this also holds for a file without it)
+        model.optimizer.iterations.assign(initial_epoch * len(train_data))
         for variable, value in zip(_seed_generator_states(model), state.get("seed_generators", [])):
             variable.assign(np.asarray(value, dtype=variable.dtype))
         train_data.set_epoch(initial_epoch)

@@ -181,6 +181,54 @@ def test_a_killed_run_resumes_and_gives_the_same_numbers_as_an_uninterrupted_one
         np.testing.assert_array_equal(a, b)
 
 
+class _Killed(Exception):
+    """Stands for the kill of a training process right after an epoch's resume state was written."""
+
+
+@pytest.mark.slow
+def test_a_killed_scheduled_run_resumes_its_learning_rate_schedule_where_it_stopped(split, tmp_path, monkeypatch):
+    from landmarklib import recipes
+
+    settings = _settings(
+        tmp_path, epochs=3, optimizer="adamw", learning_rate=0.01, lr_schedule="warmup_cosine", warmup_epochs=1
+    )
+    whole = train.train(
+        _tiny_model(len(split.landmark_ids), seed=1), split, settings, name="whole", progress=False
+    ).history
+
+    save_state = train.EpochLog._save_state
+
+    def killed_after_epoch_1(self, epoch):
+        save_state(self, epoch)
+        if epoch == 1:
+            raise _Killed
+
+    monkeypatch.setattr(train.EpochLog, "_save_state", killed_after_epoch_1)
+    with pytest.raises(_Killed):
+        train.train(_tiny_model(len(split.landmark_ids), seed=1), split, settings, name="cut", progress=False)
+    monkeypatch.undo()
+    resumed = train.train(_tiny_model(len(split.landmark_ids), seed=1), split, settings, name="cut", progress=False)
+    assert resumed.resumed_from == 1
+
+    # warmup from 0 over epoch 1, then the cosine: epoch 2 starts at the peak, epoch 3 half way down
+    steps = recipes.steps_per_epoch(len(split.train), settings.batch_size)
+    expected = recipes.schedule_values(0.01, settings, 3, steps)
+    np.testing.assert_allclose(whole["lr"], expected, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(resumed.history["lr"], whole["lr"], rtol=0, atol=1e-7)
+    assert pd.read_csv(resumed.history_csv)["lr"].tolist() == resumed.history["lr"].tolist()
+    columns = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "val_top5"]
+    pd.testing.assert_frame_equal(resumed.history[columns], whole[columns])
+
+
+def test_a_scheduled_run_resumes_only_with_the_same_epochs(split):
+    model = _tiny_model(len(split.landmark_ids))
+    recorded = {"epochs": 3, "optimizer": "adamw", "lr_schedule": "warmup_cosine"}
+    cosine = [train._fingerprint({**recorded, "epochs": e}, model, split) for e in (3, 5)]
+    assert cosine[0] != cosine[1]  # the schedule spans the epochs: another length is another curve
+    constant = [train._fingerprint({**recorded, "lr_schedule": "constant", "epochs": e}, model, split) for e in (3, 5)]
+    assert constant[0] == constant[1]  # a constant step: more epochs may be asked for
+
+
 def test_resume_state_of_other_settings_is_discarded(tmp_path):
     resume = tmp_path / "x.resume"
     resume.mkdir()
