@@ -99,6 +99,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--embedding-dim", type=int, default=512)
     p.add_argument("--k", type=int, default=5, help="neighbours of the retrieval vote")
     p.add_argument("--methods", default="study,modern,retrieval")
+    p.add_argument(
+        "--crop-scale", type=float, default=config.ModelConfig.crop_scale, help="photo augmentation's largest cut"
+    )
+    p.add_argument("--run-name", default=None, help="name of the recorded run (default: from the data and sizes)")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument(
         "--precision",
@@ -280,6 +284,7 @@ def main(argv=None) -> int:
         "dense_units": 128,
         "dropout": 0.5,
         "augment": True,
+        "crop_scale": args.crop_scale,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "optimizer": "sgd",
@@ -299,7 +304,7 @@ def main(argv=None) -> int:
     }
     queries = recognition.test_queries(test_dir, data_dir / "test_solution.csv", args.input_size)
     mode = "quick" if args.quick else "full" if (args.epochs, args.input_size) == (60, 80) else "custom"
-    run_name = (
+    run_name = args.run_name or (
         f"{data_dir.name}-{mode}-{args.input_size}px-{args.epochs}ep-holdout{args.holdout_landmarks}-seed{args.seed}"
     )
     outcome = recognition.run_methods(
@@ -340,7 +345,8 @@ def main(argv=None) -> int:
         "config": (
             f"Res-Incep filters {args.filters}, blocks [3, 3, 2, 2], {args.input_size} px, {args.epochs} epochs "
             f"per method, batch {args.batch_size}; embedding {args.embedding_dim}, {args.loss} margin "
-            f"{args.margin} scale {args.scale}, k {args.k}; {args.n_boot} bootstrap resamples; precision {args.precision}; "
+            f"{args.margin} scale {args.scale}, k {args.k}; photo crops cut at most {args.crop_scale:g} of a side; "
+            f"{args.n_boot} bootstrap resamples; precision {args.precision}; "
             f"{recognition.environment_line()}"
         ),
         "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, {platform.system()}",

@@ -276,6 +276,7 @@ class ModelConfig(Config):
             augmented version of each image), ``"photo"`` (the modern recipe's random resized crop,
             horizontal flips and colour jitter instead, ``recipes.photo_augmentation``), False: none
             (``models.augment_mode``).
+        crop_scale: ``"photo"`` augmentation's random crop: the most it cuts from a side, as a share of it.
         weights: ResNet-50's backbone weights: ``imagenet``, a weights file, or None (random).
         weights_download_timeout: seconds to wait for Keras' download server when the
             ImageNet weights are not cached (0: no try).
@@ -288,6 +289,7 @@ class ModelConfig(Config):
     dense_units: int = 128
     dropout: float = 0.5
     augment: bool | Literal["add", "replace", "photo"] = False
+    crop_scale: float = 0.25
     weights: str | None = "imagenet"
     weights_download_timeout: float = 3.0
 
@@ -297,6 +299,8 @@ class ModelConfig(Config):
             raise ConfigError(f"filters {self.filters} and blocks {self.blocks} need one entry per stage")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout: must be in [0, 1), not {self.dropout!r}")
+        if not 0 <= self.crop_scale < 1:
+            raise ConfigError(f"crop_scale: must be in [0, 1), not {self.crop_scale!r}")
 
 
 @dataclass(frozen=True)

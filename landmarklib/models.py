@@ -165,7 +165,13 @@ def augment_mode(augment) -> str | None:
     raise ValueError(f"augment must be one of {AUGMENT_MODES}, true or false; not {augment!r}")
 
 
-def augmentation(x, name: str = "augment", seed: int | None = None, kind: str = "study"):
+def augmentation(
+    x,
+    name: str = "augment",
+    seed: int | None = None,
+    kind: str = "study",
+    crop_scale: float = config.ModelConfig.crop_scale,
+):
     """The study's augmentation: flips (both ways), rotation and zoom; active only in training.
 
     Args:
@@ -174,12 +180,13 @@ def augmentation(x, name: str = "augment", seed: int | None = None, kind: str = 
         seed: seed of the random layers (``None``: drawn from Keras' global seed).
         kind: ``"study"``, or ``"photo"``: ``recipes.photo_augmentation`` (random resized crop,
             horizontal flips, colour jitter).
+        crop_scale: the photo augmentation's largest cut from a side (``recipes.photo_augmentation``).
 
     Returns:
         Output tensor (unchanged at inference).
     """
     if kind == "photo":
-        return recipes.photo_augmentation(x, name=name)
+        return recipes.photo_augmentation(x, name=name, crop_scale=crop_scale)
     x = layers.RandomFlip("horizontal_and_vertical", seed=seed, name=f"{name}_flip")(x)
     x = layers.RandomRotation(0.1, fill_mode="reflect", seed=seed, name=f"{name}_rotation")(x)
     return layers.RandomZoom(0.2, fill_mode="reflect", seed=seed, name=f"{name}_zoom")(x)
@@ -266,6 +273,7 @@ def res_incep(
     dense_units: int = 128,
     dropout: float = 0.5,
     augment: bool | str = False,
+    crop_scale: float = config.ModelConfig.crop_scale,
     name: str = "res_incep",
 ):
     """The study's Res-Incep network.
@@ -288,6 +296,7 @@ def res_incep(
             the model (training only); ``"photo"`` the modern recipe's photo augmentation instead;
             ``"add"`` leaves the model plain and marks it (``model.augment_mode``) for ``train`` to
             add augmented copies (``augmented_copies``).
+        crop_scale: ``"photo"``'s largest random cut from a side.
         name: model name.
 
     Returns:
@@ -297,7 +306,8 @@ def res_incep(
         raise ValueError(f"filters {tuple(filters)} and blocks {tuple(blocks)} need one entry per stage")
     mode = augment_mode(augment)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = augmentation(inputs, kind="photo" if mode == "photo" else "study") if mode in ("replace", "photo") else inputs
+    kind = "photo" if mode == "photo" else "study"
+    x = augmentation(inputs, kind=kind, crop_scale=crop_scale) if mode in ("replace", "photo") else inputs
     x = layers.Rescaling(1.0 / 255, name="rescale")(x)
     x = conv_bn_lrelu(x, stem_filters, 3, strides=2, name="stem")
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
@@ -440,6 +450,7 @@ def build(settings: config.ModelConfig, num_classes: int):
             dense_units=settings.dense_units,
             dropout=settings.dropout,
             augment=settings.augment,
+            crop_scale=settings.crop_scale,
         )
     return resnet50_benchmark(
         shape, num_classes, weights=settings.weights, download_timeout=settings.weights_download_timeout

@@ -163,7 +163,11 @@ def custom_objects() -> dict:
 
 
 def photo_augmentation(
-    x, name: str = "augment", crop_scale: float = 0.25, jitter: float = 0.15, vertical_flips: bool = False
+    x,
+    name: str = "augment",
+    crop_scale: float = config.ModelConfig.crop_scale,
+    jitter: float = 0.15,
+    vertical_flips: bool = False,
 ):
     """Augmentation for photographs; active only in training.
 
