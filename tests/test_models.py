@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -63,6 +64,19 @@ def test_rescaling_and_augmentation_inside_the_model():
     augmented = keras.Model(model.input, model.get_layer("augment_zoom").output)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(augmented(x, training=False)), x)
     assert not np.allclose(keras.ops.convert_to_numpy(augmented(x, training=True)), x)
+
+
+def test_photo_crop_scale_reaches_the_crop_layers_and_is_checked():
+    settings = config.ModelConfig(
+        model="res_incep", input_size=32, filters=(4, 4, 4, 4), augment="photo", crop_scale=0.4
+    )
+    model = models.build(settings, 3)
+    assert model.get_layer("augment_crop_zoom").height_factor == (-0.4, 0.0)
+    assert model.get_layer("augment_crop_shift").height_factor == pytest.approx(0.2)
+    default = models.build(dataclasses.replace(settings, crop_scale=config.ModelConfig.crop_scale), 3)
+    assert default.get_layer("augment_crop_zoom").width_factor == (-config.ModelConfig.crop_scale, 0.0)
+    with pytest.raises(config.ConfigError, match="crop_scale"):
+        config.ModelConfig(crop_scale=1.0)
 
 
 def test_mismatched_filters_and_blocks_are_an_error():
