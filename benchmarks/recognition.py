@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/recognition.py --data ../shared/data/real-landmarks --quick
     .venv/bin/python benchmarks/recognition.py --data ../shared/data/indian-monuments-64 --quick
     .venv/bin/python benchmarks/recognition.py --data DIR --holdout-landmarks 5 --seed 42 --epochs 60
+    .venv/bin/python benchmarks/recognition.py --data ../shared/data/real-landmarks --input-size 96 --epochs 50 \
+        --precision mixed_bfloat16        # the recorded best run (about 15-20 minutes per method here)
     .venv/bin/python benchmarks/recognition.py --report-only
 
 DIR is a data set in the shared layout (``train.csv`` ``id,url,landmark_id`` with ``url`` a
@@ -26,6 +28,9 @@ closed top-1 and open GAP per method.
 
 ``--quick``: 64 px, 10 epochs per method (about 30 minutes on 2 busy cores), instead of the
 full 80 px, 60 epochs (the issue's budget: 40 minutes per method on this machine).
+``--precision mixed_bfloat16`` computes in bfloat16 with float32 weights (faster where the CPU has
+AVX512-BF16 or AMX: ``benchmarks/cpu_precision.py``); ``--crop-scale`` sets the photo augmentation's
+largest crop; ``--run-name`` names the recorded run (runs of the same name replace each other).
 """
 
 from __future__ import annotations
