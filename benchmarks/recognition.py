@@ -103,6 +103,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--scale", type=float, default=30.0)
     p.add_argument("--embedding-dim", type=int, default=512)
     p.add_argument("--k", type=int, default=5, help="neighbours of the retrieval vote")
+    p.add_argument(
+        "--tta",
+        choices=("none", "flip"),
+        default=config.BeyondConfig.tta,
+        help="test-time augmentation of the modern recipe and retrieval (the study's method: none)",
+    )
     p.add_argument("--methods", default="study,modern,retrieval")
     p.add_argument(
         "--crop-scale", type=float, default=config.ModelConfig.crop_scale, help="photo augmentation's largest cut"
@@ -306,6 +312,7 @@ def main(argv=None) -> int:
         "retrieval_scale": args.scale,
         "embedding_dim": args.embedding_dim,
         "retrieval_k": args.k,
+        "tta": args.tta,
     }
     queries = recognition.test_queries(test_dir, data_dir / "test_solution.csv", args.input_size)
     mode = "quick" if args.quick else "full" if (args.epochs, args.input_size) == (60, 80) else "custom"
@@ -351,6 +358,7 @@ def main(argv=None) -> int:
             f"Res-Incep filters {args.filters}, blocks [3, 3, 2, 2], {args.input_size} px, {args.epochs} epochs "
             f"per method, batch {args.batch_size}; embedding {args.embedding_dim}, {args.loss} margin "
             f"{args.margin} scale {args.scale}, k {args.k}; photo crops cut at most {args.crop_scale:g} of a side; "
+            f"test-time augmentation of modern and retrieval: {args.tta}; "
             f"{args.n_boot} bootstrap resamples; precision {args.precision}; "
             f"{recognition.environment_line()}"
         ),

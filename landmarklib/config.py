@@ -556,6 +556,9 @@ class BeyondConfig(Config):
         retrieval_scale: the margin loss's logit scale.
         embedding_dim: size of the retrieval embedding.
         retrieval_k: neighbours of the kNN vote.
+        tta: test-time augmentation of the modern recipe and retrieval (``evaluate.TTA_MODES``:
+            ``flip`` averages each query with its mirror image, and retrieval indexes the training
+            images so too); the study's method answers as the study did, without it.
         n_bootstrap: bootstrap resamples of the test images for the 95% intervals.
     """
 
@@ -572,6 +575,7 @@ class BeyondConfig(Config):
     retrieval_scale: float = 30.0
     embedding_dim: int = 512
     retrieval_k: int = 5
+    tta: Literal["none", "flip"] = "flip"
     n_bootstrap: int = 1000
 
     def check(self) -> None:

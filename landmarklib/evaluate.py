@@ -544,7 +544,19 @@ def log_probabilities(model, probs: np.ndarray, features: np.ndarray | None) -> 
     return logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
 
 
-def predict_probabilities(model, x, batch_size: int = 64, with_log: bool = False):
+TTA_MODES = ("none", "flip")
+"""Test-time augmentation: ``none``, or ``flip``: the mean of the model's outputs for each image and
+its mirror image (left-right; landmarks are photographed from both sides, never upside down)."""
+
+
+def tta_views(x: np.ndarray, tta: str = "none") -> list[np.ndarray]:
+    """The views of a batch ``x`` (N, H, W, C) that test-time augmentation ``tta`` averages over."""
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {TTA_MODES}, not {tta!r}")
+    return [x, x[:, :, ::-1]] if tta == "flip" else [x]
+
+
+def predict_probabilities(model, x, batch_size: int = 64, with_log: bool = False, tta: str = "none"):
     """Class probabilities for images ``x`` (N, S, S, 3) in 0..255 (or batches of them), shape (N, C).
 
     Args:
@@ -552,11 +564,14 @@ def predict_probabilities(model, x, batch_size: int = 64, with_log: bool = False
         x: an array of images, or an iterable of ``x`` or ``(x, y)`` batches (``data.batches``).
         batch_size: images per forward pass (for an array).
         with_log: also return exact log-probabilities (``log_probabilities``).
+        tta: ``TTA_MODES``: ``"flip"`` returns the mean over each image and its mirror image
+            (the log-probabilities are then the log of that mean).
 
     Returns:
         probabilities (float32, as the model gives them), and with ``with_log`` the
         log-probabilities (float64) as a second value.
     """
+    tta_views(np.zeros((0, 1, 1, 1)), tta)  # a wrong mode fails before any work
     fn = inference_function(model)
     n_classes = int(model.output_shape[-1])
     if isinstance(x, np.ndarray):
@@ -568,10 +583,11 @@ def predict_probabilities(model, x, batch_size: int = 64, with_log: bool = False
     for chunk in chunks:
         if len(chunk) == 0:
             continue
-        p, features = fn(chunk)
-        probs.append(p)
+        views = [fn(np.ascontiguousarray(view)) for view in tta_views(chunk, tta)]
+        probs.append(np.mean([p for p, _ in views], axis=0).astype(np.float32))
         if with_log:
-            logs.append(log_probabilities(model, p, features))
+            view_logs = [log_probabilities(model, p, features) for p, features in views]
+            logs.append(np.logaddexp.reduce(view_logs, axis=0) - math.log(len(views)))
     probs = np.concatenate(probs) if probs else np.zeros((0, n_classes), dtype=np.float32)
     if not with_log:
         return probs

@@ -5,15 +5,19 @@ Methods (``METHODS``), all on the same backbone, data, split and epochs:
     study      the study's classifier and recipe (the run's optimizer, constant learning rate,
                cross-entropy, the run's augmentation); confidence = the softmax probability
     modern     the same classifier with the modern recipe (``config.MODERN_RECIPE``: AdamW with weight
-               decay, warmup + cosine, label smoothing, photo augmentation)
+               decay, warmup + cosine, label smoothing, photo augmentation); answers with the
+               run's test-time augmentation (``BeyondConfig.tta``: flips by default)
     retrieval  the backbone with ``retrieval``'s embedding head, trained with the modern recipe and
                a margin loss; answers by the kNN vote over the index of the known landmarks'
-               training-folder images; confidence = the vote's similarity score
+               training-folder images (queries and index with the same test-time augmentation);
+               confidence = the vote's similarity score
 
 ``run_methods`` trains each (``train.train``), chooses each method's threshold on validation
 queries (the closed validation images plus the held-out landmarks' training-folder images,
 never the test set: ``openset.choose_threshold``), predicts the test queries and scores them
-with ``openset`` (paired bootstrap intervals, ``study`` as the reference).
+with ``openset`` (paired bootstrap intervals, ``study`` as the reference). Retrieval answers the
+validation queries from an index of the training rows only (``MethodRun.val_index``): a validation
+image in the index would find itself at similarity 1.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ class MethodRun:
         index: the retrieval index (known landmarks' train + validation images), else None.
         k: neighbours of the vote (retrieval).
         seconds: wall time of training (and indexing).
+        threshold: the answering threshold (chosen on validation queries).
+        embedder: the image -> embedding model (retrieval).
+        tta: test-time augmentation (``evaluate.TTA_MODES``).
+        val_index: the index of the training rows only, for the validation queries (retrieval).
     """
 
     name: str
@@ -53,6 +61,8 @@ class MethodRun:
     seconds: float = 0.0
     threshold: float = 0.0
     embedder: object = None
+    tta: str = "none"
+    val_index: retrieval.EmbeddingIndex | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -64,11 +74,11 @@ def method_settings(name: str, settings: dict) -> dict:
     recipe), and ``config.BeyondConfig``'s: the modern recipe's ``modern_learning_rate``,
     ``modern_weight_decay``, ``modern_warmup_epochs``, ``modern_label_smoothing`` (the rest of
     ``config.MODERN_RECIPE`` as it is) and retrieval's ``retrieval_loss``, ``retrieval_margin``,
-    ``retrieval_scale``. Returns ``settings`` with the method's ``ModelConfig`` and ``TrainConfig``
-    recipe fields set (``config.RECIPE_FIELDS``).
+    ``retrieval_scale``, ``tta``. Returns ``settings`` with the method's ``ModelConfig`` and ``TrainConfig``
+    recipe fields set (``config.RECIPE_FIELDS``) and its ``tta`` (``"none"`` for the study's method).
     """
     if name == "study":
-        return {**settings, **{k: getattr(recipes.STUDY, k) for k in config.RECIPE_FIELDS}}
+        return {**settings, **{k: getattr(recipes.STUDY, k) for k in config.RECIPE_FIELDS}, "tta": "none"}
     if name not in ("modern", "retrieval"):
         raise ValueError(f"unknown method {name!r}: expected one of {METHODS}")
     beyond = config.BeyondConfig.from_params(settings)
@@ -79,6 +89,7 @@ def method_settings(name: str, settings: dict) -> dict:
         "weight_decay": beyond.modern_weight_decay,
         "warmup_epochs": beyond.modern_warmup_epochs,
         "label_smoothing": beyond.modern_label_smoothing,
+        "tta": beyond.tta,
     }
     if name == "retrieval":
         run.update(loss=beyond.retrieval_loss, margin=beyond.retrieval_margin, scale=beyond.retrieval_scale)
@@ -93,7 +104,8 @@ def train_method(name: str, split: data.Split, settings: dict, out_dir, progress
     n_classes = len(split.landmark_ids)
     model_config = config.ModelConfig.from_params(run)
     train_config = config.TrainConfig.from_params(run, models_dir=str(out_dir), early_stopping_patience=None)
-    recipe = recipes.describe(train_config, model_config)
+    tta = run["tta"]
+    recipe = recipes.describe(train_config, model_config) + (f", {tta} test-time augmentation" if tta != "none" else "")
     if name == "retrieval":
         model = retrieval.embedding_model(run, n_classes, embedding_dim=int(run.get("embedding_dim", 512)))
     else:
@@ -101,14 +113,18 @@ def train_method(name: str, split: data.Split, settings: dict, out_dir, progress
     if progress:
         print(f"== {name}: {model.count_params():,} parameters; {recipe}", flush=True)
     result = train.train(model, split, train_config, name=name, progress=progress)
-    index = embedder = None
+    index = embedder = val_index = None
     if name == "retrieval":
         # one image -> embedding model per method (retrieval.embed makes it once per model too)
         embedder = retrieval.embedding_of(result.model)
+        size, batch = run["input_size"], run["batch_size"]
+        embedded = [
+            retrieval.embed(embedder, frame=rows, input_size=size, batch_size=batch, tta=tta)
+            for rows in (split.train, split.val)
+        ]
+        val_index = retrieval.build_index(embedder, split.train, split.landmark_ids, embeddings=embedded[0])
         known = pd.concat([split.train, split.val], ignore_index=True)
-        index = retrieval.build_index(
-            embedder, known, split.landmark_ids, input_size=run["input_size"], batch_size=run["batch_size"]
-        )
+        index = retrieval.build_index(embedder, known, split.landmark_ids, embeddings=np.concatenate(embedded))
         index.save(retrieval.index_path(result.model_path))
     return MethodRun(
         name=name,
@@ -118,19 +134,27 @@ def train_method(name: str, split: data.Split, settings: dict, out_dir, progress
         embedder=embedder,
         recipe=recipe,
         seconds=time.perf_counter() - start,
+        tta=tta,
+        val_index=val_index,
     )
 
 
 def answer(
-    run: MethodRun, frame: pd.DataFrame, batch_size: int = 64, x: np.ndarray | None = None
+    run: MethodRun,
+    frame: pd.DataFrame,
+    batch_size: int = 64,
+    x: np.ndarray | None = None,
+    index: retrieval.EmbeddingIndex | None = None,
 ) -> tuple[openset.Predictions, dict]:
-    """A method's predictions for rows with ``path`` (unreadable files come back black, with a warning).
+    """A method's predictions for rows with ``path`` (unreadable files come back black, with a warning),
+    with the method's test-time augmentation (``run.tta``).
 
     Args:
         run: the trained method.
         frame: the query rows.
         batch_size: images per forward pass.
         x: the rows' images already decoded at the model's input size (decoded here otherwise).
+        index: retrieval: the index to vote with (default ``run.index``).
 
     Returns:
         ``(predictions, extra)``; for retrieval, ``extra`` holds ``embeddings``, ``neighbours``
@@ -140,13 +164,14 @@ def answer(
     if x is None:
         x = data.load_images(frame["path"].tolist(), size, progress=False)
     extra: dict = {}
-    if run.index is not None:
-        emb = retrieval.embed(run.embedder or run.result.model, x, batch_size=batch_size)
-        vote = retrieval.knn_vote(run.index, emb, k=run.k)
+    index = index if index is not None else run.index
+    if index is not None:
+        emb = retrieval.embed(run.embedder or run.result.model, x, batch_size=batch_size, tta=run.tta)
+        vote = retrieval.knn_vote(index, emb, k=run.k)
         scores, conf = vote.scores, vote.confidence
         extra = {"embeddings": emb, "neighbours": vote.neighbours, "similarities": vote.similarities}
     else:
-        scores = evaluate.predict_probabilities(run.result.model, x, batch_size)
+        scores = evaluate.predict_probabilities(run.result.model, x, batch_size, tta=run.tta)
         conf = scores.max(axis=1) if len(scores) else np.zeros(0)
     return openset.from_scores(scores, conf, run.result.landmark_ids, run.threshold), extra
 
@@ -235,7 +260,7 @@ def run_methods(
     with _no_retracing_notes():
         for name in methods:
             run = train_method(name, split, settings, out_dir, progress)
-            val_pred, _ = answer(run, val_frame, settings["batch_size"], x=val_x)
+            val_pred, _ = answer(run, val_frame, settings["batch_size"], x=val_x, index=run.val_index)
             run.threshold = openset.choose_threshold(val_pred.confidence, val_pred.landmark == val_truth)
             pred, extra = answer(run, queries, settings["batch_size"], x=query_x)
             runs[name], preds[name], extras[name] = run, pred, extra

@@ -312,6 +312,7 @@ def embed(
     frame: pd.DataFrame | None = None,
     input_size: int | None = None,
     batch_size: int = 64,
+    tta: str = "none",
 ) -> np.ndarray:
     """L2-normalised embeddings (N, D) float32 of images, given as an array or as rows with ``path``.
 
@@ -321,6 +322,8 @@ def embed(
         frame: rows with ``path`` instead (decoded batch by batch with ``data.batches``).
         input_size: the model's input size (default: read from the model).
         batch_size: images per forward pass.
+        tta: ``evaluate.TTA_MODES``: ``"flip"`` embeds each image and its mirror image and
+            normalises their sum (an image and its mirror image then get the same embedding).
     """
     from . import data, evaluate
 
@@ -332,11 +335,11 @@ def embed(
     if x is not None:
         if len(x) == 0:
             return np.zeros((0, dim), np.float32)
-        out = evaluate.predict_probabilities(net, np.asarray(x, np.float32), batch_size)
+        out = evaluate.predict_probabilities(net, np.asarray(x, np.float32), batch_size, tta=tta)
     else:
         if frame is None or len(frame) == 0:
             return np.zeros((0, dim), np.float32)
-        out = evaluate.predict_probabilities(net, data.batches(frame, size, batch_size))
+        out = evaluate.predict_probabilities(net, data.batches(frame, size, batch_size), tta=tta)
     return _normalise(np.asarray(out, np.float32))
 
 
@@ -503,10 +506,23 @@ def index_path(model_path: str | os.PathLike) -> Path:
 
 
 def build_index(
-    model, frame: pd.DataFrame, landmark_ids: Sequence[int], input_size: int | None = None, batch_size: int = 64
+    model,
+    frame: pd.DataFrame,
+    landmark_ids: Sequence[int],
+    input_size: int | None = None,
+    batch_size: int = 64,
+    tta: str = "none",
+    embeddings: np.ndarray | None = None,
 ) -> EmbeddingIndex:
-    """The index of labelled rows (``path``, ``label``, ``id``), embedded with ``model``."""
-    emb = embed(model, frame=frame, input_size=input_size, batch_size=batch_size)
+    """The index of labelled rows (``path``, ``label``, ``id``), embedded with ``model`` (``embed``'s ``tta``),
+    or given their ``embeddings`` already (one row each, in ``frame``'s order)."""
+    emb = (
+        embed(model, frame=frame, input_size=input_size, batch_size=batch_size, tta=tta)
+        if embeddings is None
+        else embeddings
+    )
+    if len(emb) != len(frame):
+        raise ValueError(f"{len(emb)} embeddings for {len(frame)} rows")
     return EmbeddingIndex(
         emb,
         frame["label"].to_numpy(),

@@ -406,3 +406,26 @@ def test_predict_cli_fetches_a_test_csv_at_the_model_input_size(tiny_model, tmp_
     assert math.isnan(missing["confidence"]) and isinstance(missing["error"], str)
     sub = pd.read_csv(evaluate.submission_path(out), dtype=str, keep_default_na=False)
     assert sorted(sub["id"]) == ["q0", "q1", "q2", "q9"]
+
+
+@pytest.mark.slow
+def test_flip_tta_averages_each_image_with_its_mirror_image():
+    import keras
+
+    inputs = keras.Input((1, 3, 1))
+    flat = keras.layers.Flatten(name="flat")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="predictions")(flat))
+    model.get_layer("predictions").set_weights([np.array([[1, 0], [0, 0], [0, 1]], "float32"), np.zeros(2, "float32")])
+    x = np.array([[[[2.0], [0.0], [0.0]]], [[[0.0], [1.0], [3.0]]]], "float32")  # (2, 1, 3, 1), not symmetric
+    plain = evaluate.predict_probabilities(model, x)
+    mirrored = evaluate.predict_probabilities(model, x[:, :, ::-1])
+    assert np.abs(plain - mirrored).max() > 0.5  # the mirror image is answered differently
+    np.testing.assert_array_equal(evaluate.predict_probabilities(model, x, tta="none"), plain)
+    probs, logs = evaluate.predict_probabilities(model, x, with_log=True, tta="flip")
+    np.testing.assert_allclose(probs, (plain + mirrored) / 2, atol=1e-6)
+    np.testing.assert_allclose(np.exp(logs), (plain + mirrored) / 2, atol=1e-6)
+    # an image and its mirror image get one answer; the batch path agrees with the array path
+    np.testing.assert_allclose(evaluate.predict_probabilities(model, x[:, :, ::-1], tta="flip"), probs, atol=1e-7)
+    np.testing.assert_allclose(evaluate.predict_probabilities(model, [(x, None)], tta="flip"), probs, atol=1e-7)
+    with pytest.raises(ValueError, match="tta must be one of"):
+        evaluate.predict_probabilities(model, x, tta="rotate")

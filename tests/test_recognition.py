@@ -1,0 +1,60 @@
+"""The methods of notebook 07 and the recognition benchmark: how each answers (landmarklib.recognition)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from landmarklib import data, recognition, retrieval
+
+from conftest import write_tiny_folder
+
+SETTINGS = {
+    "model": "res_incep",
+    "input_size": 32,
+    "filters": [4, 4, 4, 4],
+    "blocks": [1, 1, 1, 1],
+    "dense_units": 8,
+    "dropout": 0.5,
+    "augment": False,
+    "epochs": 1,
+    "batch_size": 8,
+    "optimizer": "sgd",
+    "learning_rate": 0.002,
+    "momentum": 0.9,
+    "seed": 3,
+    "embedding_dim": 8,
+    "retrieval_k": 3,
+}
+
+
+def test_only_the_modern_methods_answer_with_test_time_augmentation():
+    assert recognition.method_settings("study", {**SETTINGS, "tta": "flip"})["tta"] == "none"
+    for name in ("modern", "retrieval"):
+        assert recognition.method_settings(name, SETTINGS)["tta"] == "flip"  # BeyondConfig's default
+        assert recognition.method_settings(name, {**SETTINGS, "tta": "none"})["tta"] == "none"
+
+
+@pytest.mark.slow
+def test_retrieval_thresholds_on_an_index_without_the_validation_images_and_answers_flips_alike(tmp_path):
+    split = data.load_split(write_tiny_folder(tmp_path / "train"), val_fraction=0.34, seed=1)
+    run = recognition.train_method("retrieval", split, SETTINGS, tmp_path / "models", progress=False)
+    assert run.tta == "flip" and "flip test-time augmentation" in run.recipe
+    # the validation queries vote among the training rows only (a validation image would find itself)
+    assert sorted(run.val_index.ids) == sorted(split.train["id"].astype(str))
+    assert sorted(run.index.ids) == sorted(pd.concat([split.train, split.val])["id"].astype(str))
+    rows = [list(run.index.ids).index(i) for i in run.val_index.ids]
+    np.testing.assert_allclose(run.index.embeddings[rows], run.val_index.embeddings, atol=1e-6)
+    assert retrieval.EmbeddingIndex.load(retrieval.index_path(run.result.model_path)).ids.tolist() == list(
+        run.index.ids
+    )
+    # every image and its mirror image get the same embedding, hence the same answer
+    x = data.load_images(split.val["path"].tolist(), 32, progress=False)
+    pred, extra = recognition.answer(run, split.val, x=x)
+    mirrored, extra_m = recognition.answer(run, split.val, x=np.ascontiguousarray(x[:, :, ::-1]))
+    np.testing.assert_allclose(extra["embeddings"], extra_m["embeddings"], atol=1e-5)
+    np.testing.assert_array_equal(pred.landmark, mirrored.landmark)
+    run.tta = "none"
+    plain, _ = recognition.answer(run, split.val, x=x)
+    assert not np.allclose(plain.confidence, pred.confidence)  # the flips changed the answers' scores
