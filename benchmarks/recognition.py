@@ -106,7 +106,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--tta",
         choices=("none", "flip"),
-        default=config.BeyondConfig.tta,
+        default=config.BeyondConfig.modern_tta,
         help="test-time augmentation of the modern recipe and retrieval (the study's method: none)",
     )
     p.add_argument("--methods", default="study,modern,retrieval")
@@ -312,7 +312,7 @@ def main(argv=None) -> int:
         "retrieval_scale": args.scale,
         "embedding_dim": args.embedding_dim,
         "retrieval_k": args.k,
-        "tta": args.tta,
+        "modern_tta": args.tta,
     }
     queries = recognition.test_queries(test_dir, data_dir / "test_solution.csv", args.input_size)
     mode = "quick" if args.quick else "full" if (args.epochs, args.input_size) == (60, 80) else "custom"

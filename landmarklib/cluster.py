@@ -149,13 +149,13 @@ def model_info(model_path: str) -> tuple[int, list]:
     return int(model.input_shape[1]), landmark_ids
 
 
-def predict_partition(model_path: str, files: Sequence[str], size: int, batch_size: int, top_k: int):
+def predict_partition(model_path: str, files: Sequence[str], size: int, batch_size: int, top_k: int, tta: str = "none"):
     """One task: predict ``files`` with the worker's copy of the model (see ``evaluate.predict_chunks``)."""
     from . import evaluate
 
     model, landmark_ids, lock = _cached_model(model_path)
     with lock:
-        return evaluate.predict_chunks(model, landmark_ids, list(files), size, batch_size, top_k)
+        return evaluate.predict_chunks(model, landmark_ids, list(files), size, batch_size, top_k, tta=tta)
 
 
 def model_loads() -> dict:
@@ -181,8 +181,10 @@ def predict_partitions(
     top_k: int = 5,
     partition_images: int = DEFAULT_PARTITION_IMAGES,
     progress: bool = True,
+    tta: str = "none",
 ):
-    """Predict ``files`` on the cluster, one task per partition; results in ``files`` order.
+    """Predict ``files`` on the cluster, one task per partition; results in ``files`` order
+    (``tta``: ``evaluate.predict_chunks``' test-time augmentation).
 
     Returns:
         The concatenation of ``evaluate.predict_chunks``' results over the partitions:
@@ -196,7 +198,7 @@ def predict_partitions(
     chunk = max(1, batch_size) * 8  # evaluate.predict's chunk: same batches, same numbers
     bounds = partition_bounds(len(files), partition_images, chunk)
     futures = {
-        client.submit(predict_partition, model_path, list(files[a:b]), size, batch_size, top_k, pure=False): i
+        client.submit(predict_partition, model_path, list(files[a:b]), size, batch_size, top_k, tta, pure=False): i
         for i, (a, b) in enumerate(bounds)
     }
     parts: list = [None] * len(bounds)

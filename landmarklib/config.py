@@ -529,9 +529,12 @@ class EvalConfig(Config):
 
     Attributes:
         threshold: answer only at or above this probability (the study's 4.5%).
+        tta: test-time augmentation (``evaluate.TTA_MODES``): ``none`` (the study's) or ``flip``
+            (each image and its mirror image; a retrieval index remembers its own).
     """
 
     threshold: float = study.THRESHOLD
+    tta: Literal["none", "flip"] = "none"
 
     def check(self) -> None:
         if not 0 <= self.threshold <= 1:
@@ -556,7 +559,7 @@ class BeyondConfig(Config):
         retrieval_scale: the margin loss's logit scale.
         embedding_dim: size of the retrieval embedding.
         retrieval_k: neighbours of the kNN vote.
-        tta: test-time augmentation of the modern recipe and retrieval (``evaluate.TTA_MODES``:
+        modern_tta: test-time augmentation of the modern recipe and retrieval (``evaluate.TTA_MODES``:
             ``flip`` averages each query with its mirror image, and retrieval indexes the training
             images so too); the study's method answers as the study did, without it.
         n_bootstrap: bootstrap resamples of the test images for the 95% intervals.
@@ -575,7 +578,7 @@ class BeyondConfig(Config):
     retrieval_scale: float = 30.0
     embedding_dim: int = 512
     retrieval_k: int = 5
-    tta: Literal["none", "flip"] = "flip"
+    modern_tta: Literal["none", "flip"] = "flip"
     n_bootstrap: int = 1000
 
     def check(self) -> None:

@@ -44,6 +44,8 @@ from . import catalog, config, files, paths, study
 
 DEFAULT_THRESHOLD = config.EvalConfig.threshold
 """The study printed a landmark only when its probability was above 4.5%."""
+DEFAULT_TTA = config.EvalConfig.tta
+"""The study answered each image as it is (no test-time augmentation)."""
 
 
 # --------------------------------------------------------------------------- labels
@@ -595,9 +597,17 @@ def predict_probabilities(model, x, batch_size: int = 64, with_log: bool = False
 
 
 def predict_chunks(
-    model, landmark_ids, files: Sequence[str], size: int, batch_size: int = 64, top_k: int = 5, progress: bool = False
+    model,
+    landmark_ids,
+    files: Sequence[str],
+    size: int,
+    batch_size: int = 64,
+    top_k: int = 5,
+    progress: bool = False,
+    tta: str = "none",
 ):
-    """Predict image files in chunks of ``8 * batch_size`` (the batches both engines run).
+    """Predict image files in chunks of ``8 * batch_size`` (the batches both engines run), with
+    test-time augmentation ``tta`` (``TTA_MODES``).
 
     Returns:
         (class index per file, -1 when the file cannot be decoded; confidence
@@ -620,7 +630,7 @@ def predict_chunks(
             part = list(files[start : start + chunk])
             bad: dict[str, str] = {}
             x = data.load_images(part, size, errors=bad, progress=False)
-            probs = predict_probabilities(model, x, batch_size)
+            probs = predict_probabilities(model, x, batch_size, tta=tta)
             good = np.array([f not in bad for f in part], dtype=bool)
             best[rows[good]] = probs[good].argmax(axis=1)
             conf[rows[good]] = probs[good].max(axis=1)
@@ -642,6 +652,7 @@ def predict(
     scheduler=None,
     n_workers: int | None = None,
     partition_images: int | None = None,
+    tta: str = DEFAULT_TTA,
 ) -> pd.DataFrame:
     """Predict the landmark of every test image with a saved model.
 
@@ -660,6 +671,7 @@ def predict(
         n_workers: worker processes of the embedded cluster (default: one per core).
         partition_images: with ``engine="dask"``: images per task (default
             ``cluster.DEFAULT_PARTITION_IMAGES``, rounded up to whole chunks of ``8 * batch_size``).
+        tta: test-time augmentation (``TTA_MODES``; ``"flip"``: the mean over each image and its mirror image).
 
     Returns:
         DataFrame(id, landmark_id (Int64), confidence, answered, top_ids, error) in
@@ -669,6 +681,7 @@ def predict(
     """
     if engine not in ("local", "dask"):
         raise ValueError(f"engine must be 'local' or 'dask', not {engine!r}")
+    tta_views(np.zeros((0, 1, 1, 1)), tta)  # a wrong mode fails before any work
     if engine == "dask":
         from . import cluster
 
@@ -691,6 +704,7 @@ def predict(
                 top_k,
                 progress=progress,
                 partition_images=partition_images or cluster.DEFAULT_PARTITION_IMAGES,
+                tta=tta,
             )
     else:
         from . import models
@@ -700,7 +714,14 @@ def predict(
         tests = load_test_images(images, size, fetch_dir=fetch_dir, progress=progress)
         readable = np.flatnonzero(tests["path"].notna().to_numpy())
         found = predict_chunks(
-            model, landmark_ids, tests["path"].iloc[readable].tolist(), size, batch_size, top_k, progress=progress
+            model,
+            landmark_ids,
+            tests["path"].iloc[readable].tolist(),
+            size,
+            batch_size,
+            top_k,
+            progress=progress,
+            tta=tta,
         )
     n = len(tests)
     best = np.full(n, -1, dtype=np.int64)
@@ -911,6 +932,13 @@ def add_cli(subparsers) -> None:
         help=f"answer only at or above this confidence (default {DEFAULT_THRESHOLD})",
     )
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
+    p.add_argument(
+        "--tta",
+        choices=TTA_MODES,
+        default=None,
+        help=f"test-time augmentation: none or flip (each image and its mirror image); default: the "
+        f"retrieval index's own, else {DEFAULT_TTA}",
+    )
     p.add_argument("--out", required=True, help="predictions CSV to write")
     p.add_argument(
         "--engine",
@@ -965,6 +993,7 @@ def _run_cli(args: argparse.Namespace) -> int:
                 k=args.k,
                 batch_size=args.batch_size,
                 fetch_dir=out.with_name(f"{out.stem}_images"),
+                tta=args.tta,
             )
         else:
             pred = predict(
@@ -976,6 +1005,7 @@ def _run_cli(args: argparse.Namespace) -> int:
                 engine=args.engine,
                 scheduler=args.scheduler,
                 n_workers=args.dask_workers,
+                tta=args.tta or DEFAULT_TTA,
             )
     except (SchedulerUnreachable, NotShared) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -6,7 +6,7 @@ Methods (``METHODS``), all on the same backbone, data, split and epochs:
                cross-entropy, the run's augmentation); confidence = the softmax probability
     modern     the same classifier with the modern recipe (``config.MODERN_RECIPE``: AdamW with weight
                decay, warmup + cosine, label smoothing, photo augmentation); answers with the
-               run's test-time augmentation (``BeyondConfig.tta``: flips by default)
+               run's test-time augmentation (``BeyondConfig.modern_tta``: flips by default)
     retrieval  the backbone with ``retrieval``'s embedding head, trained with the modern recipe and
                a margin loss; answers by the kNN vote over the index of the known landmarks'
                training-folder images (queries and index with the same test-time augmentation);
@@ -74,7 +74,7 @@ def method_settings(name: str, settings: dict) -> dict:
     recipe), and ``config.BeyondConfig``'s: the modern recipe's ``modern_learning_rate``,
     ``modern_weight_decay``, ``modern_warmup_epochs``, ``modern_label_smoothing`` (the rest of
     ``config.MODERN_RECIPE`` as it is) and retrieval's ``retrieval_loss``, ``retrieval_margin``,
-    ``retrieval_scale``, ``tta``. Returns ``settings`` with the method's ``ModelConfig`` and ``TrainConfig``
+    ``retrieval_scale``, ``modern_tta``. Returns ``settings`` with the method's ``ModelConfig`` and ``TrainConfig``
     recipe fields set (``config.RECIPE_FIELDS``) and its ``tta`` (``"none"`` for the study's method).
     """
     if name == "study":
@@ -89,7 +89,7 @@ def method_settings(name: str, settings: dict) -> dict:
         "weight_decay": beyond.modern_weight_decay,
         "warmup_epochs": beyond.modern_warmup_epochs,
         "label_smoothing": beyond.modern_label_smoothing,
-        "tta": beyond.tta,
+        "tta": beyond.modern_tta,
     }
     if name == "retrieval":
         run.update(loss=beyond.retrieval_loss, margin=beyond.retrieval_margin, scale=beyond.retrieval_scale)
@@ -122,9 +122,9 @@ def train_method(name: str, split: data.Split, settings: dict, out_dir, progress
             retrieval.embed(embedder, frame=rows, input_size=size, batch_size=batch, tta=tta)
             for rows in (split.train, split.val)
         ]
-        val_index = retrieval.build_index(embedder, split.train, split.landmark_ids, embeddings=embedded[0])
+        val_index = retrieval.build_index(embedder, split.train, split.landmark_ids, tta=tta, embeddings=embedded[0])
         known = pd.concat([split.train, split.val], ignore_index=True)
-        index = retrieval.build_index(embedder, known, split.landmark_ids, embeddings=np.concatenate(embedded))
+        index = retrieval.build_index(embedder, known, split.landmark_ids, tta=tta, embeddings=np.concatenate(embedded))
         index.save(retrieval.index_path(result.model_path))
     return MethodRun(
         name=name,

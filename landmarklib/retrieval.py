@@ -374,6 +374,8 @@ class EmbeddingIndex:
         landmark_ids: the landmark of each class index (the model's label map).
         ids: (N,) image ids (strings), for galleries.
         paths: (N,) image files (strings, may be empty), for galleries.
+        tta: the test-time augmentation the rows were embedded with (``embed``'s); queries
+            should be embedded alike (``predict`` does so by default).
     """
 
     embeddings: np.ndarray
@@ -381,6 +383,7 @@ class EmbeddingIndex:
     landmark_ids: list[int]
     ids: np.ndarray | None = None
     paths: np.ndarray | None = None
+    tta: str = "none"
 
     def __post_init__(self):
         self.embeddings = (
@@ -470,7 +473,7 @@ class EmbeddingIndex:
             landmark_ids=np.asarray(self.landmark_ids, np.int64),
             ids=np.asarray([str(v) for v in self.ids], dtype=str),
             paths=np.asarray([str(v) for v in self.paths], dtype=str),
-            meta=np.asarray(json.dumps({"format": "landmarks-embedding-index", "version": 1})),
+            meta=np.asarray(json.dumps({"format": "landmarks-embedding-index", "version": 1, "tta": self.tta})),
         )
         os.replace(tmp, path)
         return path
@@ -494,6 +497,7 @@ class EmbeddingIndex:
                     landmark_ids=f["landmark_ids"].tolist(),
                     ids=f["ids"].astype(object),
                     paths=f["paths"].astype(object),
+                    tta=meta.get("tta", "none"),  # version 1 files before test-time augmentation: none
                 )
         except (KeyError, ValueError, OSError, json.JSONDecodeError) as err:
             raise ValueError(f"{path}: not an embedding index written by EmbeddingIndex.save ({err})") from err
@@ -516,11 +520,9 @@ def build_index(
 ) -> EmbeddingIndex:
     """The index of labelled rows (``path``, ``label``, ``id``), embedded with ``model`` (``embed``'s ``tta``),
     or given their ``embeddings`` already (one row each, in ``frame``'s order)."""
-    emb = (
-        embed(model, frame=frame, input_size=input_size, batch_size=batch_size, tta=tta)
-        if embeddings is None
-        else embeddings
-    )
+    if embeddings is None:
+        embeddings = embed(model, frame=frame, input_size=input_size, batch_size=batch_size, tta=tta)
+    emb = embeddings
     if len(emb) != len(frame):
         raise ValueError(f"{len(emb)} embeddings for {len(frame)} rows")
     return EmbeddingIndex(
@@ -529,6 +531,7 @@ def build_index(
         list(landmark_ids),
         ids=frame["id"].astype(str).to_numpy() if "id" in frame else None,
         paths=frame["path"].astype(str).to_numpy() if "path" in frame else None,
+        tta=tta,
     )
 
 
@@ -634,6 +637,7 @@ def predict(
     top_k: int = 5,
     fetch_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    tta: str | None = None,
 ) -> pd.DataFrame:
     """Predict the landmark of every test image by the kNN vote; ``evaluate.predict``'s table.
 
@@ -647,6 +651,7 @@ def predict(
         top_k: how many landmark ids ``top_ids`` lists (by class score, ties by class index).
         fetch_dir: where a CSV's images are fetched.
         progress: show progress bars.
+        tta: test-time augmentation of the queries (``evaluate.TTA_MODES``); default: the index's own.
 
     Returns:
         DataFrame(id, landmark_id (Int64), confidence, answered, top_ids, error), in test-id order.
@@ -658,6 +663,7 @@ def predict(
     model_path = paths.resolve(model_path)
     model = load_model(model_path)
     idx = EmbeddingIndex.load(index or index_path(model_path))
+    tta = idx.tta if tta is None else tta
     size = int(model.input_shape[1])
     net = embedding_of(model)
     tests = evaluate.load_test_images(images, size, fetch_dir=fetch_dir, progress=progress)
@@ -677,7 +683,7 @@ def predict(
             x = data.load_images(files, size, errors=bad, progress=False)
             good = np.array([f not in bad for f in files], dtype=bool)
             if good.any():
-                vote = knn_vote(idx, embed(net, x[good], batch_size=batch_size), k=k)
+                vote = knn_vote(idx, embed(net, x[good], batch_size=batch_size, tta=tta), k=k)
                 best[rows[good]] = vote.predicted
                 conf[rows[good]] = vote.confidence
                 tops[rows[good]] = [" ".join(map(str, ids[r])) for r in strict_top_k(vote.scores, top_k)]

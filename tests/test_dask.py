@@ -429,6 +429,12 @@ def test_dask_prediction_is_identical_to_local(tiny_model, tmp_path, dask_client
     pred = pd.read_csv(dask_out, dtype={"id": str})
     assert len(pred) == 47 and pred["confidence"].notna().sum() == 45  # bad.jpg and the 404 keep their rows
     assert pred.set_index("id").loc["gone", "error"] == "HTTP 404"
+    # with test-time flips too: the workers answer each image and its mirror image as this process does
+    flips = [tmp_path / "local" / "flip.csv", tmp_path / "dask" / "flip.csv"]
+    assert cli.main([*common, "--tta", "flip", "--out", str(flips[0])]) == 0
+    dask_args = ["--engine", "dask", "--scheduler", dask_client.scheduler.address]
+    assert cli.main([*common, "--tta", "flip", "--out", str(flips[1]), *dask_args]) == 0
+    assert flips[1].read_bytes() == flips[0].read_bytes() != local.read_bytes()
 
 
 def test_each_worker_loads_the_model_once(tiny_model, tmp_path, dask_client):

@@ -344,6 +344,23 @@ def test_predict_on_a_labelled_folder_and_score(tiny_model, tmp_path):
     assert s["top1"] == evaluate.accuracy(pred["landmark_id"], solution["landmark_id"])
 
 
+def test_predict_with_flips_answers_an_image_and_its_mirror_image_alike(tiny_model, tmp_path):
+    for i in range(4):
+        _write_jpeg(tmp_path / "plain" / f"img{i}.jpg", 20 + i)
+        image = Image.open(tmp_path / "plain" / f"img{i}.jpg")
+        (tmp_path / "mirrored").mkdir(exist_ok=True)
+        image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / "mirrored" / f"img{i}.jpg", "PNG")
+    flip, mirrored, plain = (
+        evaluate.predict(tiny_model, tmp_path / folder, threshold=0.0, progress=False, tta=tta)
+        for folder, tta in (("plain", "flip"), ("mirrored", "flip"), ("plain", "none"))
+    )
+    assert flip["landmark_id"].tolist() == mirrored["landmark_id"].tolist()
+    np.testing.assert_allclose(flip["confidence"], mirrored["confidence"], atol=1e-6)
+    assert not np.allclose(flip["confidence"], plain["confidence"], atol=1e-4)
+    with pytest.raises(ValueError, match="tta must be one of"):
+        evaluate.predict(tiny_model, tmp_path / "plain", progress=False, tta="rotate")
+
+
 def test_predict_rejects_a_missing_source(tiny_model, tmp_path):
     with pytest.raises(FileNotFoundError, match="neither a folder of images nor a CSV"):
         evaluate.predict(tiny_model, tmp_path / "nothing", progress=False)

@@ -30,10 +30,10 @@ SETTINGS = {
 
 
 def test_only_the_modern_methods_answer_with_test_time_augmentation():
-    assert recognition.method_settings("study", {**SETTINGS, "tta": "flip"})["tta"] == "none"
+    assert recognition.method_settings("study", {**SETTINGS, "modern_tta": "flip"})["tta"] == "none"
     for name in ("modern", "retrieval"):
         assert recognition.method_settings(name, SETTINGS)["tta"] == "flip"  # BeyondConfig's default
-        assert recognition.method_settings(name, {**SETTINGS, "tta": "none"})["tta"] == "none"
+        assert recognition.method_settings(name, {**SETTINGS, "modern_tta": "none"})["tta"] == "none"
 
 
 @pytest.mark.slow
@@ -46,9 +46,8 @@ def test_retrieval_thresholds_on_an_index_without_the_validation_images_and_answ
     assert sorted(run.index.ids) == sorted(pd.concat([split.train, split.val])["id"].astype(str))
     rows = [list(run.index.ids).index(i) for i in run.val_index.ids]
     np.testing.assert_allclose(run.index.embeddings[rows], run.val_index.embeddings, atol=1e-6)
-    assert retrieval.EmbeddingIndex.load(retrieval.index_path(run.result.model_path)).ids.tolist() == list(
-        run.index.ids
-    )
+    saved = retrieval.EmbeddingIndex.load(retrieval.index_path(run.result.model_path))
+    assert saved.ids.tolist() == list(run.index.ids) and saved.tta == "flip"
     # every image and its mirror image get the same embedding, hence the same answer
     x = data.load_images(split.val["path"].tolist(), 32, progress=False)
     pred, extra = recognition.answer(run, split.val, x=x)

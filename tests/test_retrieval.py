@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from landmarklib import config, data, evaluate, openset, recipes, retrieval
 
@@ -160,6 +162,13 @@ def test_index_save_load_round_trip_and_a_bad_file_is_named(tmp_path):
     assert back.labels.tolist() == idx.labels.tolist() and back.landmark_ids == [5, 17, 23]
     assert back.ids.tolist() == idx.ids.tolist() and back.paths[3] == "/x/3.jpg"
     np.testing.assert_allclose(np.linalg.norm(back.embeddings, axis=1), 1.0, rtol=1e-6)
+    assert back.tta == "none"
+    # an index remembers the test-time augmentation it was embedded with; a file from before it: none
+    assert retrieval.EmbeddingIndex.load(dataclasses.replace(idx, tta="flip").save(tmp_path / "f.npz")).tta == "flip"
+    with np.load(path) as f:
+        old = {k: f[k] for k in f.files} | {"meta": np.asarray('{"format": "landmarks-embedding-index", "version": 1}')}
+    np.savez(tmp_path / "old.npz", **old)
+    assert retrieval.EmbeddingIndex.load(tmp_path / "old.npz").tta == "none"
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="bad.npz"):
         retrieval.EmbeddingIndex.load(tmp_path / "bad.npz")
@@ -335,6 +344,15 @@ def test_embedding_model_trains_saves_loads_and_predicts(tmp_path):
     sub = pd.read_csv(tmp_path / "pred_submission.csv", dtype=str, keep_default_na=False)
     assert len(sub) == 6 and sub["landmarks"].str.fullmatch(r"\d+ \d\.\d{6}").all()
     assert cli.main([*args[:-6], "--index", str(tmp_path / "none.npz"), *args[-6:]]) == 2
+    # --tta flip: an image and its mirror image get one answer (and the index's own "none" is overridden)
+    flipped = tmp_path / "mirrored"
+    flipped.mkdir()
+    for path in sorted((folder / "17").glob("*.jpg")):
+        Image.open(path).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(flipped / path.name, "PNG")  # lossless
+    both = [retrieval.predict(result.model_path, f, tta="flip", progress=False) for f in (folder / "17", flipped)]
+    assert both[0]["landmark_id"].tolist() == both[1]["landmark_id"].tolist()
+    np.testing.assert_allclose(both[0]["confidence"], both[1]["confidence"], atol=1e-5)
+    assert cli.main([*args, "--tta", "flip"]) == 0
 
 
 @pytest.mark.slow

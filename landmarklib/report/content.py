@@ -265,6 +265,7 @@ def evaluate_model(
     threshold: float,
     reports_dir: str | os.PathLike,
     progress: bool = True,
+    tta: str = "none",
 ) -> ModelEvaluation:
     """Predict the test folder with one saved model and score it against the solution, when there is one.
 
@@ -279,6 +280,7 @@ def evaluate_model(
         threshold: answer only at or above this confidence (the study's 4.5%).
         reports_dir: the reports folder.
         progress: show progress bars.
+        tta: test-time augmentation (``evaluate.TTA_MODES``).
 
     Load time, single-image latency and batched throughput are measured with ``evaluate.time_model``.
     """
@@ -286,7 +288,7 @@ def evaluate_model(
 
     model_path = paths.resolve(model_path)
     name = model_path.name.removesuffix(".keras")
-    pred = evaluate.predict(model_path, paths.resolve(test_dir), threshold=threshold, progress=progress)
+    pred = evaluate.predict(model_path, paths.resolve(test_dir), threshold=threshold, progress=progress, tta=tta)
     solution_file = solution_path(test_solution_csv)
     confusion = None
     if solution_file is not None:
@@ -335,6 +337,7 @@ def evaluate_models(
     threshold: float,
     reports_dir: str | os.PathLike,
     progress: bool = True,
+    tta: str = "none",
 ) -> tuple[dict[str, ModelEvaluation], list[str]]:
     """``evaluate_model`` for Res-Incep and ResNet-50 where saved; the reasons for those that could not be.
 
@@ -365,7 +368,7 @@ def evaluate_models(
             )
             continue
         results[name] = evaluate_model(
-            model_path, test_dir, test_solution_csv, threshold, reports_dir, progress=progress
+            model_path, test_dir, test_solution_csv, threshold, reports_dir, progress=progress, tta=tta
         )
     return results, missing
 
