@@ -1,4 +1,4 @@
-"""What every benchmark report records about where it ran: the CPU and the checkout's commit."""
+"""What every benchmark report records about where it ran (the CPU, the checkout's commit), and how it is written."""
 
 from __future__ import annotations
 
@@ -31,3 +31,13 @@ def git_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+changes" if dirty else "")
+
+
+def write_report(report: str, path: str | Path) -> Path:
+    """Print ``report`` (markdown), write it to ``path`` (its folder made), and say where."""
+    print(report)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report, encoding="utf-8")
+    print(f"wrote {path}")
+    return path

@@ -70,6 +70,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import write_report  # noqa: E402  (benchmarks/common.py)
 from train_input import _machine, _table, make_folder  # noqa: E402  (the synthetic folders)
 
 MODELS = {"res_incep": 250, "resnet50": 224}  # model -> input size (px)
@@ -464,11 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         args.models = ["res_incep"]
         args.images, args.image_size, args.input_size, args.classes = 96, 40, 32, 4
         args.batch_size, args.steps, args.epochs, args.val_images = 8, 3, 2, 16
-    report = run(args)
-    print(report)
-    Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.report).write_text(report, encoding="utf-8")
-    print(f"wrote {args.report}")
+    write_report(run(args), args.report)
     return 0
 
 

@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from common import write_report  # benchmarks/common.py (this script's folder is on sys.path)
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -476,11 +477,7 @@ def main(argv: list[str] | None = None) -> int:
         measure = measure_throughput if args.worker == "throughput" else measure_memory
         print(json.dumps(measure(args)))
         return 0
-    report = run(args)
-    print(report)
-    Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.report).write_text(report, encoding="utf-8")
-    print(f"wrote {args.report}")
+    write_report(run(args), args.report)
     return 0
 
 

@@ -228,8 +228,9 @@ class FetchConfig(Config):
     max_per_host: int = 0
 
     def check(self) -> None:
-        _positive(self, "n_images", "image_size", "workers", "timeout", "max_bytes", "processes", "dask_workers")
-        _positive(self, "shard_rows")
+        _positive(
+            self, "n_images", "image_size", "workers", "timeout", "max_bytes", "processes", "dask_workers", "shard_rows"
+        )
         for name in ("retries", "backoff", "fail_fast_after", "max_per_host"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{self.parameter(name)}: must be 0 or more, not {getattr(self, name)!r}")
@@ -402,17 +403,18 @@ softmax (the study's 0.5 with the photo augmentation under-fits: measured in
 run of the same network; ``params/modern.yaml`` holds the same values (``tests/test_config.py``)."""
 
 
+def _defaults(stage: type[Config], names) -> dict[str, Any]:
+    """``stage``'s default value of each of ``names`` that is one of its fields."""
+    fields = {f.name for f in dataclasses.fields(stage)}
+    return {name: getattr(stage, name) for name in names if name in fields}
+
+
 RECIPES: Mapping[str, Mapping[str, Any]] = types.MappingProxyType(
     {
         "study": types.MappingProxyType(
             {
-                name: getattr(stage, name)
-                for stage, names in (
-                    (TrainConfig, ("optimizer", "learning_rate", *RECIPE_FIELDS)),
-                    (ModelConfig, tuple(MODERN_RECIPE) + ("augment",)),
-                )
-                for name in names
-                if name in {f.name for f in dataclasses.fields(stage)}
+                **_defaults(TrainConfig, ("optimizer", "learning_rate", *RECIPE_FIELDS)),
+                **_defaults(ModelConfig, (*MODERN_RECIPE, "augment")),
             }
         ),
         "modern": MODERN_RECIPE,
