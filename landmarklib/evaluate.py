@@ -551,11 +551,16 @@ TTA_MODES = ("none", "flip")
 its mirror image (left-right; landmarks are photographed from both sides, never upside down)."""
 
 
-def tta_views(x: np.ndarray, tta: str = "none") -> list[np.ndarray]:
-    """The views of a batch ``x`` (N, H, W, C) that test-time augmentation ``tta`` averages over."""
+def check_tta(tta: str) -> str:
+    """``tta`` if it is one of ``TTA_MODES``, else ``ValueError`` naming them."""
     if tta not in TTA_MODES:
         raise ValueError(f"tta must be one of {TTA_MODES}, not {tta!r}")
-    return [x, x[:, :, ::-1]] if tta == "flip" else [x]
+    return tta
+
+
+def tta_views(x: np.ndarray, tta: str = "none") -> list[np.ndarray]:
+    """The views of a batch ``x`` (N, H, W, C) that test-time augmentation ``tta`` averages over."""
+    return [x, x[:, :, ::-1]] if check_tta(tta) == "flip" else [x]
 
 
 def predict_probabilities(model, x, batch_size: int = 64, with_log: bool = False, tta: str = "none"):
@@ -573,7 +578,7 @@ def predict_probabilities(model, x, batch_size: int = 64, with_log: bool = False
         probabilities (float32, as the model gives them), and with ``with_log`` the
         log-probabilities (float64) as a second value.
     """
-    tta_views(np.zeros((0, 1, 1, 1)), tta)  # a wrong mode fails before any work
+    check_tta(tta)  # a wrong mode fails before any work
     fn = inference_function(model)
     n_classes = int(model.output_shape[-1])
     if isinstance(x, np.ndarray):
@@ -681,7 +686,7 @@ def predict(
     """
     if engine not in ("local", "dask"):
         raise ValueError(f"engine must be 'local' or 'dask', not {engine!r}")
-    tta_views(np.zeros((0, 1, 1, 1)), tta)  # a wrong mode fails before any work
+    check_tta(tta)  # a wrong mode fails before any work
     if engine == "dask":
         from . import cluster
 
