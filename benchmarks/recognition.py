@@ -3,8 +3,10 @@
     .venv/bin/python benchmarks/recognition.py --data ../shared/data/real-landmarks --quick
     .venv/bin/python benchmarks/recognition.py --data ../shared/data/indian-monuments-64 --quick
     .venv/bin/python benchmarks/recognition.py --data DIR --holdout-landmarks 5 --seed 42 --epochs 60
-    .venv/bin/python benchmarks/recognition.py --data ../shared/data/real-landmarks --input-size 96 --epochs 50 \
-        --precision mixed_bfloat16        # the recorded best run (about 15-20 minutes per method here)
+    .venv/bin/python benchmarks/recognition.py --data ../shared/data/real-landmarks --input-size 128 --epochs 50 \
+        --precision mixed_bfloat16        # the recorded three-method run (17-21 minutes per method here)
+    .venv/bin/python benchmarks/recognition.py --data ../shared/data/real-landmarks --methods modern \
+        --input-size 160 --epochs 50 --precision mixed_bfloat16   # the best modern run (32 minutes here)
     .venv/bin/python benchmarks/recognition.py --report-only
 
 DIR is a data set in the shared layout (``train.csv`` ``id,url,landmark_id`` with ``url`` a
@@ -28,7 +30,8 @@ closed top-1 and open GAP per method.
 
 ``--quick``: 64 px, 10 epochs per method (about 30 minutes on 2 busy cores), instead of the
 full 80 px, 60 epochs (the issue's budget: 40 minutes per method on this machine).
-``--precision mixed_bfloat16`` computes in bfloat16 with float32 weights (faster where the CPU has
+``--tta`` (``BeyondConfig.modern_tta``, default flip): modern and retrieval also answer each query's
+mirror image. ``--precision mixed_bfloat16`` computes in bfloat16 with float32 weights (faster where the CPU has
 AVX512-BF16 or AMX: ``benchmarks/cpu_precision.py``); ``--crop-scale`` sets the photo augmentation's
 largest crop; ``--run-name`` names the recorded run (runs of the same name replace each other).
 """
