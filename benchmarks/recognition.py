@@ -48,7 +48,7 @@ import sys
 import time
 from pathlib import Path
 
-from landmarklib import config
+from landmarklib import config, evaluate  # evaluate imports Keras only inside its functions
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORK = Path(os.environ.get("TMPDIR", "/tmp")) / "landmarks-recognition"
@@ -108,7 +108,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--k", type=int, default=5, help="neighbours of the retrieval vote")
     p.add_argument(
         "--tta",
-        choices=("none", "flip"),
+        choices=evaluate.TTA_MODES,
         default=config.BeyondConfig.modern_tta,
         help="test-time augmentation of the modern recipe and retrieval (the study's method: none)",
     )

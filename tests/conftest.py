@@ -61,6 +61,14 @@ def run_notebook():
 # --------------------------------------------------------------------------- a fetched folder
 
 TINY_LANDMARKS = [5, 17, 23, 40]
+TINY_NETWORK = {
+    "model": "res_incep",
+    "input_size": 32,
+    "filters": [4, 4, 4, 4],
+    "blocks": [1, 1, 1, 1],
+    "dense_units": 8,
+}
+"""A Res-Incep of a few hundred weights for 32 px images (tests that train)."""
 TINY_COLOURS = [(210, 50, 50), (50, 190, 60), (40, 60, 210), (220, 210, 40)]
 MANIFEST_COLUMNS = ["id", "url", "landmark_id", "status", "error", "bytes", "width", "height", "format", "seconds"]
 

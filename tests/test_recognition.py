@@ -8,14 +8,10 @@ import pytest
 
 from landmarklib import data, recognition, retrieval
 
-from conftest import write_tiny_folder
+from conftest import TINY_NETWORK, write_tiny_folder
 
 SETTINGS = {
-    "model": "res_incep",
-    "input_size": 32,
-    "filters": [4, 4, 4, 4],
-    "blocks": [1, 1, 1, 1],
-    "dense_units": 8,
+    **TINY_NETWORK,
     "dropout": 0.5,
     "augment": False,
     "epochs": 1,

@@ -17,7 +17,7 @@ from PIL import Image
 from landmarklib import config, data, evaluate, openset, recipes, retrieval
 
 from conftest import TINY_LANDMARKS as LANDMARKS
-from conftest import write_tiny_folder
+from conftest import TINY_NETWORK, write_tiny_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -284,14 +284,7 @@ def test_embedding_model_trains_saves_loads_and_predicts(tmp_path):
 
     folder = write_tiny_folder(tmp_path / "train")
     split = data.load_split(folder, val_fraction=0.34, seed=1)
-    settings = {
-        "model": "res_incep",
-        "input_size": 32,
-        "filters": [4, 4, 4, 4],
-        "blocks": [1, 1, 1, 1],
-        "dense_units": 8,
-        "augment": "photo",
-    }
+    settings = {**TINY_NETWORK, "augment": "photo"}
     train.set_seed(0)
     model = retrieval.embedding_model(settings, len(split.landmark_ids), embedding_dim=16)
     names = [layer.name for layer in model.layers]
