@@ -4,9 +4,9 @@
     .venv/bin/python benchmarks/recognition.py --data ../shared/data/indian-monuments-64 --quick
     .venv/bin/python benchmarks/recognition.py --data DIR --holdout-landmarks 5 --seed 42 --epochs 60
     .venv/bin/python benchmarks/recognition.py --data ../shared/data/real-landmarks --input-size 128 --epochs 50 \
-        --precision mixed_bfloat16        # the recorded three-method run (17-21 minutes per method here)
-    .venv/bin/python benchmarks/recognition.py --data ../shared/data/real-landmarks --methods modern \
-        --input-size 160 --epochs 50 --precision mixed_bfloat16   # the best modern run (32 minutes here)
+        --margin 0.2 --precision mixed_bfloat16   # the recorded three-method run (17-21 minutes per method here)
+    .venv/bin/python benchmarks/recognition.py --data ../shared/data/real-landmarks --methods modern,retrieval \
+        --input-size 160 --epochs 50 --precision mixed_bfloat16   # the best run (30-31 minutes per method here)
     .venv/bin/python benchmarks/recognition.py --report-only
 
 DIR is a data set in the shared layout (``train.csv`` ``id,url,landmark_id`` with ``url`` a
@@ -30,7 +30,8 @@ closed top-1 and open GAP per method.
 
 ``--quick``: 64 px, 10 epochs per method (about 30 minutes on 2 busy cores), instead of the
 full 80 px, 60 epochs (the issue's budget: 40 minutes per method on this machine).
-``--tta`` (``BeyondConfig.modern_tta``, default flip): modern and retrieval also answer each query's
+``--loss``, ``--margin``, ``--scale``, ``--embedding-dim`` and ``--k`` default to ``config.BeyondConfig``'s
+(ArcFace, margin 0.4). ``--tta`` (``BeyondConfig.modern_tta``, default flip): modern and retrieval also answer each query's
 mirror image. ``--precision mixed_bfloat16`` computes in bfloat16 with float32 weights (faster where the CPU has
 AVX512-BF16 or AMX: ``benchmarks/cpu_precision.py``); ``--crop-scale`` sets the photo augmentation's
 largest crop; ``--run-name`` names the recorded run (runs of the same name replace each other).
@@ -101,15 +102,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=modern["weight_decay"])
     p.add_argument("--warmup-epochs", type=float, default=modern["warmup_epochs"])
     p.add_argument("--label-smoothing", type=float, default=modern["label_smoothing"])
-    p.add_argument("--loss", choices=("arcface", "cosface"), default="arcface")
-    p.add_argument("--margin", type=float, default=0.2)
-    p.add_argument("--scale", type=float, default=30.0)
-    p.add_argument("--embedding-dim", type=int, default=512)
-    p.add_argument("--k", type=int, default=5, help="neighbours of the retrieval vote")
+    beyond = config.BeyondConfig
+    p.add_argument("--loss", choices=("arcface", "cosface"), default=beyond.retrieval_loss)
+    p.add_argument("--margin", type=float, default=beyond.retrieval_margin)
+    p.add_argument("--scale", type=float, default=beyond.retrieval_scale)
+    p.add_argument("--embedding-dim", type=int, default=beyond.embedding_dim)
+    p.add_argument("--k", type=int, default=beyond.retrieval_k, help="neighbours of the retrieval vote")
     p.add_argument(
         "--tta",
         choices=evaluate.TTA_MODES,
-        default=config.BeyondConfig.modern_tta,
+        default=beyond.modern_tta,
         help="test-time augmentation of the modern recipe and retrieval (the study's method: none)",
     )
     p.add_argument("--methods", default="study,modern,retrieval")

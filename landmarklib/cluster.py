@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import evaluate
+
 DEFAULT_PARTITION_IMAGES = 2048
 """Test images per prediction task (rounded up to whole local chunks of ``8 * batch_size``)."""
 
@@ -149,10 +151,10 @@ def model_info(model_path: str) -> tuple[int, list]:
     return int(model.input_shape[1]), landmark_ids
 
 
-def predict_partition(model_path: str, files: Sequence[str], size: int, batch_size: int, top_k: int, tta: str = "none"):
+def predict_partition(
+    model_path: str, files: Sequence[str], size: int, batch_size: int, top_k: int, tta: str = evaluate.DEFAULT_TTA
+):
     """One task: predict ``files`` with the worker's copy of the model (see ``evaluate.predict_chunks``)."""
-    from . import evaluate
-
     model, landmark_ids, lock = _cached_model(model_path)
     with lock:
         return evaluate.predict_chunks(model, landmark_ids, list(files), size, batch_size, top_k, tta=tta)
@@ -181,7 +183,7 @@ def predict_partitions(
     top_k: int = 5,
     partition_images: int = DEFAULT_PARTITION_IMAGES,
     progress: bool = True,
-    tta: str = "none",
+    tta: str = evaluate.DEFAULT_TTA,
 ):
     """Predict ``files`` on the cluster, one task per partition; results in ``files`` order
     (``tta``: ``evaluate.predict_chunks``' test-time augmentation).

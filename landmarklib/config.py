@@ -357,7 +357,7 @@ class TrainConfig(Config):
     min_lr_fraction: float = 0.0
     label_smoothing: float = 0.0
     loss: Literal["crossentropy", "arcface", "cosface"] = "crossentropy"
-    margin: float = 0.2
+    margin: float = 0.4  # chosen on validation queries (reports/benchmarks/recognition.md): 0.2 and 0.6 did worse
     scale: float = 30.0
 
     def check(self) -> None:
@@ -576,8 +576,8 @@ class BeyondConfig(Config):
     modern_warmup_epochs: float = 1.0  # MODERN_RECIPE's 2 would be all of the short default run
     modern_label_smoothing: float = MODERN_RECIPE["label_smoothing"]
     retrieval_loss: Literal["arcface", "cosface"] = "arcface"
-    retrieval_margin: float = 0.2
-    retrieval_scale: float = 30.0
+    retrieval_margin: float = TrainConfig.margin
+    retrieval_scale: float = TrainConfig.scale
     embedding_dim: int = 512
     retrieval_k: int = 5
     modern_tta: Literal["none", "flip"] = "flip"

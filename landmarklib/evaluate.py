@@ -558,12 +558,12 @@ def check_tta(tta: str) -> str:
     return tta
 
 
-def tta_views(x: np.ndarray, tta: str = "none") -> list[np.ndarray]:
+def tta_views(x: np.ndarray, tta: str = DEFAULT_TTA) -> list[np.ndarray]:
     """The views of a batch ``x`` (N, H, W, C) that test-time augmentation ``tta`` averages over."""
     return [x, x[:, :, ::-1]] if check_tta(tta) == "flip" else [x]
 
 
-def predict_probabilities(model, x, batch_size: int = 64, with_log: bool = False, tta: str = "none"):
+def predict_probabilities(model, x, batch_size: int = 64, with_log: bool = False, tta: str = DEFAULT_TTA):
     """Class probabilities for images ``x`` (N, S, S, 3) in 0..255 (or batches of them), shape (N, C).
 
     Args:
@@ -609,7 +609,7 @@ def predict_chunks(
     batch_size: int = 64,
     top_k: int = 5,
     progress: bool = False,
-    tta: str = "none",
+    tta: str = DEFAULT_TTA,
 ):
     """Predict image files in chunks of ``8 * batch_size`` (the batches both engines run), with
     test-time augmentation ``tta`` (``TTA_MODES``).

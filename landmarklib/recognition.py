@@ -61,7 +61,7 @@ class MethodRun:
     seconds: float = 0.0
     threshold: float = 0.0
     embedder: object = None
-    tta: str = "none"
+    tta: str = evaluate.DEFAULT_TTA
     val_index: retrieval.EmbeddingIndex | None = None
     extra: dict = field(default_factory=dict)
 

@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import paths
+from . import config, evaluate, paths
 
 EMBEDDING_DIM = 512
 DEFAULT_K = 5
@@ -159,8 +159,8 @@ def _keras_objects() -> dict:
         def __init__(
             self,
             kind: str = "arcface",
-            margin: float = 0.2,
-            scale: float = 30.0,
+            margin: float = config.TrainConfig.margin,
+            scale: float = config.TrainConfig.scale,
             label_smoothing: float = 0.0,
             name: str = "margin_loss",
             **kwargs,
@@ -203,7 +203,12 @@ def gem_layer(p: float = 3.0, name: str = "gem_pool", **kwargs):
     return _keras_objects()["GeM"](p=p, name=name, **kwargs)
 
 
-def margin_loss(kind: str = "arcface", margin: float = 0.2, scale: float = 30.0, label_smoothing: float = 0.0):
+def margin_loss(
+    kind: str = "arcface",
+    margin: float = config.TrainConfig.margin,
+    scale: float = config.TrainConfig.scale,
+    label_smoothing: float = 0.0,
+):
     """The ArcFace (``kind="arcface"``) or CosFace (``"cosface"``) loss for a ``CosineHead`` model."""
     return _keras_objects()["MarginLoss"](kind=kind, margin=margin, scale=scale, label_smoothing=label_smoothing)
 
@@ -260,7 +265,7 @@ def embedding_model(settings, num_classes: int, embedding_dim: int = EMBEDDING_D
     """
     import keras
 
-    from . import config, models
+    from . import models
 
     if not isinstance(settings, config.ModelConfig):
         settings = config.ModelConfig.from_params(settings)
@@ -312,7 +317,7 @@ def embed(
     frame: pd.DataFrame | None = None,
     input_size: int | None = None,
     batch_size: int = 64,
-    tta: str = "none",
+    tta: str = evaluate.DEFAULT_TTA,
 ) -> np.ndarray:
     """L2-normalised embeddings (N, D) float32 of images, given as an array or as rows with ``path``.
 
@@ -325,7 +330,7 @@ def embed(
         tta: ``evaluate.TTA_MODES``: ``"flip"`` embeds each image and its mirror image and
             normalises their sum (an image and its mirror image then get the same embedding).
     """
-    from . import data, evaluate
+    from . import data
 
     net = _embedder(model)
     size = int(input_size or model.input_shape[1])
@@ -383,7 +388,7 @@ class EmbeddingIndex:
     landmark_ids: list[int]
     ids: np.ndarray | None = None
     paths: np.ndarray | None = None
-    tta: str = "none"
+    tta: str = evaluate.DEFAULT_TTA
 
     def __post_init__(self):
         self.embeddings = (
@@ -515,18 +520,17 @@ def build_index(
     landmark_ids: Sequence[int],
     input_size: int | None = None,
     batch_size: int = 64,
-    tta: str = "none",
+    tta: str = evaluate.DEFAULT_TTA,
     embeddings: np.ndarray | None = None,
 ) -> EmbeddingIndex:
     """The index of labelled rows (``path``, ``label``, ``id``), embedded with ``model`` (``embed``'s ``tta``),
     or given their ``embeddings`` already (one row each, in ``frame``'s order)."""
     if embeddings is None:
         embeddings = embed(model, frame=frame, input_size=input_size, batch_size=batch_size, tta=tta)
-    emb = embeddings
-    if len(emb) != len(frame):
-        raise ValueError(f"{len(emb)} embeddings for {len(frame)} rows")
+    if len(embeddings) != len(frame):
+        raise ValueError(f"{len(embeddings)} embeddings for {len(frame)} rows")
     return EmbeddingIndex(
-        emb,
+        embeddings,
         frame["label"].to_numpy(),
         list(landmark_ids),
         ids=frame["id"].astype(str).to_numpy() if "id" in frame else None,
@@ -658,7 +662,7 @@ def predict(
     """
     from tqdm import tqdm
 
-    from . import data, evaluate
+    from . import data
 
     model_path = paths.resolve(model_path)
     model = load_model(model_path)

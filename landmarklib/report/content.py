@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import catalog, files, manifest, paths, study
+from .. import catalog, evaluate, files, manifest, paths, study
 from ..metrics import Report
 
 if TYPE_CHECKING:
@@ -265,7 +265,7 @@ def evaluate_model(
     threshold: float,
     reports_dir: str | os.PathLike,
     progress: bool = True,
-    tta: str = "none",
+    tta: str = evaluate.DEFAULT_TTA,
 ) -> ModelEvaluation:
     """Predict the test folder with one saved model and score it against the solution, when there is one.
 
@@ -284,7 +284,6 @@ def evaluate_model(
 
     Load time, single-image latency and batched throughput are measured with ``evaluate.time_model``.
     """
-    from .. import evaluate
 
     model_path = paths.resolve(model_path)
     name = model_path.name.removesuffix(".keras")
@@ -337,7 +336,7 @@ def evaluate_models(
     threshold: float,
     reports_dir: str | os.PathLike,
     progress: bool = True,
-    tta: str = "none",
+    tta: str = evaluate.DEFAULT_TTA,
 ) -> tuple[dict[str, ModelEvaluation], list[str]]:
     """``evaluate_model`` for Res-Incep and ResNet-50 where saved; the reasons for those that could not be.
 
@@ -347,7 +346,6 @@ def evaluate_models(
     Returns:
         (name -> ModelEvaluation, list of one-line reasons for models left out).
     """
-    from .. import evaluate
 
     test_dir = paths.resolve(test_dir)
     if not test_dir.is_dir():
@@ -484,7 +482,6 @@ def evaluation_table(evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
 
 def timing_table(evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
     """Measured load time, latency and throughput beside the study's seconds per image."""
-    from .. import evaluate
 
     table = evaluate.timing_table({e.name: e.timing for e in evaluations.values()})
     table.index = [MODELS.get(n, n) for n in table.index]
