@@ -284,7 +284,6 @@ def evaluate_model(
 
     Load time, single-image latency and batched throughput are measured with ``evaluate.time_model``.
     """
-
     model_path = paths.resolve(model_path)
     name = model_path.name.removesuffix(".keras")
     pred = evaluate.predict(model_path, paths.resolve(test_dir), threshold=threshold, progress=progress, tta=tta)
@@ -346,7 +345,6 @@ def evaluate_models(
     Returns:
         (name -> ModelEvaluation, list of one-line reasons for models left out).
     """
-
     test_dir = paths.resolve(test_dir)
     if not test_dir.is_dir():
         return {}, [f"the fetched test folder `{files.display_path(test_dir)}` is missing (notebook 02 {NOT_RUN})"]
@@ -482,7 +480,6 @@ def evaluation_table(evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
 
 def timing_table(evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
     """Measured load time, latency and throughput beside the study's seconds per image."""
-
     table = evaluate.timing_table({e.name: e.timing for e in evaluations.values()})
     table.index = [MODELS.get(n, n) for n in table.index]
     table = table.round(
