@@ -5,6 +5,7 @@ run_notebook                           a notebook executed by papermill with the
 write_tiny_folder, TINY_LANDMARKS      a fetched folder of four noisy-colour landmarks
 write_metrics                          metrics files of notebooks 01-05, built from their schemas
 end_to_end                             ``landmarks report`` on a tiny sample, once per session
+FAST, serve_every_failure, ...         the fetch engines' tests: settings, and a server with every failure
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import csv
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +23,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from landmarklib.httpserver import jpeg_bytes
+from landmarklib.httpserver import (
+    HttpTestServer,
+    bomb_png,
+    image,
+    jpeg_bytes,
+    oversized,
+    redirect,
+    retry_after,
+    sequence,
+    slow,
+    status,
+    text,
+    trickle,
+)
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -362,3 +377,75 @@ def write_nb02_catalog(folder: Path) -> None:
         (images / f"te{i}.jpg").write_bytes(jpeg_bytes(80, 60, seed=100 + i, quality=80))
         test.append(f"te{i},{(images / f'te{i}.jpg').as_uri()}")
     (folder / "test.csv").write_text("\n".join(test) + "\n")
+
+
+# --------------------------------------------------------------------------- the fetch engines
+
+# Seconds one attempt may take. A good row must never reach it on a loaded machine: at 0.5 s one did
+# once in CI, and the local and Dask manifests differed. The routes built to time out exceed it by
+# their own sleeps, which are lower bounds, so a slow machine cannot make them succeed either.
+FETCH_TIMEOUT = 2.0
+FAST = dict(progress=False, timeout=FETCH_TIMEOUT, retries=2, backoff=0.05)
+TIMED_OUT = f"timeout after {FETCH_TIMEOUT:g}s"  # the manifest's reason for both routes that time out
+
+
+def write_csv(path: Path, rows: list[tuple], header=("id", "url", "landmark_id")) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def check_jpeg(path: Path, size: int) -> None:
+    with Image.open(path) as img:
+        assert img.format == "JPEG" and img.size == (size, size) and img.mode == "RGB"
+        img.load()
+
+
+def free_port() -> int:
+    """A port nothing listens on (a dead host: fail-fast counts per host:port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def png_rgba() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA", (120, 80), (0, 0, 255, 0)).save(out, "PNG")
+    return out.getvalue()
+
+
+def serve_every_failure(server: HttpTestServer, folder: Path) -> bytes:
+    """Route on ``server`` a good photo, and each kind of answer a fetch must fail or recover from
+    (``/good.jpg``, ``/rgba.png``, ``/missing.jpg``, ``/flaky.jpg``, ``/busy.jpg``, ``/down.jpg``,
+    ``/slow.jpg``, ``/stall.jpg``, ``/huge.jpg``, ``/truncated.jpg``, ``/page.html``, ``/bomb.png``,
+    ``/moved.jpg``, ``/to-file.jpg``, ``/loop.jpg``); write ``folder/local/rel.jpg``. Returns the
+    photo's bytes.
+
+    ``/slow.jpg`` answers 2 x ``FETCH_TIMEOUT`` late, on every try; ``/stall.jpg`` sends its
+    22 kB in 2 kB pieces 0.5 s apart (5 s in all, 2.5 x ``FETCH_TIMEOUT``)."""
+    photo = jpeg_bytes(640, 480, seed=3)
+    truncated = jpeg_bytes(400, 300, seed=4)
+    (folder / "local").mkdir()
+    (folder / "local" / "rel.jpg").write_bytes(jpeg_bytes(300, 500, seed=5))
+    routes = {
+        "/good.jpg": image(photo),
+        "/rgba.png": image(png_rgba(), "image/png"),
+        "/missing.jpg": status(404),
+        "/flaky.jpg": sequence(status(500), image(photo)),
+        "/busy.jpg": sequence(retry_after(1), image(photo)),
+        "/down.jpg": status(503),
+        "/slow.jpg": slow(2 * FETCH_TIMEOUT, image(photo)),
+        "/stall.jpg": trickle(photo, 2048, 0.5),
+        "/huge.jpg": oversized(3 * 2**20),
+        "/truncated.jpg": image(truncated[: len(truncated) // 2]),
+        "/page.html": text(),
+        "/bomb.png": image(bomb_png(100_000, 100_000), "image/png"),
+        "/moved.jpg": redirect("/good.jpg"),
+        "/to-file.jpg": redirect("file:///etc/passwd"),
+        "/loop.jpg": redirect("/loop.jpg"),
+    }
+    for path, route in routes.items():
+        server.route(path, route)
+    return photo

@@ -4,10 +4,8 @@ predictions are the local engine's; a killed worker, a rerun, the per-host limit
 from __future__ import annotations
 
 import csv
-import io
 import os
 import signal
-import socket
 import threading
 import time
 from pathlib import Path
@@ -19,24 +17,12 @@ from PIL import Image
 
 from landmarklib import cli, cluster, evaluate, fetch
 from landmarklib.fetch import dask_engine
-from landmarklib.httpserver import (
-    HttpTestServer,
-    bomb_png,
-    image,
-    jpeg_bytes,
-    oversized,
-    redirect,
-    retry_after,
-    sequence,
-    slow,
-    status,
-    text,
-    trickle,
-)
+from landmarklib.httpserver import HttpTestServer, image, jpeg_bytes, sequence, status
+
+from conftest import FAST, check_jpeg, free_port, serve_every_failure, write_csv
 
 pytestmark = pytest.mark.slow
 NO_PROXY = {"no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost"}
-FAST = dict(progress=False, timeout=0.5, retries=2, backoff=0.05)
 
 
 @pytest.fixture(scope="module")
@@ -64,14 +50,6 @@ def no_proxy(monkeypatch):
         monkeypatch.setenv(name, value)
 
 
-def write_csv(path: Path, rows: list[tuple], header=("id", "url", "landmark_id")) -> Path:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
 def manifest_rows(out: Path, timings: bool = False) -> list[dict]:
     """The manifest's rows in file order; ``seconds`` blanked unless ``timings``."""
     with open(out / "manifest.csv", newline="") as f:
@@ -88,52 +66,12 @@ def tree(out: Path) -> dict[str, bytes]:
     }
 
 
-def check_jpeg(path: Path, size: int) -> None:
-    with Image.open(path) as img:
-        assert img.format == "JPEG" and img.size == (size, size)
-        img.load()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def png_rgba() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGBA", (120, 80), (0, 0, 255, 0)).save(out, "PNG")
-    return out.getvalue()
-
-
 # --------------------------------------------------------------------------- fetch
 
 
 def hostile_catalog(tmp_path: Path, server: HttpTestServer) -> tuple[Path, int]:
     """Good images, and every kind of failure the local engine's tests use, one host that refuses."""
-    photo = jpeg_bytes(640, 480, seed=3)
-    truncated = jpeg_bytes(400, 300, seed=4)
-    (tmp_path / "local").mkdir()
-    (tmp_path / "local" / "rel.jpg").write_bytes(jpeg_bytes(300, 500, seed=5))
-    routes = {
-        "/good.jpg": image(photo),
-        "/rgba.png": image(png_rgba(), "image/png"),
-        "/missing.jpg": status(404),
-        "/flaky.jpg": sequence(status(500), image(photo)),
-        "/busy.jpg": sequence(retry_after(1), image(photo)),
-        "/down.jpg": status(503),
-        "/slow.jpg": slow(2.0, image(photo)),
-        "/stall.jpg": trickle(photo, 4096, 0.2),
-        "/huge.jpg": oversized(3 * 2**20),
-        "/truncated.jpg": image(truncated[: len(truncated) // 2]),
-        "/page.html": text(),
-        "/bomb.png": image(bomb_png(100_000, 100_000), "image/png"),
-        "/moved.jpg": redirect("/good.jpg"),
-        "/to-file.jpg": redirect("file:///etc/passwd"),
-        "/loop.jpg": redirect("/loop.jpg"),
-    }
-    for path, route in routes.items():
-        server.route(path, route)
+    serve_every_failure(server, tmp_path)
     u = server.url
     port = free_port()
     refused = f"http://127.0.0.1:{port}"  # nothing listens there: a dead host (fail-fast is per host:port)
@@ -169,23 +107,19 @@ def hostile_catalog(tmp_path: Path, server: HttpTestServer) -> tuple[Path, int]:
     return write_csv(tmp_path / "train.csv", rows), port
 
 
-def same_but_dead_host_wording(got: list[dict], expected: list[dict]) -> bool:
-    """Equal, but for which rows of a dead host say the connection error and which ``host unreachable
-    (...)``: the first ``fail_fast_after - 1`` to fail in each process say the former, and which ones
-    fail first is a matter of timing (in either engine)."""
+def rows_that_differ(got: list[dict], expected: list[dict]) -> list[tuple[dict, dict]]:
+    """The (got, expected) pairs of rows that differ, but for which rows of a dead host say the
+    connection error and which ``host unreachable (...)``: a row that used up its retries before its
+    process gave the host up says the former, and which one does is a matter of timing (in either engine)."""
 
-    def plain(rows):
-        return [
-            {
-                **r,
-                "error": r["error"].removeprefix("host unreachable (").removesuffix(")")
-                if r["error"].startswith("host unreachable (")
-                else r["error"],
-            }
-            for r in rows
-        ]
+    def plain(row):
+        error = row["error"]
+        if error.startswith("host unreachable (") and error.endswith(")"):
+            error = error.removeprefix("host unreachable (").removesuffix(")")
+        return {**row, "error": error}
 
-    return plain(got) == plain(expected)
+    assert len(got) == len(expected), (len(got), len(expected))
+    return [(g, e) for g, e in zip(got, expected) if plain(g) != plain(e)]
 
 
 def test_dask_fetch_writes_the_local_manifest(tmp_path, dask_client):
@@ -201,7 +135,8 @@ def test_dask_fetch_writes_the_local_manifest(tmp_path, dask_client):
     expected = manifest_rows(local_out)
     assert len(expected) == 43 and {r["status"] for r in expected} == {"ok", "failed"}
     got = manifest_rows(dask_out)
-    assert same_but_dead_host_wording(got, expected)  # row for row, column for column, timings aside
+    differ = rows_that_differ(got, expected)  # row for row, column for column, timings aside
+    assert not differ, "; ".join(f"{g['id']}: dask {g}, local {e}" for g, e in differ)
     dead = [r["error"] for r in got if r["id"].startswith("r0")]
     assert all(e in ("connection refused", "host unreachable (connection refused)") for e in dead)
     assert dead.count("host unreachable (connection refused)") >= 4  # the dead host failed fast

@@ -9,7 +9,6 @@ import io
 import multiprocessing
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,23 +18,11 @@ import pytest
 from PIL import Image
 
 from landmarklib import cli, config, fetch
-from landmarklib.httpserver import (
-    HttpTestServer,
-    bomb_png,
-    image,
-    jpeg_bytes,
-    oversized,
-    redirect,
-    retry_after,
-    sequence,
-    slow,
-    status,
-    text,
-    trickle,
-)
+from landmarklib.httpserver import HttpTestServer, image, jpeg_bytes, oversized, status
+
+from conftest import FAST, FETCH_TIMEOUT, TIMED_OUT, check_jpeg, free_port, png_rgba, serve_every_failure, write_csv
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = dict(progress=False, timeout=0.5, retries=2, backoff=0.05)
 
 
 @pytest.fixture(autouse=True)
@@ -50,37 +37,11 @@ def server():
         yield srv
 
 
-def write_csv(path: Path, rows: list[tuple], header=("id", "url", "landmark_id")) -> Path:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
 def manifest(out: Path) -> dict[str, dict[str, str]]:
     with open(out / "manifest.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == list(fetch.MANIFEST_COLUMNS) if rows else True
     return {row["id"]: row for row in rows}
-
-
-def check_jpeg(path: Path, size: int) -> None:
-    with Image.open(path) as img:
-        assert img.format == "JPEG" and img.size == (size, size) and img.mode == "RGB"
-        img.load()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def png_rgba() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGBA", (120, 80), (0, 0, 255, 0)).save(out, "PNG")
-    return out.getvalue()
 
 
 def gif_bytes() -> bytes:
@@ -91,32 +52,10 @@ def gif_bytes() -> bytes:
 
 
 def test_good_rows_and_every_failure(tmp_path, server):
-    photo = jpeg_bytes(640, 480, seed=3)
-    truncated = jpeg_bytes(400, 300, seed=4)
-    (tmp_path / "local").mkdir()
-    (tmp_path / "local" / "rel.jpg").write_bytes(jpeg_bytes(300, 500, seed=5))
+    photo = serve_every_failure(server, tmp_path)
     (tmp_path / "abs.png").write_bytes(png_rgba())
-    routes = {
-        "/good.jpg": image(photo),
-        "/rgba.png": image(png_rgba(), "image/png"),
-        "/anim.gif": image(gif_bytes(), "image/gif"),
-        "/missing.jpg": status(404),
-        "/flaky.jpg": sequence(status(500), image(photo)),
-        "/busy.jpg": sequence(retry_after(1), image(photo)),
-        "/down.jpg": status(503),
-        "/slow.jpg": slow(2.0, image(photo)),
-        "/stall.jpg": trickle(photo, 4096, 0.2),
-        "/huge.jpg": oversized(3 * 2**20),
-        "/huge-chunked.jpg": oversized(3 * 2**20, declare_length=False),
-        "/truncated.jpg": image(truncated[: len(truncated) // 2]),
-        "/page.html": text(),
-        "/bomb.png": image(bomb_png(100_000, 100_000), "image/png"),
-        "/moved.jpg": redirect("/good.jpg"),
-        "/to-file.jpg": redirect("file:///etc/passwd"),
-        "/loop.jpg": redirect("/loop.jpg"),
-    }
-    for path, route in routes.items():
-        server.route(path, route)
+    server.route("/anim.gif", image(gif_bytes(), "image/gif"))
+    server.route("/huge-chunked.jpg", oversized(3 * 2**20, declare_length=False))
     u = server.url
     rows = [
         ("good", u("/good.jpg"), 1),
@@ -168,8 +107,8 @@ def test_good_rows_and_every_failure(tmp_path, server):
     assert errors == {
         "missing": "HTTP 404",
         "down": "HTTP 503",
-        "slow": "timeout after 0.5s",
-        "stall": "timeout after 0.5s",
+        "slow": TIMED_OUT,
+        "stall": TIMED_OUT,
         "huge": "body larger than 1 MB",
         "huge-chunked": "body larger than 1 MB",
         "truncated": "truncated image",
@@ -197,7 +136,7 @@ def test_good_rows_and_every_failure(tmp_path, server):
         [f"{m[i]['landmark_id']}/{i}.jpg" for i in ok] + ["manifest.csv"]
     )
     assert (summary.n_rows, summary.ok, summary.failed, summary.skipped) == (len(rows), 8, 17, 0)
-    assert summary.failed_by_reason["timeout after 0.5s"] == 2
+    assert summary.failed_by_reason[TIMED_OUT] == 2
     assert summary.failed_by_reason["unsafe id"] == 3 and summary.failed_by_reason["decompression bomb"] == 1
     assert summary.images_per_second > 0 and summary.empty_folders_removed == 0
     assert not (out / "5").exists() and not (out / "6").exists()  # no folder for a landmark without image
@@ -239,7 +178,7 @@ def test_resume_fetches_only_what_is_missing(tmp_path, server):
 def test_the_settings_are_one_fetch_config_and_a_bad_one_fails_before_any_work(tmp_path, server):
     rows = good_server(server, 5)
     csv_path, out = write_csv(tmp_path / "train.csv", rows), tmp_path / "out"
-    settings = config.FetchConfig(image_size=24, n_images=3, processes=1, timeout=0.5, retries=0)
+    settings = config.FetchConfig(image_size=24, n_images=3, processes=1, timeout=FETCH_TIMEOUT, retries=0)
     summary = fetch.fetch_catalog(csv_path, out, settings, progress=False)
     assert (summary.n_rows, summary.ok) == (3, 3)  # n_images is the limit
     check_jpeg(out / "2" / "img002.jpg", 24)
@@ -263,7 +202,12 @@ def test_the_settings_are_one_fetch_config_and_a_bad_one_fails_before_any_work(t
     assert not (tmp_path / "bad").exists() and not server.hits
     # the engines' options come from the same settings
     options = fetch.FetchOptions.from_config(settings, labelled=True, base_dir=".", threads=2)
-    assert (options.size, options.timeout, options.retries, options.max_bytes) == (24, 0.5, 0, settings.max_bytes)
+    assert (options.size, options.timeout, options.retries, options.max_bytes) == (
+        24,
+        FETCH_TIMEOUT,
+        0,
+        settings.max_bytes,
+    )
     assert fetch.FetchOptions().size == config.FetchConfig().image_size  # one owner of the defaults
 
 
@@ -521,6 +465,27 @@ def test_dead_hosts_fail_fast_and_a_rerun_tries_them_again(tmp_path, server, cap
     assert (again.ok, again.skipped, again.failed) == (60, 4, 60)
     assert set(revived.hits) == {f"/r{i}.jpg" for i in range(60)}
     check_jpeg(out / "1" / "r007.jpg", 32)
+
+
+def test_a_row_cut_short_by_the_give_up_says_host_unreachable(tmp_path):
+    """Which rows of a dead host say ``host unreachable`` must not hang on thread timing: a row whose
+    retries the give-up cut short says it; only a row that used up its own retries keeps its error."""
+    from landmarklib.fetch import core
+
+    options = core.FetchOptions(size=32, timeout=FETCH_TIMEOUT, retries=2, backoff=0.05, base_dir=str(tmp_path))
+    url = f"http://127.0.0.1:{free_port()}/x.jpg"
+
+    def error(fail_after: int) -> tuple[str, int, bool]:
+        hosts = core.HostHealth(fail_after)
+        row, _ = core.fetch_row({"id": "x", "url": url, "landmark_id": "1"}, tmp_path / "out", options, hosts)
+        host = core.host_of(url)
+        return row["error"], hosts._streak[host][0], host in hosts.dead
+
+    # given up after its first refusal, as when other rows in flight had failed meanwhile: no more tries
+    assert error(1) == ("host unreachable (connection refused)", 1, True)
+    # given up at its third refusal, its last try: its own error
+    assert error(3) == ("connection refused", 3, True)
+    assert error(4) == ("connection refused", 3, False)  # never given up
 
 
 def test_nothing_reachable_says_so_and_exits_0(tmp_path, capsys):

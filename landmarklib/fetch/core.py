@@ -20,8 +20,11 @@ asked to the last received.
 Dead hosts fail fast: ``HostHealth`` counts consecutive connection-level failures (DNS,
 refused, unreachable, connect timeout, TLS) per host; after ``options.fail_fast_after`` of
 them, the host's rows not yet tried fail at once as ``host unreachable (<first error>)``
-without a request, and rows in flight stop retrying (with their own error). It lives for one
-run in one process; a later run tries the host again.
+without a request, and rows in flight stop retrying with that error too. Only a row that
+used up its own retries keeps its connection error. So when a process gives a host up while
+it has another of its rows to do, one of them says ``host unreachable`` however its threads
+interleave, and the run's ``FetchSummary.unreachable_hosts`` lists the host. The state lives
+for one run in one process; a later run tries the host again.
 """
 
 from __future__ import annotations
@@ -261,9 +264,8 @@ class _Retry(urllib3.Retry):
 
     def sleep(self, response=None) -> None:
         super().sleep(response)
-        reason = getattr(self, "reason", None)
-        if reason is not None and self.hosts is not None and self.host in self.hosts.dead:
-            raise FetchError(reason)  # the host was given up meanwhile: no more tries, this row's own error
+        if getattr(self, "reason", None) is not None and self.hosts is not None:
+            self.hosts.check(self.host)  # given up meanwhile: no more tries, ``host unreachable (...)``
 
 
 # --------------------------------------------------------------------------- sources

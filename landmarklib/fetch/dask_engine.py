@@ -23,7 +23,10 @@ same ``DIR/manifest.csv`` as the local engine: both run the per-row core
   the local engine writes it (``csv`` module, then a rename). One difference can remain, as
   between two local runs with several processes: the rows of a dead host each fail, but
   which of them carry the connection error and which ``host unreachable (...)`` depends on
-  timing and on which process ran them (fail-fast state is per process).
+  timing and on which process ran them (fail-fast state is per process). The hosts given up
+  on (``FetchSummary.unreachable_hosts``) do not depend on how a process's threads interleave:
+  a host that a process gives up on while it has another of its rows to do is listed
+  (``core``'s docstring says why).
 - At start every worker must see the output folder (a file the driver wrote there) and be
   able to write into it: a shared filesystem on a cluster. Otherwise the run stops with one
   line naming the worker.
