@@ -103,7 +103,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup-epochs", type=float, default=modern["warmup_epochs"])
     p.add_argument("--label-smoothing", type=float, default=modern["label_smoothing"])
     beyond = config.BeyondConfig
-    p.add_argument("--loss", choices=("arcface", "cosface"), default=beyond.retrieval_loss)
+    p.add_argument("--loss", choices=config.MARGIN_LOSSES, default=beyond.retrieval_loss)
     p.add_argument("--margin", type=float, default=beyond.retrieval_margin)
     p.add_argument("--scale", type=float, default=beyond.retrieval_scale)
     p.add_argument("--embedding-dim", type=int, default=beyond.embedding_dim)

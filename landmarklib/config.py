@@ -598,6 +598,10 @@ class BeyondConfig(Config):
             raise ConfigError(f"holdout_landmarks: must be 0 or more, not {self.holdout_landmarks!r}")
 
 
+MARGIN_LOSSES: tuple[str, ...] = typing.get_args(typing.get_type_hints(BeyondConfig)["retrieval_loss"])
+"""The margin losses of a cosine head (``retrieval.margin_loss``), as ``BeyondConfig.retrieval_loss`` declares them."""
+
+
 STAGES: tuple[type[Config], ...] = (
     ExploreConfig,
     FetchConfig,

@@ -166,8 +166,8 @@ def _keras_objects() -> dict:
             **kwargs,
         ):
             super().__init__(name=name, **kwargs)
-            if kind not in ("arcface", "cosface"):
-                raise ValueError(f"kind must be 'arcface' or 'cosface', not {kind!r}")
+            if kind not in config.MARGIN_LOSSES:
+                raise ValueError(f"kind must be one of {config.MARGIN_LOSSES}, not {kind!r}")
             self.kind, self.margin, self.scale = kind, float(margin), float(scale)
             self.label_smoothing = float(label_smoothing)
 

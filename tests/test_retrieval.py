@@ -65,6 +65,12 @@ def test_margin_loss_matches_the_formula_by_hand(kind):
     assert loss > plain
 
 
+def test_the_margin_losses_are_the_configs_and_another_is_refused():
+    assert config.MARGIN_LOSSES == ("arcface", "cosface")  # as BeyondConfig.retrieval_loss declares them
+    with pytest.raises(ValueError, match=r"kind must be one of \('arcface', 'cosface'\), not 'triplet'"):
+        retrieval.margin_loss("triplet")
+
+
 def test_arcface_past_pi_falls_back_and_stays_finite_with_gradients():
     import tensorflow as tf
 
