@@ -381,9 +381,10 @@ def write_nb02_catalog(folder: Path) -> None:
 
 # --------------------------------------------------------------------------- the fetch engines
 
-# Seconds one attempt may take. A good row must never reach it on a loaded machine: at 0.5 s one did
-# once in CI, and the local and Dask manifests differed. The routes built to time out exceed it by
-# their own sleeps, which are lower bounds, so a slow machine cannot make them succeed either.
+# Seconds one attempt may take. A row the server answers at once must never reach it on a loaded
+# machine: at 0.5 s, stalls of the test process made the local and Dask manifests differ (once in CI).
+# The routes built to time out exceed it by their own sleeps, which are lower bounds, so a slow machine
+# cannot make them succeed either.
 FETCH_TIMEOUT = 2.0
 FAST = dict(progress=False, timeout=FETCH_TIMEOUT, retries=2, backoff=0.05)
 TIMED_OUT = f"timeout after {FETCH_TIMEOUT:g}s"  # the manifest's reason for both routes that time out
