@@ -1,6 +1,6 @@
 """Benchmark: training and prediction on a GPU through the project's own input path.
 
-For each model (Res-Incep at 250 px, ResNet-50 at 224 px) and precision (float32, mixed_bfloat16),
+For each plain model (Res-Incep at 250 px, ResNet-50 at 224 px) and precision (float32, mixed_bfloat16),
 each in a fresh subprocess (one dtype policy, one device-memory peak per process):
 
 - training images/s from JPEG files on disk through ``data.batches()`` as ``train.train`` uses it:
@@ -15,6 +15,25 @@ each in a fresh subprocess (one dtype policy, one device-memory peak per process
   does not tell, e.g. on the CPU);
 - validation top-1 after the same epochs, so that bfloat16 can be compared with float32.
 
+Two more configurations (``--models`` names them; by default all four run) ask whether an augmented
+or a retrieval model still trains compiled, now that the augmentation runs in the input pipeline
+(``landmarklib.augment``) rather than as Keras random layers that switched XLA off under JAX:
+
+- ``res_incep_photo``: Res-Incep with ``augment="photo"`` (``models.build``), its batches from
+  ``data.batches(..., augmentation=model.augmentation)`` exactly as ``train.train`` makes them (the
+  random resized crop, flips and colour jitter in the decoding threads, anew every epoch);
+- ``retrieval``: the same backbone under ``retrieval.embedding_model`` (GeM, 512-d embedding, cosine
+  head), compiled with the ArcFace loss (``recipes.make_loss``), with the same photo augmentation.
+
+Each reports training images/s (decoding, cached, on device), the input wait, and whether its train
+step is compiled (``model.jit_compile`` after ``train.compile_model``: the table's "XLA" column, beside
+an "augmentation" column). It must be on JAX and on any GPU: a configuration where it is not is
+refused (reported, not timed: it would train op by op; ``train.compile_model`` itself refuses it on
+JAX) and the run exits with status 1 after writing its report. On a TensorFlow CPU, Keras'
+``jit_compile="auto"`` leaves XLA off: "no", not a failure. They run at ``--augmented-precisions``
+(default mixed_bfloat16, ``params/gpu.yaml``'s) for ``--augmented-epochs`` (default 3: one decoding,
+two from the cache) and skip prediction and validation (the model is the plain one's).
+
 Optionally (``--report-run``) the ``params/gpu.yaml`` report is run too and its wall time per notebook
 listed (about 15 minutes: not part of the 8-minute device run below).
 
@@ -23,7 +42,7 @@ once under ``data/interim/bench``. Issue #9's targets (one H200): ResNet-50 >= 2
 float32 training and >= 1.8x that with bfloat16, Res-Incep >= 1,500 images/s; validation accuracy
 with bfloat16 within 1 point of float32.
 
-    .venv/bin/python benchmarks/gpu.py --smoke --report /tmp/gpu.md   # CPU, well under a minute
+    .venv/bin/python benchmarks/gpu.py --smoke --report /tmp/gpu.md   # CPU: 1-2 minutes (see --smoke)
     KERAS_BACKEND=jax python benchmarks/gpu.py                       # GPU box: reports/benchmarks/gpu.md
 
 The device run (a lent machine: one H200, 16 cores, CUDA JAX preinstalled, NO TensorFlow, NO package
@@ -44,10 +63,20 @@ then ONE call of the device tool, ``carry: [".whl"]``, ``timeout_s: 600``, with 
 
 (the device check stops the run at once, in one line, when the machine's JAX sees no GPU). Not yet
 timed on a GPU: it is sized for the 8-minute device budget (8,192 JPEGs written once, then four
-configurations, each a process start, one XLA compilation of the train and predict steps and
-4 x 48 + 2 x 48 training steps of 128 images). If it runs past the limit, rerun it with
-``--models resnet50`` or ``--epochs 3``. Copy the returned ``gpu.md`` to ``reports/benchmarks/gpu.md``
-and commit it.
+plain configurations, each a process start, one XLA compilation of the train and predict steps and
+4 x 48 + 2 x 48 training steps of 128 images; then the two augmented ones, each a process start, one
+compilation of the train step only and 3 x 48 + 2 x 48 steps). The two augmented configurations add
+two process starts and two compilations, 480 steps to the plain ones' 1,152 and no prediction: an
+estimated 1.5-2 minutes (compilation dominates; on one H100 or H200 the steps take seconds), a run
+of about 7-8 minutes in all. If it runs past the limit, rerun only some: ``--models res_incep resnet50``
+(the plain ones, the run as it was before), ``--models res_incep_photo retrieval`` (only the XLA check
+of the augmented ones, about 2 minutes), ``--models resnet50``, or ``--epochs 3``. Each configuration's
+numbers (``jit_compile`` among them) are printed as one JSON line as soon as it finishes, so even a
+run cut short shows them. Copy the returned ``gpu.md`` to ``reports/benchmarks/gpu.md`` and commit it.
+
+``--smoke`` (this CPU): tiny JPEGs and a tiny Res-Incep standing for both backbones: the plain one at
+both precisions, ``res_incep_photo`` and ``retrieval``; XLA's cheapest CPU code generation and one JAX
+compilation cache shared by its subprocesses keep it to 1-2 minutes on a loaded 2-core machine.
 """
 
 from __future__ import annotations
@@ -73,7 +102,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_report  # noqa: E402  (benchmarks/common.py)
 from train_input import _machine, _table, make_folder  # noqa: E402  (the synthetic folders)
 
-MODELS = {"res_incep": 250, "resnet50": 224}  # model -> input size (px)
+MODELS = {"res_incep": 250, "resnet50": 224}  # backbone -> input size (px)
+CONFIGS = {  # --models: configuration -> (backbone, augmentation, loss)
+    "res_incep": ("res_incep", False, "crossentropy"),
+    "resnet50": ("resnet50", False, "crossentropy"),
+    "res_incep_photo": ("res_incep", "photo", "crossentropy"),  # augmented in data.batches' threads
+    "retrieval": ("res_incep", "photo", "arcface"),  # retrieval.embedding_model: GeM + ArcFace head
+}
+AUGMENTED = ("res_incep_photo", "retrieval")
+"""The configurations that catch an augmented or retrieval model training op by op (no XLA): they
+run at ``--augmented-precisions`` for ``--augmented-epochs`` epochs and skip prediction and validation."""
 PRECISIONS = ("float32", "mixed_bfloat16")
 # What the device lacks (CUDA JAX and numpy are there): the project's imports and their own dependencies.
 WHEELS = (
@@ -147,11 +185,16 @@ def _peak_memory() -> int | None:
     return stats.get("peak_bytes_in_use")
 
 
+def _xla_expected(runtime: dict) -> bool:
+    """Whether the train step must be compiled: always on JAX (``train.compile_model``), and on any GPU."""
+    return runtime.get("backend") == "jax" or runtime.get("device") == "gpu"
+
+
 def measure(args) -> dict:
-    """Train and predict one model at one precision; the numbers of one table row."""
+    """Train (and predict) one configuration at one precision; the numbers of one table row."""
     import keras
 
-    from landmarklib import config, data, devices, models, train
+    from landmarklib import config, data, devices, models, retrieval, train
 
     runtime = devices.setup(args.device, allow_cpu=args.device != "gpu", precision=args.precision, data_parallel=False)
     rows, _ = data.read_folder(args.image_dir)
@@ -159,22 +202,55 @@ def measure(args) -> dict:
     rows = rows.assign(label=np.searchsorted(landmark_ids, rows["landmark_id"]).astype(np.int32))
     n_train = args.steps * args.batch_size  # whole batches only: no second compilation for a short last one
     train_rows, val_rows = rows.iloc[:n_train], rows.iloc[n_train : n_train + args.val_images]
-    settings = {"model": args.model, "input_size": args.input_size, "weights": None}
+    backbone, augment, loss = CONFIGS[args.model]
+    settings = {"model": backbone, "input_size": args.input_size, "weights": None, "augment": augment}
     if args.tiny:
         settings.update(filters=(8, 8), blocks=(1, 1), dense_units=16)
     train.set_seed(0, deterministic=False)
-    model = models.build(config.ModelConfig(**settings), len(landmark_ids))
-    train.compile_model(model, config.TrainConfig(optimizer="sgd", learning_rate=args.learning_rate))
+    if loss == "crossentropy":
+        model = models.build(config.ModelConfig(**settings), len(landmark_ids))
+    else:  # as the retrieval notebook: the backbone cut before its pooling, GeM, embedding, cosine head
+        embedding_dim = 16 if args.tiny else retrieval.EMBEDDING_DIM
+        model = retrieval.embedding_model(settings, len(landmark_ids), embedding_dim=embedding_dim)
+    augmentation = getattr(model, "augmentation", None)  # as train.train: applied by data.batches
+    result = {
+        "model": args.model,
+        "backbone": backbone,
+        "loss": loss,
+        "augmentation": augmentation.kind if augmentation is not None else "none",
+        "precision": args.precision,
+        "params": int(model.count_params()),
+        "input_size": args.input_size,
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "runtime": runtime,
+        "ran_on": devices.summary(runtime),
+        "xla_expected": _xla_expected(runtime),
+    }
+    try:
+        train.compile_model(model, config.TrainConfig(optimizer="sgd", learning_rate=args.learning_rate, loss=loss))
+    except RuntimeError as error:  # JAX: a layer XLA cannot compile; train.compile_model refuses it
+        if getattr(model, "jit_compile", True):
+            raise
+        return {**result, "jit_compile": False, "refused": str(error)}
+    result["jit_compile"] = bool(model.jit_compile)
+    if result["xla_expected"] and not result["jit_compile"]:  # e.g. TensorFlow on a GPU: "auto" turned it off
+        layers = sorted({type(layer).__name__ for layer in model._flatten_layers() if not layer.supports_jit})
+        return {**result, "refused": f"train step not compiled by XLA (layers {', '.join(layers) or '?'})"}
     size, batch = args.input_size, args.batch_size
+    predicting = args.model not in AUGMENTED  # the augmented ones only train: their question is XLA and input
 
-    # compile the train and predict steps on a separate two-batch dataset of the same shapes
-    warm = data.batches(train_rows.iloc[: 2 * batch], size, batch, shuffle=True, cache=False, dtype="uint8")
+    # compile the train (and predict) steps on a separate two-batch dataset of the same shapes
+    warm_rows = train_rows.iloc[: 2 * batch]
+    warm = data.batches(warm_rows, size, batch, shuffle=True, cache=False, dtype="uint8", augmentation=augmentation)
     start = time.perf_counter()
     model.fit(warm, epochs=1, verbose=0)
-    model.predict(data.batches(train_rows.iloc[: 2 * batch], size, batch, cache=False, dtype="uint8"), verbose=0)
+    if predicting:
+        model.predict(data.batches(warm_rows, size, batch, cache=False, dtype="uint8"), verbose=0)
     compile_seconds = time.perf_counter() - start
 
-    feed = data.batches(train_rows, size, batch, shuffle=True, seed=0, dtype="uint8")  # as train.train
+    # as train.train: shuffled uint8 batches from the cache, augmented (if at all) in the decoding threads
+    feed = data.batches(train_rows, size, batch, shuffle=True, seed=0, dtype="uint8", augmentation=augmentation)
     feed.__class__ = _timed_class(type(feed))
     epochs = []
     for _epoch in range(args.epochs):
@@ -194,19 +270,15 @@ def measure(args) -> dict:
     keras.ops.convert_to_numpy(model.trainable_variables[0])
     on_device = n_train / (time.perf_counter() - start)
 
-    predict_rows = rows.iloc[:n_train]
-    start = time.perf_counter()
-    model.predict(data.batches(predict_rows, size, batch, cache=False, dtype="uint8"), verbose=0)
-    predict_img_s = len(predict_rows) / (time.perf_counter() - start)
-
-    scores = train.evaluate_split(model, val_rows, size, batch_size=batch) if len(val_rows) else {}
+    predict_img_s, scores = None, {}
+    if predicting:
+        predict_rows = rows.iloc[:n_train]
+        start = time.perf_counter()
+        model.predict(data.batches(predict_rows, size, batch, cache=False, dtype="uint8"), verbose=0)
+        predict_img_s = len(predict_rows) / (time.perf_counter() - start)
+        scores = train.evaluate_split(model, val_rows, size, batch_size=batch) if len(val_rows) else {}
     return {
-        "model": args.model,
-        "precision": args.precision,
-        "params": int(model.count_params()),
-        "input_size": size,
-        "batch_size": batch,
-        "steps": args.steps,
+        **result,
         "epochs": epochs,
         "compile_seconds": compile_seconds,
         "train_decoding_img_s": epochs[0]["img_s"],
@@ -218,19 +290,28 @@ def measure(args) -> dict:
         "val_top1": scores.get("top1"),
         "n_val": scores.get("n"),
         "decode_workers": feed.decode_workers,
-        "runtime": runtime,
-        "ran_on": devices.summary(runtime),
     }
 
 
-def _in_subprocess(**options) -> dict:
+def _smoke_env(out_dir: str) -> dict:
+    """A smoke run's compile speed-ups (its numbers mean nothing): XLA's cheapest CPU code generation, and
+    JAX's compilation cache shared by its subprocesses (the same tiny layers' initializers, compiled once)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    return {
+        "XLA_FLAGS": f"{flags} --xla_backend_optimization_level=0".strip(),
+        "JAX_COMPILATION_CACHE_DIR": str(Path(out_dir) / "jax-cache-smoke"),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    }
+
+
+def _in_subprocess(env: dict | None = None, **options) -> dict:
     command = [sys.executable, __file__, "--worker"]
     for key, value in options.items():
         if value is True:
             command.append(f"--{key.replace('_', '-')}")
         elif value not in (False, None):
             command += [f"--{key.replace('_', '-')}", str(value)]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore", **(env or {}))
     env.setdefault("KERAS_BACKEND", "jax")
     done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
     if done.returncode != 0:
@@ -278,22 +359,26 @@ def _gib(value) -> str:
     return "n/a" if value is None else f"{value / 2**30:.1f}"
 
 
-def run(args) -> str:
+def run(args) -> tuple[str, bool]:
+    """The report, and whether a configuration was refused (its train step not compiled where it must be)."""
     folder = make_folder(
         Path(args.out_dir) / f"synthetic-{args.images}-{args.image_size}px", args.images, args.classes, args.image_size
     )
-    configs = [(m, p) for m in args.models for p in args.precisions]
+    plain = [m for m in args.models if m not in AUGMENTED]
+    augmented = [m for m in args.models if m in AUGMENTED]
+    configs = [(m, p, args.epochs) for m in plain for p in args.precisions]
+    configs += [(m, p, args.augmented_epochs) for m in augmented for p in args.augmented_precisions]
     results = []
-    for model, precision in configs:
-        size = args.input_size or MODELS[model]
+    for model, precision, epochs in configs:
         r = _in_subprocess(
+            env=_smoke_env(args.out_dir) if args.smoke else None,
             model=model,
             precision=precision,
             image_dir=folder,
-            input_size=size,
+            input_size=args.input_size or MODELS[CONFIGS[model][0]],
             batch_size=args.batch_size,
             steps=args.steps,
-            epochs=args.epochs,
+            epochs=epochs,
             val_images=args.val_images,
             learning_rate=args.learning_rate,
             device=args.device,
@@ -303,22 +388,31 @@ def run(args) -> str:
         results.append(r)
 
     rows, verdicts = [], []
-    fp32 = {r["model"]: r for r in results if r["precision"] == "float32"}
+    measured = [r for r in results if "refused" not in r]
+    fp32 = {r["model"]: r for r in measured if r["precision"] == "float32"}
     for r in results:
+        name = f"{r['model']} ({r['params'] / 1e6:.2f} M)"
+        if r["model"] == "retrieval":
+            name = f"retrieval: {r['backbone']} + GeM + {r['loss']} ({r['params'] / 1e6:.2f} M)"
+        xla = "yes" if r["jit_compile"] else ("**NO**" if r["xla_expected"] else "no")
+        head = [name, r["input_size"], r["precision"], r["augmentation"], xla, r["batch_size"]]
+        if "refused" in r:
+            rows.append(head + ["refused"] + ["-"] * 7)
+            verdicts.append(
+                f"{r['model']} {r['precision']}: REFUSED, the train step would run op by op ({r['refused']})"
+            )
+            continue
         ratio = r["train_cached_img_s"] / r["on_device_img_s"]
         speedup = r["train_cached_img_s"] / fp32[r["model"]]["train_cached_img_s"] if r["model"] in fp32 else None
         rows.append(
-            [
-                f"{r['model']} ({r['params'] / 1e6:.2f} M)",
-                r["input_size"],
-                r["precision"],
-                r["batch_size"],
+            head
+            + [
                 f"{r['train_decoding_img_s']:.0f}",
                 f"**{r['train_cached_img_s']:.0f}**",
                 f"{r['on_device_img_s']:.0f}",
                 f"{ratio:.2f}",
                 f"{r['input_wait_share']:.0%}",
-                f"{r['predict_img_s']:.0f}",
+                "-" if r["predict_img_s"] is None else f"{r['predict_img_s']:.0f}",
                 _gib(r["peak_memory_bytes"]),
                 "n/a" if r["val_top1"] is None else f"{r['val_top1']:.1%}",
                 f"{speedup:.2f}x" if speedup else "",
@@ -328,8 +422,29 @@ def run(args) -> str:
             f"{r['model']} {r['precision']}: cached feed at {ratio:.2f} of the on-device batch "
             f"({'meets' if ratio >= 0.9 else 'MISSES'} >= 0.90)"
         )
+        if r["model"] in AUGMENTED:
+            compiled = (
+                "train step compiled by XLA"
+                if r["jit_compile"]
+                else "train step not compiled (Keras' jit_compile='auto' on a TensorFlow CPU; a GPU run compiles)"
+            )
+            unaugmented = next(
+                (u for u in measured if u["model"] == "res_incep" and u["precision"] == r["precision"]), None
+            )
+            cost = (
+                f"; {r['train_cached_img_s'] / unaugmented['train_cached_img_s']:.2f}x the unaugmented "
+                "res_incep's cached images/s"
+                if unaugmented
+                else ""
+            )
+            verdicts.append(
+                f"{r['model']} {r['precision']} ({r['augmentation']} augmentation in the input pipeline): "
+                f"{compiled}, input wait {r['input_wait_share']:.0%}{cost}"
+            )
     for model in fp32 if not args.smoke else []:  # the targets are for the full models on a GPU
-        bf16 = next((r for r in results if r["model"] == model and r["precision"] == "mixed_bfloat16"), None)
+        if model in AUGMENTED:
+            continue
+        bf16 = next((r for r in measured if r["model"] == model and r["precision"] == "mixed_bfloat16"), None)
         f = fp32[model]["train_cached_img_s"]
         target = {"resnet50": 2500, "res_incep": 1500}[model]
         verdicts.append(f"{model} float32: {f:.0f} images/s ({'meets' if f >= target else 'MISSES'} >= {target:,})")
@@ -350,6 +465,8 @@ def run(args) -> str:
             "model",
             "px",
             "precision",
+            "augmentation",
+            "XLA",
             "batch",
             "train img/s, epoch 1 (decoding JPEGs)",
             "train img/s, later epochs (cache)",
@@ -378,7 +495,18 @@ def run(args) -> str:
         else ""
     )
     ran_on = sorted({r["ran_on"] for r in results})
-    return f"""# Training and prediction on a GPU: images/s through the project's input path
+    augmented_note = ""
+    if augmented:
+        augmented_note = f"""
+{", ".join(f"`{m}`" for m in augmented)} (at {", ".join(args.augmented_precisions)}, {args.augmented_epochs} epochs,
+training only) ask whether an augmented or retrieval model still trains compiled: `res_incep_photo` is Res-Incep
+with `augment="photo"`, `retrieval` the same backbone under `retrieval.embedding_model`'s GeM + cosine head with
+the ArcFace loss. Their batches come from `data.batches(..., augmentation=model.augmentation)` as in
+`train.train`: the photo augmentation runs in the decoding threads, on the cache's images, anew every epoch.
+"XLA" is `model.jit_compile` after `train.compile_model`: it must be "yes" on JAX and on any GPU; a
+configuration where it is not is refused (not timed: it would train op by op) and the run exits with status 1.
+"""
+    report = f"""# Training and prediction on a GPU: images/s through the project's input path
 {smoke}
 Command: `{command.strip()}`  
 Date: {datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")}  
@@ -389,19 +517,20 @@ Versions: {_versions()}
 {args.images:,} synthetic JPEGs of {args.image_size} px on disk ({args.classes} classes); each configuration
 in a fresh subprocess, on one device, trains {args.steps} steps of {args.batch_size} images per epoch
 (SGD, learning rate {args.learning_rate}) after compiling on a separate two-batch set. Epoch 1 decodes every
-JPEG with {results[0]["decode_workers"] if results else "?"} threads (and fills the decoded-image cache);
+JPEG with {measured[0]["decode_workers"] if measured else "?"} threads (and fills the decoded-image cache);
 "later epochs" is the median of epochs 2-{args.epochs}, read from the cache as `train.train` does. "One batch on
 device" feeds the same compiled model one batch already in device memory each step: no input cost.
 "Input wait" is the median share of a later epoch's wall time spent waiting for the next batch. Prediction
 decodes every JPEG. "Val top-1" is measured on {args.val_images:,} held-out images after the {args.epochs}
 epochs: float32 and bfloat16 start from the same weights and see the same batches.
-
+{augmented_note}
 {table}
 
 ## Verdict
 
 {chr(10).join(f"- {v}" for v in verdicts)}
 {report_section}"""
+    return report, any("refused" in r for r in results)
 
 
 def wheel_recipe(dest: str = ".whl", python_version: str = "3.12") -> str:
@@ -425,12 +554,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="tiny images, a tiny Res-Incep, a few steps: checks the script on a CPU in < 1 min",
+        help="tiny images, a tiny Res-Incep (plain, photo-augmented, retrieval), a few steps: checks the script on a CPU",
     )
     parser.add_argument("--report", default=str(ROOT / "reports" / "benchmarks" / "gpu.md"))
     parser.add_argument("--out-dir", default=str(ROOT / "data" / "interim" / "bench"), help="synthetic folders")
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
-    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS + ("mixed_float16",), default=list(PRECISIONS))
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=list(CONFIGS),
+        default=list(CONFIGS),
+        help="configurations to run (default: all; `res_incep resnet50`: the plain ones only)",
+    )
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        choices=PRECISIONS + ("mixed_float16",),
+        default=list(PRECISIONS),
+        help="precisions of res_incep and resnet50",
+    )
+    parser.add_argument(
+        "--augmented-precisions",
+        nargs="+",
+        choices=PRECISIONS + ("mixed_float16",),
+        default=["mixed_bfloat16"],
+        help="precisions of res_incep_photo and retrieval (default: params/gpu.yaml's mixed_bfloat16)",
+    )
     parser.add_argument("--images", type=int, default=8192)
     parser.add_argument("--image-size", type=int, default=256, help="stored JPEG size (px)")
     parser.add_argument("--input-size", type=int, default=None, help="model input (default: 250 / 224 px)")
@@ -438,6 +586,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=48, help="training steps per epoch")
     parser.add_argument("--epochs", type=int, default=4, help="epoch 1 decodes, the later ones read the cache")
+    parser.add_argument(
+        "--augmented-epochs", type=int, default=3, help="epochs of res_incep_photo and retrieval (training only)"
+    )
     parser.add_argument("--val-images", type=int, default=1024)
     parser.add_argument("--learning-rate", type=float, default=0.02)
     parser.add_argument("--device", choices=["auto", "gpu", "cpu"], default="auto")
@@ -462,11 +613,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure(args)))
         return 0
     if args.smoke:
-        args.models = ["res_incep"]
+        args.models = [m for m in args.models if m != "resnet50"] or ["res_incep"]  # a tiny Res-Incep for both
         args.images, args.image_size, args.input_size, args.classes = 96, 40, 32, 4
-        args.batch_size, args.steps, args.epochs, args.val_images = 8, 3, 2, 16
-    write_report(run(args), args.report)
-    return 0
+        args.batch_size, args.steps, args.epochs, args.augmented_epochs, args.val_images = 8, 3, 2, 2, 16
+    report, refused = run(args)
+    write_report(report, args.report)
+    return 1 if refused else 0
 
 
 if __name__ == "__main__":

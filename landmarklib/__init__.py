@@ -18,10 +18,11 @@ Keras at the top; the command line's (cli, sample, fetch, evaluate, report) do n
     cluster    a Dask client: a LocalCluster or a running scheduler; per-worker model cache
     nodata     NoData: a notebook with no images to work on stops with one line
     data       fetched folder -> Keras input pipeline; label map; closed and open splits
+    augment    training augmentation (the study's, the photo one) on the CPU, in the input pipeline
     devices    the device check, precision policy, data parallelism; where a run ran
     models     res_incep and its blocks; resnet50_benchmark
-    recipes    the study's and the modern training recipe: optimizer, schedule, loss, photo augmentation
-    train      compile, fit, history, checkpoints, diverged/collapsed runs
+    recipes    the study's and the modern training recipe: optimizer, schedule, loss
+    train      compile (XLA on JAX, always), fit, history, checkpoints, diverged/collapsed runs
     retrieval  GeM, ArcFace/CosFace, the embedding model, its index and the kNN vote
     openset    closed and open-set scores with paired bootstrap intervals
     recognition  notebook 07's methods side by side (study, modern, retrieval)

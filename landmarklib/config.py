@@ -275,7 +275,7 @@ class ModelConfig(Config):
         augment: the study's random flips, rotation and zoom while training: ``"add"`` (augmented
             copies added to the data, as the study did), ``"replace"`` (or True: each epoch sees one
             augmented version of each image), ``"photo"`` (the modern recipe's random resized crop,
-            horizontal flips and colour jitter instead, ``recipes.photo_augmentation``), False: none
+            horizontal flips and colour jitter instead, ``augment.Augmentation``), False: none
             (``models.augment_mode``).
         crop_scale: ``"photo"`` augmentation's random crop: the most it cuts from a side, as a share of it.
         weights: ResNet-50's backbone weights: ``imagenet``, a weights file, or None (random).
@@ -397,7 +397,7 @@ MODERN_RECIPE: Mapping[str, Any] = types.MappingProxyType(
 )
 """The modern training recipe (issue 11), as changes to a run's ``ModelConfig`` and ``TrainConfig``:
 AdamW with decoupled weight decay, linear warmup then cosine decay to 1% of the peak, label
-smoothing, photo augmentation (``recipes.photo_augmentation``) and light dropout before the
+smoothing, photo augmentation (``augment.Augmentation``) and light dropout before the
 softmax (the study's 0.5 with the photo augmentation under-fits: measured in
 ``reports/benchmarks/recognition.md``). ``RunConfig().replace(**MODERN_RECIPE)`` is the modern
 run of the same network; ``params/modern.yaml`` holds the same values (``tests/test_config.py``)."""

@@ -39,7 +39,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm  # plain text bars: tqdm.auto warns in a kernel without ipywidgets
 
-from . import catalog, config, files, images, manifest, paths
+from . import augment, catalog, config, files, images, manifest, paths
 
 MANIFEST = manifest.NAME
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
@@ -435,6 +435,10 @@ class ImageBatches(keras.utils.PyDataset):
     batch holds the remainder. With a ``DecodedCache``, each image is
     decoded once and read back in later epochs. Undecodable images come
     back black and are listed in ``errors`` (path -> reason).
+
+    With an ``augmentation`` (``augment.Augmentation``), each image of a batch is replaced by an
+    augmented copy, made in the same threads as the decoding (the cache keeps the originals); the
+    draw of an image depends only on ``(seed, epoch, row)``.
     """
 
     def __init__(
@@ -450,6 +454,7 @@ class ImageBatches(keras.utils.PyDataset):
         replicas: int = 1,
         prefetch: int = 2,
         dtype: str = "float32",
+        augmentation: augment.Augmentation | None = None,
     ):
         super().__init__(workers=1, use_multiprocessing=False)
         self.paths = paths
@@ -463,6 +468,7 @@ class ImageBatches(keras.utils.PyDataset):
         self.replicas = replicas
         self.prefetch = prefetch
         self.dtype = np.dtype(dtype)
+        self.augmentation = augmentation
         n = len(paths)
         # rows used per epoch (training: a multiple of replicas) and copies padding the last batch
         self.n_rows = n - n % replicas if shuffle else n
@@ -502,11 +508,11 @@ class ImageBatches(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range (0 .. {len(self) - 1})")
         ahead = self._ahead.pop(index, None)
-        batch = ahead.result() if ahead is not None else self._batch(self._rows(index))
+        batch = ahead.result() if ahead is not None else self._batch(self._rows(index), self.epoch)
         if self._reader is not None:
             for later in range(index + 1, min(index + 1 + self.prefetch, len(self))):
                 if later not in self._ahead:
-                    self._ahead[later] = self._reader.submit(self._batch, self._rows(later))
+                    self._ahead[later] = self._reader.submit(self._batch, self._rows(later), self.epoch)
         if self.replicas > 1 and not self.shuffle:
             weights = np.ones(len(batch[1]), np.float32)
             if self.padding and index == len(self) - 1:
@@ -514,16 +520,19 @@ class ImageBatches(keras.utils.PyDataset):
             return (*batch, weights)
         return batch
 
-    def _batch(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Decode (or read from the cache) the images of ``rows``; their labels."""
+    def _batch(self, rows: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Decode (or read from the cache) the images of ``rows``, augmented for ``epoch``; their labels."""
         size = self.input_size
         x = np.empty((len(rows), size, size, 3), dtype=np.uint8)
         missing = [i for i, row in enumerate(rows) if self.cache is None or not self.cache.read(row, x[i])]
+        parallel = self._pool.map if self._pool is not None and len(rows) > 1 else map
         if len(missing) == 1 or self.decode_workers == 1:
             for i in missing:
                 self._load(x, i, rows[i])
         elif missing:
             list(self._pool.map(lambda i: self._load(x, i, rows[i]), missing))
+        if self.augmentation is not None:
+            x = self.augmentation.batch(x, self.seed, epoch, rows, map_fn=parallel)
         return (x if self.dtype == np.uint8 else x.astype(self.dtype)), self.labels[rows]
 
     def on_epoch_begin(self) -> None:
@@ -547,6 +556,7 @@ def batches(
     replicas: int = 1,
     prefetch: int = 2,
     dtype: str = "float32",
+    augmentation: augment.Augmentation | None = None,
 ) -> Any:
     """A ``keras.utils.PyDataset`` of ``(x, y)`` batches for ``model.fit``/``evaluate``/``predict``.
 
@@ -569,6 +579,8 @@ def batches(
             the same). Measured on this project's shared 2-core machine (load ~10), a batch of
             128 images of 224 px read from the cache took 45-56 ms as float32, 7-16 ms as uint8
             (median of 14 reads, two runs); a GPU step at 4,500 images/s leaves 28 ms.
+        augmentation: a training augmentation (``augment.Augmentation``) applied to every image in
+            the decoding threads, drawn from ``(seed, epoch, row)``; ``None``: the images as they are.
 
     Returns:
         an ``ImageBatches`` (a ``keras.utils.PyDataset``) yielding x float32
@@ -595,4 +607,5 @@ def batches(
         replicas=replicas,
         prefetch=prefetch,
         dtype=dtype,
+        augmentation=augmentation,
     )

@@ -113,7 +113,12 @@ class Variant(TypedDict, total=False):
     train_top1: float
     best_epoch: int
     epochs: int
+    epochs_run: int
     params: int
+    augment_mode: str | None  # models.AUGMENT_MODES, or None
+    health: str
+    health_note: str
+    first_epoch_seconds: float
     seconds_per_epoch: float
     images_per_second: float
     model_path: str
@@ -273,6 +278,12 @@ SCHEMAS: dict[str, type] = {
     "07_beyond": Beyond,
 }
 """Metrics file stem -> its schema."""
+
+
+def variant_rows(table) -> list[dict]:
+    """The rows of ``train.train_variants``' table as notebooks 03 and 04 record them (``Variant``'s keys)."""
+    keys = list(typing.get_type_hints(Variant))
+    return [{k: row[k] for k in keys if k in row} for row in table.to_dict("records")]
 
 
 def check(schema: type, record: dict, where: str = "metrics") -> None:

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from keras import layers, ops
 
+from . import augment as augment_lib
 from . import config, data, evaluate, recipes, study
 
 # Layer names -> block: "stage2_block1_b1_3x3" -> "stage2_block1", "conv3_block2_1_conv" -> "conv3_block2".
@@ -148,10 +149,11 @@ def stage(x, filters: int, blocks: int, strides: int, name: str):
 
 AUGMENT_MODES = ("add", "replace", "photo")
 """``augment`` values: ``"add"`` (the study's: augmented copies added to the training images, each
-epoch sees every original and one augmented copy of it) or ``"replace"`` (random layers in the model:
-each epoch sees one augmented version of each image instead of the original), or ``"photo"`` (the
-modern recipe's photo augmentation in the model instead of the study's: ``recipes.photo_augmentation``).
-``True`` means ``"replace"``; ``False``/``None``: no augmentation."""
+epoch sees every original and one augmented copy of it), ``"replace"`` (each epoch sees one augmented
+version of each image instead of the original), or ``"photo"`` (as ``"replace"``, with the modern
+recipe's photo augmentation instead of the study's). ``True`` means ``"replace"``; ``False``/``None``:
+no augmentation. The augmentation itself (``augment.Augmentation``) runs in the input pipeline, on the
+CPU, so that the model stays plain and compiles with XLA (``augment``'s docstring says why)."""
 
 
 def augment_mode(augment) -> str | None:
@@ -165,60 +167,55 @@ def augment_mode(augment) -> str | None:
     raise ValueError(f"augment must be one of {AUGMENT_MODES}, true or false; not {augment!r}")
 
 
-def augmentation(
-    x,
-    name: str = "augment",
-    seed: int | None = None,
-    kind: str = "study",
-    crop_scale: float = config.ModelConfig.crop_scale,
-):
-    """The study's augmentation: flips (both ways), rotation and zoom; active only in training.
+def augmentation_of(augment, crop_scale: float = config.ModelConfig.crop_scale) -> augment_lib.Augmentation | None:
+    """The ``augment.Augmentation`` that ``augment`` asks for (``None``: none).
 
     Args:
-        x: input tensor of pixel values.
-        name: prefix of the layer names.
-        seed: seed of the random layers (``None``: drawn from Keras' global seed).
-        kind: ``"study"``, or ``"photo"``: ``recipes.photo_augmentation`` (random resized crop,
-            horizontal flips, colour jitter).
-        crop_scale: the photo augmentation's largest cut from a side (``recipes.photo_augmentation``).
+        augment: ``ModelConfig.augment``'s values (``augment_mode``).
+        crop_scale: the photo augmentation's largest cut from a side.
+    """
+    mode = augment_mode(augment)
+    if mode is None:
+        return None
+    return augment_lib.Augmentation("photo" if mode == "photo" else "study", crop_scale=crop_scale)
+
+
+def mark_augmentation(model, augment, crop_scale: float = config.ModelConfig.crop_scale):
+    """Record on ``model`` how ``train`` augments its data: ``model.augment_mode`` and ``model.augmentation``.
 
     Returns:
-        Output tensor (unchanged at inference).
+        ``model``.
     """
-    if kind == "photo":
-        return recipes.photo_augmentation(x, name=name, crop_scale=crop_scale)
-    x = layers.RandomFlip("horizontal_and_vertical", seed=seed, name=f"{name}_flip")(x)
-    x = layers.RandomRotation(0.1, fill_mode="reflect", seed=seed, name=f"{name}_rotation")(x)
-    return layers.RandomZoom(0.2, fill_mode="reflect", seed=seed, name=f"{name}_zoom")(x)
+    model.augment_mode = augment_mode(augment)
+    model.augmentation = augmentation_of(augment, crop_scale)
+    return model
 
 
-def augmented_copies(batches, input_size: int, seed: int = 0):
+def augmented_copies(batches, augmentation: augment_lib.Augmentation | None = None):
     """Training batches with the study's augmented copies added: ``augment: add``.
 
-    Batch ``2i`` is ``batches[i]`` as it is, batch ``2i + 1`` the same images through
-    ``augmentation`` (a new random draw each time): an epoch holds every image twice, once as it
+    Batch ``2i`` is ``batches[i]`` as it is, batch ``2i + 1`` the same images augmented (drawn from
+    the batches' seed, the epoch and each image's row): an epoch holds every image twice, once as it
     is and once augmented, as the study "added" its augmented images "to the input data".
 
     Args:
-        batches: a ``data.batches`` sequence of ``(x, y)`` (its epochs, shuffling and resume kept).
-        input_size: side of the images, in pixels.
-        seed: seed of the augmentation.
+        batches: a ``data.batches`` sequence of ``(x, y)`` (its epochs, shuffling and resume kept),
+            without an augmentation of its own.
+        augmentation: the copies' augmentation (default: the study's).
 
     Returns:
         A ``keras.utils.PyDataset`` of twice as many batches.
     """
-    inputs = keras.Input((input_size, input_size, 3))
-    augmenter = keras.Model(inputs, augmentation(inputs, name="added", seed=seed), name="added_augmentation")
-    return AugmentedCopies(batches, augmenter)
+    return AugmentedCopies(batches, augmentation or augment_lib.Augmentation("study"))
 
 
 class AugmentedCopies(keras.utils.PyDataset):
-    """``batches`` with every batch followed by its copy through ``augmenter`` (see ``augmented_copies``)."""
+    """``batches`` with every batch followed by its augmented copy (see ``augmented_copies``)."""
 
-    def __init__(self, batches, augmenter):
+    def __init__(self, batches, augmentation: augment_lib.Augmentation):
         super().__init__()
         self.base = batches
-        self.augmenter = augmenter
+        self.augmentation = augmentation
 
     def __len__(self):
         return 2 * len(self.base)
@@ -226,12 +223,16 @@ class AugmentedCopies(keras.utils.PyDataset):
     def __getitem__(self, index):
         x, y = self.base[index // 2]
         if index % 2:  # the same dtype as the originals (uint8 batches stay uint8: one input signature)
-            augmented = ops.convert_to_numpy(self.augmenter(x, training=True))
-            x = (
-                np.clip(np.rint(augmented), 0, 255).astype(x.dtype)
-                if x.dtype == np.uint8
-                else augmented.astype(x.dtype)
+            rows = self.base._rows(index // 2)
+            pool = self.base._pool
+            copies = self.augmentation.batch(
+                np.asarray(x, np.uint8) if x.dtype != np.uint8 else x,
+                self.base.seed,
+                self.base.epoch,
+                rows,
+                map_fn=pool.map if pool is not None else map,
             )
+            x = copies if x.dtype == np.uint8 else copies.astype(x.dtype)
         return x, y
 
     def set_epoch(self, epoch: int) -> None:
@@ -292,10 +293,11 @@ def res_incep(
         stem_filters: filters of the stem convolution (35 in the study's Figure 15).
         dense_units: width of the hidden Dense layer.
         dropout: dropout rate before the softmax layer.
-        augment: ``"replace"`` (or ``True``) puts the study's random flips, rotation and zoom in
-            the model (training only); ``"photo"`` the modern recipe's photo augmentation instead;
-            ``"add"`` leaves the model plain and marks it (``model.augment_mode``) for ``train`` to
-            add augmented copies (``augmented_copies``).
+        augment: how ``train`` augments the data (``AUGMENT_MODES``), recorded on the model
+            (``mark_augmentation``): ``"replace"`` (or ``True``), each image replaced by the study's
+            random flips, rotation and zoom of it; ``"photo"``, the modern recipe's photo augmentation
+            instead; ``"add"``, augmented copies added (``augmented_copies``). The model itself is
+            the same in every case.
         crop_scale: ``"photo"``'s largest random cut from a side.
         name: model name.
 
@@ -304,19 +306,15 @@ def res_incep(
     """
     if len(filters) != len(blocks):
         raise ValueError(f"filters {tuple(filters)} and blocks {tuple(blocks)} need one entry per stage")
-    mode = augment_mode(augment)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    kind = "photo" if mode == "photo" else "study"
-    x = augmentation(inputs, kind=kind, crop_scale=crop_scale) if mode in ("replace", "photo") else inputs
-    x = layers.Rescaling(1.0 / 255, name="rescale")(x)
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     x = conv_bn_lrelu(x, stem_filters, 3, strides=2, name="stem")
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     for i, (width, n) in enumerate(zip(filters, blocks), start=1):
         x = stage(x, int(width), int(n), strides=1 if i == 1 else 2, name=f"stage{i}")
     outputs = classifier_head(x, num_classes, dense_units, dropout)
     model = keras.Model(inputs, outputs, name=name)
-    model.augment_mode = mode  # "add": train() adds the augmented copies to the data
-    return model
+    return mark_augmentation(model, augment, crop_scale)  # train() augments the data as marked
 
 
 def keras_cache_dir() -> Path:

@@ -12,8 +12,9 @@ reproducible exactly and the modern ones sit beside them:
     label_smoothing  the target puts ``1 - eps`` on the true class and ``eps / C`` everywhere
     loss             ``crossentropy`` (softmax models) | ``arcface`` | ``cosface`` (cosine-head
                      models of ``landmarklib.retrieval``, with ``margin`` and ``scale``)
-    augment          ``models.build``'s: ``False``, ``True``/``"study"`` (the study's flips both
-                     ways, rotation, zoom) or ``"photo"`` (``photo_augmentation`` below)
+    augment          ``models.build``'s: ``False``, ``True``/``"replace"``/``"add"`` (the study's flips
+                     both ways, rotation, zoom) or ``"photo"`` (random resized crops, horizontal
+                     flips, colour jitter): ``augment.Augmentation``, run in the input pipeline
 
 Each function takes the recipe as a ``config.TrainConfig`` (its fields ``config.RECIPE_FIELDS``);
 ``config.MODERN_RECIPE`` holds the modern values, ``STUDY`` the study's. Only Keras layers, ops,
@@ -157,45 +158,6 @@ def custom_objects() -> dict:
 
     found = {**_loss_classes(), **retrieval._keras_objects()}
     return {f"landmarks>{name}": cls for name, cls in found.items()}
-
-
-# --------------------------------------------------------------------------- augmentation
-
-
-def photo_augmentation(
-    x,
-    name: str = "augment",
-    crop_scale: float = config.ModelConfig.crop_scale,
-    jitter: float = 0.15,
-    vertical_flips: bool = False,
-):
-    """Augmentation for photographs; active only in training.
-
-    A random resized crop (a zoom into a random part of the image, width and height drawn
-    separately so the aspect ratio varies, then shifted, filling with the reflected image:
-    the crop keeps between ``(1 - crop_scale)**2`` and all of the image's area), horizontal
-    flips only (a landmark upside down is not a photo one takes; ``vertical_flips`` brings
-    the study's back), and mild colour jitter (brightness and contrast by up to ``jitter``).
-
-    Args:
-        x: input tensor of 0..255 pixel values.
-        name: prefix of the layer names.
-        crop_scale: the most a side is cut by, as a share of it.
-        jitter: the largest relative change of brightness and contrast.
-        vertical_flips: flip vertically too (the study's augmentation did).
-
-    Returns:
-        Output tensor (unchanged at inference).
-    """
-    from keras import layers
-
-    x = layers.RandomZoom(
-        height_factor=(-crop_scale, 0.0), width_factor=(-crop_scale, 0.0), fill_mode="reflect", name=f"{name}_crop_zoom"
-    )(x)
-    x = layers.RandomTranslation(crop_scale / 2, crop_scale / 2, fill_mode="reflect", name=f"{name}_crop_shift")(x)
-    x = layers.RandomFlip("horizontal_and_vertical" if vertical_flips else "horizontal", name=f"{name}_flip")(x)
-    x = layers.RandomBrightness(jitter, value_range=(0, 255), name=f"{name}_brightness")(x)
-    return layers.RandomContrast(jitter, value_range=(0, 255), name=f"{name}_contrast")(x)
 
 
 def describe(train: config.TrainConfig, model: config.ModelConfig) -> str:

@@ -276,7 +276,7 @@ def embedding_model(settings, num_classes: int, embedding_dim: int = EMBEDDING_D
     features = base.get_layer(BACKBONE_FEATURES[kind]).input
     _, cosines = embedding_head(features, num_classes, embedding_dim, gem_p)
     model = keras.Model(base.input, cosines, name=f"{kind}_retrieval")
-    for attr in ("weights_source", "weights_note", "backbone_params"):
+    for attr in ("weights_source", "weights_note", "backbone_params", "augment_mode", "augmentation"):
         if hasattr(base, attr):
             setattr(model, attr, getattr(base, attr))
     return model

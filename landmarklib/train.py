@@ -197,8 +197,14 @@ def compile_model(model, settings: config.TrainConfig, steps_per_epoch: int = 1)
         settings: its optimizer, learning rate, momentum and recipe (``config.RECIPE_FIELDS``).
         steps_per_epoch: optimizer steps per epoch (for a learning-rate schedule).
 
-    ``jit_compile="auto"``: XLA where it pays (GPU, JAX), not on a TensorFlow CPU.
+    XLA: on JAX always (``jit_compile=True``; Keras' ``"auto"`` would silently train op by op when
+    a layer cannot be compiled, over 30x slower: that is refused here, naming the layers); elsewhere
+    ``"auto"``, i.e. XLA where it pays (a GPU), not on a TensorFlow CPU.
+
+    Raises:
+        RuntimeError: on JAX, the model has layers that XLA cannot compile.
     """
+    jax = keras.backend.backend() == "jax"
     model.compile(
         optimizer=recipes.make_optimizer(
             settings.optimizer, settings.learning_rate, settings.momentum, settings, settings.epochs, steps_per_epoch
@@ -207,8 +213,14 @@ def compile_model(model, settings: config.TrainConfig, steps_per_epoch: int = 1)
         # strict top-5 (ties by class index): Keras' SparseTopKCategoricalAccuracy counts every tied class;
         # weighted: the zero-weight rows padding a data-parallel evaluation batch do not count (same names)
         weighted_metrics=["accuracy", evaluate.strict_top_k_metric_class()(k=5, name="top5")],
-        jit_compile="auto",
+        jit_compile=True if jax else "auto",
     )
+    if jax and not model.jit_compile:
+        layers = sorted({type(layer).__name__ for layer in model._flatten_layers() if not layer.supports_jit})
+        raise RuntimeError(
+            f"model {model.name!r} cannot be compiled by XLA on JAX (layers {', '.join(layers)}): it would "
+            "train op by op; put such work in the input pipeline (landmarklib.augment)"
+        )
 
 
 def evaluate_split(model, frame: pd.DataFrame, input_size: int, batch_size: int = 64) -> dict:
@@ -498,12 +510,22 @@ def train(
     set_seed(settings.seed, settings.deterministic)
     replicas = devices.replicas()  # > 1: each batch split across that many devices (devices.distribute)
     # uint8 images: a quarter of the bytes to the device, the model's float32 Input casts there
+    # the augmentation runs here, in the input pipeline's threads (``augment``): the model stays plain and compiles
+    adding = getattr(model, "augment_mode", None) == "add"  # the study's: augmented copies added to the data
+    augmentation = getattr(model, "augmentation", None)
     train_data = data.batches(
-        split.train, input_size, settings.batch_size, shuffle=True, seed=settings.seed, replicas=replicas, dtype="uint8"
+        split.train,
+        input_size,
+        settings.batch_size,
+        shuffle=True,
+        seed=settings.seed,
+        replicas=replicas,
+        dtype="uint8",
+        augmentation=None if adding else augmentation,
     )
     epoch_images = len(split.train)
-    if getattr(model, "augment_mode", None) == "add":  # the study's: augmented copies added to the data
-        train_data = models.augmented_copies(train_data, input_size, seed=settings.seed)
+    if adding:
+        train_data = models.augmented_copies(train_data, augmentation)
         epoch_images *= 2
     val_data = data.batches(split.val, input_size, settings.batch_size, replicas=replicas, dtype="uint8")
     compile_model(model, settings, steps_per_epoch=len(train_data))

@@ -125,6 +125,22 @@ def write_tiny_folder(root: Path, per_class: int = 6, size: int = 32) -> Path:
 # --------------------------------------------------------------------------- metrics files
 
 
+def write_test_folder(root: Path, per_class: int = 3, size: int = 32) -> Path:
+    """Flat test images ``root/<id>.jpg`` (a noisy colour per landmark) and ``root/solution.csv``."""
+    rng = np.random.default_rng(1)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for landmark_id, colour in zip(TINY_LANDMARKS, TINY_COLOURS):
+        for i in range(per_class):
+            image_id = f"t{landmark_id:02d}{i:02d}"
+            pixels = np.clip(np.array(colour) + rng.normal(0, 35, (size, size, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / f"{image_id}.jpg", "JPEG", quality=90)
+            rows.append([image_id, landmark_id])
+    with open(root / "solution.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["id", "landmark_id"], *rows])
+    return root
+
+
 def training_metrics(**values) -> dict:
     """A ``metrics.Training`` record: the keys every run writes, with plausible values, then ``values``."""
     from landmarklib import metrics

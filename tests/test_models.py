@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from landmarklib import config, data, models, study
+from landmarklib import augment, config, data, models, study
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"filters": (4, 4, 4, 4), "blocks": (1, 1, 1, 1), "stem_filters": 6, "dense_units": 8}
@@ -36,7 +36,7 @@ def test_study_final_configuration_has_about_2_2_million_parameters():
 def test_block_structure_and_layer_names():
     model = models.res_incep((32, 32, 3), 5, filters=(8, 12, 16, 20), augment=True)
     names = [layer.name for layer in model.layers]
-    prefixes = ("image", "augment_", "rescale", "stem_", "stage", "head_", "predictions")
+    prefixes = ("image", "rescale", "stem_", "stage", "head_", "predictions")
     assert all(n.startswith(prefixes) for n in names), [n for n in names if not n.startswith(prefixes)]
     assert len({n.rsplit("_", 1)[0] for n in names if n.endswith("_add")}) == 10
     # the first block of each stage projects its shortcut; the others add their input
@@ -51,30 +51,32 @@ def test_block_structure_and_layer_names():
     assert model.get_layer("predictions").get_config()["activation"] == "softmax"
     summary = models.block_summary(model)
     assert summary["params"].sum() == model.count_params()
-    assert list(summary["block"][:4]) == ["image", "augment", "rescale", "stem"]
+    assert list(summary["block"][:3]) == ["image", "rescale", "stem"]
 
 
-def test_rescaling_and_augmentation_inside_the_model():
+def test_rescaling_inside_the_model_and_augmentation_marked_for_the_input_pipeline():
     import keras
 
     model = models.res_incep((32, 32, 3), 3, augment=True, **TINY)
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     rescale = keras.Model(model.input, model.get_layer("rescale").output)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(rescale(x, training=False)), x / 255, rtol=1e-6)
-    augmented = keras.Model(model.input, model.get_layer("augment_zoom").output)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(augmented(x, training=False)), x)
-    assert not np.allclose(keras.ops.convert_to_numpy(augmented(x, training=True)), x)
+    # no random layer in the model (XLA compiles it whole); train() augments the data as marked
+    assert not [layer.name for layer in model.layers if layer.name.startswith(("augment", "random"))]
+    assert model.augment_mode == "replace" and model.augmentation == augment.Augmentation("study")
+    plain = models.res_incep((32, 32, 3), 3, **TINY)
+    assert plain.augment_mode is None and plain.augmentation is None
+    assert plain.count_params() == model.count_params()
 
 
-def test_photo_crop_scale_reaches_the_crop_layers_and_is_checked():
+def test_photo_crop_scale_reaches_the_augmentation_and_is_checked():
     settings = config.ModelConfig(
         model="res_incep", input_size=32, filters=(4, 4, 4, 4), augment="photo", crop_scale=0.4
     )
     model = models.build(settings, 3)
-    assert model.get_layer("augment_crop_zoom").height_factor == (-0.4, 0.0)
-    assert model.get_layer("augment_crop_shift").height_factor == pytest.approx(0.2)
+    assert model.augmentation == augment.Augmentation("photo", crop_scale=0.4)
     default = models.build(dataclasses.replace(settings, crop_scale=config.ModelConfig.crop_scale), 3)
-    assert default.get_layer("augment_crop_zoom").width_factor == (-config.ModelConfig.crop_scale, 0.0)
+    assert default.augmentation.crop_scale == config.ModelConfig.crop_scale == augment.Augmentation().crop_scale
     with pytest.raises(config.ConfigError, match="crop_scale"):
         config.ModelConfig(crop_scale=1.0)
 

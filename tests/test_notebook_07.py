@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import ast
-import csv
 import json
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pytest
 import yaml
-from PIL import Image
 
-from conftest import TINY_COLOURS as COLOURS
 from conftest import TINY_LANDMARKS as LANDMARKS
-from conftest import write_tiny_folder
+from conftest import write_test_folder, write_tiny_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 NB07 = ROOT / "notebooks" / "07_beyond_the_study.ipynb"
@@ -42,22 +38,6 @@ def _parameters(path: Path) -> dict:
     assert len(cells) == 1
     tree = ast.parse(cells[0].source)
     return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)}
-
-
-def write_test_folder(root: Path, per_class: int = 3, size: int = 32) -> Path:
-    """Flat test images ``root/<id>.jpg`` (a noisy colour per landmark) and ``root/solution.csv``."""
-    rng = np.random.default_rng(1)
-    root.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for landmark_id, colour in zip(LANDMARKS, COLOURS):
-        for i in range(per_class):
-            image_id = f"t{landmark_id:02d}{i:02d}"
-            pixels = np.clip(np.array(colour) + rng.normal(0, 35, (size, size, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(root / f"{image_id}.jpg", "JPEG", quality=90)
-            rows.append([image_id, landmark_id])
-    with open(root / "solution.csv", "w", newline="") as f:
-        csv.writer(f).writerows([["id", "landmark_id"], *rows])
-    return root
 
 
 def test_notebook_07_is_committed_clean_and_its_defaults_match_the_default_params():

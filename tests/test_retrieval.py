@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from landmarklib import config, data, evaluate, openset, recipes, retrieval
+from landmarklib import augment, config, data, evaluate, openset, recipes, retrieval
 
 from conftest import TINY_LANDMARKS as LANDMARKS
 from conftest import TINY_NETWORK, write_tiny_folder
@@ -295,7 +295,7 @@ def test_embedding_model_trains_saves_loads_and_predicts(tmp_path):
     model = retrieval.embedding_model(settings, len(split.landmark_ids), embedding_dim=16)
     names = [layer.name for layer in model.layers]
     assert names[-5:] == ["gem_pool", "embedding_dense", "embedding_bn", "embedding", "cosines"]
-    assert "augment_crop_zoom" in names and all(layer.name for layer in model.layers)
+    assert model.augmentation == augment.Augmentation("photo") and all(layer.name for layer in model.layers)
     settings = config.TrainConfig(
         epochs=1,
         batch_size=8,
@@ -387,25 +387,3 @@ print("RESULT", len(index), vote.predicted.shape[0], float(np.isfinite(r.history
     line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT"))
     n_index, n_val, finite, diff = line.split()[1:]
     assert int(n_index) > 0 and int(n_val) > 0 and float(finite) == 1.0 and float(diff) < 1e-4
-
-
-def test_photo_augmentation_is_identity_at_inference_and_flips_only_horizontally():
-    import keras
-
-    inputs = keras.Input((16, 16, 3))
-    model = keras.Model(inputs, recipes.photo_augmentation(inputs))
-    names = [layer.name for layer in model.layers[1:]]
-    assert names == [
-        "augment_crop_zoom",
-        "augment_crop_shift",
-        "augment_flip",
-        "augment_brightness",
-        "augment_contrast",
-    ]
-    assert model.get_layer("augment_flip").mode == "horizontal"
-    x = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
-    np.testing.assert_allclose(np.asarray(model(x, training=False)), x, atol=1e-4)
-    trained = np.asarray(model(x, training=True))
-    assert trained.shape == x.shape and not np.allclose(trained, x)
-    study = keras.Model(inputs, recipes.photo_augmentation(inputs, name="v", vertical_flips=True))
-    assert study.get_layer("v_flip").mode == "horizontal_and_vertical"

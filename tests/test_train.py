@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from landmarklib import config, data, models, train
+from landmarklib import augment, config, data, models, train
 from landmarklib.visualize import training as training_figures
 
 from conftest import TINY_LANDMARKS, write_tiny_folder
@@ -316,23 +316,47 @@ def test_augment_add_keeps_the_model_plain_and_adds_augmented_copies_to_the_data
     assert models.augment_mode("add") == "add"
     with pytest.raises(ValueError, match="augment must be one of"):
         models.augment_mode("double")
-    plain = _tiny_model(len(split.landmark_ids), augment="add")
+    added_model = _tiny_model(len(split.landmark_ids), augment="add")
     replace = _tiny_model(len(split.landmark_ids), augment="replace")
-    assert plain.augment_mode == "add" and not any(layer.name.startswith("augment") for layer in plain.layers)
-    assert replace.augment_mode == "replace" and any(layer.name == "augment_flip" for layer in replace.layers)
+    for model in (added_model, replace):  # the models are plain: the input pipeline augments
+        assert not any(layer.name.startswith("augment") for layer in model.layers)
+        assert model.augmentation == augment.Augmentation("study")
+    assert (added_model.augment_mode, replace.augment_mode) == ("add", "replace")
     base = data.batches(split.train, 32, batch_size=4, shuffle=True, seed=1)
-    added = models.augmented_copies(base, 32, seed=1)
+    added = models.augmented_copies(base)
     assert len(added) == 2 * len(base)
     x0, y0 = added[0]
     x1, y1 = added[1]
     np.testing.assert_array_equal(x0, base[0][0])  # the original images, as they are
     np.testing.assert_array_equal(y1, y0)  # then the same images (same labels), augmented
     assert x1.shape == x0.shape and x1.dtype == np.float32 and not np.array_equal(x1, x0)
+    # the copy is the study's draw for (seed, epoch, row): what the same images get with "replace"
+    rows = base._rows(0)
+    expected = augment.Augmentation("study").batch(x0.astype(np.uint8), seed=1, epoch=0, rows=rows)
+    np.testing.assert_array_equal(x1, expected.astype(np.float32))
 
 
 @pytest.mark.slow
-def test_training_with_augment_add_sees_every_image_twice_per_epoch(split, tmp_path):
-    model = _tiny_model(len(split.landmark_ids), seed=1, augment="add")
-    result = train.train(model, split, _settings(tmp_path, epochs=1), name="added", progress=False)
-    assert result.settings["augment_mode"] == "add" and result.epochs_run == 1
+@pytest.mark.parametrize("mode", ["add", "replace", "photo"])
+def test_training_augments_the_training_batches_as_the_model_is_marked(split, tmp_path, monkeypatch, mode):
+    made = []
+    batches = data.batches
+
+    def spy(*args, **kwargs):
+        made.append(batches(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(data, "batches", spy)
+    model = _tiny_model(len(split.landmark_ids), seed=1, augment=mode)
+    result = train.train(model, split, _settings(tmp_path, epochs=1), name=mode, progress=False)
+    assert result.settings["augment_mode"] == mode and result.epochs_run == 1
     assert np.isfinite(result.history["loss"]).all()
+    training = [b for b in made if b.shuffle]
+    assert len(training) == 1 and all(b.augmentation is None for b in made if not b.shuffle)  # validation: as is
+    kind = "photo" if mode == "photo" else "study"
+    # "add": the batches stay plain and the copies are added (every image twice per epoch)
+    assert training[0].augmentation == (None if mode == "add" else augment.Augmentation(kind))
+    n_train = len(split.train)
+    assert result.images_per_second * result.history["train_seconds"].iloc[-1] == pytest.approx(
+        n_train * (2 if mode == "add" else 1), rel=1e-6
+    )

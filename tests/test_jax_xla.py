@@ -1,0 +1,125 @@
+"""Every training kind compiles its train step with XLA on JAX (the GPU box's backend).
+
+Keras turns XLA off for a whole model when one layer cannot be compiled, and then trains op by op
+(over 30x slower): the study's augmentation layers did that. Here each kind trains one epoch in a
+JAX process with ``jax_log_compiles`` on, and the test asserts that JAX compiled a ``train_step``
+(an op-by-op run compiles each primitive, never the step) and that Keras said nothing about
+``jit_compile``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+KINDS = {
+    "study": {},
+    "study-add": {"augment": "add"},
+    "study-replace": {"augment": "replace"},
+    "modern-photo": {"augment": "photo", "recipe": "modern"},
+    "retrieval-arcface": {"augment": "photo", "recipe": "modern", "loss": "arcface"},
+    "retrieval-cosface": {"augment": "photo", "recipe": "modern", "loss": "cosface"},
+    "resnet50": {"model": "resnet50"},
+}
+
+SCRIPT = r"""
+import io, json, logging, sys, warnings
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import jax, keras
+assert keras.backend.backend() == "jax", keras.backend.backend()
+from conftest import TINY_NETWORK, write_tiny_folder
+from landmarklib import config, data, models, retrieval, train
+
+warnings.simplefilter("always")
+work = Path(sys.argv[2])
+split = data.load_split(write_tiny_folder(work / "train"), val_fraction=0.34, seed=1)
+log = io.StringIO()
+logging.getLogger("jax").addHandler(logging.StreamHandler(log))
+for kind, changes in json.loads(sys.argv[3]).items():
+    network = {**TINY_NETWORK, **{k: v for k, v in changes.items() if k in ("augment", "model")}}
+    if network["model"] == "resnet50":
+        network.update(weights=None, weights_download_timeout=0)
+    recipe = config.MODERN_RECIPE if changes.get("recipe") == "modern" else {"learning_rate": 1e-3}
+    loss = {k: v for k, v in changes.items() if k == "loss"}
+    settings = config.TrainConfig.from_params(recipe, epochs=1, batch_size=8, models_dir=str(work / kind), **loss)
+    train.set_seed(0)
+    model_config = config.ModelConfig.from_params(network)
+    if "loss" in changes:
+        model = retrieval.embedding_model(model_config, len(split.landmark_ids), embedding_dim=8)
+    else:
+        model = models.build(model_config, len(split.landmark_ids))
+    log.seek(0); log.truncate()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        jax.config.update("jax_log_compiles", True)
+        result = train.train(model, split, settings, name=kind, progress=False)
+        jax.config.update("jax_log_compiles", False)
+    compiled = [line for line in log.getvalue().splitlines() if line.startswith("Compiling ")]
+    print("RESULT " + json.dumps({
+        "kind": kind,
+        "jit_compile": bool(model.jit_compile),
+        "train_step_compiled": any(line.startswith("Compiling jit(train_step)") for line in compiled),
+        "augment_mode": result.settings["augment_mode"],
+        "jit_warnings": [str(w.message) for w in caught if "jit_compile" in str(w.message)],
+        "finite": bool(result.history["loss"].notna().all()),
+    }), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def jax_runs(tmp_path_factory) -> dict[str, dict]:
+    work = tmp_path_factory.mktemp("jax-xla")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(ROOT / "tests"), str(work), json.dumps(KINDS)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        cwd=str(ROOT),
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert "Proceeding with `jit_compile=False`" not in out.stderr
+    rows = [json.loads(line[len("RESULT ") :]) for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    return {row["kind"]: row for row in rows}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_the_train_step_is_compiled_by_xla_on_jax(jax_runs, kind):
+    run = jax_runs[kind]
+    assert run["jit_compile"] is True and run["train_step_compiled"] is True, run
+    assert run["jit_warnings"] == [] and run["finite"], run
+    expected = KINDS[kind].get("augment")
+    assert run["augment_mode"] == expected  # the augmented kinds really trained augmented
+
+
+def test_a_model_xla_cannot_compile_is_refused_on_jax_not_trained_op_by_op(tmp_path):
+    """``train.compile_model`` refuses, naming the layer, instead of Keras' silent op-by-op fallback."""
+    script = r"""
+import warnings
+import keras
+from keras import layers
+from landmarklib import config, train
+inputs = keras.Input((8, 8, 3))
+x = layers.RandomZoom(0.2, name="zoom")(inputs)
+model = keras.Model(inputs, layers.Dense(2, activation="softmax")(layers.Flatten()(x)))
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # Keras' own warning comes first; the error is what matters
+    try:
+        train.compile_model(model, config.TrainConfig())
+    except RuntimeError as err:
+        print("REFUSED", err)
+"""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "REFUSED" in out.stdout and "RandomZoom" in out.stdout and "op by op" in out.stdout, out.stdout
