@@ -80,6 +80,7 @@ lab: install
 bench: install .venv-bench/bin/img2dataset
 	$(BIN)/python benchmarks/fetch.py
 	$(BIN)/python benchmarks/train_input.py
+	$(BIN)/python benchmarks/backends.py
 	$(BIN)/python benchmarks/real_landmarks.py
 
 # on a GPU box (benchmarks/gpu.py's docstring: the run on a lent machine without a registry)

@@ -36,7 +36,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import cpu_model, git_commit, write_report  # benchmarks/common.py (this folder is on sys.path)
+from common import (
+    cpu_model,
+    git_commit,
+    write_report,
+)  # benchmarks/common.py (this folder is on sys.path)
 from train_input import make_folder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,8 +53,42 @@ KINDS = {
     "retrieval-arcface": {"augment": "photo", "recipe": "modern", "loss": "arcface"},
     "retrieval-cosface": {"augment": "photo", "recipe": "modern", "loss": "cosface"},
     "resnet50": {"model": "resnet50"},
+    # the road not taken, for the comparison (``--kinds study,in-model-study,in-model-photo --backends jax``):
+    # Keras' own augmentation layers inside the model, told that XLA may compile them (they are written
+    # with backend ops that JAX can trace; Keras marks them otherwise, for TensorFlow's sake)
+    "in-model-study": {"augment": "replace", "in_model": True},
+    "in-model-photo": {"augment": "photo", "recipe": "modern", "in_model": True},
 }
 """Training kind -> what it changes from the study's classifier (the unaugmented baseline)."""
+
+DEFAULT_KINDS = [k for k, v in KINDS.items() if not v.get("in_model")]
+
+
+def _in_model(model, kind: str):
+    """``model`` behind Keras' own random layers of the ``kind`` augmentation (the models' layers before issue 17)."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    if kind == "photo":
+        x = layers.RandomZoom((-0.25, 0.0), (-0.25, 0.0), fill_mode="reflect", name="augment_crop_zoom")(inputs)
+        x = layers.RandomTranslation(0.125, 0.125, fill_mode="reflect", name="augment_crop_shift")(x)
+        x = layers.RandomFlip("horizontal", name="augment_flip")(x)
+        x = layers.RandomBrightness(0.15, value_range=(0, 255), name="augment_brightness")(x)
+        x = layers.RandomContrast(0.15, value_range=(0, 255), name="augment_contrast")(x)
+    else:
+        x = layers.RandomFlip("horizontal_and_vertical", name="augment_flip")(inputs)
+        x = layers.RandomRotation(0.1, fill_mode="reflect", name="augment_rotation")(x)
+        x = layers.RandomZoom(0.2, fill_mode="reflect", name="augment_zoom")(x)
+    wrapped = keras.Model(inputs, model(x), name=model.name)
+    for layer in wrapped._flatten_layers():
+        layer.supports_jit = True
+    wrapped.augment_mode, wrapped.augmentation = (
+        None,
+        None,
+    )  # the model augments: the pipeline does not
+    return wrapped
+
 
 FEED_TARGET = 3000
 """Images per second to feed: the ResNet-50 float32 target on one H200 (``benchmarks/gpu.py``)."""
@@ -70,7 +108,11 @@ def train_one(args) -> dict:
     if changes.get("model") == "resnet50":  # 23.6M weights: a quarter of the rows keeps the CPU run short
         keep = split.train.sample(frac=0.25, random_state=0).sort_index()
         split = dataclasses.replace(split, train=keep, val=split.val.iloc[: len(split.val) // 4])
-    network = {"model": changes.get("model", "res_incep"), "input_size": args.input_size, "augment": False}
+    network = {
+        "model": changes.get("model", "res_incep"),
+        "input_size": args.input_size,
+        "augment": False,
+    }
     network.update({k: v for k, v in changes.items() if k == "augment"})
     if network["model"] == "resnet50":
         network.update(weights=None, weights_download_timeout=0)
@@ -78,7 +120,11 @@ def train_one(args) -> dict:
     loss = {k: v for k, v in changes.items() if k == "loss"}
     with tempfile.TemporaryDirectory() as models_dir:
         settings = config.TrainConfig.from_params(
-            recipe, epochs=args.epochs, batch_size=args.batch_size, models_dir=models_dir, **loss
+            recipe,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            models_dir=models_dir,
+            **loss,
         )
         model_config = config.ModelConfig.from_params({**config.MODERN_RECIPE, **network} if recipe else network)
         train.set_seed(0)
@@ -86,6 +132,8 @@ def train_one(args) -> dict:
             model = retrieval.embedding_model(model_config, len(split.landmark_ids), embedding_dim=128)
         else:
             model = models.build(model_config, len(split.landmark_ids))
+        if changes.get("in_model"):
+            model = _in_model(model, "photo" if changes["augment"] == "photo" else "study")
         result = train.train(model, split, settings, name=args.kind, progress=False)
     history = result.history
     later = history.iloc[1:]
@@ -104,8 +152,21 @@ def train_one(args) -> dict:
 
 
 def _subprocess(backend: str, kind: str, args) -> dict:
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
-    command = [sys.executable, __file__, "--worker", "--kind", kind, "--image-dir", str(args.image_dir)]
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": backend,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "JAX_PLATFORMS": "cpu",
+    }
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        "--kind",
+        kind,
+        "--image-dir",
+        str(args.image_dir),
+    ]
     command += [
         "--epochs",
         str(args.epochs),
@@ -152,7 +213,8 @@ def _rates_at(size: int, files: list[Path]) -> dict[str, float]:
     for kind in augment.KINDS:
         aug = augment.Augmentation(kind)
         rates[f"augment {kind}"] = _per_second(
-            lambda i, aug=aug: aug.image(decoded[i % len(decoded)], augment.rng(0, 0, i)), 64
+            lambda i, aug=aug: aug.image(decoded[i % len(decoded)], augment.rng(0, 0, i)),
+            64,
         )
     return rates
 
@@ -217,7 +279,13 @@ def report(runs: list[dict], feed: list[dict], args, seconds: float) -> str:
             per_core = 1 / (1 / rates["read cache"] + 1 / rates[f"augment {kind}"])
             first = 1 / (1 / rates["decode JPEG"] + 1 / rates[f"augment {kind}"])
             cores.append(
-                [f"{size} px", kind, f"{per_core:,.0f}", f"{FEED_TARGET / per_core:.1f}", f"{FEED_TARGET / first:.1f}"]
+                [
+                    f"{size} px",
+                    kind,
+                    f"{per_core:,.0f}",
+                    f"{FEED_TARGET / per_core:.1f}",
+                    f"{FEED_TARGET / first:.1f}",
+                ]
             )
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     return "\n".join(
@@ -232,7 +300,13 @@ def report(runs: list[dict], feed: list[dict], args, seconds: float) -> str:
             "by XLA. `s/epoch` is the mean training time of the epochs after the first (validation excluded); "
             "`vs study` divides it by the same backend's unaugmented run (`add` trains each image twice per epoch: "
             "compare it per image). Same machine, one run after the other: ratios compare like with like; the "
-            "absolute times move with the machine's load.",
+            "absolute times move with the machine's load."
+            + (
+                " Rows `in-model-*`: the alternative not taken, Keras' own random layers inside the model (as before "
+                "issue 17), told that XLA may compile them."
+                if any(KINDS[k].get("in_model") for k in args.kinds)
+                else ""
+            ),
             "",
             _table(
                 [
@@ -266,7 +340,13 @@ def report(runs: list[dict], feed: list[dict], args, seconds: float) -> str:
             "image: from the cache (every epoch after the first), and decoding every JPEG (the first epoch):",
             "",
             _table(
-                ["size", "augmentation", "images/s per core (cache + augment)", "cores (cache)", "cores (decode)"],
+                [
+                    "size",
+                    "augmentation",
+                    "images/s per core (cache + augment)",
+                    "cores (cache)",
+                    "cores (decode)",
+                ],
                 cores,
             ),
             "",
@@ -277,8 +357,16 @@ def report(runs: list[dict], feed: list[dict], args, seconds: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", default=str(ROOT / "reports" / "benchmarks" / "backends.md"))
-    parser.add_argument("--out-dir", default=str(ROOT / "data" / "interim" / "bench"), help="synthetic folders")
-    parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated, of {', '.join(KINDS)}")
+    parser.add_argument(
+        "--out-dir",
+        default=str(ROOT / "data" / "interim" / "bench"),
+        help="synthetic folders",
+    )
+    parser.add_argument(
+        "--kinds",
+        default=",".join(DEFAULT_KINDS),
+        help=f"comma-separated, of {', '.join(KINDS)}",
+    )
     parser.add_argument("--backends", default="tensorflow,jax")
     parser.add_argument("--epochs", type=int, default=3, help="the first compiles; the others are timed")
     parser.add_argument("--n-images", type=int, default=960)

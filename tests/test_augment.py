@@ -23,26 +23,30 @@ def gradient_image(size: int = 32) -> np.ndarray:
     )
 
 
+def resample(image: np.ndarray, matrix: np.ndarray, shift: tuple) -> np.ndarray:
+    return np.asarray(augment._resample(image, matrix, shift))
+
+
 def draws(aug: augment.Augmentation, n: int = 400, size: int = 32) -> list[tuple[np.ndarray, tuple]]:
     return [aug.geometry(augment.rng(7, 0, row), (size, size)) for row in range(n)]
 
 
 def test_identity_geometry_leaves_the_image_as_it_is():
     image = gradient_image()
-    np.testing.assert_array_equal(augment._resample(image, np.eye(2), (0.0, 0.0)), image)
+    np.testing.assert_array_equal(np.asarray(augment._resample(image, np.eye(2), (0.0, 0.0))), image)
 
 
 def test_a_known_transform_moves_the_pixels_where_it_says():
     image = gradient_image()
-    mirrored = augment._resample(image, np.diag([-1.0, 1.0]), (0.0, 0.0))
+    mirrored = resample(image, np.diag([-1.0, 1.0]), (0.0, 0.0))
     np.testing.assert_array_equal(mirrored, image[:, ::-1])
-    upside_down = augment._resample(image, np.diag([1.0, -1.0]), (0.0, 0.0))
+    upside_down = resample(image, np.diag([1.0, -1.0]), (0.0, 0.0))
     np.testing.assert_array_equal(upside_down, image[::-1])
     # a quarter turn: output (x, y) takes the input at (y, -x) about the centre: numpy's rot90 clockwise
-    quarter = augment._resample(image, np.array([[0.0, 1.0], [-1.0, 0.0]]), (0.0, 0.0))
+    quarter = resample(image, np.array([[0.0, 1.0], [-1.0, 0.0]]), (0.0, 0.0))
     np.testing.assert_array_equal(quarter, np.rot90(image, -1))
     # a shift of 4 pixels to the right in the input: the output's column x shows the input's x + 4
-    shifted = augment._resample(image, np.eye(2), (4.0, 0.0))
+    shifted = resample(image, np.eye(2), (4.0, 0.0))
     np.testing.assert_array_equal(shifted[:, :-4], image[:, 4:])
     # beyond the edge: the reflected image (Keras' "reflect": d c b a | a b c d), not black
     np.testing.assert_array_equal(shifted[:, -4:], image[:, ::-1][:, :4])
@@ -51,7 +55,7 @@ def test_a_known_transform_moves_the_pixels_where_it_says():
 def test_zooming_out_fills_with_the_reflected_image_never_black():
     image = np.full((32, 32, 3), 200, np.uint8)
     image[:, :16] = 100
-    out = augment._resample(image, np.diag([1.2, 1.2]), (0.0, 0.0))
+    out = resample(image, np.diag([1.2, 1.2]), (0.0, 0.0))
     assert out.min() >= 100 and set(np.unique(out)) <= set(range(100, 201))
 
 
@@ -105,6 +109,17 @@ def test_photo_jitter_moves_brightness_and_contrast_within_their_ranges():
     outs = [still.image(image, augment.rng(3, 0, row)) for row in range(20)]
     assert all(np.array_equal(o, image) or np.array_equal(o, image[:, ::-1]) for o in outs)
     assert any(np.array_equal(o, image) for o in outs) and any(np.array_equal(o, image[:, ::-1]) for o in outs)
+
+
+def test_the_jitter_table_is_the_arithmetic_on_every_pixel():
+    from PIL import Image
+
+    image = np.random.default_rng(4).integers(0, 256, (24, 20, 3)).astype(np.uint8)
+    for delta, factor in [(30.0, 1.1), (-25.5, 0.87), (0.0, 1.0), (38.25, 1.15)]:
+        x = np.clip(image.astype(np.float64) + delta, 0, 255)
+        mean = x.mean(axis=(0, 1), keepdims=True)
+        expected = np.rint(np.clip((x - mean) * factor + mean, 0, 255)).astype(np.uint8)
+        np.testing.assert_array_equal(np.asarray(augment._jitter(Image.fromarray(image), delta, factor)), expected)
 
 
 def test_a_draw_depends_on_seed_epoch_and_row_only():
