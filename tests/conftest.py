@@ -141,6 +141,28 @@ def write_test_folder(root: Path, per_class: int = 3, size: int = 32) -> Path:
     return root
 
 
+def nb07_tiny_parameters(tmp_path: Path) -> dict:
+    """Notebook 07's parameters for a tiny run (the folders written under ``tmp_path``; reports in ``reports/``)."""
+    test_dir = write_test_folder(tmp_path / "test")
+    return {
+        "train_dir": str(write_tiny_folder(tmp_path / "train")),
+        "test_dir": str(test_dir),
+        "test_solution_csv": str(test_dir / "solution.csv"),
+        "models_dir": str(tmp_path / "models"),
+        "reports_dir": str(tmp_path / "reports"),
+        **{k: v for k, v in TINY_NETWORK.items() if k != "model"},
+        "batch_size": 8,
+        "min_images": 2,
+        "val_fraction": 0.34,
+        "holdout_landmarks": 1,
+        "beyond_epochs": 1,
+        "embedding_dim": 8,
+        "retrieval_k": 3,
+        "n_bootstrap": 50,
+        "seed": 3,
+    }
+
+
 def training_metrics(**values) -> dict:
     """A ``metrics.Training`` record: the keys every run writes, with plausible values, then ``values``."""
     from landmarklib import metrics

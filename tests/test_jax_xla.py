@@ -19,15 +19,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-KINDS = {
-    "study": {},
-    "study-add": {"augment": "add"},
-    "study-replace": {"augment": "replace"},
-    "modern-photo": {"augment": "photo", "recipe": "modern"},
-    "retrieval-arcface": {"augment": "photo", "recipe": "modern", "loss": "arcface"},
-    "retrieval-cosface": {"augment": "photo", "recipe": "modern", "loss": "cosface"},
-    "resnet50": {"model": "resnet50"},
-}
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from backends import DEFAULT_KINDS  # noqa: E402  (the training kinds: benchmarks/backends.py owns the list)
+from backends import KINDS as ALL_KINDS  # noqa: E402
+
+KINDS = {kind: ALL_KINDS[kind] for kind in DEFAULT_KINDS}
 
 SCRIPT = r"""
 import io, json, logging, sys, warnings

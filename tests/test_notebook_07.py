@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import TINY_LANDMARKS as LANDMARKS
-from conftest import write_test_folder, write_tiny_folder
+from conftest import nb07_tiny_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 NB07 = ROOT / "notebooks" / "07_beyond_the_study.ipynb"
@@ -54,33 +54,8 @@ def test_notebook_07_is_committed_clean_and_its_defaults_match_the_default_param
 
 @pytest.mark.slow
 def test_notebook_07_trains_every_method_and_scores_them_open_set(tmp_path, run_notebook):
-    train_dir = write_tiny_folder(tmp_path / "train")
-    test_dir = write_test_folder(tmp_path / "test")
     reports = tmp_path / "reports"
-    run_notebook(
-        "07",
-        tmp_path / "07.ipynb",
-        {
-            "train_dir": str(train_dir),
-            "test_dir": str(test_dir),
-            "test_solution_csv": str(test_dir / "solution.csv"),
-            "models_dir": str(tmp_path / "models"),
-            "reports_dir": str(reports),
-            "input_size": 32,
-            "filters": [4, 4, 4, 4],
-            "blocks": [1, 1, 1, 1],
-            "dense_units": 8,
-            "batch_size": 8,
-            "min_images": 2,
-            "val_fraction": 0.34,
-            "holdout_landmarks": 1,
-            "beyond_epochs": 1,
-            "embedding_dim": 8,
-            "retrieval_k": 3,
-            "n_bootstrap": 50,
-            "seed": 3,
-        },
-    )
+    run_notebook("07", tmp_path / "07.ipynb", nb07_tiny_parameters(tmp_path))
     m = json.loads((reports / "metrics" / "07_beyond.json").read_text())
     assert len(m["held_out"]) == 1 and m["held_out"][0] in LANDMARKS
     assert (m["n_queries"], m["n_open"], m["n_closed"], m["n_known"]) == (12, 3, 9, 3)

@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import write_test_folder, write_tiny_folder
+from conftest import nb07_tiny_parameters, write_tiny_folder
 
 WARNING = re.compile(r"Warning\b|WARNING|warnings\.warn|jit_compile")
 
@@ -82,29 +82,8 @@ def test_notebook_03_trains_every_augmentation_on_jax_without_a_warning(tmp_path
 
 @pytest.mark.slow
 def test_notebook_07_trains_every_method_on_jax_without_a_warning(tmp_path, run_notebook, jax_kernel):
-    train_dir = write_tiny_folder(tmp_path / "train")
-    test_dir = write_test_folder(tmp_path / "test")
     reports = tmp_path / "reports"
-    out = run_notebook(
-        "07",
-        tmp_path / "07.ipynb",
-        {
-            **TINY,
-            "train_dir": str(train_dir),
-            "test_dir": str(test_dir),
-            "test_solution_csv": str(test_dir / "solution.csv"),
-            "models_dir": str(tmp_path / "models"),
-            "reports_dir": str(reports),
-            "batch_size": 8,
-            "val_fraction": 0.34,
-            "holdout_landmarks": 1,
-            "beyond_epochs": 1,
-            "embedding_dim": 8,
-            "retrieval_k": 3,
-            "n_bootstrap": 50,
-            "seed": 3,
-        },
-    )
+    out = run_notebook("07", tmp_path / "07.ipynb", nb07_tiny_parameters(tmp_path))
     assert warnings_in(out) == []
     m = json.loads((reports / "metrics" / "07_beyond.json").read_text())
     assert list(m["methods"]) == ["study", "modern", "retrieval"]
