@@ -221,6 +221,21 @@ def compile_model(model, settings: config.TrainConfig, steps_per_epoch: int = 1)
             f"model {model.name!r} cannot be compiled by XLA on JAX (layers {', '.join(layers)}): it would "
             "train op by op; put such work in the input pipeline (landmarklib.augment)"
         )
+    portable_compile_config(model)
+
+
+def portable_compile_config(model) -> None:
+    """Make a saved copy of ``model`` decide XLA on the backend that loads it (``jit_compile="auto"``).
+
+    Keras saves ``jit_compile`` as resolved where the model was compiled: ``True`` for a model trained
+    on JAX. TensorFlow then loads it with ``jit_compile=True`` and, with deterministic ops on, warns
+    "Proceeding with `jit_compile=False`" (issue 17: the warning the test suite printed). Keras keeps
+    the saved compile arguments in ``_compile_config`` (no public setter); only the saved value changes,
+    the model in memory keeps its own.
+    """
+    saved = getattr(model, "_compile_config", None)
+    if saved is not None and "jit_compile" in getattr(saved, "config", {}):
+        saved.config["jit_compile"] = "auto"
 
 
 def evaluate_split(model, frame: pd.DataFrame, input_size: int, batch_size: int = 64) -> dict:
@@ -324,6 +339,7 @@ def _save_portable(model, path: Path) -> None:
     # model's optimizer finds as many variables as it expects (else Keras warns on every load);
     # weighted accuracy, as compile_model (padded data-parallel batches)
     portable.compile(optimizer=model.optimizer, loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+    portable_compile_config(portable)
     with files.atomic_path(path, keep_suffix=True) as tmp:
         portable.save(tmp)
 

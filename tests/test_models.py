@@ -184,6 +184,10 @@ def test_jax_backend_builds_trains_and_saves_for_tensorflow(tmp_path):
     # the model saved under JAX loads and predicts the same under this process's backend
     import keras
 
+    from landmarklib import evaluate
+
+    evaluate.strict_top_k_metric_class()  # registers the metric compile_model adds (as models.load does)
     loaded = keras.saving.load_model(paths[0])
     assert loaded.count_params() == result["params"]
+    assert loaded.jit_compile is False  # saved as "auto": TensorFlow on a CPU decides for itself, quietly
     np.testing.assert_allclose(loaded.predict(np.load(paths[2]), verbose=0), np.load(paths[1]), rtol=1e-4, atol=1e-5)
