@@ -53,42 +53,11 @@ KINDS = {
     "retrieval-arcface": {"augment": "photo", "recipe": "modern", "loss": "arcface"},
     "retrieval-cosface": {"augment": "photo", "recipe": "modern", "loss": "cosface"},
     "resnet50": {"model": "resnet50"},
-    # the road not taken, for the comparison (``--kinds study,in-model-study,in-model-photo --backends jax``):
-    # Keras' own augmentation layers inside the model, told that XLA may compile them (they are written
-    # with backend ops that JAX can trace; Keras marks them otherwise, for TensorFlow's sake)
-    "in-model-study": {"augment": "replace", "in_model": True},
-    "in-model-photo": {"augment": "photo", "recipe": "modern", "in_model": True},
 }
 """Training kind -> what it changes from the study's classifier (the unaugmented baseline)."""
 
-DEFAULT_KINDS = [k for k, v in KINDS.items() if not v.get("in_model")]
-
-
-def _in_model(model, kind: str):
-    """``model`` behind Keras' own random layers of the ``kind`` augmentation (the models' layers before issue 17)."""
-    import keras
-    from keras import layers
-
-    inputs = keras.Input(model.input_shape[1:], name="image")
-    if kind == "photo":
-        x = layers.RandomZoom((-0.25, 0.0), (-0.25, 0.0), fill_mode="reflect", name="augment_crop_zoom")(inputs)
-        x = layers.RandomTranslation(0.125, 0.125, fill_mode="reflect", name="augment_crop_shift")(x)
-        x = layers.RandomFlip("horizontal", name="augment_flip")(x)
-        x = layers.RandomBrightness(0.15, value_range=(0, 255), name="augment_brightness")(x)
-        x = layers.RandomContrast(0.15, value_range=(0, 255), name="augment_contrast")(x)
-    else:
-        x = layers.RandomFlip("horizontal_and_vertical", name="augment_flip")(inputs)
-        x = layers.RandomRotation(0.1, fill_mode="reflect", name="augment_rotation")(x)
-        x = layers.RandomZoom(0.2, fill_mode="reflect", name="augment_zoom")(x)
-    wrapped = keras.Model(inputs, model(x), name=model.name)
-    for layer in wrapped._flatten_layers():
-        layer.supports_jit = True
-    wrapped.augment_mode, wrapped.augmentation = (
-        None,
-        None,
-    )  # the model augments: the pipeline does not
-    return wrapped
-
+DEFAULT_KINDS = list(KINDS)
+"""The kinds a run times by default (all of them)."""
 
 FEED_TARGET = 3000
 """Images per second to feed: the ResNet-50 float32 target on one H200 (``benchmarks/gpu.py``)."""
@@ -132,8 +101,6 @@ def train_one(args) -> dict:
             model = retrieval.embedding_model(model_config, len(split.landmark_ids), embedding_dim=128)
         else:
             model = models.build(model_config, len(split.landmark_ids))
-        if changes.get("in_model"):
-            model = _in_model(model, "photo" if changes["augment"] == "photo" else "study")
         result = train.train(model, split, settings, name=args.kind, progress=False)
     history = result.history
     later = history.iloc[1:]
@@ -300,13 +267,7 @@ def report(runs: list[dict], feed: list[dict], args, seconds: float) -> str:
             "by XLA. `s/epoch` is the mean training time of the epochs after the first (validation excluded); "
             "`vs study` divides it by the same backend's unaugmented run (`add` trains each image twice per epoch: "
             "compare it per image). Same machine, one run after the other: ratios compare like with like; the "
-            "absolute times move with the machine's load."
-            + (
-                " Rows `in-model-*`: the alternative not taken, Keras' own random layers inside the model (as before "
-                "issue 17), told that XLA may compile them."
-                if any(KINDS[k].get("in_model") for k in args.kinds)
-                else ""
-            ),
+            "absolute times move with the machine's load.",
             "",
             _table(
                 [
