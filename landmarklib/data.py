@@ -525,15 +525,19 @@ class ImageBatches(keras.utils.PyDataset):
         size = self.input_size
         x = np.empty((len(rows), size, size, 3), dtype=np.uint8)
         missing = [i for i, row in enumerate(rows) if self.cache is None or not self.cache.read(row, x[i])]
-        parallel = self._pool.map if self._pool is not None and len(rows) > 1 else map
         if len(missing) == 1 or self.decode_workers == 1:
             for i in missing:
                 self._load(x, i, rows[i])
         elif missing:
             list(self._pool.map(lambda i: self._load(x, i, rows[i]), missing))
         if self.augmentation is not None:
-            x = self.augmentation.batch(x, self.seed, epoch, rows, map_fn=parallel)
+            x = self.augmented(x, rows, epoch, self.augmentation)
         return (x if self.dtype == np.uint8 else x.astype(self.dtype)), self.labels[rows]
+
+    def augmented(self, x: np.ndarray, rows: np.ndarray, epoch: int, augmentation: augment.Augmentation) -> np.ndarray:
+        """uint8 images ``x`` of ``rows`` through ``augmentation``, drawn for ``epoch``, in the decoding threads."""
+        parallel = self._pool.map if self._pool is not None and len(rows) > 1 else map
+        return augmentation.batch(x, self.seed, epoch, rows, map_fn=parallel)
 
     def on_epoch_begin(self) -> None:
         self._in_epoch = True

@@ -223,14 +223,9 @@ class AugmentedCopies(keras.utils.PyDataset):
     def __getitem__(self, index):
         x, y = self.base[index // 2]
         if index % 2:  # the same dtype as the originals (uint8 batches stay uint8: one input signature)
-            rows = self.base._rows(index // 2)
-            pool = self.base._pool
-            copies = self.augmentation.batch(
-                np.asarray(x, np.uint8) if x.dtype != np.uint8 else x,
-                self.base.seed,
-                self.base.epoch,
-                rows,
-                map_fn=pool.map if pool is not None else map,
+            base = self.base
+            copies = base.augmented(
+                x.astype(np.uint8, copy=False), base._rows(index // 2), base.epoch, self.augmentation
             )
             x = copies if x.dtype == np.uint8 else copies.astype(x.dtype)
         return x, y
