@@ -19,7 +19,8 @@ OUTARG := $(if $(OUT),--out $(OUT))
 GPU         ?=
 SYSTEM_SITE ?=
 COMMA  := ,
-EXTRAS := dev$(if $(GPU),$(if $(SYSTEM_SITE),,$(COMMA)gpu))
+# knn: FAISS, so that the tests compare it with the NumPy search (optional for users, not for the tests).
+EXTRAS := dev$(COMMA)knn$(if $(GPU),$(if $(SYSTEM_SITE),,$(COMMA)gpu))
 STAMP  := $(VENV)/.installed$(if $(GPU),-gpu)$(if $(SYSTEM_SITE),-system)
 ifneq ($(GPU),)
 export KERAS_BACKEND ?= jax
@@ -28,7 +29,7 @@ GPU_CHECK := $(if $(GPU),$(BIN)/python -m landmarklib.devices --require gpu >/de
 
 .PHONY: install sample report explore fetch train benchmark visualize html lint format test lab bench bench-gpu clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(if $(SYSTEM_SITE),--system-site-packages) $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[$(EXTRAS)]'

@@ -309,14 +309,15 @@ def _decode(path: str, size: int) -> np.ndarray:
         return np.asarray(rgb)
 
 
-def _decode_into(out: np.ndarray, index: int, path: str, size: int, errors: dict[str, str]) -> None:
-    """Decode ``path`` into ``out[index]``; a bad image leaves zeros and is recorded in ``errors``."""
+def _decode_into(out: np.ndarray, index: int, path: str, size: int, errors: dict[str, str], warn: bool) -> None:
+    """Decode ``path`` into ``out[index]``; a bad image leaves zeros, is recorded in ``errors`` and,
+    with ``warn``, warned about (once per path)."""
     try:
         out[index] = _decode(path, size)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         out[index] = 0
         reason = f"{type(err).__name__}: {err}"
-        if path not in errors:
+        if warn and path not in errors:
             warnings.warn(f"{path}: cannot decode image, using a black image ({reason})", stacklevel=2)
         errors[path] = reason
 
@@ -348,7 +349,8 @@ def load_images(
         input_size: side of the square output, in pixels.
         workers: decoding threads (default ``default_workers()``).
         errors: when given, receives ``path -> reason`` for every image that
-            could not be decoded (those come back black, with a warning).
+            could not be decoded; those come back black, and without ``errors``
+            each is warned about instead (the caller that collects reports them).
         progress: show a progress bar.
 
     Returns:
@@ -356,9 +358,11 @@ def load_images(
     """
     image_files = [str(p) for p in paths]
     out = np.zeros((len(image_files), input_size, input_size, 3), dtype=np.uint8)
-    errors = {} if errors is None else errors
+    warn, errors = errors is None, {} if errors is None else errors
     with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
-        jobs = pool.map(lambda i: _decode_into(out, i, image_files[i], input_size, errors), range(len(image_files)))
+        jobs = pool.map(
+            lambda i: _decode_into(out, i, image_files[i], input_size, errors, warn), range(len(image_files))
+        )
         for _ in tqdm(jobs, total=len(image_files), desc="images", unit="img", disable=not progress):
             pass
     return out
@@ -493,7 +497,7 @@ class ImageBatches(keras.utils.PyDataset):
 
     def _load(self, x: np.ndarray, i: int, row: int) -> None:
         """Decode row ``row`` into ``x[i]`` and keep it in the cache."""
-        _decode_into(x, i, self.paths[row], self.input_size, self.errors)
+        _decode_into(x, i, self.paths[row], self.input_size, self.errors, warn=True)  # training: say so
         if self.cache is not None:
             self.cache.write(row, x[i])
 

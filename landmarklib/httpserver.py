@@ -12,6 +12,11 @@ the helpers below build the usual ones: a 200 image, a status code, a redirect, 
 Retry-After, a slow response, an oversized body, a sequence of responses for successive
 hits. The server speaks HTTP/1.1 with keep-alive, answers each request in its own thread
 after ``latency`` seconds, and counts hits (and their times) per path.
+
+Tests that kill a client mid-run use two more parts, so that nothing depends on timing:
+``Gate`` holds every request after the first few until the test opens it (the run cannot
+finish before it is killed), and ``forget_clients`` drops every connection made so far
+(a killed client's requests still queued in the kernel can no longer be counted later).
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ class HttpTestServer:
         self.hit_times: dict[str, list[float]] = collections.defaultdict(list)
         self.connections = 0  # TCP connections accepted (keep-alive reuses them)
         self._lock = threading.Lock()
+        self._generation = 0  # forget_clients() starts a new one; older connections are not served
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -66,10 +72,14 @@ class HttpTestServer:
                 super().setup()
                 with owner._lock:
                     owner.connections += 1
+                    self.generation = owner._generation
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 path = self.path.split("?", 1)[0]
                 with owner._lock:
+                    if self.generation != owner._generation:  # a client forgotten: neither counted nor served
+                        self.close_connection = True
+                        return
                     owner.hits[path] += 1
                     owner.hit_times[path].append(time.monotonic())
                     hit = owner.hits[path]
@@ -83,11 +93,13 @@ class HttpTestServer:
             def log_message(self, format: str, *args) -> None:  # quiet
                 pass
 
+        self._handler = Handler
         self._server = _Server(("127.0.0.1", port), Handler)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="http-test-server", daemon=True
-        )
+        self._thread = self._serving_thread()
+
+    def _serving_thread(self) -> threading.Thread:
+        return threading.Thread(target=self._server.serve_forever, args=(0.05,), name="http-test-server", daemon=True)
 
     def url(self, path: str) -> str:
         """The absolute URL of ``path`` on this server."""
@@ -110,6 +122,24 @@ class HttpTestServer:
         with self._lock:
             self.hits.clear()
             self.hit_times.clear()
+
+    def forget_clients(self) -> None:
+        """Drop every client so far, then listen again on the same port with the hit counts cleared.
+
+        The listening socket is closed (connections still queued in the kernel are reset) and
+        requests on connections accepted before are neither counted nor served. A test that has
+        killed a client calls this before it counts the next run's requests: the dead client's
+        last requests cannot turn up among them, however late the server would have read them.
+        """
+        with self._lock:
+            self._generation += 1
+            self.hits.clear()
+            self.hit_times.clear()
+        self._server.shutdown()
+        self._server.server_close()
+        self._server = _Server(("127.0.0.1", self.port), self._handler)
+        self._thread = self._serving_thread()
+        self._thread.start()
 
     def _find(self, path: str) -> Route:
         if path in self.routes:
@@ -227,6 +257,44 @@ def trickle(body: bytes, chunk: int, pause: float) -> Route:
             time.sleep(pause)
 
     return serve
+
+
+class Gate:
+    """Serves the first ``free`` requests through it at once and holds the others until ``open()``.
+
+    A test that kills a run mid-way wraps the run's routes in one gate: the run cannot finish
+    before the test kills it, however slowly the test's own process gets the CPU. A held request
+    is served anyway after ``deadline`` seconds, so that a test that fails before ``open()``
+    does not hang.
+
+        gate = Gate(free=10)
+        server.route("/a.jpg", gate(image(body)))
+        ...  # wait for the run to finish 10 rows, kill it
+        gate.open()
+    """
+
+    def __init__(self, free: int, deadline: float = 120.0):
+        self.free, self.deadline = free, deadline
+        self.served = 0  # requests let through, held ones included once released
+        self._lock = threading.Lock()
+        self._open = threading.Event()
+
+    def __call__(self, route: Route) -> Route:
+        def serve(handler: BaseHTTPRequestHandler, hit: int) -> None:
+            with self._lock:
+                free = self.served < self.free
+                self.served += free
+            if not free:
+                self._open.wait(self.deadline)
+                with self._lock:
+                    self.served += 1
+            route(handler, hit)
+
+        return serve
+
+    def open(self) -> None:
+        """Let every held and later request through."""
+        self._open.set()
 
 
 # --- bodies

@@ -62,6 +62,9 @@ EMBEDDING_DIM = 512
 DEFAULT_K = 5
 FAISS_MIN_ROWS = 20_000
 """From this many index rows on, ``backend="auto"`` searches with FAISS (when installed)."""
+RERANK_TOLERANCE = 1e-4
+"""Bound on a float32 similarity's error (unit vectors, D up to a few thousand: typically ~1e-6):
+a search re-ranks its candidates in float64 and asks for more when a left-out row could be this close."""
 BACKBONE_FEATURES = {"res_incep": "head_pool", "resnet50": "avg_pool"}
 """Per backbone, the pooling layer whose input is the feature map the embedding head starts from."""
 
@@ -431,6 +434,14 @@ class EmbeddingIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` most similar index rows of each query.
 
+        Float32 similarities depend on how the backend sums (BLAS blocks, FAISS kernels): two copies
+        of one image, a common sight in landmark sets, can differ by a rounding step and swap places.
+        So a backend only proposes candidates, and their similarities are computed again in float64,
+        one row at a time and the same way whichever backend proposed them: equal rows get equal
+        similarities, ordered by row, and NumPy and FAISS return the same neighbours. Queries whose
+        candidates may have left out a row that belongs among their ``k`` (one within
+        ``RERANK_TOLERANCE`` of the k-th similarity) are asked again with twice the candidates.
+
         Args:
             queries: (Q, D) embeddings (normalised here).
             k: neighbours per query (at most the index size is returned).
@@ -447,24 +458,55 @@ class EmbeddingIndex:
         k_eff = min(int(k), len(self))
         if k_eff < 1 or len(q) == 0:
             return np.zeros((len(q), max(k_eff, 0)), np.float32), np.zeros((len(q), max(k_eff, 0)), np.int64)
-        if self.backend(backend) == "faiss":
-            import faiss
-
-            if self._faiss is None:
-                self._faiss = faiss.IndexFlatIP(self.dim)
-                self._faiss.add(np.ascontiguousarray(self.embeddings))
-            sims, rows = self._faiss.search(np.ascontiguousarray(q), k_eff)
-            # FAISS does not order exact ties by row: do it here, as the NumPy path does
-            order = np.lexsort((rows, -sims), axis=-1)
-            return np.take_along_axis(sims, order, 1), np.take_along_axis(rows.astype(np.int64), order, 1)
+        propose = self._faiss_candidates if self.backend(backend) == "faiss" else self._numpy_candidates
         sims_out = np.empty((len(q), k_eff), np.float32)
         rows_out = np.empty((len(q), k_eff), np.int64)
-        for start in range(0, len(q), chunk):
-            s = q[start : start + chunk] @ self.embeddings.T
-            order = np.argsort(-s, axis=1, kind="stable")[:, :k_eff]  # stable: ties by row
-            sims_out[start : start + chunk] = np.take_along_axis(s, order, 1)
-            rows_out[start : start + chunk] = order
+        todo, n_cand = np.arange(len(q)), min(len(self), 2 * k_eff + 8)
+        while len(todo):
+            again = []
+            for start in range(0, len(todo), chunk):
+                part = todo[start : start + chunk]
+                cand_sims, cand_rows = propose(q[part], n_cand)
+                sims, rows, complete = self._rerank(q[part], cand_sims, cand_rows, k_eff)
+                sims_out[part], rows_out[part] = sims, rows
+                again.append(part[~complete] if n_cand < len(self) else part[:0])
+            todo, n_cand = np.concatenate(again), min(len(self), 2 * n_cand)
         return sims_out, rows_out
+
+    def _numpy_candidates(self, q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` rows of highest float32 similarity per query (unordered) and their similarities."""
+        s = q @ self.embeddings.T
+        rows = np.argpartition(-s, n - 1, axis=1)[:, :n] if n < s.shape[1] else np.broadcast_to(np.arange(n), s.shape)
+        return np.take_along_axis(s, rows, 1), np.ascontiguousarray(rows, np.int64)
+
+    def _faiss_candidates(self, q: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """As ``_numpy_candidates``, by a FAISS exact inner-product index (built on first use)."""
+        import faiss  # optional (the `knn` extra): imported only when this backend is chosen
+
+        if self._faiss is None:
+            self._faiss = faiss.IndexFlatIP(self.dim)
+            self._faiss.add(np.ascontiguousarray(self.embeddings))
+        sims, rows = self._faiss.search(np.ascontiguousarray(q), n)
+        return sims, rows.astype(np.int64)
+
+    def _rerank(self, q: np.ndarray, cand_sims: np.ndarray, cand_rows: np.ndarray, k: int, block: int = 2**22):
+        """The ``k`` best candidates by float64 similarity, ties by row, and whether that is certain.
+
+        A query's answer is certain when every candidate set is the whole index or when the lowest
+        float32 candidate similarity lies more than ``RERANK_TOLERANCE`` below the k-th float64 one (a
+        row left out had a float32 similarity at most that, so it cannot belong among the ``k``).
+        """
+        n_q, n_c = cand_rows.shape
+        exact = np.empty((n_q, n_c), np.float64)
+        step = max(1, block // max(1, n_c * self.dim))  # queries at a time: bounds the (step, n_c, D) gather
+        for s in range(0, n_q, step):
+            rows = self.embeddings[cand_rows[s : s + step]].astype(np.float64)
+            # an elementwise product summed along the last axis: the same sum, in the same order, for equal rows
+            exact[s : s + step] = (rows * q[s : s + step, None, :].astype(np.float64)).sum(axis=-1)
+        order = np.lexsort((cand_rows, -exact), axis=-1)[:, :k]
+        best, rows = np.take_along_axis(exact, order, 1), np.take_along_axis(cand_rows, order, 1)
+        complete = cand_sims.min(axis=1) < best[:, -1] - RERANK_TOLERANCE
+        return best.astype(np.float32), rows, complete | (n_c >= len(self))
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the index to ``path`` (``.npz``, atomically); returns the path."""

@@ -40,7 +40,17 @@ from landmarklib.httpserver import (
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Set outright, not by default: a user's KERAS_BACKEND=jax must not flip the backend under the tests
+# (the JAX tests start their own processes with KERAS_BACKEND=jax).
+os.environ["KERAS_BACKEND"] = "tensorflow"
+# Every test talks to 127.0.0.1 or to `.invalid` hosts, never through a proxy: a user's proxy settings
+# would route those requests elsewhere (the one proxy test sets its own). Cleared before any server,
+# Dask cluster or notebook kernel starts, so their processes inherit the cleared environment.
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy")
+for _name in PROXY_VARIABLES:
+    os.environ.pop(_name, None)
+    os.environ.pop(_name.upper(), None)
+os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(REPO.glob("notebooks/[0-9][0-9]_*.ipynb"))
