@@ -351,16 +351,18 @@ def read_solution(path: str | os.PathLike) -> pd.DataFrame:
     """Read the ground truth of a test set.
 
     Accepts ``id,landmark_id`` (Kaggle 2018 layout; empty landmark_id = not a
-    landmark) and ``id,landmarks`` (GLDv2 layout; space-separated landmark ids,
-    empty = not a landmark); extra columns such as ``Usage`` are ignored.
+    landmark) and ``id,landmarks[,Usage]`` (Kaggle 2019-2021 and GLDv2's
+    ``recognition_solution_v2.1.csv``; space-separated landmark ids, empty = not a
+    landmark; ``Usage`` is ``Public``, ``Private`` or ``Ignored``). Other columns are ignored.
 
     Args:
         path: the CSV file.
 
     Returns:
         DataFrame with ``id`` (str), ``landmark_id`` (Int64: the first true landmark,
-        <NA> for a non-landmark image) and ``landmarks`` (list of int: every true
-        landmark, empty for a non-landmark image).
+        <NA> for a non-landmark image), ``landmarks`` (list of int: every true
+        landmark, empty for a non-landmark image) and ``usage`` (one of ``USAGES``,
+        ``""`` when the file has no Usage column).
 
     Raises:
         CatalogError: as ``read_catalog``, naming file, line and column.
@@ -373,19 +375,87 @@ def read_solution(path: str | os.PathLike) -> pd.DataFrame:
         raise CatalogError(
             path, 1, "landmark_id", f"missing column landmark_id (or landmarks) (found: {', '.join(names)})"
         )
-    frame = _read_text_columns(path, ["id", column])
+    with_usage = "Usage" in names
+    frame = _read_text_columns(path, ["id", column, *(["Usage"] if with_usage else [])])
 
     values = frame[column]
     filled = (frame != "").any(axis=1)
     pattern = _INTEGER if column == "landmark_id" else rf"{_INTEGER}(\s+{_INTEGER})*"
     problems = _id_problems(path, frame, filled)
     problems.append(_integer_problem(values, column, filled & (values != "") & ~values.str.fullmatch(pattern)))
+    if with_usage:
+        usage = frame["Usage"]
+        problems.append(
+            ("Usage", filled & ~usage.isin(USAGES), lambda row: f"{usage.iat[row]!r} is not one of {', '.join(USAGES)}")
+        )
     _raise_first(path, problems)
 
     frame = frame[filled & ~frame.duplicated()].reset_index(drop=True)
     landmarks = frame[column].str.split().map(lambda ids: [int(v) for v in ids])
     first = pd.array([ids[0] if ids else pd.NA for ids in landmarks], dtype="Int64")
-    return pd.DataFrame({"id": frame["id"], "landmark_id": first, "landmarks": landmarks})
+    usage = frame["Usage"] if with_usage else pd.Series("", index=frame.index, dtype=object)
+    return pd.DataFrame({"id": frame["id"], "landmark_id": first, "landmarks": landmarks, "usage": usage})
+
+
+USAGES = ("Public", "Private", "Ignored")
+"""A Kaggle solution's ``Usage``: the public and the private leaderboard's images, and images scored by neither."""
+SUBMISSION_COLUMNS = ("id", "landmarks")
+"""A Kaggle recognition submission: ``landmarks`` holds ``"<landmark_id> <confidence>"``, or nothing."""
+
+
+def read_submission(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a Kaggle recognition submission (``id,landmarks``; written by ``evaluate.write_submission``).
+
+    Args:
+        path: the CSV file.
+
+    Returns:
+        DataFrame with ``id`` (str), ``landmark_id`` (Int64, <NA> where the image is not
+        answered) and ``confidence`` (float, NaN where not answered), in file order.
+
+    Raises:
+        CatalogError: a missing column, an id given twice (both lines named), or a
+            ``landmarks`` cell that is not one landmark id and one finite confidence.
+    """
+    path = Path(path)
+    try:
+        names = _header(path)
+    except OSError as exc:
+        raise CatalogError(path, None, None, f"cannot read ({exc.strerror or exc})") from exc
+    _check_header(path, names, SUBMISSION_COLUMNS)
+    frame = _read_text_columns(path, list(SUBMISSION_COLUMNS))
+    filled = (frame != "").any(axis=1)
+    ids, cells = frame["id"], frame["landmarks"]
+    parts = cells.str.split(expand=True).reindex(columns=range(3))
+    confidence = pd.to_numeric(parts[1], errors="coerce")
+    malformed = (
+        (cells != "")
+        & (~parts[0].fillna("").str.fullmatch(_INTEGER) | ~np.isfinite(confidence.fillna(np.nan)) | parts[2].notna())
+        & filled
+    )
+    repeated = ids.duplicated() & filled & (ids != "")
+
+    def twice(row: int) -> str:
+        first = int(np.flatnonzero((ids == ids.iat[row]).to_numpy())[0])
+        return f"id {ids.iat[row]!r} is given twice (first on line {_line_of(path, first)}): one answer per image"
+
+    _raise_first(
+        path,
+        [
+            ("id", filled & (ids == ""), lambda row: "empty id"),
+            ("id", repeated, twice),
+            ("landmarks", malformed, lambda row: f"{cells.iat[row]!r} is not '<landmark_id> <confidence>'"),
+        ],
+    )
+    frame, parts, confidence = frame[filled], parts[filled], confidence[filled]
+    answered = frame["landmarks"] != ""
+    return pd.DataFrame(
+        {
+            "id": frame["id"].to_numpy(),
+            "landmark_id": pd.array([int(v) if ok else pd.NA for v, ok in zip(parts[0], answered)], dtype="Int64"),
+            "confidence": np.where(answered, confidence, np.nan).astype(np.float64),
+        }
+    )
 
 
 DATA_SOURCE_KINDS = ("sample", "kaggle-2018", "gldv2", "folder", "other")

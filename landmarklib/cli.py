@@ -1,4 +1,4 @@
-"""The ``landmarks`` command: ``sample``, ``fetch``, ``predict``, ``report``.
+"""The ``landmarks`` command: ``sample``, ``fetch``, ``predict``, ``score``, ``report``.
 
 Each subcommand lives in the module that does the work, which provides
 ``add_cli(subparsers)``; this file only wires them together.
@@ -15,6 +15,7 @@ _COMMANDS = {
     "sample": "landmarklib.sample",
     "fetch": "landmarklib.fetch",
     "predict": "landmarklib.evaluate",
+    "score": "landmarklib.scoring",
     "report": "landmarklib.report",
 }
 

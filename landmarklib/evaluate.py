@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import catalog, config, files, paths, study
+from . import catalog, config, files, paths, scoring, study
 
 DEFAULT_THRESHOLD = config.EvalConfig.threshold
 """The study printed a landmark only when its probability was above 4.5%."""
@@ -70,16 +70,7 @@ def _label_keys(values) -> tuple[np.ndarray, np.ndarray]:
     return keys, missing
 
 
-def _id_rank(ids, n: int) -> np.ndarray:
-    """Rank of each image id in ascending order (the tie-break); index order by default."""
-    if ids is None:
-        return np.arange(n)
-    arr = np.asarray(ids)
-    if arr.shape != (n,):
-        raise ValueError(f"ids has shape {arr.shape}, expected ({n},)")
-    if arr.dtype == object:
-        arr = arr.astype(str)
-    return np.unique(arr, return_inverse=True)[1].ravel()
+_id_rank = scoring.id_rank  # GAP's tie-break and GAP itself are owned by the Keras-free scoring module
 
 
 def _ranked_correct(predicted, confidence, actual, ids=None) -> tuple[np.ndarray, int]:
@@ -108,13 +99,7 @@ def _ranked_correct(predicted, confidence, actual, ids=None) -> tuple[np.ndarray
     return correct[rows][order], int((~true_missing).sum())
 
 
-def _gap_from_ranked(correct_sorted: np.ndarray, n_landmarks: int) -> float:
-    """GAP of predictions already in ranking order."""
-    if n_landmarks <= 0:
-        raise ValueError("no test image shows a landmark: GAP is undefined")
-    hits = correct_sorted.astype(np.float64)
-    precision_at_i = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float((precision_at_i * hits).sum() / n_landmarks)
+_gap_from_ranked = scoring.gap_from_ranked
 
 
 def gap(predicted, confidence, actual, ids=None) -> float:
