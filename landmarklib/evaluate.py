@@ -968,38 +968,44 @@ def _run_cli(args: argparse.Namespace) -> int:
     from .cluster import NotShared, SchedulerUnreachable
 
     try:
-        if method == "retrieval":
-            from . import retrieval
-
-            index = paths.resolve(args.index) if args.index else retrieval.index_path(model_path)
-            if not index.is_file():
-                print(f"error: embedding index not found: {index}", file=sys.stderr)
-                return 2
-            pred = retrieval.predict(
-                model_path,
-                args.images,
-                index=index,
-                threshold=args.threshold,
-                k=args.k,
-                batch_size=args.batch_size,
-                fetch_dir=out.with_name(f"{out.stem}_images"),
-                tta=args.tta,
-            )
-        else:
-            pred = predict(
-                model_path,
-                args.images,
-                threshold=args.threshold,
-                batch_size=args.batch_size,
-                fetch_dir=out.with_name(f"{out.stem}_images"),
-                engine=args.engine,
-                scheduler=args.scheduler,
-                n_workers=args.dask_workers,
-                tta=args.tta or DEFAULT_TTA,
-            )
-    except (SchedulerUnreachable, NotShared) as error:
+        with files.one_writer(out, f"landmarks predict --out {out.name}"):  # one run writes these outputs
+            return _predict_and_write(args, out, model_path, method)
+    except (SchedulerUnreachable, NotShared, files.FolderBusy) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def _predict_and_write(args: argparse.Namespace, out: Path, model_path: Path, method: str) -> int:
+    """``landmarks predict`` once its arguments are checked and its output's writer lock is held."""
+    if method == "retrieval":
+        from . import retrieval
+
+        index = paths.resolve(args.index) if args.index else retrieval.index_path(model_path)
+        if not index.is_file():
+            print(f"error: embedding index not found: {index}", file=sys.stderr)
+            return 2
+        pred = retrieval.predict(
+            model_path,
+            args.images,
+            index=index,
+            threshold=args.threshold,
+            k=args.k,
+            batch_size=args.batch_size,
+            fetch_dir=out.with_name(f"{out.stem}_images"),
+            tta=args.tta,
+        )
+    else:
+        pred = predict(
+            model_path,
+            args.images,
+            threshold=args.threshold,
+            batch_size=args.batch_size,
+            fetch_dir=out.with_name(f"{out.stem}_images"),
+            engine=args.engine,
+            scheduler=args.scheduler,
+            n_workers=args.dask_workers,
+            tta=args.tta or DEFAULT_TTA,
+        )
     files.write_csv(pred, out)
     sub = write_submission(pred, submission_path(out), args.threshold)
     n_failed = int(pred["confidence"].isna().sum())

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from landmarklib import cli, config, fetch
+from landmarklib import cli, config, fetch, files
 from landmarklib.httpserver import Gate, HttpTestServer, image, jpeg_bytes, oversized, status
 
 from conftest import FAST, FETCH_TIMEOUT, TIMED_OUT, check_jpeg, free_port, png_rgba, serve_every_failure, write_csv
@@ -517,3 +517,82 @@ def test_proxies_from_the_environment(tmp_path, server, monkeypatch):
         fetch.core.client_for.cache_clear()
     assert summary.ok == 1 and server.hits["http://landmark.invalid/p.jpg"] == 1
     check_jpeg(tmp_path / "out" / "1" / "p.jpg", 24)
+
+
+# --------------------------------------------------------------------------- one writer per output folder
+
+
+def test_a_second_fetch_into_the_same_folder_is_refused_at_once_and_the_first_loses_nothing(tmp_path, capsys):
+    import psutil
+
+    n = 30
+    gate = Gate(free=3)  # the first run stays under way until the second has been refused
+    with HttpTestServer() as server:
+        rows = [
+            (f"img{i:03d}", server.route(f"/p{i}.jpg", gate(image(jpeg_bytes(90, 70, seed=i)))), i % 3)
+            for i in range(n)
+        ]
+        csv_path, out = write_csv(tmp_path / "train.csv", rows), tmp_path / "out"
+        args = [str(csv_path), "--out", str(out), "--size", "32", "--workers", "4", "--quiet"]
+        first = subprocess.Popen([sys.executable, "-m", "landmarklib.cli", "fetch", *args], cwd=ROOT)
+        owner = files.lock_path(out).with_name(".out.lock.json")
+        deadline = time.monotonic() + 120
+        while not owner.is_file() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert first.poll() is None and owner.is_file(), "the first run did not take the folder"
+
+        assert cli.main(["fetch", *args]) == 2  # the second writer
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
+        assert str(out) in err[0] and "being written by another run" in err[0]
+        assert f"landmarks fetch train.csv, pid {first.pid}" in err[0]
+        assert not (out / "manifest.csv").exists()  # the refused run wrote nothing
+
+        gate.open()
+        assert first.wait(120) == 0
+        assert len(manifest(out)) == n and {r["status"] for r in manifest(out).values()} == {"ok"}
+        assert not owner.exists()  # who holds it: gone with the run; the (empty) lock file stays
+        assert cli.main(["fetch", *args]) == 0  # the folder is free again: a rerun resumes
+        assert f"skipped {n}" in capsys.readouterr().out
+
+        # a run killed with SIGKILL leaves no lock behind: the kernel drops it with the process
+        gate2, out2 = Gate(free=2), tmp_path / "out2"
+        for i in range(n):
+            server.route(f"/p{i}.jpg", gate2(image(jpeg_bytes(90, 70, seed=i))))
+        args2 = [str(csv_path), "--out", str(out2), "--size", "32", "--workers", "2", "--processes", "2", "--quiet"]
+        killed = subprocess.Popen([sys.executable, "-m", "landmarklib.cli", "fetch", *args2], cwd=ROOT)
+        owner2 = files.lock_path(out2).with_name(".out2.lock.json")
+        deadline = time.monotonic() + 120
+        while not owner2.is_file() and killed.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert killed.poll() is None and owner2.is_file()
+        children = psutil.Process(killed.pid).children(recursive=True)
+        killed.kill()
+        killed.wait()
+        psutil.wait_procs(children, timeout=60)
+        gate2.open()
+        assert cli.main(["fetch", *args2]) == 0  # not refused: nobody holds the folder
+        assert len(manifest(out2)) == n
+
+
+def test_the_dask_engine_and_predict_out_take_the_same_lock(tmp_path, capsys):
+    from landmarklib.fetch import dask_engine
+
+    csv_path = write_csv(tmp_path / "train.csv", [("a", "http://127.0.0.1:9/a.jpg", 1)])
+    out = tmp_path / "out"
+    with files.one_writer(out, "a test holding the folder"):
+        with pytest.raises(files.FolderBusy, match=r"being written by another run \(a test holding the folder, pid"):
+            dask_engine.fetch_catalog_dask(csv_path, out, client=object(), progress=False)
+        with pytest.raises(files.FolderBusy):
+            fetch.fetch_catalog(csv_path, out, progress=False)
+    assert not list(out.glob("_shards"))  # refused before anything was written
+
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"not read: the lock is taken first")
+    pred = tmp_path / "pred.csv"
+    with files.one_writer(pred, "another predict"):
+        rc = cli.main(["predict", "--model", str(model), "--images", str(tmp_path), "--out", str(pred)])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pred.csv is being written by another run (another predict" in err
+    assert files.lock_path(pred) == tmp_path / ".pred.csv.lock"  # a file's lock lies beside it

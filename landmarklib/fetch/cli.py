@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import images
+from .. import files, images
 from ..config import FetchConfig
 
 
@@ -143,7 +143,7 @@ def _run_cli(args: argparse.Namespace) -> int:
             summary = fetch_catalog_dask(args.csv, args.out, settings, progress=not args.quiet)
         else:
             summary = fetch_catalog(args.csv, args.out, settings, progress=not args.quiet)
-    except (SchedulerUnreachable, OutputNotShared, ShardError) as exc:
+    except (SchedulerUnreachable, OutputNotShared, ShardError, files.FolderBusy) as exc:
         print(f"landmarks fetch: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # CatalogError, or a manifest.csv in OUT that is not a fetch manifest

@@ -55,7 +55,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .. import cluster, manifest
+from .. import cluster, files, manifest
 from ..config import FetchConfig
 from . import core
 from .local import FetchSummary, _read_input, remove_empty_folders
@@ -384,13 +384,21 @@ def fetch_catalog_dask(
         CatalogError: the CSV is missing or unreadable (or, with ``strict``, has a bad row).
         OutputNotShared: a worker cannot see or write ``out_dir``.
         cluster.SchedulerUnreachable: ``scheduler`` does not answer.
+        FolderBusy: another run is writing ``out_dir`` (this process holds the folder's writer lock
+            for the whole run, its workers write for it: ``files.one_writer``).
     """
+    config = (config or FetchConfig()).replace(**changes)
+    with files.one_writer(out_dir, f"landmarks fetch {Path(csv_path).name} --engine dask"):
+        return _fetch_catalog_dask(csv_path, out_dir, config, client, progress, window)
+
+
+def _fetch_catalog_dask(csv_path, out_dir, config: FetchConfig, client, progress: bool, window) -> FetchSummary:
+    """``fetch_catalog_dask`` once its writer lock is held."""
     from distributed import KilledWorker, as_completed
     from tqdm import tqdm
 
     from ..catalog import first_n
 
-    config = (config or FetchConfig()).replace(**changes)
     start = time.monotonic()
     csv_path, out = Path(csv_path).resolve(), Path(out_dir).resolve()
     rows, labelled = _read_input(csv_path, config.strict)

@@ -30,7 +30,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .. import manifest
+from .. import files, manifest
 from ..config import FetchConfig
 from . import core
 
@@ -419,10 +419,17 @@ def fetch_catalog(
         ConfigError: a setting with an unknown name or a bad value.
         CatalogError: the CSV is missing or unreadable (or, with ``strict``, has a bad row).
         WorkerError: a worker process died (rerun to resume).
+        FolderBusy: another run is writing ``out_dir`` (one writer per folder: ``files.one_writer``).
     """
+    config = (config or FetchConfig()).replace(**changes)
+    with files.one_writer(out_dir, f"landmarks fetch {Path(csv_path).name}"):
+        return _fetch_catalog(csv_path, out_dir, config, progress)
+
+
+def _fetch_catalog(csv_path, out_dir, config: FetchConfig, progress: bool) -> FetchSummary:
+    """``fetch_catalog`` once its writer lock is held."""
     from ..catalog import first_n
 
-    config = (config or FetchConfig()).replace(**changes)
     start = time.monotonic()
     csv_path, out = Path(csv_path), Path(out_dir)
     pool = _early_pool(csv_path, config)
