@@ -125,7 +125,7 @@ def _scores(pred: Predictions, actual: np.ndarray, known: np.ndarray, ids: np.nd
     w = weights.astype(np.float64)
     wc = w * known
     n_closed = wc.sum(axis=1)
-    rank = np.unique(ids.astype(str), return_inverse=True)[1].ravel()
+    rank = evaluate._id_rank(ids, len(ids))  # evaluate.gap's tie-break: numbers in numeric order, text as text
     order = np.lexsort((rank, -np.where(has, conf, -np.inf)))
     order = order[has[order]]
     closed_order = order[known[order]]

@@ -1,4 +1,4 @@
-"""Retrieval: GeM, the margin losses, the index, the kNN vote, the open split and open-set scores, JAX."""
+"""Retrieval: GeM, the margin losses, the index, the kNN vote, the open split, JAX (open-set scores: test_openset)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from landmarklib import augment, config, data, evaluate, openset, recipes, retrieval
+from landmarklib import augment, config, data, recipes, retrieval
 
 from conftest import TINY_LANDMARKS as LANDMARKS
 from conftest import TINY_NETWORK, write_tiny_folder
@@ -193,15 +193,59 @@ def test_backend_is_chosen_by_size_and_faiss_gives_the_numpy_neighbours(monkeypa
         idx.backend("faiss")
 
 
-@pytest.mark.skipif(not retrieval.faiss_available(), reason="faiss-cpu not installed (optional)")
-def test_faiss_and_numpy_agree():
+def brute_force_neighbours(embeddings: np.ndarray, queries: np.ndarray, k: int) -> list[list[int]]:
+    """The reference: every similarity in float64 row by row (math.fsum), sorted by (-similarity, row)."""
+    e = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    e = e.astype(np.float32).astype(np.float64)  # the index keeps float32 embeddings
+    out = []
+    for query in queries:
+        qn = (query / np.linalg.norm(query)).astype(np.float32).astype(np.float64)
+        sims = [math.fsum(qn * row) for row in e]
+        out.append(sorted(range(len(e)), key=lambda i: (-sims[i], i))[:k])
+    return out
+
+
+def test_faiss_and_numpy_give_the_same_neighbours_as_brute_force_even_for_copies_of_an_image():
+    """FAISS is installed wherever the tests run (`make install` brings the `knn` extra; CI too)."""
     rng = np.random.default_rng(2)
-    idx = retrieval.EmbeddingIndex(rng.normal(size=(500, 32)), rng.integers(0, 5, 500), list(range(5)))
-    q = rng.normal(size=(20, 32))
-    s1, r1 = idx.search(q, 7, backend="numpy")
-    s2, r2 = idx.search(q, 7, backend="faiss")
-    assert r1.tolist() == r2.tolist()
-    np.testing.assert_allclose(s1, s2, atol=1e-5)
+    base = rng.normal(size=(40, 32))
+    # real sets hold copies of one image: 6 copies of each of 40 rows give runs of equal similarities,
+    # which float32 matrix products (BLAS blocks, FAISS kernels) do not always compute as equal
+    embeddings = np.concatenate([base] * 6 + [rng.normal(size=(60, 32))])
+    idx = retrieval.EmbeddingIndex(embeddings, rng.integers(0, 5, len(embeddings)), list(range(5)))
+    queries = np.concatenate([base[:8], rng.normal(size=(8, 32))])
+    for k in (1, 5, 7, 13, 40, len(embeddings)):
+        expected = brute_force_neighbours(embeddings, queries, k)
+        s_np, r_np = idx.search(queries, k, backend="numpy")
+        s_fa, r_fa = idx.search(queries, k, backend="faiss")
+        assert r_np.tolist() == expected, k
+        assert r_fa.tolist() == expected, k
+        np.testing.assert_array_equal(s_np, s_fa)  # the same float64 re-ranking: equal bit for bit
+        assert (np.diff(s_np, axis=1) <= 0).all()
+    copies = idx.search(base[:1], 6)[0][0]
+    assert len(set(copies.tolist())) == 1  # six copies of the query: six equal similarities
+    # through the vote, with `auto` choosing FAISS once the index is large enough
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(retrieval, "FAISS_MIN_ROWS", 100)
+        assert idx.backend("auto") == "faiss"
+        by_faiss = retrieval.knn_vote(idx, queries, k=7)
+    by_numpy = retrieval.knn_vote(idx, queries, k=7, backend="numpy")
+    assert by_faiss.neighbours.tolist() == by_numpy.neighbours.tolist()
+    assert by_faiss.predicted.tolist() == by_numpy.predicted.tolist()
+    np.testing.assert_array_equal(by_faiss.confidence, by_numpy.confidence)
+
+
+def test_a_search_asks_again_when_its_candidates_may_have_left_a_neighbour_out(monkeypatch):
+    """A tie run longer than the first candidate list: the search must widen it, not cut the run."""
+    rng = np.random.default_rng(5)
+    one = rng.normal(size=(1, 16))
+    embeddings = np.concatenate([rng.normal(size=(30, 16)), np.repeat(one, 50, axis=0)])
+    idx = retrieval.EmbeddingIndex(embeddings, np.zeros(80, int), [1])
+    for backend in ("numpy", "faiss"):
+        _, rows = idx.search(one, 3, backend=backend)  # 14 candidates first, all among the 50 copies
+        assert rows.tolist() == [[30, 31, 32]], backend  # the lowest rows of the equal run
+        _, rows = idx.search(one, 52, backend=backend)
+        assert rows[0, :50].tolist() == list(range(30, 80)), backend
 
 
 def test_strict_top_k_breaks_ties_by_class_index():
@@ -227,59 +271,6 @@ def test_open_split_holds_landmarks_out_of_training_entirely_and_is_seeded(tmp_p
     assert data.load_open_split(folder, holdout=0, val_fraction=0.34, seed=3).held_out == []
     with pytest.raises(ValueError, match="hold out 3 of 4"):
         data.holdout_landmarks(LANDMARKS, 3)
-
-
-def _preds(landmark, conf, top5=None, threshold=0.0):
-    landmark = np.asarray(landmark, np.int64)
-    top5 = np.asarray(top5 if top5 is not None else np.c_[landmark, np.full((len(landmark), 4), -1)], np.int64)
-    return openset.Predictions(landmark=landmark, confidence=np.asarray(conf, float), top5=top5, threshold=threshold)
-
-
-def test_open_set_scores_by_hand_and_gaps_agree_with_evaluate_gap():
-    actual = [1, 2, 9, 1, None]  # 9: a held-out landmark, None: no landmark; known 1, 2
-    p = _preds(
-        [1, 3, 1, 2, 2],
-        [0.9, 0.8, 0.7, 0.6, 0.1],
-        top5=[[1, 2, -1, -1, -1], [3, 2, 1, -1, -1], [1, 2, -1, -1, -1], [2, 3, -1, -1, -1], [2, -1, -1, -1, -1]],
-        threshold=0.65,
-    )
-    s = openset.score(p, actual, known_ids=[1, 2, 3])
-    assert (s["n_closed"], s["n_open"]) == (3, 2)
-    assert s["closed_top1"] == pytest.approx(1 / 3) and s["closed_top5"] == pytest.approx(2 / 3)
-    # open ranking: right, wrong, wrong (held out), wrong, wrong -> GAP = 1 * 1 / 3
-    assert s["open_gap"] == pytest.approx(1 / 3)
-    assert s["answered_share"] == pytest.approx(3 / 5) and s["answered_precision"] == pytest.approx(1 / 3)
-    # the bootstrap's weighted GAP equals evaluate.gap on the plain set, and on a duplicated row
-    actual_arr, known = openset.truth_arrays(actual, [1, 2, 3])
-    w = np.array([[1, 1, 1, 1, 1], [2, 1, 0, 1, 3]])
-    weighted = openset._scores(p, actual_arr, known, np.arange(5), w)["open_gap"]
-    assert weighted[0] == pytest.approx(s["open_gap"])
-    rows = np.repeat(np.arange(5), w[1])
-    truth = [actual[i] if known[i] else None for i in rows]
-    expected = evaluate.gap([p.landmark[i] for i in rows], p.confidence[rows], truth, ids=rows)
-    assert weighted[1] == pytest.approx(expected)
-
-
-def test_paired_bootstrap_intervals_bracket_the_values_and_a_better_method_differs():
-    rng = np.random.default_rng(0)
-    n = 120
-    actual = rng.integers(0, 4, n)
-    actual[:30] = 9  # held out
-    good = _preds(np.where(rng.random(n) < 0.9, actual, 0), np.where(actual == 9, 0.1, 0.9))
-    bad = _preds(np.where(rng.random(n) < 0.5, actual, 1), np.full(n, 0.5))
-    boot = openset.bootstrap({"bad": bad, "good": good}, actual, known_ids=[0, 1, 2, 3], n_boot=200, seed=1)
-    row = boot.set_index(["method", "metric"]).loc[("good", "open_gap")]
-    assert row["low"] <= row["value"] <= row["high"] and row["diff_low"] > 0
-    again = openset.bootstrap({"bad": bad, "good": good}, actual, known_ids=[0, 1, 2, 3], n_boot=200, seed=1)
-    pd.testing.assert_frame_equal(boot, again)
-    assert openset.summary_table(boot).shape == (2, len(openset.METRICS))
-
-
-def test_choose_threshold_maximises_right_minus_wrong():
-    conf = [0.9, 0.8, 0.7, 0.6, 0.5]
-    correct = [True, True, False, True, False]
-    assert openset.choose_threshold(conf, correct) == 0.6  # +1 +1 -1 +1 = 2 (0.8 also gives 2; lowest kept)
-    assert openset.choose_threshold(conf, [False] * 5) == 0.0
 
 
 # --------------------------------------------------------------------------- models
