@@ -135,7 +135,27 @@ def test_accuracy_and_top_k():
     labels = [1, 2, 0]
     assert evaluate.top_k_accuracy(probs, labels, 1) == pytest.approx(1 / 3)
     assert evaluate.top_k_accuracy(probs, labels, 2) == pytest.approx(2 / 3)
-    assert evaluate.top_k_accuracy(probs, labels, 5) == 1.0
+    # top-5 needs more than five classes to mean anything: seven, with ties across the fifth place
+    seven = np.array(
+        [
+            [0.30, 0.05, 0.20, 0.10, 0.10, 0.10, 0.15],  # order 0, 2, 6, 3, 4 | 5, 1
+            [0.30, 0.05, 0.20, 0.10, 0.10, 0.10, 0.15],
+            [0.05, 0.05, 0.05, 0.05, 0.05, 0.05, 0.70],  # order 6, 0, 1, 2, 3 | 4, 5
+            [0.10, 0.20, 0.10, 0.20, 0.10, 0.20, 0.10],  # order 1, 3, 5, 0, 2 | 4, 6
+        ]
+    )
+    # row 0: label 5 ties with the fifth (class 4) and loses on index; row 1: label 4 is that fifth;
+    # row 2: label 4 is sixth (tied with 0-3, a higher index); row 3: label 2 wins the fifth place from 4 and 6
+    seven_labels = [5, 4, 4, 2]
+    assert evaluate.top_k_accuracy(seven, seven_labels, 5) == pytest.approx(2 / 4)  # rows 1 and 3
+    assert evaluate.top_k_accuracy(seven, seven_labels, 6) == 1.0  # every label is at most sixth
+    assert evaluate.top_k_accuracy(seven, seven_labels, 1) == 0.0
+    assert evaluate.top_k_ids(seven, [10, 11, 12, 13, 14, 15, 16], 5).tolist() == [
+        [10, 12, 16, 13, 14],
+        [10, 12, 16, 13, 14],
+        [16, 10, 11, 12, 13],
+        [11, 13, 15, 10, 12],
+    ]
     assert evaluate.top_k_accuracy(probs, [1, -1, -1], 3) == pytest.approx(1 / 3)
     assert evaluate.top_k_ids(probs, [10, 20, 30], 2).tolist() == [[20, 30], [10, 30], [30, 20]]
 
@@ -283,6 +303,34 @@ def tiny_model(tmp_path_factory):
     return path
 
 
+# A 7-class model whose answer does not depend on the image: zero weights, these biases (logits).
+# Classes by probability: 1, 3, then 0, 2, 5, 6 tied (index order), then 4; top-5: 1, 3, 0, 2, 5.
+CONSTANT_LOGITS = [1.0, 3.0, 1.0, 2.0, 0.0, 1.0, 1.0]
+CONSTANT_LANDMARKS = [11, 22, 33, 44, 55, 66, 77]
+
+
+@pytest.fixture(scope="module")
+def constant_model(tmp_path_factory):
+    """A 7-class 16 px model answering every image alike (``CONSTANT_LOGITS``), saved with its label map."""
+    import keras
+
+    from landmarklib import data
+
+    inputs = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(keras.layers.Rescaling(1 / 255, name="rescale")(inputs))
+    outputs = keras.layers.Dense(
+        7,
+        activation="softmax",
+        kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant(CONSTANT_LOGITS),
+        name="predictions",
+    )(x)
+    path = tmp_path_factory.mktemp("constant") / "constant.keras"
+    keras.Model(inputs, outputs).save(path)
+    data.save_label_map(path.with_name("constant.labels.json"), CONSTANT_LANDMARKS)
+    return path
+
+
 def _write_jpeg(path, seed):
     path.parent.mkdir(parents=True, exist_ok=True)
     pixels = np.random.default_rng(seed).integers(0, 256, (20, 20, 3), dtype=np.uint8)
@@ -331,17 +379,25 @@ def test_predict_cli_on_a_fetched_folder(tiny_model, tmp_path, capsys):
     assert str(out) in printed and str(sub_path) in printed
 
 
-def test_predict_on_a_labelled_folder_and_score(tiny_model, tmp_path):
+def test_predict_on_a_labelled_folder_and_score(constant_model, tmp_path):
     folder = tmp_path / "labelled"
-    for i, lid in enumerate([11, 22, 33, 33]):
+    truth = [77, 55, 22, 66]
+    for i, lid in enumerate(truth):
         _write_jpeg(folder / str(lid) / f"img{i}.jpg", 10 + i)
-    pred = evaluate.predict(tiny_model, folder, threshold=0.0, progress=False)
-    assert pred["id"].tolist() == ["img0", "img1", "img2", "img3"]
-    assert pred["answered"].all()
-    solution = pd.DataFrame({"id": [f"img{i}" for i in range(4)], "landmark_id": [11, 22, 33, 33]})
+    pred = evaluate.predict(constant_model, folder, threshold=0.0, progress=False)
+    assert sorted(pred["id"]) == ["img0", "img1", "img2", "img3"]  # in path order: by landmark folder first
+    pred = pred.sort_values("id", ignore_index=True)
+    assert pred["answered"].all() and pred["landmark_id"].tolist() == [22] * 4
+    logits = np.array(CONSTANT_LOGITS)
+    np.testing.assert_allclose(pred["confidence"], np.exp(3.0) / np.exp(logits).sum(), rtol=1e-6)
+    assert pred["top_ids"].tolist() == ["22 44 11 33 66"] * 4  # 66 and 77 tie: the lower class index is listed
+    solution = pd.DataFrame({"id": [f"img{i}" for i in range(4)], "landmark_id": truth})
     s = evaluate.score(pred, solution, threshold=0.0)
-    assert s["top5"] == 1.0  # 3 classes: the truth is always among the top 3 listed
-    assert s["top1"] == evaluate.accuracy(pred["landmark_id"], solution["landmark_id"])
+    # top-5: 22 and 66 are listed, 77 (tied with 66, a higher index) and 55 (last) are not
+    assert s["top5"] == pytest.approx(2 / 4)
+    assert s["top1"] == pytest.approx(1 / 4) == evaluate.accuracy(pred["landmark_id"], solution["landmark_id"])
+    # one confidence for all: ranked by id, the one right answer (img2) is third
+    assert s["gap"] == pytest.approx((1 / 3) / 4)
 
 
 def test_predict_with_flips_answers_an_image_and_its_mirror_image_alike(tiny_model, tmp_path):

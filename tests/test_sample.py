@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import importlib.util
 import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -319,11 +318,7 @@ def test_cli_sample(tmp_path, capsys):
     assert "n_landmarks" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(
-    any(importlib.util.find_spec(f"landmarklib.{m}") is None for m in ("fetch", "evaluate", "report")),
-    reason="landmarklib.cli needs the fetch, evaluate and report modules",
-)
-def test_landmarks_command(tmp_path):
+def test_landmarks_command(tmp_path, capsys):
     from landmarklib import cli
 
     rc = cli.main(
@@ -342,4 +337,11 @@ def test_landmarks_command(tmp_path):
         ]
     )
     assert rc == 0
+    assert "16 train rows (4 landmarks" in capsys.readouterr().out
     assert (tmp_path / "main" / "sample.json").is_file()
+    # the same files, byte for byte, as make_sample with the command's arguments (seed 0 by default)
+    make_sample(tmp_path / "direct", seed=0, progress=False, workers=1, **TINY)
+    written = _digest(tmp_path / "main")
+    assert written == _digest(tmp_path / "direct")
+    assert {"train.csv", "test.csv", "test_solution.csv", "landmarks.csv"} <= set(written)
+    assert len(_rows(tmp_path / "main" / "train.csv")) == 16

@@ -339,6 +339,8 @@ def test_augment_add_keeps_the_model_plain_and_adds_augmented_copies_to_the_data
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["add", "replace", "photo"])
 def test_training_augments_the_training_batches_as_the_model_is_marked(split, tmp_path, monkeypatch, mode):
+    import keras
+
     made = []
     batches = data.batches
 
@@ -347,16 +349,72 @@ def test_training_augments_the_training_batches_as_the_model_is_marked(split, tm
         return made[-1]
 
     monkeypatch.setattr(data, "batches", spy)
+
+    # what fit actually ran: train steps per epoch (a callback), and the batches it drew per epoch
+    class Steps(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.per_epoch, self.optimizer_steps = [], []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.per_epoch.append(0)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.per_epoch[-1] += 1
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.optimizer_steps.append(int(self.model.optimizer.iterations))  # the updates made so far
+
+    steps = Steps()
+    fit_callbacks = train.devices.fit_callbacks
+    monkeypatch.setattr(train.devices, "fit_callbacks", lambda val_data: [*fit_callbacks(val_data), steps])
+    adding = mode == "add"  # the study's: every image once as it is and once augmented in each epoch
+    drawn = []  # every training batch handed to fit: (epoch, its index, an added augmented copy?, its image rows)
+    plain = []  # the batch the training ImageBatches served last: (epoch, rows, images)
+
+    def batches_getitem(self, index, getitem=data.ImageBatches.__getitem__):
+        batch = getitem(self, index)
+        if self.shuffle:
+            plain.append((self.epoch, self._rows(index).tolist(), batch[0]))
+            if not adding:  # handed to fit as it is
+                epoch, rows, _ = plain.pop()
+                drawn.append((epoch, index, False, rows))
+        return batch
+
+    def copies_getitem(self, index, getitem=models.AugmentedCopies.__getitem__):
+        x, y = getitem(self, index)
+        epoch, rows, images = plain.pop()  # what it read from its training batches
+        drawn.append((epoch, index, not np.array_equal(x, images), rows))
+        return x, y
+
+    monkeypatch.setattr(data.ImageBatches, "__getitem__", batches_getitem)
+    monkeypatch.setattr(models.AugmentedCopies, "__getitem__", copies_getitem)
+
+    epochs = 2
     model = _tiny_model(len(split.landmark_ids), seed=1, augment=mode)
-    result = train.train(model, split, _settings(tmp_path, epochs=1), name=mode, progress=False)
-    assert result.settings["augment_mode"] == mode and result.epochs_run == 1
+    result = train.train(model, split, _settings(tmp_path, epochs=epochs), name=mode, progress=False)
+    assert result.settings["augment_mode"] == mode and result.epochs_run == epochs
     assert np.isfinite(result.history["loss"]).all()
     training = [b for b in made if b.shuffle]
     assert len(training) == 1 and all(b.augmentation is None for b in made if not b.shuffle)  # validation: as is
     kind = "photo" if mode == "photo" else "study"
-    # "add": the batches stay plain and the copies are added (every image twice per epoch)
-    assert training[0].augmentation == (None if mode == "add" else augment.Augmentation(kind))
+    # "add": the batches stay plain and the copies are added
+    assert training[0].augmentation == (None if adding else augment.Augmentation(kind))
+
+    # 16 training images in batches of 4: 4 batches an epoch, 8 with the augmented copies added
     n_train = len(split.train)
+    assert n_train == 16
+    per_epoch = 8 if adding else 4
+    assert steps.per_epoch == [per_epoch] * epochs
+    assert steps.optimizer_steps == [per_epoch * (e + 1) for e in range(epochs)]
+    for epoch in range(epochs):
+        # Keras reads a batch or two ahead of the first epoch to learn their shapes: distinct batches count
+        served = {index: (copy, rows) for e, index, copy, rows in drawn if e == epoch}
+        assert sorted(served) == list(range(per_epoch)), epoch
+        seen = sorted(row for _, rows in served.values() for row in rows)
+        assert seen == sorted(list(range(n_train)) * (2 if adding else 1)), epoch  # every image, twice with "add"
+        augmented_copies = sorted(row for copy, rows in served.values() if copy for row in rows)
+        assert augmented_copies == (list(range(n_train)) if adding else []), epoch  # once of the two augmented
     assert result.images_per_second * result.history["train_seconds"].iloc[-1] == pytest.approx(
-        n_train * (2 if mode == "add" else 1), rel=1e-6
+        n_train * (2 if adding else 1), rel=1e-6
     )
