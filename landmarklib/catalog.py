@@ -284,6 +284,49 @@ def read_rows(path: str | os.PathLike, require_labels: bool = True) -> pd.DataFr
     return frame
 
 
+IMAGE_CATALOG_FORMS = ("id,landmark_id", "id,url,landmark_id", "landmark_id,images", "id")
+"""The catalogs ``landmarks fetch --images`` reads, told apart by their header (a url column is ignored)."""
+
+
+def read_image_rows(path: str | os.PathLike) -> pd.DataFrame:
+    """The rows of a catalog whose images come from a source (``--images``), not from URLs.
+
+    Reads the forms of ``IMAGE_CATALOG_FORMS`` by their header: ``id,landmark_id`` (Kaggle
+    2019-2021's ``train.csv``), ``id,url,landmark_id`` (the url is not used), ``landmark_id,images``
+    (GLDv2's ``train_clean.csv``: the ids of a landmark, space-separated) and ``id`` (a test set).
+
+    Returns:
+        DataFrame of text columns ``id`` and (labelled forms) ``landmark_id``, in file order,
+        blank lines and exact repeats dropped (``attrs["repeated_rows_dropped"]``).
+
+    Raises:
+        CatalogError: unreadable, or a header of none of these forms (naming them).
+    """
+    path = Path(path)
+    try:
+        names = _header(path)
+    except OSError as exc:
+        raise CatalogError(path, None, None, f"cannot read ({exc.strerror or exc})") from exc
+    if "id" in names:
+        frame = _read_text_columns(path, ["id", *(["landmark_id"] if "landmark_id" in names else [])])
+    elif "landmark_id" in names and "images" in names:
+        clean = _read_text_columns(path, ["landmark_id", "images"])
+        ids = clean["images"].str.split()
+        frame = pd.DataFrame(
+            {"id": ids.explode().fillna(""), "landmark_id": clean["landmark_id"].reindex(ids.explode().index)}
+        )
+        frame = frame[frame["id"] != ""].reset_index(drop=True)
+    else:
+        raise CatalogError(
+            path, 1, None, f"a header of {' or '.join(IMAGE_CATALOG_FORMS)} expected (found: {', '.join(names)})"
+        )
+    filled = (frame != "").any(axis=1)
+    repeated = frame.duplicated() & filled
+    frame = frame[filled & ~repeated].reset_index(drop=True)
+    frame.attrs["repeated_rows_dropped"] = int(repeated.sum())
+    return frame
+
+
 def good_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """The rows of ``read_rows`` without a problem, as ``read_catalog`` returns them (``landmark_id``
     int64), with ``attrs["bad_rows"]``, the number left out."""

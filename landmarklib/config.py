@@ -206,6 +206,9 @@ class FetchConfig(Config):
         dask_workers: with ``dask`` and no scheduler: worker processes of the local cluster; None: one per core.
         shard_rows: with ``dask``: catalog rows per task (10,000, as img2dataset does).
         max_per_host: with ``dask``: requests in flight per host over the whole cluster (0: no limit).
+        images: a folder of TAR shards (GLDv2) or of image files (Kaggle 2019-2021, nested
+            ``a/b/c/<id>.jpg`` or flat) that holds the catalog's images, read in place instead
+            of downloading (``fetch.sources``); None: the catalog's urls.
     """
 
     PARAMETERS: ClassVar[Mapping[str, str]] = {"engine": "fetch_engine", "scheduler": "dask_scheduler"}
@@ -226,6 +229,7 @@ class FetchConfig(Config):
     dask_workers: int | None = None
     shard_rows: int = 10_000
     max_per_host: int = 0
+    images: str | None = None
 
     def check(self) -> None:
         _positive(

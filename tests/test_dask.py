@@ -579,3 +579,18 @@ def test_killed_driver_leaves_no_worker_and_the_rerun_resumes(tmp_path, capsys):
         path = f"/p{int(image_id[3:])}.jpg"
         assert first_run[path] == 1 and server.hits[path] == 0, image_id
     assert not [p for p in out.rglob("*") if p.name.endswith((".tmp", ".journal.csv"))]
+
+
+def test_dask_reads_tar_shards_in_place_and_writes_the_local_manifest(tmp_path, dask_client):
+    from test_sources import IDS, write_catalog, write_shards
+
+    shards = write_shards(tmp_path / "train", [[0, 1, 2], [3, 4], [5, 6, 7]], corrupt=6)
+    (tmp_path / "train" / "md5.images_001.txt").write_text("0" * 32 + "  images_001.tar\n")
+    catalog = write_catalog(tmp_path / "train.csv", [(IDS[i], i % 3) for i in range(9)])
+    local = fetch.fetch_catalog(catalog, tmp_path / "local", image_size=24, images=str(shards), progress=False)
+    summary = dask_engine.fetch_catalog_dask(
+        catalog, tmp_path / "dask", image_size=24, images=str(shards), client=dask_client, shard_rows=4, progress=False
+    )
+    assert (summary.ok, summary.failed) == (local.ok, local.failed) == (5, 4)
+    assert manifest_rows(tmp_path / "dask") == manifest_rows(tmp_path / "local")
+    assert tree(tmp_path / "dask") == tree(tmp_path / "local")

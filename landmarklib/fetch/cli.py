@@ -83,6 +83,14 @@ def add_cli(subparsers) -> None:
         f"(default {d.fail_fast_after}; 0: never)",
     )
     parser.add_argument(
+        "--images",
+        default=d.images,
+        metavar="SOURCE",
+        help="read the images from SOURCE instead of the urls: a folder of TAR shards (GLDv2 images_NNN.tar, "
+        "with md5.images_NNN.txt checked when present) or of image files (a/b/c/<id>.jpg or <id>.jpg); the "
+        "catalog may then be id,landmark_id, id,url,landmark_id, landmark_id,images (train_clean.csv) or id",
+    )
+    parser.add_argument(
         "--strict", action="store_true", help="refuse a catalog with a bad row (default: the row fails alone)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -146,7 +154,7 @@ def _run_cli(args: argparse.Namespace) -> int:
     except (SchedulerUnreachable, OutputNotShared, ShardError, files.FolderBusy) as exc:
         print(f"landmarks fetch: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:  # CatalogError, or a manifest.csv in OUT that is not a fetch manifest
+    except ValueError as exc:  # CatalogError, SourceError, or a manifest.csv in OUT that is not a fetch manifest
         print(f"landmarks fetch: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # the output folder cannot be created or written

@@ -59,6 +59,7 @@ MAX_REDIRECTS = 5
 USER_AGENT = f"landmarklib/{__version__} (landmark-recognition image fetcher)"
 RETRY_STATUSES = frozenset({408, 425, 429, *range(500, 600)})
 HOST_UNREACHABLE = "host unreachable"
+TAR_SCHEME = "tar"  # tar://<shard>?offset=<o>&size=<n>#<member>: a member of a TAR shard, read in place
 
 _REDIRECT_CODES = (301, 302, 303, 307, 308)
 _DRAIN_LIMIT = 65536  # an error or redirect body up to this size is read so the connection can be reused
@@ -272,7 +273,7 @@ class _Retry(urllib3.Retry):
 
 
 def locate(url: str, base_dir: str | os.PathLike) -> tuple[str, str]:
-    """Where a catalog ``url`` points: ``("http", url)`` or ``("file", path)``.
+    """Where a catalog ``url`` points: ``("http", url)``, ``("file", path)`` or ``("tar", url)`` (a shard's member).
 
     Args:
         url: ``http(s)://...``, ``file://...``, or a path (relative to ``base_dir`` or absolute).
@@ -290,12 +291,40 @@ def locate(url: str, base_dir: str | os.PathLike) -> tuple[str, str]:
     name = scheme.group(1).lower()
     if name in ("http", "https"):
         return "http", url
+    if name == TAR_SCHEME:  # a member of a TAR shard (``member_url``)
+        return "tar", url
     if name == "file":
         parts = urllib.parse.urlsplit(url)
         if parts.netloc not in ("", "localhost"):
             raise FetchError(f"unsupported file URL host '{parts.netloc}'")
         return "file", os.path.join(base_dir, urllib.request.url2pathname(parts.path))
     raise FetchError(f"unsupported URL scheme '{name}'")
+
+
+def member_url(shard: str | os.PathLike, offset: int, size: int, name: str) -> str:
+    """The ``tar://`` URL of the member ``name`` whose bytes are ``size`` bytes at ``offset`` in ``shard``."""
+    query = urllib.parse.urlencode({"offset": offset, "size": size})
+    return f"{TAR_SCHEME}://{urllib.parse.quote(str(shard))}?{query}#{urllib.parse.quote(name)}"
+
+
+def read_member(url: str, max_bytes: int = MAX_BYTES) -> bytes:
+    """The bytes of a ``tar://`` member (``member_url``), read in place from its shard.
+
+    Raises:
+        OSError, ValueError: the shard cannot be read, or ends before the member does.
+    """
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qs(parts.query)
+    path = urllib.parse.unquote(parts.netloc + parts.path)
+    offset, size = int(query["offset"][0]), int(query["size"][0])
+    if size > max_bytes:
+        raise ValueError(f"larger than {_megabytes(max_bytes)}")
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(size)
+    if len(data) != size:
+        raise ValueError(f"{len(data)} of {size} bytes: the shard ends early")
+    return data
 
 
 def _megabytes(n_bytes: int) -> str:
@@ -521,6 +550,11 @@ def read_source(url: str, options: FetchOptions = FetchOptions(), hosts: HostHea
     kind, where = locate(url, options.base_dir)
     if kind == "file":
         return read_file(where, options.max_bytes)
+    if kind == "tar":
+        try:
+            return read_member(where, options.max_bytes)
+        except (OSError, ValueError, KeyError) as exc:
+            raise FetchError(f"unreadable member ({exc})") from exc
     return client_for(options).get(where, hosts)
 
 
@@ -639,7 +673,9 @@ def fetch_row(
         except OSError as exc:
             raise FetchError(f"write error ({exc.strerror or exc})") from exc
         out["status"] = "ok"
-    except (FetchError, images.ImageError) as exc:
+    except images.ImageError as exc:  # a shard's member that is not an image: the member is what is broken
+        out["error"] = f"unreadable member ({exc})" if url.startswith(f"{TAR_SCHEME}://") else str(exc)
+    except FetchError as exc:
         out["error"] = str(exc)
     except Exception as exc:  # a row never stops the run: record the unexpected, too
         out["error"] = f"internal error ({type(exc).__name__}: {exc})"

@@ -401,7 +401,7 @@ def _fetch_catalog_dask(csv_path, out_dir, config: FetchConfig, client, progress
 
     start = time.monotonic()
     csv_path, out = Path(csv_path).resolve(), Path(out_dir).resolve()
-    rows, labelled = _read_input(csv_path, config.strict)
+    rows, labelled = _read_input(csv_path, config.strict, config.images, out)
     rows = first_n(rows, config.n_images).reset_index(drop=True)
     n_rows = len(rows)
     (out / SHARDS_DIR).mkdir(parents=True, exist_ok=True)

@@ -137,10 +137,27 @@ def _is_connection(reason: str) -> bool:
 # --------------------------------------------------------------------------- planning
 
 
-def _read_input(csv_path: Path, strict: bool):
-    """The catalog's rows with their problems (``catalog.read_rows``) and whether it has labels."""
+def _read_input(csv_path: Path, strict: bool, images: str | None = None, out: Path | None = None):
+    """The catalog's rows with their problems (``catalog.read_rows``) and whether it has labels.
+
+    With ``images`` (a source: ``sources``), the rows' urls point into it, and a row whose image
+    is not there has that reason as its problem (``catalog.read_image_rows``' forms are read).
+    """
     from .. import catalog
 
+    if images:
+        from . import sources
+
+        frame = catalog.read_image_rows(csv_path)
+        urls, reasons = sources.locate(frame["id"], images, out / sources.INDEX_DIR if out else None)
+        frame["url"] = urls.where(urls != "", "located")  # the catalog's own problems come first
+        frame["problem"] = catalog.row_problems(frame)
+        frame["url"] = urls
+        frame.loc[frame["problem"] == "", "problem"] = reasons[frame["problem"] == ""]
+        if strict and (frame["problem"] != "").any():
+            first = frame[frame["problem"] != ""].iloc[0]
+            raise catalog.CatalogError(csv_path, None, "id", f"{first['id']!r}: {first['problem']}")
+        return frame, "landmark_id" in frame.columns
     if strict:
         frame = catalog.read_catalog(csv_path, require_labels=False, strict=True)
         frame = frame.astype({c: str for c in frame.columns}).assign(problem="")
@@ -435,7 +452,7 @@ def _fetch_catalog(csv_path, out_dir, config: FetchConfig, progress: bool) -> Fe
     pool = _early_pool(csv_path, config)
     finished = False
     try:
-        rows, labelled = _read_input(csv_path, config.strict)
+        rows, labelled = _read_input(csv_path, config.strict, config.images, out)
         rows = first_n(rows, config.n_images)
         out.mkdir(parents=True, exist_ok=True)
         previous = manifest.fold(out)
