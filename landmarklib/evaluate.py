@@ -918,8 +918,9 @@ def add_cli(subparsers) -> None:
     p.add_argument(
         "--threshold",
         type=float,
-        default=DEFAULT_THRESHOLD,
-        help=f"answer only at or above this confidence (default {DEFAULT_THRESHOLD})",
+        default=None,
+        help="answer only at or above this confidence (default: the model's own, chosen on validation "
+        f"queries and kept beside it as <name>.threshold.json; without one, the study's {DEFAULT_THRESHOLD})",
     )
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default 64)")
     p.add_argument(
@@ -977,6 +978,12 @@ def _run_cli(args: argparse.Namespace) -> int:
 
 def _predict_and_write(args: argparse.Namespace, out: Path, model_path: Path, method: str) -> int:
     """``landmarks predict`` once its arguments are checked and its output's writer lock is held."""
+    try:
+        threshold, source = scoring.model_threshold(model_path, args.threshold, DEFAULT_THRESHOLD)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"threshold:   {threshold:g} ({source})")
     if method == "retrieval":
         from . import retrieval
 
@@ -988,7 +995,7 @@ def _predict_and_write(args: argparse.Namespace, out: Path, model_path: Path, me
             model_path,
             args.images,
             index=index,
-            threshold=args.threshold,
+            threshold=threshold,
             k=args.k,
             batch_size=args.batch_size,
             fetch_dir=out.with_name(f"{out.stem}_images"),
@@ -998,7 +1005,7 @@ def _predict_and_write(args: argparse.Namespace, out: Path, model_path: Path, me
         pred = predict(
             model_path,
             args.images,
-            threshold=args.threshold,
+            threshold=threshold,
             batch_size=args.batch_size,
             fetch_dir=out.with_name(f"{out.stem}_images"),
             engine=args.engine,
@@ -1007,10 +1014,10 @@ def _predict_and_write(args: argparse.Namespace, out: Path, model_path: Path, me
             tta=args.tta or DEFAULT_TTA,
         )
     files.write_csv(pred, out)
-    sub = write_submission(pred, submission_path(out), args.threshold)
+    sub = write_submission(pred, submission_path(out), threshold)
     n_failed = int(pred["confidence"].isna().sum())
     print(
-        f"predictions: {out} ({len(pred)} images, {int(pred['answered'].sum())} answered at >= {args.threshold}"
+        f"predictions: {out} ({len(pred)} images, {int(pred['answered'].sum())} answered at >= {threshold:g}"
         + (f", {n_failed} unreadable" if n_failed else "")
         + ")"
     )

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import catalog, config, data, evaluate, models, openset, recipes, retrieval, train
+from . import catalog, config, data, evaluate, models, openset, recipes, retrieval, scoring, train
 
 METHODS = ("study", "modern", "retrieval")
 
@@ -262,6 +262,8 @@ def run_methods(
             run = train_method(name, split, settings, out_dir, progress)
             val_pred, _ = answer(run, val_frame, settings["batch_size"], x=val_x, index=run.val_index)
             run.threshold = openset.choose_threshold(val_pred.confidence, val_pred.landmark == val_truth)
+            # the model answers at this threshold wherever it goes (`landmarks predict` reads it)
+            scoring.save_threshold(run.result.model_path, run.threshold, f"{len(val_frame)} validation queries")
             pred, extra = answer(run, queries, settings["batch_size"], x=query_x)
             runs[name], preds[name], extras[name] = run, pred, extra
             scores[name] = openset.score(pred, actual, split.landmark_ids, queries["id"].to_numpy())

@@ -26,11 +26,12 @@ import math
 import os
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import catalog
+from . import catalog, files
 
 SCOPES = ("all", "Public", "Private")
 """The scores ``score`` gives: every scored image (Ignored left out), then each leaderboard when
@@ -166,6 +167,47 @@ def format_scores(scores: dict[str, dict]) -> str:
             f"{share(s['precision']):>9} {s['n_images']:>7} {s['n_landmark_images']:>8}"
         )
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- a model's own threshold
+
+THRESHOLD_FORMAT = "landmarks-threshold"
+
+
+def threshold_path(model_path: str | os.PathLike) -> Path:
+    """Where a model's answering threshold lives: ``<name>.threshold.json`` beside ``<name>.keras``."""
+    p = Path(model_path)
+    return p.with_name(p.name.removesuffix(".keras") + ".threshold.json")
+
+
+def save_threshold(model_path: str | os.PathLike, threshold: float, chosen_on: str) -> Path:
+    """Keep the threshold a model was given beside it (``threshold_path``), with what it was chosen on."""
+    return files.write_json(
+        threshold_path(model_path), {"format": THRESHOLD_FORMAT, "threshold": float(threshold), "chosen_on": chosen_on}
+    )
+
+
+def model_threshold(model_path: str | os.PathLike, given: float | None, default: float) -> tuple[float, str]:
+    """The threshold a model answers at, and where it came from (for the user to read).
+
+    ``given`` (``--threshold``) wins; then the model's own (``save_threshold``); then ``default``
+    (the study's 4.5%, meant for a classifier's probability).
+
+    Raises:
+        ValueError: the model's threshold file exists but is not one.
+    """
+    if given is not None:
+        return float(given), "given"
+    path = threshold_path(model_path)
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text())
+            if saved.get("format") != THRESHOLD_FORMAT:
+                raise ValueError("wrong format")
+            return float(saved["threshold"]), f"the model's own, chosen on {saved['chosen_on']} ({path.name})"
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{path}: not a threshold file written by scoring.save_threshold ({err})") from err
+    return float(default), "the study's default (no threshold file beside the model)"
 
 
 # --------------------------------------------------------------------------- command line

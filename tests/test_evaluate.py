@@ -502,3 +502,40 @@ def test_flip_tta_averages_each_image_with_its_mirror_image():
     np.testing.assert_allclose(evaluate.predict_probabilities(model, [(x, None)], tta="flip"), probs, atol=1e-7)
     with pytest.raises(ValueError, match="tta must be one of"):
         evaluate.predict_probabilities(model, x, tta="rotate")
+
+
+def test_predict_answers_at_the_models_own_threshold_and_says_where_it_came_from(tiny_model, tmp_path, capsys):
+    from landmarklib import cli, scoring
+
+    folder = tmp_path / "test"
+    for i in range(6):
+        _write_jpeg(folder / f"t{i}.jpg", i)
+    model = tmp_path / "m" / "tiny.keras"  # a copy of the model, so that its threshold file is this test's own
+    model.parent.mkdir()
+    model.write_bytes(tiny_model.read_bytes())
+    model.with_name("tiny.labels.json").write_bytes(tiny_model.with_name("tiny.labels.json").read_bytes())
+    args = ["predict", "--model", str(model), "--images", str(folder), "--out"]
+
+    assert cli.main([*args, str(tmp_path / "default.csv")]) == 0  # no threshold file: the study's
+    assert f"threshold:   {evaluate.DEFAULT_THRESHOLD:g} (the study's default" in capsys.readouterr().out
+    scores = pd.read_csv(tmp_path / "default.csv")["confidence"].sort_values().to_numpy()
+    own = float((scores[2] + scores[3]) / 2)  # half of the images lie above it
+    assert scores[2] < own < scores[3]
+    written = scoring.save_threshold(model, own, "6 validation queries")
+    assert written == model.with_name("tiny.threshold.json")
+
+    assert cli.main([*args, str(tmp_path / "own.csv")]) == 0
+    printed = capsys.readouterr().out
+    assert f"threshold:   {own:g} (the model's own, chosen on 6 validation queries (tiny.threshold.json))" in printed
+    pred = pd.read_csv(tmp_path / "own.csv")
+    assert pred["answered"].sum() == 3 and (pred["answered"] == (pred["confidence"] >= own)).all()
+    sub = pd.read_csv(evaluate.submission_path(tmp_path / "own.csv"), dtype=str, keep_default_na=False)
+    assert (sub["landmarks"] != "").sum() == 3
+
+    assert cli.main([*args, str(tmp_path / "given.csv"), "--threshold", "0"]) == 0  # --threshold still wins
+    assert "threshold:   0 (given)" in capsys.readouterr().out
+    assert pd.read_csv(tmp_path / "given.csv")["answered"].all()
+
+    written.write_text("{}")
+    assert cli.main([*args, str(tmp_path / "bad.csv")]) == 2
+    assert "tiny.threshold.json: not a threshold file" in capsys.readouterr().err

@@ -99,6 +99,9 @@ def test_notebook_07_trains_every_method_and_scores_them_open_set(nb07):
     assert sorted(Path(f).name for f in m["figures"]) == ["07_embeddings.png", "07_neighbours.png", "07_open_gap.png"]
     assert all((reports / f).is_file() for f in m["figures"])
     assert (nb07 / "models" / "beyond" / "retrieval.index.npz").is_file()
+    for name, row in m["methods"].items():  # each model keeps the threshold it answers at, for `landmarks predict`
+        kept = json.loads((nb07 / "models" / "beyond" / f"{name}.threshold.json").read_text())
+        assert kept["threshold"] == row["threshold"] and kept["chosen_on"].endswith("validation queries"), name
     for name, sub in m["submissions"].items():
         rows = (reports / sub).read_text().splitlines()
         assert rows[0] == "id,landmarks" and len(rows) == 13, name
