@@ -266,6 +266,8 @@ class Beyond(_Beyond, total=False):
     retrieval_margin: float
     gap_curves: dict
     submissions: dict
+    n_test_ids: int  # every test id: each submission has one row per id (not fetched or unreadable: empty)
+    unreadable: dict  # test id -> why its image could not be decoded (not answered)
 
 
 SCHEMAS: dict[str, type] = {

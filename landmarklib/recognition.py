@@ -161,8 +161,11 @@ def answer(
         (index rows) and ``similarities``.
     """
     size = int(run.result.settings["input_size"])
+    unreadable = None
     if x is None:
-        x = data.load_images(frame["path"].tolist(), size, progress=False)
+        errors: dict[str, str] = {}
+        x = data.load_images(frame["path"].tolist(), size, errors=errors, progress=False)
+        unreadable = frame["path"].isin(list(errors)).to_numpy()
     extra: dict = {}
     index = index if index is not None else run.index
     if index is not None:
@@ -173,7 +176,18 @@ def answer(
     else:
         scores = evaluate.predict_probabilities(run.result.model, x, batch_size, tta=run.tta)
         conf = scores.max(axis=1) if len(scores) else np.zeros(0)
-    return openset.from_scores(scores, conf, run.result.landmark_ids, run.threshold), extra
+    pred = openset.from_scores(scores, conf, run.result.landmark_ids, run.threshold)
+    return (unanswered(pred, unreadable) if unreadable is not None else pred), extra
+
+
+def unanswered(pred: openset.Predictions, rows: np.ndarray) -> openset.Predictions:
+    """``pred`` with no answer for ``rows`` (a boolean mask): images that could not be decoded are
+    not answered (their decoded pixels are black, not theirs)."""
+    if not rows.any():
+        return pred
+    landmark, confidence, top5 = pred.landmark.copy(), pred.confidence.copy(), pred.top5.copy()
+    landmark[rows], confidence[rows], top5[rows] = -1, np.nan, -1
+    return openset.Predictions(landmark, confidence, top5, pred.threshold, pred.extra)
 
 
 def validation_queries(open_split: data.OpenSplit) -> tuple[pd.DataFrame, np.ndarray]:
@@ -255,16 +269,22 @@ def run_methods(
     actual = queries["actual"].astype("float64").fillna(-1).astype(np.int64).to_numpy()
     runs, preds, extras, scores = {}, {}, {}, {}
     size = int(settings["input_size"])  # every method's input: the queries are decoded once
-    val_x = data.load_images(val_frame["path"].tolist(), size, progress=False)
-    query_x = data.load_images(queries["path"].tolist(), size, progress=False)
+    val_errors: dict[str, str] = {}
+    query_errors: dict[str, str] = {}  # images that cannot be decoded: not answered, each with its reason
+    val_x = data.load_images(val_frame["path"].tolist(), size, errors=val_errors, progress=False)
+    query_x = data.load_images(queries["path"].tolist(), size, errors=query_errors, progress=False)
+    val_bad = val_frame["path"].isin(list(val_errors)).to_numpy()
+    query_bad = queries["path"].isin(list(query_errors)).to_numpy()
     with _no_retracing_notes():
         for name in methods:
             run = train_method(name, split, settings, out_dir, progress)
             val_pred, _ = answer(run, val_frame, settings["batch_size"], x=val_x, index=run.val_index)
+            val_pred = unanswered(val_pred, val_bad)
             run.threshold = openset.choose_threshold(val_pred.confidence, val_pred.landmark == val_truth)
             # the model answers at this threshold wherever it goes (`landmarks predict` reads it)
             scoring.save_threshold(run.result.model_path, run.threshold, f"{len(val_frame)} validation queries")
             pred, extra = answer(run, queries, settings["batch_size"], x=query_x)
+            pred = unanswered(pred, query_bad)
             runs[name], preds[name], extras[name] = run, pred, extra
             scores[name] = openset.score(pred, actual, split.landmark_ids, queries["id"].to_numpy())
             if progress:
@@ -314,6 +334,7 @@ def run_methods(
         "known": list(split.landmark_ids),
         "actual": actual,
         "retrieval_vs_best_classifier": versus,
+        "unreadable": {i: query_errors[p] for i, p in zip(queries["id"], queries["path"]) if p in query_errors},
     }
 
 
@@ -346,8 +367,18 @@ def method_rows(outcome: dict) -> list[dict]:
     return rows
 
 
-def write_submissions(outcome: dict, queries: pd.DataFrame, reports_dir, prefix: str = "07_") -> dict[str, str]:
+def write_submissions(
+    outcome: dict, queries: pd.DataFrame, reports_dir, prefix: str = "07_", test_ids=None
+) -> dict[str, str]:
     """Each method's Kaggle submission (``id,landmarks``, empty below its threshold), via ``evaluate.write_submission``.
+
+    Args:
+        outcome: ``run_methods``' result.
+        queries: the queries it answered.
+        reports_dir: where ``submissions/`` goes.
+        prefix: of the file names.
+        test_ids: every id of the test set (the solution's), in order: each gets exactly one row, and an
+            image that was not fetched or not decoded an empty answer, as Kaggle expects. None: the queries'.
 
     Returns:
         method -> the file written, ``<reports_dir>/submissions/<prefix><method>.csv``, relative to ``reports_dir``.
@@ -355,15 +386,20 @@ def write_submissions(outcome: dict, queries: pd.DataFrame, reports_dir, prefix:
     from . import paths
 
     base = paths.resolve(reports_dir)
+    ids = pd.Index(queries["id"].astype(str))
+    every = ids if test_ids is None else pd.Index(pd.Series(test_ids).astype(str))
+    if every.has_duplicates or not ids.isin(every).all():
+        raise ValueError("test_ids must hold every query's id exactly once")
     written = {}
     for name, pred in outcome["predictions"].items():
         table = pd.DataFrame(
             {
-                "id": queries["id"].astype(str).to_numpy(),
                 "landmark_id": pd.array(np.where(pred.landmark >= 0, pred.landmark, 0), dtype="Int64"),
                 "confidence": np.where(pred.landmark >= 0, pred.confidence, np.nan),
-            }
+            },
+            index=ids,
         )
+        table = table.reindex(every).rename_axis("id").reset_index()  # not fetched: no answer
         path = evaluate.write_submission(table, base / "submissions" / f"{prefix}{name}.csv", pred.threshold)
         written[name] = str(path.relative_to(base))
     return written

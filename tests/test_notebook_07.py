@@ -102,6 +102,7 @@ def test_notebook_07_trains_every_method_and_scores_them_open_set(nb07):
     for name, row in m["methods"].items():  # each model keeps the threshold it answers at, for `landmarks predict`
         kept = json.loads((nb07 / "models" / "beyond" / f"{name}.threshold.json").read_text())
         assert kept["threshold"] == row["threshold"] and kept["chosen_on"].endswith("validation queries"), name
+    assert m["n_test_ids"] == 12 and m["unreadable"] == {}
     for name, sub in m["submissions"].items():
         rows = (reports / sub).read_text().splitlines()
         assert rows[0] == "id,landmarks" and len(rows) == 13, name

@@ -53,3 +53,29 @@ def test_retrieval_thresholds_on_an_index_without_the_validation_images_and_answ
     run.tta = "none"
     plain, _ = recognition.answer(run, split.val, x=x)
     assert not np.allclose(plain.confidence, pred.confidence)  # the flips changed the answers' scores
+    # an image that cannot be decoded is not answered (not answered as the black image it decodes to)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    frame = pd.concat([split.val, pd.DataFrame({"path": [str(bad)], "id": ["bad"]})], ignore_index=True)
+    with_bad, _ = recognition.answer(run, frame)
+    assert with_bad.landmark[-1] == -1 and np.isnan(with_bad.confidence[-1]) and (with_bad.top5[-1] == -1).all()
+    np.testing.assert_array_equal(with_bad.landmark[:-1], plain.landmark)
+
+
+def test_every_test_id_gets_exactly_one_submission_row(tmp_path):
+    from landmarklib import catalog, openset, scoring
+
+    queries = pd.DataFrame({"id": ["b", "d", "a"], "path": ["x", "y", "z"]})  # c was not fetched, d not decoded
+    pred = openset.Predictions(
+        landmark=np.array([7, -1, 5]), confidence=np.array([0.9, np.nan, 0.3]), top5=np.full((3, 5), -1), threshold=0.5
+    )
+    written = recognition.write_submissions(
+        {"predictions": {"m": pred}}, queries, tmp_path, test_ids=["a", "b", "c", "d"]
+    )
+    sub = catalog.read_submission(tmp_path / written["m"])
+    assert sub["id"].tolist() == ["a", "b", "c", "d"]  # the test set's order, every id once
+    assert sub["landmark_id"].tolist()[1] == 7 and sub["landmark_id"].isna().tolist() == [True, False, True, True]
+    solution = pd.DataFrame({"id": list("abcd"), "landmarks": [[5], [7], [], [1]], "usage": ""})
+    assert scoring.score(sub, solution)["all"]["n_answered"] == 1  # Kaggle's check passes: nothing missing
+    with pytest.raises(ValueError, match="every query's id exactly once"):
+        recognition.write_submissions({"predictions": {"m": pred}}, queries, tmp_path, test_ids=["a", "b"])
