@@ -335,8 +335,9 @@ def score(pred: pd.DataFrame, solution, threshold: float = DEFAULT_THRESHOLD) ->
 
     Args:
         pred: DataFrame with id, landmark_id, confidence (and top_ids for top-5).
-        solution: ``test_solution.csv`` path (read by ``catalog.read_solution``), or a
-            DataFrame with id, landmark_id.
+        solution: ``test_solution.csv`` path (read by ``catalog.read_solution``: ``id,landmark_id``
+            or ``id,landmarks[,Usage]``), or a DataFrame with id, landmark_id (and optionally
+            landmarks, every true landmark: an answer is right when it is any of them).
             Every solution id is scored; an id missing from ``pred`` has no prediction.
         threshold: predictions below it are not answered.
 
@@ -346,17 +347,25 @@ def score(pred: pd.DataFrame, solution, threshold: float = DEFAULT_THRESHOLD) ->
         that show a landmark), n_test, n_landmark_images, n_answered.
     """
     truth = solution if isinstance(solution, pd.DataFrame) else catalog.read_solution(solution)
-    truth = truth[["id", "landmark_id"]].astype({"id": str})
-    table = truth.rename(columns={"landmark_id": "actual"}).merge(
-        pred.astype({"id": str}), on="id", how="left", validate="one_to_one"
-    )
+    truth = truth.astype({"id": str})
+    if "usage" in truth:  # a 2019-2021 solution: Ignored images are scored by neither leaderboard
+        truth = truth[truth["usage"] != "Ignored"]
+    if "landmarks" not in truth:  # one landmark per image (id,landmark_id)
+        truth = truth.assign(landmarks=[[] if pd.isna(v) else [v] for v in truth["landmark_id"]])
+    table = truth[["id", "landmarks"]].merge(pred.astype({"id": str}), on="id", how="left", validate="one_to_one")
     conf = table["confidence"].astype("float64").to_numpy()
     ids = table["id"].to_numpy()
     answered = np.isfinite(conf) & (conf >= threshold)
     predicted_all = table["landmark_id"].astype(object).where(np.isfinite(conf), None)
     predicted = predicted_all.where(answered, None)
-    true_keys, true_missing = _label_keys(table["actual"])
+    # Several landmarks per image (2019-2021, GLDv2): an answer is right when it is any of them. As each image
+    # has one answer, its "actual" is the answered landmark when that is one of them, else the first.
     pred_keys, _ = _label_keys(predicted_all)
+    truth_keys = [set(_label_keys(list(t))[0]) if len(t) else set() for t in table["landmarks"]]
+    table["actual"] = [
+        k if k is not None and k in t else (min(t) if t else None) for k, t in zip(pred_keys, truth_keys)
+    ]
+    true_keys, true_missing = _label_keys(table["actual"])
     hit = (pred_keys == true_keys) & ~true_missing
     result = {
         "gap": gap(predicted, conf, table["actual"], ids),
@@ -373,7 +382,8 @@ def score(pred: pd.DataFrame, solution, threshold: float = DEFAULT_THRESHOLD) ->
     if "top_ids" in table.columns and (~true_missing).any():
         tops = table["top_ids"].astype(object).where(table["top_ids"].notna(), "").astype(str).str.split().explode()
         rows = tops.index.to_numpy()
-        match = (_label_keys(tops.to_numpy())[0] == true_keys[rows]) & ~true_missing[rows]
+        top_keys = _label_keys(tops.to_numpy())[0]
+        match = np.array([k in truth_keys[r] for k, r in zip(top_keys, rows)], bool) & ~true_missing[rows]
         in_top = pd.Series(match).groupby(rows).any().reindex(range(len(table)), fill_value=False).to_numpy()
         result["top5"] = float(in_top[~true_missing].mean())
     return result

@@ -178,3 +178,16 @@ def test_the_score_command_imports_no_keras(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(sub), str(sol)], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert "heavy: []" in done.stdout
+
+
+def test_evaluate_score_reads_several_landmarks_per_image_and_leaves_ignored_rows_out(tmp_path):
+    """Notebooks 06 and 07 score with evaluate.score: on either solution form it agrees with `landmarks score`."""
+    sol = write(tmp_path / "sol.csv", SOLUTION)
+    sub = catalog.read_submission(write(tmp_path / "sub.csv", SUBMISSION))
+    pred = sub.assign(top_ids=["2 9", "9 8 7", "1", "3 4", "", "7"])
+    got = evaluate.score(pred, sol, threshold=0.0)
+    expected = scoring.score_files(tmp_path / "sub.csv", sol)["all"]
+    assert got["gap"] == pytest.approx(expected["gap"], abs=1e-12) == 0.25
+    assert got["top1"] == expected["top1"] == 0.5 and got["n_test"] == 5  # f (Ignored) left out
+    assert got["answered_precision"] == expected["precision"] == 0.5
+    assert got["top5"] == 0.5  # a: 2 (its second landmark), b: no, d: 4 (second place), e: no answer -> 2 of 4
