@@ -70,9 +70,6 @@ def _label_keys(values) -> tuple[np.ndarray, np.ndarray]:
     return keys, missing
 
 
-_id_rank = scoring.id_rank  # GAP's tie-break and GAP itself are owned by the Keras-free scoring module
-
-
 def _ranked_correct(predicted, confidence, actual, ids=None) -> tuple[np.ndarray, int]:
     """Correctness of the predictions in GAP order, and the number of landmark images.
 
@@ -95,11 +92,8 @@ def _ranked_correct(predicted, confidence, actual, ids=None) -> tuple[np.ndarray
         raise ValueError(f"{int(bad.sum())} predictions have no finite confidence (first at row {int(np.argmax(bad))})")
     correct = has_pred & ~true_missing & (pred_keys == true_keys)
     rows = np.flatnonzero(has_pred)
-    order = np.lexsort((_id_rank(ids, n)[rows], -conf[rows]))
+    order = np.lexsort((scoring.id_rank(ids, n)[rows], -conf[rows]))
     return correct[rows][order], int((~true_missing).sum())
-
-
-_gap_from_ranked = scoring.gap_from_ranked
 
 
 def gap(predicted, confidence, actual, ids=None) -> float:
@@ -115,7 +109,7 @@ def gap(predicted, confidence, actual, ids=None) -> float:
         GAP in [0, 1]. Raises ``ValueError`` when no image shows a landmark.
     """
     correct_sorted, n_landmarks = _ranked_correct(predicted, confidence, actual, ids)
-    return _gap_from_ranked(correct_sorted, n_landmarks)
+    return scoring.gap_from_ranked(correct_sorted, n_landmarks)
 
 
 # --------------------------------------------------------------------------- accuracy
@@ -308,7 +302,7 @@ def threshold_curve(
     m = n if n_landmarks is None else int(n_landmarks)
     has = np.isfinite(conf)
     rows = np.flatnonzero(has)
-    order = rows[np.lexsort((_id_rank(ids, n)[rows], -conf[rows]))]
+    order = rows[np.lexsort((scoring.id_rank(ids, n)[rows], -conf[rows]))]
     ranked_conf, ranked_hit = conf[order], hit[order]
     records = []
     for t in thresholds:
@@ -319,7 +313,7 @@ def threshold_curve(
                 "answered": kept,
                 "answered_share": kept / n if n else math.nan,
                 "precision_answered": float(ranked_hit[:kept].mean()) if kept else math.nan,
-                "gap": _gap_from_ranked(ranked_hit[:kept], m),
+                "gap": scoring.gap_from_ranked(ranked_hit[:kept], m),
             }
         )
     return pd.DataFrame.from_records(

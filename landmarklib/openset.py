@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import evaluate
+from . import evaluate, scoring
 
 METRICS = ("closed_top1", "closed_top5", "closed_gap", "open_gap", "answered_share", "answered_precision")
 
@@ -125,7 +125,7 @@ def _scores(pred: Predictions, actual: np.ndarray, known: np.ndarray, ids: np.nd
     w = weights.astype(np.float64)
     wc = w * known
     n_closed = wc.sum(axis=1)
-    rank = evaluate._id_rank(ids, len(ids))  # evaluate.gap's tie-break: numbers in numeric order, text as text
+    rank = scoring.id_rank(ids, len(ids))  # evaluate.gap's tie-break: numbers in numeric order, text as text
     order = np.lexsort((rank, -np.where(has, conf, -np.inf)))
     order = order[has[order]]
     closed_order = order[known[order]]
