@@ -355,7 +355,11 @@ def score(pred: pd.DataFrame, solution, threshold: float = DEFAULT_THRESHOLD) ->
     # Several landmarks per image (2019-2021, GLDv2): an answer is right when it is any of them. As each image
     # has one answer, its "actual" is the answered landmark when that is one of them, else the first.
     pred_keys, _ = _label_keys(predicted_all)
-    truth_keys = [set(_label_keys(list(t))[0]) if len(t) else set() for t in table["landmarks"]]
+    exploded = table["landmarks"].reset_index(drop=True).explode()  # one canonicalisation for every landmark
+    truth_keys: list[set] = [set() for _ in range(len(table))]
+    for row, key in zip(exploded.index, _label_keys(exploded.to_numpy())[0]):
+        if key is not None:
+            truth_keys[row].add(key)
     table["actual"] = [
         k if k is not None and k in t else (min(t) if t else None) for k, t in zip(pred_keys, truth_keys)
     ]
