@@ -3,6 +3,7 @@
 REPO, NOTEBOOKS                        the checkout and its numbered notebooks
 run_notebook                           a notebook executed by papermill with the ``landmarks`` kernel
 write_tiny_folder, TINY_LANDMARKS      a fetched folder of four noisy-colour landmarks
+write_shards, write_id_catalog        GLDv2-layout TAR shards and id catalogs (``--images``)
 write_metrics                          metrics files of notebooks 01-05, built from their schemas
 end_to_end                             ``landmarks report`` on a tiny sample, once per session
 FAST, serve_every_failure, ...         the fetch engines' tests: settings, and a server with every failure
@@ -11,12 +12,14 @@ FAST, serve_every_failure, ...         the fetch engines' tests: settings, and a
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
 import socket
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -498,3 +501,39 @@ def serve_every_failure(server: HttpTestServer, folder: Path) -> bytes:
     for path, route in routes.items():
         server.route(path, route)
     return photo
+
+
+# GLDv2-layout TAR shards and id catalogs (`landmarks fetch --images`).
+SHARD_IDS = [
+    f"{i:016x}" for i in range(0x0A1B2C3D00000000, 0x0A1B2C3D00000000 + 9 * 0x1111, 0x1111)
+]  # 9 hex ids, GLDv2-style
+
+
+def shard_body(i: int) -> bytes:
+    return jpeg_bytes(80 + i, 60, seed=i)
+
+
+def shard_member(image_id: str) -> str:
+    return f"{image_id[0]}/{image_id[1]}/{image_id[2]}/{image_id}.jpg"
+
+
+def write_shards(folder: Path, shards: list[list[int]], md5: bool = True, corrupt: int | None = None) -> Path:
+    """GLDv2-layout shards ``images_000.tar`` ... holding SHARD_IDS[i] for the i of each list, with md5 files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, members in enumerate(shards):
+        path = folder / f"images_{k:03d}.tar"
+        with tarfile.open(path, "w") as tar:
+            for i in members:
+                data = b"\xff\xd8\xff not a jpeg at all" if i == corrupt else shard_body(i)
+                info = tarfile.TarInfo(shard_member(SHARD_IDS[i]))
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        if md5:
+            digest = hashlib.md5(path.read_bytes()).hexdigest()
+            (folder / f"md5.images_{k:03d}.txt").write_text(f"{digest}  images_{k:03d}.tar\n")
+    return folder
+
+
+def write_id_catalog(path: Path, rows: list[tuple], header: str = "id,landmark_id") -> Path:
+    path.write_text(header + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return path

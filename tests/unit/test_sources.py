@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
-import io
 import tarfile
 from pathlib import Path
 
@@ -12,41 +10,12 @@ import pytest
 
 from landmarklib import cli, fetch
 from landmarklib.fetch import core, sources
-from landmarklib.httpserver import jpeg_bytes
 
-from conftest import check_jpeg
-
-IDS = [f"{i:016x}" for i in range(0x0A1B2C3D00000000, 0x0A1B2C3D00000000 + 9 * 0x1111, 0x1111)]  # 9 hex ids
-
-
-def body(i: int) -> bytes:
-    return jpeg_bytes(80 + i, 60, seed=i)
-
-
-def nested(image_id: str) -> str:
-    return f"{image_id[0]}/{image_id[1]}/{image_id[2]}/{image_id}.jpg"
-
-
-def write_shards(folder: Path, shards: list[list[int]], md5: bool = True, corrupt: int | None = None) -> Path:
-    """GLDv2-layout shards ``images_000.tar`` ... holding IDS[i] for the i of each list, with md5 files."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for k, members in enumerate(shards):
-        path = folder / f"images_{k:03d}.tar"
-        with tarfile.open(path, "w") as tar:
-            for i in members:
-                data = b"\xff\xd8\xff not a jpeg at all" if i == corrupt else body(i)
-                info = tarfile.TarInfo(nested(IDS[i]))
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-        if md5:
-            digest = hashlib.md5(path.read_bytes()).hexdigest()
-            (folder / f"md5.images_{k:03d}.txt").write_text(f"{digest}  images_{k:03d}.tar\n")
-    return folder
-
-
-def write_catalog(path: Path, rows: list[tuple], header: str = "id,landmark_id") -> Path:
-    path.write_text(header + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
-    return path
+from conftest import SHARD_IDS as IDS
+from conftest import check_jpeg, write_shards
+from conftest import shard_body as body
+from conftest import shard_member as nested
+from conftest import write_id_catalog as write_catalog
 
 
 def manifest(out: Path) -> dict[str, dict]:

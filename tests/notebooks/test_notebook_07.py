@@ -28,7 +28,7 @@ from landmarklib import openset
 from conftest import TINY_LANDMARKS as LANDMARKS
 from conftest import nb07_tiny_parameters
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NB07 = ROOT / "notebooks" / "07_beyond_the_study.ipynb"
 METHOD_KEYS = (
     "recipe",

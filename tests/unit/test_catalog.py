@@ -11,7 +11,7 @@ import pytest
 from landmarklib import catalog
 from landmarklib.catalog import CatalogError
 
-SHARED_METADATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kaggle-metadata"
+SHARED_METADATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "kaggle-metadata"
 
 
 def write(tmp_path: Path, text: str, name: str = "train.csv", encoding: str = "utf-8") -> Path:

@@ -21,7 +21,7 @@ from landmarklib import report
 
 from conftest import fabricated_metrics, training_metrics, write_metrics
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SIZE = 32
 THRESHOLD = 0.5
 COLOURS = {101: (255, 0, 0), 202: (0, 255, 0), 303: (0, 0, 255)}  # class 0, 1, 2

@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import training_metrics
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_visualize_filters.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "05_visualize_filters.ipynb"
 LANDMARKS = [3, 8, 15, 42]
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200), (200, 200, 40)]
 

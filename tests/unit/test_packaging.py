@@ -13,7 +13,7 @@ import tomllib
 import yaml
 from packaging.requirements import Requirement
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # conda-only entries that are the environment itself, not a runtime package of the project
 CONDA_ENVIRONMENT = {"python", "pip"}
 

@@ -14,7 +14,7 @@ from landmarklib import data, metrics, models, study, train
 
 from conftest import TINY_LANDMARKS, write_tiny_folder
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NB03 = ROOT / "notebooks" / "03_build_res_incep.ipynb"
 NB04 = ROOT / "notebooks" / "04_benchmark_resnet50.ipynb"
 RUN_KEYS = sorted(metrics.Training.__required_keys__)  # what every training run records (its schema)

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_explore_frequencies.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "01_explore_frequencies.ipynb"
 
 # First 10 rows: landmark 7 x4, 3 x3, 5 x2, 9 x1. Rows 11-12 fall outside n_images=10.
 ROWS = [7, 3, 7, 5, 3, 9, 7, 5, 3, 7, 9, 11]

@@ -11,7 +11,7 @@ from PIL import Image
 
 from landmarklib import manifest, nodata, report
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 COLUMNS = ["id", "url", "landmark_id", "status", "error", "bytes", "width", "height", "format", "seconds"]
 
 

@@ -582,7 +582,9 @@ def test_killed_driver_leaves_no_worker_and_the_rerun_resumes(tmp_path, capsys):
 
 
 def test_dask_reads_tar_shards_in_place_and_writes_the_local_manifest(tmp_path, dask_client):
-    from test_sources import IDS, write_catalog, write_shards
+    from conftest import SHARD_IDS as IDS
+    from conftest import write_id_catalog as write_catalog
+    from conftest import write_shards
 
     shards = write_shards(tmp_path / "train", [[0, 1, 2], [3, 4], [5, 6, 7]], corrupt=6)
     (tmp_path / "train" / "md5.images_001.txt").write_text("0" * 32 + "  images_001.tar\n")

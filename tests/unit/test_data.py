@@ -18,7 +18,7 @@ from PIL import Image
 
 from landmarklib import catalog, data
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_COLUMNS = ["id", "url", "landmark_id", "status", "error", "bytes", "width", "height", "format", "seconds"]
 SIZE = 32  # stored image size in the test folders
 

@@ -19,7 +19,7 @@ from landmarklib import augment, config, data, recipes, retrieval
 from conftest import TINY_LANDMARKS as LANDMARKS
 from conftest import TINY_NETWORK, write_tiny_folder
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------- GeM and the losses

@@ -16,7 +16,7 @@ import pytest
 
 from landmarklib import config, data, devices, models, train
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # a machine without any GPU, whatever this one has
 TF_LOG = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} |To enable the following instructions)")
 NO_GPU = {"CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -149,7 +149,7 @@ def test_precision_and_device_names_are_checked(policy):
 
 
 def test_batches_for_replicas(tmp_path):
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from conftest import write_tiny_folder
 
     split = data.load_split(write_tiny_folder(tmp_path, per_class=8), val_fraction=0.25, seed=1)
@@ -286,7 +286,7 @@ def test_the_report_and_the_index_say_where_it_ran(tmp_path):
 
 
 def test_uint8_batches_give_the_model_the_same_numbers(tmp_path):
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from conftest import write_tiny_folder
 
     split = data.load_split(write_tiny_folder(tmp_path, per_class=4), val_fraction=0.25, seed=1)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from backends import DEFAULT_KINDS  # noqa: E402  (the training kinds: benchmarks/backends.py owns the list)

@@ -14,7 +14,7 @@ import pytest
 
 from landmarklib import catalog, cli, evaluate, scoring
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def reference_gap(answers: dict[str, tuple[int, float] | None], truth: dict[str, set[int]]) -> float:

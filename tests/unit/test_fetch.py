@@ -21,7 +21,7 @@ from landmarklib.httpserver import Gate, HttpTestServer, image, jpeg_bytes, over
 
 from conftest import FAST, FETCH_TIMEOUT, TIMED_OUT, check_jpeg, free_port, png_rgba, serve_every_failure, write_csv
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from conftest import NB02_IMAGES as N_IMAGES
 from conftest import NB02_TEST as N_TEST
 from conftest import write_nb02_catalog as make_catalog
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "02_fetch_images.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "02_fetch_images.ipynb"
 
 
 def test_notebook_is_committed_clean_with_a_parameters_cell():

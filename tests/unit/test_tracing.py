@@ -92,7 +92,7 @@ def three_models(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("tracing")
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(out), str(Path(__file__).parent)],
+        [sys.executable, "-c", SCRIPT, str(out), str(Path(__file__).resolve().parents[1])],
         capture_output=True,
         text=True,
         timeout=900,
