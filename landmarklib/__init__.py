@@ -2,7 +2,7 @@
 
 Modules (one job each). The Keras-facing ones (models, train, data, visualize.network) import
 Keras at the top; the command line's (cli, sample, fetch, evaluate, report) do not, so that
-`landmarks --help` and `landmarks fetch` start without TensorFlow (tests/test_cli.py):
+`landmarks --help` and `landmarks fetch` start without TensorFlow (tests/unit/test_cli.py):
 
     config     every stage's settings and defaults: frozen dataclasses, checked on construction
     study      every number the 2018 study gives, with its section

@@ -1,7 +1,7 @@
 """Every stage's settings: one frozen dataclass per stage, the defaults of the whole project.
 
 A notebook declares its parameters (papermill's ``parameters`` cell, values equal to the
-defaults below: tests/test_config.py checks it) and builds its settings in the next cell:
+defaults below: tests/unit/test_config.py checks it) and builds its settings in the next cell:
 
     split_config = config.SplitConfig.from_params(globals())
     model_config = config.ModelConfig.from_params(globals())
@@ -404,7 +404,7 @@ AdamW with decoupled weight decay, linear warmup then cosine decay to 1% of the 
 smoothing, photo augmentation (``augment.Augmentation``) and light dropout before the
 softmax (the study's 0.5 with the photo augmentation under-fits: measured in
 ``reports/benchmarks/recognition.md``). ``RunConfig().replace(**MODERN_RECIPE)`` is the modern
-run of the same network; ``params/modern.yaml`` holds the same values (``tests/test_config.py``)."""
+run of the same network; ``params/modern.yaml`` holds the same values (``tests/unit/test_config.py``)."""
 
 
 def _defaults(stage: type[Config], names) -> dict[str, Any]:
@@ -619,7 +619,7 @@ STAGES: tuple[type[Config], ...] = (
     EvalConfig,
     BeyondConfig,
 )
-"""Every stage's settings class (tests/test_config.py checks the notebooks and params/*.yaml against them)."""
+"""Every stage's settings class (tests/unit/test_config.py checks the notebooks and params/*.yaml against them)."""
 
 
 def known_parameters() -> dict[str, list[type[Config]]]:

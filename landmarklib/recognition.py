@@ -219,7 +219,7 @@ class _NoRetracingNotes(logging.Filter):
     the code object), and Keras makes a new ``train_function`` and ``test_function`` for each compiled
     model, both from ``TensorFlowTrainer._make_function.<locals>.multi_step_on_iterator``. Three models
     are six traces of that code; with few steps per epoch (tiny runs) five fall within its ten-call
-    window and it logs the note, though no function was traced twice (``tests/test_tracing.py`` records
+    window and it logs the note, though no function was traced twice (``tests/unit/test_tracing.py`` records
     every trace; TensorFlow calls this expected, tensorflow/tensorflow#42441). Our own retracing (Keras'
     ``predict`` on the embedder, again for a last partial batch and for arrays after batches) is gone:
     ``retrieval.embed`` uses ``evaluate.inference_function``, traced once per model."""
