@@ -224,16 +224,17 @@ def _read_table(path: str | os.PathLike, require_labels: bool) -> tuple[Path, pd
     return path, _read_text_columns(path, wanted)
 
 
-def row_problems(frame: pd.DataFrame) -> pd.Series:
+def row_problems(frame: pd.DataFrame, require_url: bool = True) -> pd.Series:
     """What is wrong with each catalog row, ``""`` when nothing: ``no id``, ``unsafe id '<id>'``,
     ``duplicate id '<id>'`` (every occurrence after the first), ``no url``, ``bad landmark_id '<value>'``
     (the first that applies, in this order).
 
     Args:
-        frame: text columns ``id``, ``url`` and optionally ``landmark_id`` (blank rows and exact
-            repeats already dropped).
+        frame: text columns ``id``, ``url`` (with ``require_url``) and optionally ``landmark_id``
+            (blank rows and exact repeats already dropped).
+        require_url: whether a row needs a url (not when its image comes from a source, ``--images``).
     """
-    ids, urls = frame["id"], frame["url"]
+    ids = frame["id"]
     problem = pd.Series("", index=frame.index, dtype=object)
 
     def mark(mask: pd.Series, text) -> None:
@@ -245,7 +246,8 @@ def row_problems(frame: pd.DataFrame) -> pd.Series:
         # 1-18 ASCII digits (as _INTEGER), without a regex per row: 1.2M rows in a fraction of a second
         integer = labels.str.isdigit() & labels.str.isascii() & (labels.str.len() <= 18)
         mark(~integer.fillna(False).astype(bool), lambda m: "bad landmark_id " + labels[m].map(repr))
-    mark(urls.isin(_NO_URL), "no url")
+    if require_url:
+        mark(frame["url"].isin(_NO_URL), "no url")
     mark(ids.duplicated() & (ids != ""), lambda m: "duplicate id " + ids[m].map(repr))
     maybe_unsafe = ~ids.str.isalnum().fillna(False).astype(bool)  # letters and digits only: a safe name
     unsafe = pd.Series(False, index=frame.index)
@@ -255,12 +257,14 @@ def row_problems(frame: pd.DataFrame) -> pd.Series:
     return problem
 
 
-def read_rows(path: str | os.PathLike, require_labels: bool = True) -> pd.DataFrame:
+def read_rows(path: str | os.PathLike, require_labels: bool = True, require_url: bool = True) -> pd.DataFrame:
     """Every row of a catalog with its problem, for a fetch that fails bad rows alone.
 
     Args:
         path: the CSV file.
         require_labels: whether ``landmark_id`` must be present (it is read when present).
+        require_url: whether the rows need urls; without, every form of ``IMAGE_CATALOG_FORMS`` is
+            read (``read_image_rows``: the images come from a source, ``train_images``/``--images``).
 
     Returns:
         DataFrame of text columns ``id``, ``url``, ``landmark_id`` (when present) and
@@ -272,6 +276,12 @@ def read_rows(path: str | os.PathLike, require_labels: bool = True) -> pd.DataFr
         CatalogError: a file that cannot be used at all: unreadable, not UTF-8 text, no
             header, a missing column, a line with too many fields.
     """
+    if not require_url:
+        frame = read_image_rows(path)
+        if require_labels and "landmark_id" not in frame:
+            raise CatalogError(Path(path), 1, None, "a landmark_id column expected (this catalog lists only ids)")
+        frame["problem"] = row_problems(frame, require_url=False)
+        return frame
     path, frame = _read_table(path, require_labels)
     filled = (frame != "").any(axis=1)
     shared_id = frame["id"].duplicated(keep=False)  # only these rows can repeat an earlier row exactly

@@ -82,6 +82,7 @@ class FetchRun(_FetchRun, total=False):
     """One catalog fetched (``fetch.FetchSummary.to_dict`` and the run's settings)."""
 
     manifest_path: str
+    images: str | None  # the images' source (notebook 02's train_images/test_images); None: the urls
 
 
 class _Fetch(_FetchRun):
@@ -93,6 +94,7 @@ class Fetch(_Fetch, total=False):
     """``02_fetch.json``: the training catalog's fetch at the top level, the test catalog's under ``test``."""
 
     manifest_path: str
+    images: str | None
     study: dict
 
 

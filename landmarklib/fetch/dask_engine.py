@@ -6,9 +6,11 @@ same ``DIR/manifest.csv`` as the local engine: both run the per-row core
 (``core.iter_fetch``) on the same rows.
 
 - The catalog is read once by the driver (bad rows get their reason there, duplicates
-  included) and cut into fixed shards of ``shard_rows`` rows in catalog order. Shards are
-  planned lazily and submitted in a bounded window (``distributed.as_completed``): the
-  driver never holds more than a few futures, whatever the catalog's size.
+  included) and cut into shards (tasks): with ``--images`` TAR shards, one task per TAR
+  shard, holding the catalog rows whose images it holds (a worker reads one shard front to
+  back); every other row in chunks of ``shard_rows`` consecutive rows. Shards are planned
+  lazily and submitted in a bounded window (``distributed.as_completed``): the driver never
+  holds more than a few futures, whatever the catalog's size.
 - Each shard is one task. On its worker it journals every finished row at once
   (``DIR/_shards/<k>.<attempt>.journal.csv``, one file per attempt), then writes its part
   of the manifest atomically (``DIR/_shards/<k>.csv``) and a done marker
@@ -19,8 +21,9 @@ same ``DIR/manifest.csv`` as the local engine: both run the per-row core
   missing rows are fetched. A worker killed mid-shard (``kill -9``) loses no journalled
   image; Dask runs the shard again on another worker, which picks up the journal: no
   duplicate rows, no partial file (images are written through a temporary file and a rename).
-- At the end the parts are concatenated in shard order into ``DIR/manifest.csv``, written as
-  the local engine writes it (``csv`` module, then a rename). One difference can remain, as
+- At the end the parts are merged in catalog order into ``DIR/manifest.csv`` (a streaming
+  merge: each part is in catalog order), written as the local engine writes it (``csv``
+  module, then a rename). One difference can remain, as
   between two local runs with several processes: the rows of a dead host each fail, but
   which of them carry the connection error and which ``host unreachable (...)`` depends on
   timing and on which process ran them (fail-fast state is per process). The hosts given up
@@ -45,6 +48,7 @@ import csv
 import dataclasses
 import glob
 import hashlib
+import heapq
 import json
 import math
 import os
@@ -54,6 +58,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from .. import cluster, files, manifest
 from ..config import FetchConfig
@@ -255,8 +262,7 @@ def fetch_shard(
 @dataclasses.dataclass
 class _Shard:
     k: int
-    start: int
-    stop: int
+    positions: np.ndarray  # the shard's rows: catalog positions, increasing
     digest: str
     problems: int
 
@@ -284,11 +290,25 @@ def _digest(rows, options: core.FetchOptions) -> str:
     return h.hexdigest()
 
 
-def _plan(rows, shard_rows: int, options: core.FetchOptions) -> Iterator[_Shard]:
+def shard_positions(rows, shard_rows: int) -> list[np.ndarray]:
+    """The catalog positions of each task's rows: those of one TAR shard together (``tar://`` urls,
+    ``--images``), every other row in chunks of ``shard_rows`` consecutive rows; tasks ordered by
+    their first row, each in catalog order."""
+    urls = rows["url"].astype(str)
+    in_tar = urls.str.startswith(f"{core.TAR_SCHEME}://").to_numpy() & (rows["problem"] == "").to_numpy()
+    key = np.empty(len(rows), dtype=object)
+    key[in_tar] = urls[in_tar].str.split("?", n=1).str[0].to_numpy()
+    key[~in_tar] = np.arange(int((~in_tar).sum())) // shard_rows  # chunks of the other rows
+    codes, _ = pd.factorize(key)  # numbered by first appearance: tasks in order of their first row
+    order = np.argsort(codes, kind="stable")
+    return np.split(order, np.cumsum(np.bincount(codes))[:-1]) if len(rows) else []
+
+
+def _plan(rows, groups: list[np.ndarray], options: core.FetchOptions) -> Iterator[_Shard]:
     """The shards of ``rows``, one at a time (nothing is held per shard beyond the window)."""
-    for k, start in enumerate(range(0, len(rows), shard_rows)):
-        piece = rows.iloc[start : start + shard_rows]
-        yield _Shard(k, start, start + len(piece), _digest(piece, options), int((piece["problem"] != "").sum()))
+    for k, positions in enumerate(groups):
+        piece = rows.iloc[positions]
+        yield _Shard(k, positions, _digest(piece, options), int((piece["problem"] != "").sum()))
 
 
 def _finished(out: Path, shard: _Shard) -> dict | None:
@@ -302,7 +322,7 @@ def _finished(out: Path, shard: _Shard) -> dict | None:
 
 def _task_rows(rows, shard: _Shard, labelled: bool, previous) -> list[dict]:
     """The rows of one shard as the core takes them, with the earlier ``ok`` row of each (if any)."""
-    piece = rows.iloc[shard.start : shard.stop]
+    piece = rows.iloc[shard.positions]
     labels = piece["landmark_id"].tolist() if labelled else [""] * len(piece)
     columns = (piece["id"].tolist(), piece["url"].tolist(), labels, piece["problem"].tolist())
     records = [
@@ -336,8 +356,20 @@ def check_output(client, out: Path, catalog: Path | None = None) -> None:
         raise OutputNotShared(f"worker {worker} {why}{more}")
 
 
-def _assemble(out: Path, shards: int, n_rows: int) -> Path:
-    """``DIR/manifest.csv`` from the parts, in shard order, written as the local engine writes it."""
+def _part_rows(out: Path, k: int, positions: np.ndarray) -> Iterator[tuple[int, list[str]]]:
+    """(catalog position, manifest row) of each row of shard ``k``'s part, read as they are merged."""
+    with open(shard_paths(out, k)[0], newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        count = 0
+        for position, row in zip(positions.tolist(), reader, strict=False):
+            count += 1
+            yield position, [row[c] for c in manifest.COLUMNS]
+        if count != len(positions) or next(reader, None) is not None:
+            raise ShardError(f"shard {k}'s part does not hold its {len(positions)} rows")
+
+
+def _assemble(out: Path, groups: list[np.ndarray], n_rows: int) -> Path:
+    """``DIR/manifest.csv`` from the parts, in catalog order, written as the local engine writes it."""
     path = out / manifest.NAME
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     total = 0
@@ -345,10 +377,10 @@ def _assemble(out: Path, shards: int, n_rows: int) -> Path:
         with open(tmp, "w", newline="", encoding="utf-8") as dst:
             writer = csv.writer(dst)
             writer.writerow(manifest.COLUMNS)
-            for k in range(shards):
-                part = _read_rows(shard_paths(out, k)[0])
-                writer.writerows([row[c] for c in manifest.COLUMNS] for row in part)
-                total += len(part)
+            # each part is in catalog order: a k-way merge keeps one row of each part in memory
+            for _, row in heapq.merge(*(_part_rows(out, k, p) for k, p in enumerate(groups)), key=lambda x: x[0]):
+                writer.writerow(row)
+                total += 1
         if total != n_rows:
             raise ShardError(f"the shards of {out} hold {total} rows, the catalog {n_rows}")
         os.replace(tmp, path)
@@ -430,8 +462,8 @@ def _fetch_catalog_dask(csv_path, out_dir, config: FetchConfig, client, progress
         reasons: collections.Counter[str] = collections.Counter()
         hosts: set[str] = set()
         recovered = False
-        n_shards = math.ceil(n_rows / config.shard_rows) if n_rows else 0
-        plan = _plan(rows, config.shard_rows, options)
+        groups = shard_positions(rows, config.shard_rows)
+        plan = _plan(rows, groups, options)
         pending = as_completed(loop=client.loop)
         in_flight = 0
         with tqdm(total=n_rows, desc=f"fetch {csv_path.name} (dask)", unit="img", disable=not progress) as bar:
@@ -491,7 +523,7 @@ def _fetch_catalog_dask(csv_path, out_dir, config: FetchConfig, client, progress
                 raise
     if recovered:  # an attempt was killed mid-shard: its half-written temporary images go
         manifest.remove_temp_files(out)
-    _assemble(out, n_shards, n_rows)
+    _assemble(out, groups, n_rows)
     removed = remove_empty_folders(out) if labelled else 0
     seconds = time.monotonic() - start
     return FetchSummary(

@@ -148,11 +148,9 @@ def _read_input(csv_path: Path, strict: bool, images: str | None = None, out: Pa
     if images:
         from . import sources
 
-        frame = catalog.read_image_rows(csv_path)
+        frame = catalog.read_rows(csv_path, require_labels=False, require_url=False)
         urls, reasons = sources.locate(frame["id"], images, out / sources.INDEX_DIR if out else None)
-        frame["url"] = urls.where(urls != "", "located")  # the catalog's own problems come first
-        frame["problem"] = catalog.row_problems(frame)
-        frame["url"] = urls
+        frame["url"] = urls  # the catalog's own problems come first, then the source's
         frame.loc[frame["problem"] == "", "problem"] = reasons[frame["problem"] == ""]
         if strict and (frame["problem"] != "").any():
             first = frame[frame["problem"] != ""].iloc[0]

@@ -4,6 +4,7 @@ predictions are the local engine's; a killed worker, a rerun, the per-host limit
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import threading
@@ -588,11 +589,21 @@ def test_dask_reads_tar_shards_in_place_and_writes_the_local_manifest(tmp_path, 
 
     shards = write_shards(tmp_path / "train", [[0, 1, 2], [3, 4], [5, 6, 7]], corrupt=6)
     (tmp_path / "train" / "md5.images_001.txt").write_text("0" * 32 + "  images_001.tar\n")
-    catalog = write_catalog(tmp_path / "train.csv", [(IDS[i], i % 3) for i in range(9)])
+    order = [5, 0, 3, 8, 1, 6, 2, 4, 7]  # the catalog interleaves the shards: 2, 0, 1, none, 0, 2, 0, 1, 2
+    catalog = write_catalog(tmp_path / "train.csv", [(IDS[i], i % 3) for i in order])
     local = fetch.fetch_catalog(catalog, tmp_path / "local", image_size=24, images=str(shards), progress=False)
     summary = dask_engine.fetch_catalog_dask(
         catalog, tmp_path / "dask", image_size=24, images=str(shards), client=dask_client, shard_rows=4, progress=False
     )
     assert (summary.ok, summary.failed) == (local.ok, local.failed) == (5, 4)
+    assert [r["id"] for r in manifest_rows(tmp_path / "dask")] == [IDS[i] for i in order]  # catalog order
     assert manifest_rows(tmp_path / "dask") == manifest_rows(tmp_path / "local")
     assert tree(tmp_path / "dask") == tree(tmp_path / "local")
+    # one task per readable TAR shard (images_000: ids 0 1 2; images_002: 5 6 7, its corrupt member
+    # included); the rows no shard can give (images_001's md5 mismatch, id 8 missing) in one chunk
+    markers = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "dask" / "_shards").glob("*.done")}
+    tasks = [(m["rows"], m["ok"], m["failed"]) for _, m in sorted(markers.items())]
+    assert tasks == [(3, 2, 1), (3, 3, 0), (3, 0, 3)], tasks
+    rows, _ = fetch.local._read_input(catalog, strict=False, images=str(shards))
+    groups = dask_engine.shard_positions(rows, 4)
+    assert [[order[i] for i in g] for g in groups] == [[5, 6, 7], [0, 1, 2], [3, 8, 4]]
