@@ -1,7 +1,7 @@
 # landmarks: every step of the pipeline is a target; `make report` runs them all.
 #   make report            fresh machine -> reports/html/report.html (embedded sample)
 #   make report PARAMS=params/study-2018.yaml
-#   make test (lint first) | make lint | make format | make lab | make bench | make clean
+#   make check (the 4-minute inner loop) | make test (the whole suite) | make lint | make format | make lab | make bench | make clean
 #   make report GPU=1 PARAMS=params/gpu.yaml          a GPU box: CUDA JAX from the registry, KERAS_BACKEND=jax
 #   make report GPU=1 SYSTEM_SITE=1 PARAMS=params/gpu.yaml   the same on the image's preinstalled CUDA JAX
 # Steps (each reads the previous one's files from disk):
@@ -27,7 +27,7 @@ export KERAS_BACKEND ?= jax
 endif
 GPU_CHECK := $(if $(GPU),$(BIN)/python -m landmarklib.devices --require gpu >/dev/null)
 
-.PHONY: install sample report explore fetch train benchmark visualize html lint format test lab bench bench-gpu clean
+.PHONY: install sample report explore fetch train benchmark visualize html lint format test check lab bench bench-gpu clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(if $(SYSTEM_SITE),--system-site-packages) $(VENV)
@@ -67,8 +67,15 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The whole suite (what CI runs): tests/unit, tests/notebooks (papermill), tests/end_to_end (`landmarks report`,
+# Dask, Chromium); about 35 minutes on 2 cores.
 test: lint
 	$(BIN)/python -m pytest -q
+
+# The inner loop, about 4 minutes on 2 cores: lint, the fast unit tests, one notebook through papermill.
+check: lint
+	$(BIN)/python -m pytest -q -m "not slow" tests/unit
+	$(BIN)/python -m pytest -q tests/notebooks/test_notebook_01.py
 
 lab: install
 	$(BIN)/jupyter lab notebooks/

@@ -165,12 +165,12 @@ class ExploreConfig(Config):
     """Notebook 01: how much of the catalog is explored.
 
     Attributes:
-        n_images: the first rows of the catalog taken (the study's 5000).
+        n_images: the first rows of the catalog taken (the study's 5000); None: every row.
         top_k: landmarks in the most-frequent table and bar chart.
         min_images: landmarks with fewer images are dropped (shown as the filter's effect).
     """
 
-    n_images: int = study.N_IMAGES
+    n_images: int | None = study.N_IMAGES
     top_k: int = 15
     min_images: int = 2
 

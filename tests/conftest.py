@@ -367,18 +367,26 @@ def end_to_end(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     """
     base = tmp_path_factory.getbasetemp() / "e2e"
     base.mkdir(exist_ok=True)
-    folders = {
+    sample = {
         "sample_dir": base / "sample",
         "train_csv": base / "sample" / "train.csv",
         "test_csv": base / "sample" / "test.csv",
         "test_solution_csv": base / "sample" / "test_solution.csv",
+    }
+    return base, run_tiny_report(base, sample)
+
+
+def run_tiny_report(base: Path, settings: dict) -> subprocess.CompletedProcess:
+    """``landmarks report`` with E2E_TINY's sizes and ``settings``, every output under ``base``."""
+    folders = {
         "train_dir": base / "processed" / "train",
         "test_dir": base / "processed" / "test",
         "models_dir": base / "models",
     }
     # values as JSON, which YAML reads back as written (None -> null, lists, quoted paths)
     settings = [
-        f"{key}={json.dumps(str(v) if isinstance(v, Path) else v)}" for key, v in {**E2E_TINY, **folders}.items()
+        f"{key}={json.dumps(str(v) if isinstance(v, Path) else v)}"
+        for key, v in {**E2E_TINY, **folders, **settings}.items()
     ]
     command = [
         str(Path(sys.executable).with_name("landmarks")),
@@ -390,8 +398,54 @@ def end_to_end(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
         "--no-progress",
         *(a for s in settings for a in ("--set", s)),
     ]
-    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
-    return base, proc
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def end_to_end_shards(end_to_end) -> tuple[Path, subprocess.CompletedProcess]:
+    """``landmarks report`` on end_to_end's sample repacked as the field ships it, into ``<basetemp>/e2e-shards``.
+
+    The training images as GLDv2 TAR shards (``images_000.tar`` ... with md5 files, members
+    ``a/b/c/<id>.jpg``) and ``train.csv`` as ``id,landmark_id``; the test images as a Kaggle 2019-2021
+    folder (``test/a/b/c/<id>.jpg``), ``test.csv`` as ``id`` and the solution as ``id,landmarks,Usage``.
+
+    Returns:
+        (the run's folder: shards/, kaggle/, processed/, models/, reports/; the finished process).
+    """
+    sample = end_to_end[0] / "sample"
+    base = end_to_end[0].with_name("e2e-shards")
+    base.mkdir(exist_ok=True)
+    train = list(csv.DictReader(open(sample / "train.csv", newline="")))
+    solution = list(csv.DictReader(open(sample / "test_solution.csv", newline="")))
+    shards = base / "shards" / "train"
+    shards.mkdir(parents=True, exist_ok=True)
+    for k in range(3):  # every third row in each shard: the catalog interleaves them
+        path = shards / f"images_{k:03d}.tar"
+        with tarfile.open(path, "w") as tar:
+            for row in train[k::3]:
+                tar.add(sample / row["url"], arcname=shard_member(row["id"]))
+        digest = hashlib.md5(path.read_bytes()).hexdigest()
+        (shards / f"md5.images_{k:03d}.txt").write_text(f"{digest}  images_{k:03d}.tar\n")
+    kaggle = base / "kaggle"
+    for row in solution:
+        member = kaggle / "test" / shard_member(row["id"])
+        member.parent.mkdir(parents=True, exist_ok=True)
+        member.write_bytes((sample / "images" / f"{row['id']}.jpg").read_bytes())
+    (kaggle / "train.csv").write_text("id,landmark_id\n" + "".join(f"{r['id']},{r['landmark_id']}\n" for r in train))
+    (kaggle / "test.csv").write_text("id\n" + "".join(f"{r['id']}\n" for r in solution))
+    (kaggle / "solution.csv").write_text(
+        "id,landmarks,Usage\n"
+        + "".join(f"{r['id']},{r['landmark_id']},{('Public', 'Private')[i % 2]}\n" for i, r in enumerate(solution))
+    )
+    settings = {
+        "sample_dir": base / "no-sample",
+        "train_csv": kaggle / "train.csv",
+        "test_csv": kaggle / "test.csv",
+        "test_solution_csv": kaggle / "solution.csv",
+        "train_images": shards,
+        "test_images": kaggle / "test",
+    }
+    return base, run_tiny_report(base, settings)
 
 
 def read_metrics(base: Path, name: str) -> dict:

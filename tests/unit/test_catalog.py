@@ -402,3 +402,34 @@ def test_figures_draw_the_tables():
         assert len(fig.axes[0].lines) >= 3
     finally:
         plt.close("all")
+
+
+def test_read_rows_without_urls_reads_every_id_form_with_the_same_rows_and_problems(tmp_path):
+    # the same six rows written as the three labelled forms (one bad label, one repeated id, one exact repeat)
+    rows = [("a1", "7"), ("b2", "7"), ("c3", "x9"), ("a1", "8"), ("d4", "9"), ("e5", "9")]
+    (tmp_path / "kaggle.csv").write_text("id,landmark_id\n" + "".join(f"{i},{lab}\n" for i, lab in rows) + "e5,9\n")
+    (tmp_path / "urls.csv").write_text(
+        "id,url,landmark_id\n" + "".join(f"{i},,{lab}\n" for i, lab in rows) + "e5,,9\n"
+    )  # no url at all: not needed when the images come from a source
+    by_label: dict[str, list[str]] = {}
+    for i, lab in rows:
+        by_label.setdefault(lab, []).append(i)
+    (tmp_path / "clean.csv").write_text(
+        "landmark_id,images\n" + "".join(f"{lab},{' '.join(ids)}\n" for lab, ids in by_label.items())
+    )
+    expected = [
+        ("a1", "7", ""),
+        ("b2", "7", ""),
+        ("c3", "x9", "bad landmark_id 'x9'"),
+        ("a1", "8", "duplicate id 'a1'"),
+        ("d4", "9", ""),
+        ("e5", "9", ""),
+    ]
+    for name in ("kaggle.csv", "urls.csv", "clean.csv"):
+        got = catalog.read_rows(tmp_path / name, require_url=False)
+        assert list(zip(got["id"], got["landmark_id"], got["problem"], strict=True)) == expected, name
+    assert set(catalog.read_rows(tmp_path / "urls.csv")["problem"]) >= {"no url"}  # with urls required
+    (tmp_path / "test.csv").write_text("id\na1\nb2\n")
+    assert list(catalog.read_rows(tmp_path / "test.csv", require_labels=False, require_url=False)["id"]) == ["a1", "b2"]
+    with pytest.raises(catalog.CatalogError, match="a landmark_id column expected"):
+        catalog.read_rows(tmp_path / "test.csv", require_url=False)

@@ -340,6 +340,7 @@ def test_cli_exit_codes(tmp_path, server, capsys):
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_cli_killed_mid_run_resumes(tmp_path, capsys):
     import psutil
 

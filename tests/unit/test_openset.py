@@ -339,6 +339,7 @@ def _population_sample(rng: np.random.Generator, n: int) -> tuple[openset.Predic
     return openset.Predictions(landmark=landmark, confidence=conf, top5=top5, threshold=0.5), actual
 
 
+@pytest.mark.slow
 def test_nominal_95_percent_intervals_cover_the_population_scores_about_95_percent_of_the_time():
     # 1200 test sets of 200 images (about 120 closed, 100 answered), each with its own 400 resamples (about 30 s).
     # Monte-Carlo error: the coverage over 1200 sets has a standard deviation of sqrt(p (1 - p) / 1200), 0.63

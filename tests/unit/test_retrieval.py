@@ -276,6 +276,7 @@ def test_open_split_holds_landmarks_out_of_training_entirely_and_is_seeded(tmp_p
 # --------------------------------------------------------------------------- models
 
 
+@pytest.mark.slow
 def test_embedding_model_trains_saves_loads_and_predicts(tmp_path):
     from landmarklib import config, train
 

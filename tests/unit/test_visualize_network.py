@@ -150,6 +150,7 @@ def test_grad_cam_equals_the_class_activation_map_under_tensorflow():
     assert result["max_diff"] < 1e-4
 
 
+@pytest.mark.slow
 def test_grad_cam_equals_the_class_activation_map_under_jax():
     pytest.importorskip("jax")
     out = subprocess.run(
