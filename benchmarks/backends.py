@@ -70,7 +70,8 @@ def train_one(args) -> dict:
     """Train one kind for ``args.epochs`` epochs under this process's backend; its timings."""
     import keras
 
-    from landmarklib import config, data, models, retrieval, train
+    from landmarklib import config, data
+    from landmarklib.nets import models, retrieval, train
 
     changes = KINDS[args.kind]
     split = data.load_split(args.image_dir, val_fraction=0.2, seed=0)
@@ -167,9 +168,10 @@ def _per_second(function, n: int, repeats: int = 3) -> float:
 def _rates_at(size: int, files: list[Path]) -> dict[str, float]:
     """Images/s on one core at ``size`` px: decode a stored JPEG, read the decoded cache, each augmentation."""
     from landmarklib import augment, data
+    from landmarklib.nets import pipeline
 
     decoded = [data._decode(str(f), size) for f in files]
-    cache = data.DecodedCache(len(decoded), size)
+    cache = pipeline.DecodedCache(len(decoded), size)
     for i, image in enumerate(decoded):
         cache.write(i, np.ascontiguousarray(image))
     out = np.empty((size, size, 3), np.uint8)
@@ -292,7 +294,7 @@ def report(runs: list[dict], feed: list[dict], args, seconds: float) -> str:
             "## Feeding a GPU: the input pipeline's CPU cost",
             "",
             "Images per second on one core (one thread, best of 3 rounds; `decode JPEG`: a stored 256 px JPEG "
-            "decoded and resized as `data.batches` does in the first epoch; `read cache`: the decoded-image "
+            "decoded and resized as `pipeline.batches` does in the first epoch; `read cache`: the decoded-image "
             "cache of the later epochs; `augment`: one `augment.Augmentation` draw):",
             "",
             _table(["size", "step", "images/s per core"], feed_rows),

@@ -33,7 +33,8 @@ import os, sys, time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import numpy as np
 import keras
-from landmarklib import config, devices, models
+from landmarklib import config, devices
+from landmarklib.nets import models
 size, images, epochs, policy = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 devices.set_precision(policy)
 keras.utils.set_random_seed(0)

@@ -3,14 +3,14 @@
 For each plain model (Res-Incep at 250 px, ResNet-50 at 224 px) and precision (float32, mixed_bfloat16),
 each in a fresh subprocess (one dtype policy, one device-memory peak per process):
 
-- training images/s from JPEG files on disk through ``data.batches()`` as ``train.train`` uses it:
+- training images/s from JPEG files on disk through ``pipeline.batches()`` as ``train.train`` uses it:
   its first epoch decodes every JPEG (and fills the decoded-image cache), the later ones read the
   cache; beside them the same compiled model fed from one batch already on the device (no input
   cost at all): the ``train_input`` rule wants the cached path at >= 90% of it;
 - the step-time split: the share of each epoch's wall time that the training loop spent waiting
   for its next batch (in ``ImageBatches.__getitem__``, with the read-ahead running) vs the rest
   (dispatch and device compute);
-- prediction images/s from JPEG files (``data.batches(cache=False)``, decoding every image);
+- prediction images/s from JPEG files (``pipeline.batches(cache=False)``, decoding every image);
 - peak device memory (JAX ``device.memory_stats()["peak_bytes_in_use"]``; "n/a" where the backend
   does not tell, e.g. on the CPU);
 - validation top-1 after the same epochs, so that bfloat16 can be compared with float32.
@@ -20,7 +20,7 @@ or a retrieval model still trains compiled, now that the augmentation runs in th
 (``landmarklib.augment``) rather than as Keras random layers that switched XLA off under JAX:
 
 - ``res_incep_photo``: Res-Incep with ``augment="photo"`` (``models.build``), its batches from
-  ``data.batches(..., augmentation=model.augmentation)`` exactly as ``train.train`` makes them (the
+  ``pipeline.batches(..., augmentation=model.augmentation)`` exactly as ``train.train`` makes them (the
   random resized crop, flips and colour jitter in the decoding threads, anew every epoch);
 - ``retrieval``: the same backbone under ``retrieval.embedding_model`` (GeM, 512-d embedding, cosine
   head), compiled with the ArcFace loss (``recipes.make_loss``), with the same photo augmentation.
@@ -106,7 +106,7 @@ MODELS = {"res_incep": 250, "resnet50": 224}  # backbone -> input size (px)
 CONFIGS = {  # --models: configuration -> (backbone, augmentation, loss)
     "res_incep": ("res_incep", False, "crossentropy"),
     "resnet50": ("resnet50", False, "crossentropy"),
-    "res_incep_photo": ("res_incep", "photo", "crossentropy"),  # augmented in data.batches' threads
+    "res_incep_photo": ("res_incep", "photo", "crossentropy"),  # augmented in pipeline.batches' threads
     "retrieval": ("res_incep", "photo", "arcface"),  # retrieval.embedding_model: GeM + ArcFace head
 }
 AUGMENTED = ("res_incep_photo", "retrieval")
@@ -194,7 +194,8 @@ def measure(args) -> dict:
     """Train (and predict) one configuration at one precision; the numbers of one table row."""
     import keras
 
-    from landmarklib import config, data, devices, models, retrieval, train
+    from landmarklib import config, data, devices
+    from landmarklib.nets import models, pipeline, retrieval, train
 
     runtime = devices.setup(args.device, allow_cpu=args.device != "gpu", precision=args.precision, data_parallel=False)
     rows, _ = data.read_folder(args.image_dir)
@@ -212,7 +213,7 @@ def measure(args) -> dict:
     else:  # as the retrieval notebook: the backbone cut before its pooling, GeM, embedding, cosine head
         embedding_dim = 16 if args.tiny else retrieval.EMBEDDING_DIM
         model = retrieval.embedding_model(settings, len(landmark_ids), embedding_dim=embedding_dim)
-    augmentation = getattr(model, "augmentation", None)  # as train.train: applied by data.batches
+    augmentation = getattr(model, "augmentation", None)  # as train.train: applied by pipeline.batches
     result = {
         "model": args.model,
         "backbone": backbone,
@@ -242,15 +243,15 @@ def measure(args) -> dict:
 
     # compile the train (and predict) steps on a separate two-batch dataset of the same shapes
     warm_rows = train_rows.iloc[: 2 * batch]
-    warm = data.batches(warm_rows, size, batch, shuffle=True, cache=False, dtype="uint8", augmentation=augmentation)
+    warm = pipeline.batches(warm_rows, size, batch, shuffle=True, cache=False, dtype="uint8", augmentation=augmentation)
     start = time.perf_counter()
     model.fit(warm, epochs=1, verbose=0)
     if predicting:
-        model.predict(data.batches(warm_rows, size, batch, cache=False, dtype="uint8"), verbose=0)
+        model.predict(pipeline.batches(warm_rows, size, batch, cache=False, dtype="uint8"), verbose=0)
     compile_seconds = time.perf_counter() - start
 
     # as train.train: shuffled uint8 batches from the cache, augmented (if at all) in the decoding threads
-    feed = data.batches(train_rows, size, batch, shuffle=True, seed=0, dtype="uint8", augmentation=augmentation)
+    feed = pipeline.batches(train_rows, size, batch, shuffle=True, seed=0, dtype="uint8", augmentation=augmentation)
     feed.__class__ = _timed_class(type(feed))
     epochs = []
     for _epoch in range(args.epochs):
@@ -274,7 +275,7 @@ def measure(args) -> dict:
     if predicting:
         predict_rows = rows.iloc[:n_train]
         start = time.perf_counter()
-        model.predict(data.batches(predict_rows, size, batch, cache=False, dtype="uint8"), verbose=0)
+        model.predict(pipeline.batches(predict_rows, size, batch, cache=False, dtype="uint8"), verbose=0)
         predict_img_s = len(predict_rows) / (time.perf_counter() - start)
         scores = train.evaluate_split(model, val_rows, size, batch_size=batch) if len(val_rows) else {}
     return {
@@ -501,7 +502,7 @@ def run(args) -> tuple[str, bool]:
 {", ".join(f"`{m}`" for m in augmented)} (at {", ".join(args.augmented_precisions)}, {args.augmented_epochs} epochs,
 training only) ask whether an augmented or retrieval model still trains compiled: `res_incep_photo` is Res-Incep
 with `augment="photo"`, `retrieval` the same backbone under `retrieval.embedding_model`'s GeM + cosine head with
-the ArcFace loss. Their batches come from `data.batches(..., augmentation=model.augmentation)` as in
+the ArcFace loss. Their batches come from `pipeline.batches(..., augmentation=model.augmentation)` as in
 `train.train`: the photo augmentation runs in the decoding threads, on the cache's images, anew every epoch.
 "XLA" is `model.jit_compile` after `train.compile_model`: it must be "yes" on JAX and on any GPU; a
 configuration where it is not is refused (not timed: it would train op by op) and the run exits with status 1.

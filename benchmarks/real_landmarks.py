@@ -9,10 +9,10 @@ images are cached under ``--work``: a rerun fetches nothing.
 
 Then, in one run:
 
-(a) Res-Incep from scratch (``landmarklib.models.res_incep``, the study's augmentation)
-    trained with ``landmarklib.train.train`` on ``train.csv`` split into train and
+(a) Res-Incep from scratch (``landmarklib.nets.res_incep``, the study's augmentation)
+    trained with ``landmarklib.nets.train.train`` on ``train.csv`` split into train and
     validation (the best validation epoch is kept);
-(b) ResNet-50 (``landmarklib.models.resnet50_benchmark``), a short run: ImageNet
+(b) ResNet-50 (``landmarklib.resnet50.resnet50_benchmark``), a short run: ImageNet
     weights cannot be downloaded offline, so its backbone is randomly initialized
     unless ``--resnet-weights`` names a weights file;
 
@@ -169,10 +169,10 @@ def parse_filters(text: str) -> tuple[int, ...]:
 
 def score_on_test(model_path: Path, test_dir: Path, solution_csv: Path, threshold: float) -> dict:
     """Predict the holdout once with a saved model and score it (``landmarklib.evaluate.score``)."""
-    from landmarklib import evaluate
+    from landmarklib import evaluate, predict
 
     start = time.perf_counter()
-    pred = evaluate.predict(model_path, test_dir, threshold=threshold, top_k=5)
+    pred = predict.predict(model_path, test_dir, threshold=threshold, top_k=5)
     seconds = time.perf_counter() - start
     scores = evaluate.score(pred, solution_csv, threshold=threshold)
     scores["predict_seconds"] = seconds
@@ -191,13 +191,14 @@ def run_model(kind: str, split, args: argparse.Namespace, models_dir: Path, test
         models_dir: where ``train`` writes the model, label map and history.
         test_dir: the fetched holdout images.
     """
-    from landmarklib import config, models, train
+    from landmarklib import config
+    from landmarklib.nets import res_incep, resnet50, train
 
     n_classes = len(split.landmark_ids)
     train.set_seed(args.seed)
     if kind == "res_incep":
         size, epochs, optimizer, lr = args.input_size, args.epochs, args.optimizer, args.learning_rate
-        model = models.res_incep(
+        model = res_incep.res_incep(
             (size, size, 3),
             n_classes,
             filters=args.filters,
@@ -218,7 +219,7 @@ def run_model(kind: str, split, args: argparse.Namespace, models_dir: Path, test
     else:
         size, epochs, optimizer, lr = args.resnet_input_size, args.resnet_epochs, "rmsprop", args.resnet_learning_rate
         weights = None if args.resnet_weights == "random" else args.resnet_weights
-        model = models.resnet50_benchmark((size, size, 3), n_classes, weights=weights)
+        model = resnet50.resnet50_benchmark((size, size, 3), n_classes, weights=weights)
         note = model.weights_note
         if model.weights_source == "random":
             note = (

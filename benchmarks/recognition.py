@@ -49,7 +49,7 @@ import sys
 import time
 from pathlib import Path
 
-from landmarklib import config, evaluate  # evaluate imports Keras only inside its functions
+from landmarklib import config, evaluate  # neither imports Keras
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORK = Path(os.environ.get("TMPDIR", "/tmp")) / "landmarks-recognition"
@@ -292,46 +292,46 @@ def main(argv=None) -> int:
         f"{data_dir.name}: {len(split.train)} train, {len(split.val)} validation images of "
         f"{len(split.landmark_ids)} known landmarks; held out {open_split.held_out}"
     )
-    settings = {
-        "model": "res_incep",
-        "input_size": args.input_size,
-        "filters": args.filters,
-        "blocks": [3, 3, 2, 2],
-        "dense_units": 128,
-        "dropout": 0.5,
-        "augment": True,
-        "crop_scale": args.crop_scale,
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "optimizer": "sgd",
-        "learning_rate": args.study_learning_rate,
-        "momentum": 0.9,
-        "seed": args.seed,
-        "deterministic": True,
-        "modern_learning_rate": args.modern_learning_rate,
-        "modern_weight_decay": args.weight_decay,
-        "modern_warmup_epochs": args.warmup_epochs,
-        "modern_label_smoothing": args.label_smoothing,
-        "retrieval_loss": args.loss,
-        "retrieval_margin": args.margin,
-        "retrieval_scale": args.scale,
-        "embedding_dim": args.embedding_dim,
-        "retrieval_k": args.k,
-        "modern_tta": args.tta,
-    }
+    # the network, batch and seed of every method (blocks 3/3/2/2, dense 128, dropout 0.5, SGD momentum 0.9:
+    # config's defaults), and the methods' settings (recognition.method_runs)
+    run = config.RunConfig.from_params(
+        {
+            "input_size": args.input_size,
+            "filters": args.filters,
+            "crop_scale": args.crop_scale,
+            "batch_size": args.batch_size,
+            "seed": args.seed,
+            "deterministic": True,
+        }
+    )
+    beyond = config.BeyondConfig(
+        holdout_landmarks=args.holdout_landmarks,
+        beyond_epochs=args.epochs,
+        study_learning_rate=args.study_learning_rate,
+        study_augment=True,
+        modern_learning_rate=args.modern_learning_rate,
+        modern_weight_decay=args.weight_decay,
+        modern_warmup_epochs=args.warmup_epochs,
+        modern_label_smoothing=args.label_smoothing,
+        retrieval_loss=args.loss,
+        retrieval_margin=args.margin,
+        retrieval_scale=args.scale,
+        embedding_dim=args.embedding_dim,
+        retrieval_k=args.k,
+        modern_tta=args.tta,
+        n_bootstrap=args.n_boot,
+    )
     queries = recognition.test_queries(test_dir, data_dir / "test_solution.csv", args.input_size)
     mode = "quick" if args.quick else "full" if (args.epochs, args.input_size) == (60, 80) else "custom"
     run_name = args.run_name or (
         f"{data_dir.name}-{mode}-{args.input_size}px-{args.epochs}ep-holdout{args.holdout_landmarks}-seed{args.seed}"
     )
-    outcome = recognition.run_methods(
-        open_split, settings, queries, work / "models" / run_name, methods=args.methods, n_boot=args.n_boot
-    )
+    outcome = recognition.run_methods(open_split, run, beyond, queries, work / "models" / run_name, args.methods)
     methods = []
     for row in recognition.method_rows(outcome):
-        history = outcome["runs"][row["method"]].result.history
+        history = outcome.runs[row["method"]].result.history
         methods.append({**row, "val_by_epoch": [float(v) for v in history["val_accuracy"]]})
-    s = outcome["scores"][args.methods[0]]
+    s = outcome.scores[args.methods[0]]
     run = {
         "run_name": run_name,
         "date": dt.datetime.now().astimezone().isoformat(timespec="minutes"),
@@ -371,13 +371,13 @@ def main(argv=None) -> int:
         "load_at_start": load,
         "total_seconds": time.perf_counter() - started,
         "methods": methods,
-        "retrieval_vs_best_classifier": outcome["retrieval_vs_best_classifier"],
+        "retrieval_vs_best_classifier": outcome.retrieval_vs_best_classifier,
         "predictions": {
             name: {"landmark": p.landmark.tolist(), "confidence": p.confidence.tolist(), "threshold": p.threshold}
-            for name, p in outcome["predictions"].items()
+            for name, p in outcome.predictions.items()
         },
         "query_ids": queries["id"].astype(str).tolist(),
-        "actual": outcome["actual"].tolist(),
+        "actual": outcome.actual.tolist(),
     }
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{run_name}.json").write_text(json.dumps(run, indent=2, default=float) + "\n")

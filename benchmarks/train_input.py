@@ -1,13 +1,13 @@
-"""Benchmark: does ``landmarklib.data.batches`` keep the model fed, in bounded memory?
+"""Benchmark: does ``landmarklib.pipeline.batches`` keep the model fed, in bounded memory?
 
 Side by side, in one run, under each Keras backend (each measurement in a fresh
 subprocess with ``KERAS_BACKEND`` set):
 
-(a) throughput: ``model.fit`` of Res-Incep (``landmarklib.models.res_incep``) fed
-    from numpy arrays already in memory vs fed by ``data.batches()`` (with and
+(a) throughput: ``model.fit`` of Res-Incep (``landmarklib.nets.res_incep``) fed
+    from numpy arrays already in memory vs fed by ``pipeline.batches()`` (with and
     without its decoded-image cache) (target: ratio >= 0.90);
 (b) memory: peak RSS of a 1-epoch training that reads all 2,000 vs all 20,000
-    images (train + validation) through ``data.batches()`` (target: ratio <= 1.3),
+    images (train + validation) through ``pipeline.batches()`` (target: ratio <= 1.3),
     next to the same with the images loaded into arrays first.
 
 The image folders are synthetic (coloured shapes on noisy backgrounds, ~30
@@ -109,14 +109,14 @@ def make_folder(out_dir: Path, n_images: int, n_classes: int, size: int, seed: i
 
 
 def _model(input_size: int, n_classes: int, tiny: bool):
-    """Res-Incep (``landmarklib.models.res_incep``) or, for the memory runs, a tiny conv net."""
+    """Res-Incep (``landmarklib.nets.res_incep``) or, for the memory runs, a tiny conv net."""
     import keras
     from keras import layers
 
     if not tiny:
-        from landmarklib import models
+        from landmarklib.nets import res_incep
 
-        return models.res_incep((input_size, input_size, 3), n_classes), "res_incep"
+        return res_incep.res_incep((input_size, input_size, 3), n_classes), "res_incep"
     inputs = keras.Input((input_size, input_size, 3), name="image")
     x = layers.Rescaling(1 / 255, name="rescale")(inputs)
     x = layers.Conv2D(8, 3, strides=4, activation="relu", name="conv")(x)
@@ -169,10 +169,10 @@ def _step_timer():
 def measure_throughput(args) -> dict:
     """Images/s of fit() per feed on the same rows, in short epochs taken in turn.
 
-    Feeds: float32 arrays in memory; ``data.batches()`` (decoded-image cache on,
-    the default: its warm-up epoch fills it); ``data.batches(cache=False)`` (every
+    Feeds: float32 arrays in memory; ``pipeline.batches()`` (decoded-image cache on,
+    the default: its warm-up epoch fills it); ``pipeline.batches(cache=False)`` (every
     epoch decodes every JPEG). After one warm-up epoch on arrays (compiles) and
-    one on ``data.batches()``, ``rounds`` rounds run one epoch of each feed, in
+    one on ``pipeline.batches()``, ``rounds`` rounds run one epoch of each feed, in
     an order rotated each round. Two rates per feed, from one training step's
     end to the next: batch size over the median wall time (data wait + step),
     and over the median CPU time of the process (all its threads: what the feed
@@ -181,14 +181,15 @@ def measure_throughput(args) -> dict:
     import keras
 
     from landmarklib import data
+    from landmarklib.nets import pipeline
 
     keras.utils.set_random_seed(0)
     rows, n_classes = _rows(args.image_dir)
     rows = rows.iloc[: args.steps * args.batch_size]
     x = data.load_images(rows["path"], args.input_size, progress=False).astype(np.float32)
     y = rows["label"].to_numpy()
-    cached = data.batches(rows, args.input_size, args.batch_size, shuffle=True, seed=0)
-    decoding = data.batches(rows, args.input_size, args.batch_size, shuffle=True, seed=0, cache=False)
+    cached = pipeline.batches(rows, args.input_size, args.batch_size, shuffle=True, seed=0)
+    decoding = pipeline.batches(rows, args.input_size, args.batch_size, shuffle=True, seed=0, cache=False)
     model, name = _compiled(args.input_size, n_classes, tiny=False)
     timers = {feed: _step_timer() for feed in FEEDS}
     fits = {
@@ -235,14 +236,15 @@ def measure_memory(args) -> dict:
     import psutil
 
     from landmarklib import data
+    from landmarklib.nets import pipeline
 
     keras.utils.set_random_seed(0)
     split = data.load_split(args.image_dir, min_images=2, val_fraction=0.2, seed=0)
     model, name = _compiled(args.input_size, len(split.landmark_ids), tiny=True)
     before = psutil.Process().memory_info().rss
     if args.feed == "batches":
-        train = data.batches(split.train, args.input_size, args.batch_size, shuffle=True, seed=0)
-        val = data.batches(split.val, args.input_size, args.batch_size)
+        train = pipeline.batches(split.train, args.input_size, args.batch_size, shuffle=True, seed=0)
+        val = pipeline.batches(split.val, args.input_size, args.batch_size)
         model.fit(train, validation_data=val, epochs=1, verbose=0)
     else:
 
@@ -364,7 +366,7 @@ def run(args) -> str:
             memory_rows.append(
                 [
                     backend,
-                    "`data.batches()`" if feed == "batches" else "arrays in memory",
+                    "`pipeline.batches()`" if feed == "batches" else "arrays in memory",
                     f"{m[args.small]['rss_before_fit_mb']:.0f}",
                     f"{m[args.small]['peak_rss_mb']:.0f}",
                     f"{m[args.large]['rss_before_fit_mb']:.0f}",
@@ -407,7 +409,7 @@ def run(args) -> str:
         ],
         memory_rows,
     )
-    return f"""# Training input pipeline: `data.batches()` vs arrays in memory
+    return f"""# Training input pipeline: `pipeline.batches()` vs arrays in memory
 
 Command: `{command.strip()}`  
 Date: {datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")}  
@@ -422,9 +424,9 @@ subprocess with `KERAS_BACKEND` set.
 
 The same compiled model trains on the first {args.steps} batches ({args.jax_steps} under JAX, which is slower
 on CPU) of the {args.small:,}-image folder per epoch, fed from float32 arrays already in memory, by
-`data.batches()` (decoded-image cache on, the default: each JPEG is decoded once, in the first epoch, and
-read back from a temporary file after), or by `data.batches(cache=False)` (every JPEG decoded every epoch,
-in worker threads). After one warm-up epoch on arrays (compiles) and one on `data.batches()` (fills the
+`pipeline.batches()` (decoded-image cache on, the default: each JPEG is decoded once, in the first epoch, and
+read back from a temporary file after), or by `pipeline.batches(cache=False)` (every JPEG decoded every epoch,
+in worker threads). After one warm-up epoch on arrays (compiles) and one on `pipeline.batches()` (fills the
 cache), {args.rounds} rounds run one epoch of each feed, in an order rotated each round. Rates are batch size
 over the median, from one training step's end to the next, of: "wall" time (the step plus any wait for
 data), and "cpu" time of the whole process (all threads, model and input pipeline: the feed's cost

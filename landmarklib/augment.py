@@ -4,7 +4,7 @@ Why here and not as Keras layers in the model: Keras turns XLA off for a *whole*
 its layers says it cannot be compiled, and ``RandomZoom``, ``RandomRotation``, ``RandomTranslation``
 and ``RandomCrop`` say so. Under Keras on JAX (the GPU path) every augmented training then ran op by
 op. Done here, the model stays plain and its train step compiles; the augmentation runs in the
-decoding threads of ``data.ImageBatches`` while the device computes the previous step, as GPU input
+decoding threads of ``nets.pipeline.ImageBatches`` while the device computes the previous step, as GPU input
 pipelines usually do. The other way was measured too, on this 2-core CPU at 64 px under JAX: Keras' own
 layers kept in the model and told that XLA may compile them (their backend ops can be traced) trained at
 1.88x (study) and 1.81x (photo) the seconds per epoch of the plain model (``model.fit`` on arrays, 20 steps
@@ -167,3 +167,47 @@ class Augmentation:
 
         list(map_fn(one, range(len(x))))
         return out
+
+
+AUGMENT_MODES = ("add", "replace", "photo")
+"""``augment`` values: ``"add"`` (the study's: augmented copies added to the training images, each
+epoch sees every original and one augmented copy of it), ``"replace"`` (each epoch sees one augmented
+version of each image instead of the original), or ``"photo"`` (as ``"replace"``, with the modern
+recipe's photo augmentation instead of the study's). ``True`` means ``"replace"``; ``False``/``None``:
+no augmentation. The augmentation itself (``Augmentation``) runs in the input pipeline, on the
+CPU, so that the model stays plain and compiles with XLA (the module's docstring says why)."""
+
+
+def augment_mode(augment) -> str | None:
+    """``augment`` as ``"add"``, ``"replace"``, ``"photo"`` or ``None`` (``True`` -> ``"replace"``)."""
+    if augment is None or augment is False or augment == "none":
+        return None
+    if augment is True:
+        return "replace"
+    if augment in AUGMENT_MODES:
+        return augment
+    raise ValueError(f"augment must be one of {AUGMENT_MODES}, true or false; not {augment!r}")
+
+
+def augmentation_of(augment, crop_scale: float = config.ModelConfig.crop_scale) -> Augmentation | None:
+    """The ``Augmentation`` that ``augment`` asks for (``None``: none).
+
+    Args:
+        augment: ``ModelConfig.augment``'s values (``augment_mode``).
+        crop_scale: the photo augmentation's largest cut from a side.
+    """
+    mode = augment_mode(augment)
+    if mode is None:
+        return None
+    return Augmentation("photo" if mode == "photo" else "study", crop_scale=crop_scale)
+
+
+def mark_augmentation(model, augment, crop_scale: float = config.ModelConfig.crop_scale):
+    """Record on ``model`` how ``train`` augments its data: ``model.augment_mode`` and ``model.augmentation``.
+
+    Returns:
+        ``model``.
+    """
+    model.augment_mode = augment_mode(augment)
+    model.augmentation = augmentation_of(augment, crop_scale)
+    return model

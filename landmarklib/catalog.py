@@ -457,7 +457,7 @@ SUBMISSION_COLUMNS = ("id", "landmarks")
 
 
 def read_submission(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a Kaggle recognition submission (``id,landmarks``; written by ``evaluate.write_submission``).
+    """Read a Kaggle recognition submission (``id,landmarks``; written by ``predict.core.write_submission``).
 
     Args:
         path: the CSV file.
@@ -511,7 +511,7 @@ def read_submission(path: str | os.PathLike) -> pd.DataFrame:
     )
 
 
-DATA_SOURCE_KINDS = ("sample", "kaggle-2018", "gldv2", "folder", "other")
+DATA_SOURCE_KINDS = ("sample", "kaggle-2018", "gldv2", "folder", "ids", "other")
 _KAGGLE_2018_HOSTS = re.compile(r"(?:^|\.)(?:ggpht\.com|googleusercontent\.com|panoramio\.com|google\.com)$")
 _GLDV2_HOSTS = re.compile(r"(?:^|\.)(?:wikimedia\.org|wikipedia\.org)$")
 
@@ -531,8 +531,9 @@ def data_source(path: str | os.PathLike, frame: pd.DataFrame | None = None, n_ro
 
     ``kind`` is ``sample`` (the embedded sample: ``sample.json`` beside the CSV),
     ``kaggle-2018`` (most urls on the 2018 competition's hosts: ggpht, googleusercontent,
-    panoramio), ``gldv2`` (most on Wikimedia), ``folder`` (most urls are local paths) or
-    ``other``; ``name`` is a short human name.
+    panoramio), ``gldv2`` (most on Wikimedia), ``folder`` (most urls are local paths), ``ids``
+    (no url column: the images come from a source, ``train_images``) or ``other``; ``name`` is a
+    short human name.
 
     Args:
         path: the catalog CSV.
@@ -548,7 +549,7 @@ def data_source(path: str | os.PathLike, frame: pd.DataFrame | None = None, n_ro
         frame = read_catalog(path, require_labels=False, strict=False)
     if n_rows is None:
         n_rows = len(frame) + int(frame.attrs.get("bad_rows", 0))
-    urls = frame["url"].head(10_000)
+    urls = frame["url"].head(10_000) if "url" in frame else pd.Series([], dtype=object)
     hosts = urls.str.extract(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/:?#]*)", expand=False).fillna("").str.lower()
     local = hosts == ""  # a path, or a file:// URL
 
@@ -563,6 +564,8 @@ def data_source(path: str | os.PathLike, frame: pd.DataFrame | None = None, n_ro
         kind, name = "gldv2", "Google Landmarks Dataset v2"
     elif most(local):
         kind, name = "folder", path.parent.name
+    elif "url" not in frame:
+        kind, name = "ids", f"{path.parent.name}/{path.name}"
     else:
         kind, name = "other", path.name
     return {

@@ -14,7 +14,7 @@ import sys
 _COMMANDS = {
     "sample": "landmarklib.sample",
     "fetch": "landmarklib.fetch",
-    "predict": "landmarklib.evaluate",
+    "predict": "landmarklib.predict",
     "score": "landmarklib.scoring",
     "report": "landmarklib.report",
 }

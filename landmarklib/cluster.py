@@ -1,4 +1,4 @@
-"""Work past one machine with Dask: the client, and batch prediction over partitions.
+"""Work past one machine with Dask: the client, and whether its workers see the files a run needs.
 
 ``connect(scheduler)`` gives a ``dask.distributed.Client``:
 
@@ -10,37 +10,15 @@
 
 The dashboard link is printed: the Dask dashboard shows the tasks as they run.
 
-Batch prediction (``predict_partitions``): the test images are cut into
-partitions in test-id order; each task loads the model once per worker process
-(``_cached_model``: a Keras model is never pickled into a task, only its path
-travels) and predicts its partition in the same batches as the local loop
-(``evaluate.predict_chunks``), so the numbers are bit-identical to the local run's
-on the same machine. Image files are read by the workers: on a cluster the test
-folder and the model must be on a filesystem every worker sees.
+The engines that run on it: ``fetch.dask_engine`` and ``predict.dask_engine``.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import os
-import threading
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-
-import numpy as np
-
-from . import evaluate
-
-DEFAULT_PARTITION_IMAGES = 2048
-"""Test images per prediction task (rounded up to whole local chunks of ``8 * batch_size``)."""
-
-# Worker-side state: one entry per model file per worker process.
-_MODELS: dict[tuple, tuple] = {}
-_MODEL_LOCK = threading.Lock()
-MODEL_LOADS: collections.Counter = collections.Counter()
-"""How many times this process loaded each model path (read by the tests through ``Client.run``)."""
 
 
 def default_workers() -> int:
@@ -88,7 +66,7 @@ def connect(
     Yields:
         ``dask.distributed.Client``; an embedded cluster is closed at the end.
     """
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client, LocalCluster  # dask is slow to import: only when a cluster is asked for
 
     if isinstance(scheduler, Client):
         yield scheduler
@@ -121,94 +99,3 @@ def connect(
         client.close()
         if cluster is not None:
             cluster.close()
-
-
-# --------------------------------------------------------------------------- prediction (worker side)
-
-
-def _cached_model(model_path: str):
-    """(model, landmark_ids, lock) for ``model_path``, loaded once per worker process.
-
-    The key includes the file's mtime and size, so a model retrained at the same
-    path is loaded again. The lock serialises ``predict`` calls on one model when a
-    worker runs several threads.
-    """
-    st = os.stat(model_path)
-    key = (model_path, st.st_mtime_ns, st.st_size)
-    with _MODEL_LOCK:
-        if key not in _MODELS:
-            from . import models
-
-            model, landmark_ids = models.load(model_path)
-            _MODELS[key] = (model, list(landmark_ids), threading.Lock())
-            MODEL_LOADS[model_path] += 1
-        return _MODELS[key]
-
-
-def model_info(model_path: str) -> tuple[int, list]:
-    """(input size, landmark ids) of a model, read on a worker (which keeps it loaded)."""
-    model, landmark_ids, _ = _cached_model(model_path)
-    return int(model.input_shape[1]), landmark_ids
-
-
-def predict_partition(
-    model_path: str, files: Sequence[str], size: int, batch_size: int, top_k: int, tta: str = evaluate.DEFAULT_TTA
-):
-    """One task: predict ``files`` with the worker's copy of the model (see ``evaluate.predict_chunks``)."""
-    model, landmark_ids, lock = _cached_model(model_path)
-    with lock:
-        return evaluate.predict_chunks(model, landmark_ids, list(files), size, batch_size, top_k, tta=tta)
-
-
-def model_loads() -> dict:
-    """This worker's model load counts (for ``Client.run``)."""
-    return dict(MODEL_LOADS)
-
-
-# --------------------------------------------------------------------------- prediction (driver side)
-
-
-def partition_bounds(n: int, partition_images: int, chunk: int) -> list[tuple[int, int]]:
-    """[start, stop) of each partition of ``n`` rows: whole chunks of ``chunk`` rows, in order."""
-    per = max(chunk, -(-max(1, partition_images) // chunk) * chunk)
-    return [(start, min(n, start + per)) for start in range(0, n, per)]
-
-
-def predict_partitions(
-    client,
-    model_path: str | os.PathLike,
-    files: Sequence[str],
-    size: int,
-    batch_size: int = 64,
-    top_k: int = 5,
-    partition_images: int = DEFAULT_PARTITION_IMAGES,
-    progress: bool = True,
-    tta: str = evaluate.DEFAULT_TTA,
-):
-    """Predict ``files`` on the cluster, one task per partition; results in ``files`` order
-    (``tta``: ``evaluate.predict_chunks``' test-time augmentation).
-
-    Returns:
-        The concatenation of ``evaluate.predict_chunks``' results over the partitions:
-        (class index per file, -1 when unreadable; confidence; top ids; error per file).
-    """
-    from dask.distributed import as_completed
-    from tqdm import tqdm
-
-    model_path = str(Path(model_path).resolve())
-    check_visible(client, [model_path, *files[:1]])
-    chunk = max(1, batch_size) * 8  # evaluate.predict's chunk: same batches, same numbers
-    bounds = partition_bounds(len(files), partition_images, chunk)
-    futures = {
-        client.submit(predict_partition, model_path, list(files[a:b]), size, batch_size, top_k, tta, pure=False): i
-        for i, (a, b) in enumerate(bounds)
-    }
-    parts: list = [None] * len(bounds)
-    with tqdm(total=len(files), desc="predict (dask)", unit="img", disable=not progress) as bar:
-        for future in as_completed(futures):
-            i = futures[future]
-            parts[i] = future.result()
-            bar.update(bounds[i][1] - bounds[i][0])
-    if not parts:
-        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, object), np.zeros(0, object)
-    return tuple(np.concatenate([p[j] for p in parts]) for j in range(4))

@@ -1,7 +1,10 @@
 """Every stage's settings: one frozen dataclass per stage, the defaults of the whole project.
 
-A notebook declares its parameters (papermill's ``parameters`` cell, values equal to the
-defaults below: tests/unit/test_config.py checks it) and builds its settings in the next cell:
+Each setting is declared once, here: a field ``name: type = setting(default, doc, bounds)`` gives its type,
+default, one-line doc and range. A notebook declares its parameters (papermill's ``parameters`` cell, values
+equal to the defaults below), ``params/*.yaml`` hold only what differs from them, and ``landmarks fetch``'s
+options are made from ``FetchConfig``'s fields (tests/unit/test_config.py checks the notebooks and the files
+against these classes and ``OTHER_PARAMETERS``). A notebook builds its settings in the cell after its parameters:
 
     split_config = config.SplitConfig.from_params(globals())
     model_config = config.ModelConfig.from_params(globals())
@@ -14,8 +17,7 @@ type or value raises ``ConfigError`` with one line naming the parameter. A varia
 ``dataclasses.replace(config, **changes)`` (checked the same way); ``RunConfig.replace``
 routes each change to the stage that owns it.
 
-Adding a setting is one line here: a typed field with its default (and, where a notebook
-takes it, the same name in its parameters cell and in ``params/*.yaml``).
+Adding a setting is one field here (and, where a notebook takes it, the same name in its parameters cell).
 """
 
 from __future__ import annotations
@@ -41,43 +43,62 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint)).replace("NoneType", "None")
 
 
-def check_value(name: str, value: Any, hint: Any) -> Any:
-    """``value`` as the type ``hint`` wants it (int -> float, list -> tuple), or ``ConfigError`` naming ``name``."""
+_KINDS = {bool: bool, int: int, float: (int, float), str: str, type(None): type(None), list: list, dict: dict}
+_BOUNDS = {
+    "> 0": (lambda v: v > 0, "positive"),
+    ">= 0": (lambda v: v >= 0, "0 or more"),
+    "[0, 1)": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "[0, 1]": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+}
+"""A setting's range (``setting``'s ``bounds``) -> its test and how a message says it."""
+
+
+def check_value(name: str, value: Any, hint: Any, bounds: str | None = None) -> Any:
+    """``value`` as the type ``hint`` wants it (int -> float, list -> tuple) and within ``bounds`` (a key of
+    ``_BOUNDS``; None passes), or ``ConfigError`` naming ``name`` in one line. The project's one validator: the
+    settings here, ``landmarks fetch``'s options, and ``metrics``' records (a ``TypedDict``: its required keys,
+    then each value; ``list[X]``: each item)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         for option in args:
             try:
-                return check_value(name, value, option)
+                typed = check_value(name, value, option)
             except ConfigError:
                 continue
+            return check_value(name, typed, Any, bounds)  # the range once the type is known
         raise ConfigError(f"{name}: {value!r} is not {' | '.join(_type_name(a) for a in args)}")
     if origin is Literal:
         if value in args:
             return value
         raise ConfigError(f"{name}: {value!r} is not one of {', '.join(repr(a) for a in args)}")
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{name}: {value!r} is not a list")
-        return tuple(check_value(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value))
-    if hint is type(None):
-        if value is None:
-            return None
-        raise ConfigError(f"{name}: {value!r} is not None")
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif hint is str:
-        if isinstance(value, str):
-            return value
-    else:
+    if typing.is_typeddict(hint):
+        check_value(name, value, dict)
+        missing = sorted(set(hint.__required_keys__) - set(value))
+        if missing:
+            raise ConfigError(f"{name}: missing key {missing[0]!r} (schema {hint.__name__})")
+        for key, key_hint in typing.get_type_hints(hint).items():
+            if key in value:
+                check_value(f"{name}.{key}", value[key], key_hint)
         return value
-    raise ConfigError(f"{name}: {value!r} is not {_type_name(hint)}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple) if origin is tuple else list):
+            raise ConfigError(f"{name}: {value!r} is not a list")
+        return origin(check_value(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value))
+    kind = _KINDS.get(hint)
+    if kind is not None and (not isinstance(value, kind) or (isinstance(value, bool) and hint is not bool)):
+        raise ConfigError(f"{name}: {value!r} is not {'a ' if hint in (list, dict) else ''}{_type_name(hint)}")
+    value = float(value) if hint is float else value
+    if bounds is not None and value is not None and not _BOUNDS[bounds][0](value):
+        raise ConfigError(f"{name}: must be {_BOUNDS[bounds][1]}, not {value!r}")
+    return value
+
+
+def setting(default: Any, doc: str, bounds: str | None = None) -> Any:
+    """A settings field: its default, its one-line doc (the command line's help, too) and its range
+    (``"> 0"``, ``">= 0"``, ``"[0, 1)"`` or ``"[0, 1]"``; None: any value of its type), checked on construction."""
+    if bounds is not None and bounds not in _BOUNDS:
+        raise ValueError(f"bounds: {bounds!r} is not one of {', '.join(map(repr, _BOUNDS))}")
+    return field(default=default, metadata={"doc": doc, "bounds": bounds})
 
 
 @dataclass(frozen=True)
@@ -90,12 +111,12 @@ class Config:
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(self):
-            value = check_value(self.parameter(f.name), getattr(self, f.name), hints[f.name])
+            value = check_value(self.parameter(f.name), getattr(self, f.name), hints[f.name], f.metadata.get("bounds"))
             object.__setattr__(self, f.name, value)
         self.check()
 
     def check(self) -> None:
-        """Range checks beyond the types (raise ``ConfigError`` naming the parameter)."""
+        """Checks of several fields together, beyond each field's type and range (raise ``ConfigError``)."""
 
     @classmethod
     def parameter(cls, name: str) -> str:
@@ -141,20 +162,15 @@ class Config:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
-def unknown_message(key: str, known: list[str], where: str) -> str:
-    """``"unknown setting 'learning_rat' for TrainConfig (did you mean 'learning_rate'?)"``."""
+def unknown_message(key: str, known: list[str], where: str = "") -> str:
+    """``"unknown setting 'learning_rat' for TrainConfig (did you mean 'learning_rate'?)"`` (without ``where``:
+    no " for ..."); with no close name, the known names when they are few."""
     # a field named by one word of it first ('size' -> 'image_size', not the closer spelling 'resize')
     close = sorted(k for k in known if k.startswith(f"{key}_") or k.endswith(f"_{key}"))
     close = close or difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(sorted(known))})"
-    return f"unknown setting {key!r} for {where}{hint}"
-
-
-def _positive(config: Config, *names: str) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if value is not None and value <= 0:
-            raise ConfigError(f"{config.parameter(name)}: must be positive, not {value!r}")
+    hint = hint if close or len(known) <= 12 else " (no close name: see landmarklib/config.py)"
+    return f"unknown setting {key!r}{f' for {where}' if where else ''}{hint}"
 
 
 # --------------------------------------------------------------------------- 01 explore
@@ -162,20 +178,13 @@ def _positive(config: Config, *names: str) -> None:
 
 @dataclass(frozen=True)
 class ExploreConfig(Config):
-    """Notebook 01: how much of the catalog is explored.
+    """Notebook 01: how much of the catalog is explored."""
 
-    Attributes:
-        n_images: the first rows of the catalog taken (the study's 5000); None: every row.
-        top_k: landmarks in the most-frequent table and bar chart.
-        min_images: landmarks with fewer images are dropped (shown as the filter's effect).
-    """
-
-    n_images: int | None = study.N_IMAGES
-    top_k: int = 15
-    min_images: int = 2
-
-    def check(self) -> None:
-        _positive(self, "n_images", "top_k", "min_images")
+    n_images: int | None = setting(
+        study.N_IMAGES, "the first rows of the catalog taken (the study's 5000); None: all", "> 0"
+    )
+    top_k: int = setting(15, "landmarks in the most-frequent table and bar chart", "> 0")
+    min_images: int = setting(2, "landmarks with fewer images are dropped (shown as the filter's effect)", "> 0")
 
 
 # --------------------------------------------------------------------------- 02 fetch
@@ -183,129 +192,106 @@ class ExploreConfig(Config):
 
 @dataclass(frozen=True)
 class FetchConfig(Config):
-    """Notebook 02, ``landmarks fetch`` and both fetch engines (``fetch.fetch_catalog``,
-    ``fetch.dask_engine.fetch_catalog_dask``): how catalog rows become JPEG files.
-
-    Attributes:
-        n_images: the first rows of each catalog fetched (the study's 5000); None: every row.
-        image_size: side of the square JPEGs written (the study's was 250).
-        resize: ``stretch`` (the study's, aspect ratio not kept), ``crop`` or ``pad``.
-        workers: downloads in flight (with ``dask``: over the whole cluster).
-        timeout: seconds per attempt.
-        retries: further attempts after a connection error, a timeout, 5xx or 429.
-        backoff: urllib3's backoff factor between attempts (seconds; doubling).
-        max_bytes: largest image body (or file) accepted.
-        strict: refuse the catalog at its first bad row (``CatalogError``) instead of failing
-            each bad row alone (``no url``, ``bad landmark_id``, ``unsafe id``, ``duplicate id``).
-        fail_fast_after: consecutive connection failures (DNS, refused, unreachable, TLS) after
-            which a host's remaining rows fail at once as ``host unreachable`` (0: never).
-        processes: with ``local``: worker processes; None: one per core, none (threads in this
-            process) for jobs under 64 rows.
-        engine: ``local`` (this machine) or ``dask`` (shards on a Dask cluster, the same manifest).
-        scheduler: with ``dask``: a running scheduler's address (``tcp://host:8786``); None: a local cluster.
-        dask_workers: with ``dask`` and no scheduler: worker processes of the local cluster; None: one per core.
-        shard_rows: with ``dask``: catalog rows per task (10,000, as img2dataset does).
-        max_per_host: with ``dask``: requests in flight per host over the whole cluster (0: no limit).
-        images: a folder of TAR shards (GLDv2) or of image files (Kaggle 2019-2021, nested
-            ``a/b/c/<id>.jpg`` or flat) that holds the catalog's images, read in place instead
-            of downloading (``fetch.sources``); None: the catalog's urls.
-    """
+    """Notebook 02, ``landmarks fetch`` (its options: ``fetch.cli``) and both fetch engines (``fetch.fetch_catalog``,
+    ``fetch.dask_engine.fetch_catalog_dask``): how catalog rows become JPEG files."""
 
     PARAMETERS: ClassVar[Mapping[str, str]] = {"engine": "fetch_engine", "scheduler": "dask_scheduler"}
 
-    n_images: int | None = study.N_IMAGES
-    image_size: int = 96
-    resize: Literal["stretch", "crop", "pad"] = "stretch"
-    workers: int = 32
-    timeout: float = 20.0
-    retries: int = 2
-    backoff: float = 0.5
-    max_bytes: int = 20 * 2**20
-    strict: bool = False
-    fail_fast_after: int = 3
-    processes: int | None = None
-    engine: Literal["local", "dask"] = "local"
-    scheduler: str | None = None
-    dask_workers: int | None = None
-    shard_rows: int = 10_000
-    max_per_host: int = 0
-    images: str | None = None
-
-    def check(self) -> None:
-        _positive(
-            self, "n_images", "image_size", "workers", "timeout", "max_bytes", "processes", "dask_workers", "shard_rows"
-        )
-        for name in ("retries", "backoff", "fail_fast_after", "max_per_host"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{self.parameter(name)}: must be 0 or more, not {getattr(self, name)!r}")
+    n_images: int | None = setting(
+        study.N_IMAGES, "the first rows of each catalog (the study's 5000); None: all", "> 0"
+    )
+    image_size: int = setting(96, "side of the square JPEGs written (the study's: 250)", "> 0")
+    resize: Literal["stretch", "crop", "pad"] = setting(
+        "stretch", "stretch (the study's: aspect not kept), crop or pad"
+    )
+    workers: int = setting(32, "downloads in flight (with dask: over the whole cluster)", "> 0")
+    timeout: float = setting(20.0, "seconds per attempt", "> 0")
+    retries: int = setting(2, "further attempts after a connection error, a timeout, 5xx or 429", ">= 0")
+    backoff: float = setting(0.5, "urllib3's backoff factor between attempts (seconds; doubling)", ">= 0")
+    max_bytes: int = setting(20 * 2**20, "largest image body (or file) accepted, in bytes", "> 0")
+    strict: bool = setting(
+        False,
+        "refuse the catalog at its first bad row (no url, bad landmark_id, unsafe id, duplicate id: CatalogError) "
+        "instead of failing each bad row alone",
+    )
+    fail_fast_after: int = setting(
+        3,
+        "consecutive connection failures (DNS, refused, unreachable, TLS) after which a host's other rows fail at "
+        "once as 'host unreachable' (0: never)",
+        ">= 0",
+    )
+    processes: int | None = setting(
+        None, "with local: worker processes; None: one per core (threads in this process for under 64 rows)", "> 0"
+    )
+    engine: Literal["local", "dask"] = setting(
+        "local", "local: this machine; dask: shards on a Dask cluster, the same manifest"
+    )
+    scheduler: str | None = setting(
+        None, "with dask: a running Dask scheduler's address (tcp://host:8786); None: a local cluster of processes"
+    )
+    dask_workers: int | None = setting(
+        None, "with dask and no scheduler: worker processes of the local cluster; None: one per core", "> 0"
+    )
+    shard_rows: int = setting(10_000, "with dask: catalog rows per shard, one task each (as img2dataset)", "> 0")
+    max_per_host: int = setting(
+        0, "with dask: requests in flight per host over the whole cluster (0: no limit)", ">= 0"
+    )
+    images: str | None = setting(
+        None,
+        "read the images from this folder instead of the urls (fetch.sources): TAR shards (GLDv2 images_NNN.tar, "
+        "with md5.images_NNN.txt checked when present) or image files (a/b/c/<id>.jpg or <id>.jpg); the catalog may "
+        "then be id,landmark_id, id,url,landmark_id, landmark_id,images (train_clean.csv) or id; None: the urls",
+    )
 
 
 # --------------------------------------------------------------------------- 03/04 split, model, training
 
+ARCHITECTURES: tuple[str, ...] = ("res_incep", "resnet50")
+"""The networks a model can be (``ModelConfig.model``): each is the module ``landmarklib/nets/<name>.py``
+(``build(settings, num_classes)`` and ``FEATURES``). Another architecture is its module and its name here."""
+Architecture = Literal[ARCHITECTURES]  # the names above, as a type the settings check
+
 
 @dataclass(frozen=True)
 class SplitConfig(Config):
-    """Fetched folder -> training and validation rows (``data.load_split``).
+    """Fetched folder -> training and validation rows (``data.load_split``)."""
 
-    Attributes:
-        train_dir: the fetched folder (``<train_dir>/<landmark_id>/<id>.jpg`` + manifest.csv).
-        min_images: landmarks with fewer images are left out.
-        val_fraction: share of each landmark's images kept for validation.
-        seed: seed of the split.
-    """
-
-    train_dir: str = "data/processed/default/train"
-    min_images: int = 2
-    val_fraction: float = 0.2
-    seed: int = 42
-
-    def check(self) -> None:
-        _positive(self, "min_images")
-        if not 0 <= self.val_fraction < 1:
-            raise ConfigError(f"val_fraction: must be in [0, 1), not {self.val_fraction!r}")
+    train_dir: str = setting(
+        "data/processed/default/train", "the fetched folder (<train_dir>/<landmark_id>/<id>.jpg + manifest.csv)"
+    )
+    min_images: int = setting(2, "landmarks with fewer images are left out", "> 0")
+    val_fraction: float = setting(0.2, "share of each landmark's images kept for validation", "[0, 1)")
+    seed: int = setting(42, "seed of the split (and of the training: one seed)")
 
 
 @dataclass(frozen=True)
 class ModelConfig(Config):
-    """Which network ``models.build`` makes, and its shape.
+    """Which network ``models.build`` makes, and its shape."""
 
-    Attributes:
-        model: ``res_incep`` (the study's network) or ``resnet50`` (its benchmark).
-        input_size: side of the model's input, in pixels (the study: 250).
-        filters: width of each Res-Incep stage (the study: 40, 60, 75, 80).
-        blocks: residual-inception blocks per stage (ten in all, as in the study).
-        dense_units: width of Res-Incep's hidden Dense layer.
-        dropout: dropout rate before the softmax layer.
-        augment: the study's random flips, rotation and zoom while training: ``"add"`` (augmented
-            copies added to the data, as the study did), ``"replace"`` (or True: each epoch sees one
-            augmented version of each image), ``"photo"`` (the modern recipe's random resized crop,
-            horizontal flips and colour jitter instead, ``augment.Augmentation``), False: none
-            (``models.augment_mode``).
-        crop_scale: ``"photo"`` augmentation's random crop: the most it cuts from a side, as a share of it.
-        weights: ResNet-50's backbone weights: ``imagenet``, a weights file, or None (random).
-        weights_download_timeout: seconds to wait for Keras' download server when the
-            ImageNet weights are not cached (0: no try).
-    """
-
-    model: Literal["res_incep", "resnet50"] = "res_incep"
-    input_size: int = 64
-    filters: tuple[int, ...] = (16, 24, 32, 40)
-    blocks: tuple[int, ...] = (3, 3, 2, 2)
-    dense_units: int = 128
-    dropout: float = 0.5
-    augment: bool | Literal["add", "replace", "photo"] = False
-    crop_scale: float = 0.25
-    weights: str | None = "imagenet"
-    weights_download_timeout: float = 3.0
+    model: Architecture = setting("res_incep", "res_incep (the study's network), resnet50 or another of ARCHITECTURES")
+    input_size: int = setting(64, "side of the model's input, in pixels (the study: 250)", "> 0")
+    filters: tuple[int, ...] = setting((16, 24, 32, 40), "width of each Res-Incep stage (the study: 40, 60, 75, 80)")
+    blocks: tuple[int, ...] = setting((3, 3, 2, 2), "residual-inception blocks per stage (ten in all, as in the study)")
+    dense_units: int = setting(128, "width of Res-Incep's hidden Dense layer", "> 0")
+    dropout: float = setting(0.5, "dropout rate before the softmax layer", "[0, 1)")
+    augment: bool | Literal["add", "replace", "photo"] = setting(
+        False,
+        "while training (augment.augment_mode): add: the study's random flips, rotation and zoom as augmented copies "
+        "added to the data (as the study did); replace (or True): each epoch sees one augmented version of each "
+        "image; photo: the modern recipe's random resized crop, horizontal flips and colour jitter "
+        "(augment.Augmentation); False: none",
+    )
+    crop_scale: float = setting(
+        0.25, "photo augmentation's random crop: the most it cuts from a side, as a share of it", "[0, 1)"
+    )
+    weights: str | None = setting("imagenet", "ResNet-50's backbone weights: imagenet, a weights file, None: random")
+    weights_download_timeout: float = setting(
+        3.0, "seconds to wait for Keras' download server when the ImageNet weights are not cached (0: no try)"
+    )
 
     def check(self) -> None:
-        _positive(self, "input_size", "dense_units")
         if len(self.filters) != len(self.blocks):
             raise ConfigError(f"filters {self.filters} and blocks {self.blocks} need one entry per stage")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout: must be in [0, 1), not {self.dropout!r}")
-        if not 0 <= self.crop_scale < 1:
-            raise ConfigError(f"crop_scale: must be in [0, 1), not {self.crop_scale!r}")
 
 
 @dataclass(frozen=True)
@@ -314,64 +300,52 @@ class BenchmarkModelConfig(ModelConfig):
 
     PARAMETERS: ClassVar[Mapping[str, str]] = {"weights": "benchmark_weights"}
 
-    model: Literal["res_incep", "resnet50"] = "resnet50"
+    model: Architecture = setting("resnet50", "the study's benchmark network")
 
 
 @dataclass(frozen=True)
 class TrainConfig(Config):
-    """How ``train.train`` fits a model (notebook 03: Res-Incep).
+    """How ``train.train`` fits a model (notebook 03: Res-Incep)."""
 
-    Attributes:
-        epochs: epochs to train, at most (the study: 30).
-        batch_size: images per step (the study: 8).
-        optimizer: ``sgd`` (the study's for Res-Incep) or ``rmsprop`` (its ResNet-50).
-        learning_rate: step size; with SGD, 0.01 and above collapsed to the majority
-            landmark on the embedded sample (measured).
-        momentum: SGD's momentum (RMSprop has none).
-        early_stopping_patience: epochs without a better validation accuracy before
-            stopping; None: never.
-        models_dir: where the model, its label map and its history are written.
-        seed: seed of the backend, the shuffling and the dropout.
-        deterministic: deterministic kernels (the same parameters give the same numbers
-            on one machine).
-        weight_decay: AdamW's decoupled weight decay (the modern recipe: 0.05; ignored by SGD and RMSprop).
-        lr_schedule: ``constant`` (the study's) or ``warmup_cosine``: linear warmup over
-            ``warmup_epochs``, then cosine decay to ``min_lr_fraction`` of the peak (``recipes``).
-        warmup_epochs: epochs of linear warmup (may be fractional).
-        min_lr_fraction: the cosine's last learning rate, as a share of the peak.
-        label_smoothing: share of the target spread over every class (the modern recipe: 0.1).
-        loss: ``crossentropy`` (softmax models), or ``arcface`` / ``cosface`` (the cosine head of
-            ``retrieval.embedding_model``), with ``margin`` and ``scale``.
-        margin: the additive angular (ArcFace, radians) or cosine (CosFace) margin.
-        scale: the logits' scale of the margin losses.
-    """
-
-    epochs: int = 6
-    batch_size: int = 32
-    optimizer: Literal["sgd", "rmsprop", "adamw"] = "sgd"
-    learning_rate: float = 0.002
-    momentum: float = 0.9
-    early_stopping_patience: int | None = None
-    models_dir: str = "models/default"
-    seed: int = 42
-    deterministic: bool = True
-    weight_decay: float = 0.0
-    lr_schedule: Literal["constant", "warmup_cosine"] = "constant"
-    warmup_epochs: float = 0.0
-    min_lr_fraction: float = 0.0
-    label_smoothing: float = 0.0
-    loss: Literal["crossentropy", "arcface", "cosface"] = "crossentropy"
-    margin: float = 0.4  # chosen on validation queries (reports/benchmarks/recognition.md): 0.2 and 0.6 did worse
-    scale: float = 30.0
-
-    def check(self) -> None:
-        _positive(self, "epochs", "batch_size", "learning_rate", "early_stopping_patience", "scale")
-        if not 0 <= self.momentum < 1:
-            raise ConfigError(f"{self.parameter('momentum')}: must be in [0, 1), not {self.momentum!r}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ConfigError(f"label_smoothing: must be in [0, 1), not {self.label_smoothing!r}")
-        if self.weight_decay < 0 or self.warmup_epochs < 0 or not 0 <= self.min_lr_fraction <= 1:
-            raise ConfigError("weight_decay and warmup_epochs must be 0 or more, min_lr_fraction in [0, 1]")
+    epochs: int = setting(6, "epochs to train, at most (the study: 30)", "> 0")
+    batch_size: int = setting(32, "images per step (the study: 8)", "> 0")
+    optimizer: Literal["sgd", "rmsprop", "adamw"] = setting(
+        "sgd", "sgd (the study's for Res-Incep), rmsprop (its ResNet-50's) or adamw (the modern recipe's)"
+    )
+    learning_rate: float = setting(
+        0.002, "step size; with SGD, 0.01 and above collapsed to the majority landmark on the sample (measured)", "> 0"
+    )
+    momentum: float = setting(0.9, "SGD's momentum (RMSprop and AdamW have none)", "[0, 1)")
+    early_stopping_patience: int | None = setting(
+        None, "epochs without a better validation accuracy before stopping; None: never", "> 0"
+    )
+    models_dir: str = setting("models/default", "where the model, its label map and its history are written")
+    seed: int = setting(42, "seed of the backend, the shuffling and the dropout")
+    deterministic: bool = setting(True, "deterministic kernels: the same parameters give the same numbers on a machine")
+    weight_decay: float = setting(
+        0.0, "AdamW's decoupled weight decay (the modern recipe: 0.05; ignored by SGD and RMSprop)", ">= 0"
+    )
+    lr_schedule: Literal["constant", "warmup_cosine"] = setting(
+        "constant",
+        "constant (the study's) or warmup_cosine: linear warmup over warmup_epochs, then cosine decay to "
+        "min_lr_fraction of the peak (recipes)",
+    )
+    warmup_epochs: float = setting(0.0, "epochs of linear warmup (may be fractional)", ">= 0")
+    min_lr_fraction: float = setting(0.0, "the cosine's last learning rate, as a share of the peak", "[0, 1]")
+    label_smoothing: float = setting(
+        0.0, "share of the target spread over every class (the modern recipe: 0.1)", "[0, 1)"
+    )
+    loss: Literal["crossentropy", "arcface", "cosface"] = setting(
+        "crossentropy",
+        "crossentropy (softmax models), or arcface / cosface (retrieval.embedding_model's cosine head) with margin "
+        "and scale",
+    )
+    margin: float = setting(
+        0.4,
+        "the additive angular (ArcFace, radians) or cosine (CosFace) margin; 0.4 was chosen on validation queries "
+        "(reports/benchmarks/recognition.md): 0.2 and 0.6 did worse",
+    )
+    scale: float = setting(30.0, "the logits' scale of the margin losses", "> 0")
 
 
 RECIPE_FIELDS: tuple[str, ...] = (
@@ -439,9 +413,9 @@ class BenchmarkTrainConfig(TrainConfig):
         "learning_rate": "benchmark_learning_rate",
     }
 
-    epochs: int = 1  # the study: 35; one epoch keeps the default CPU run short
-    optimizer: Literal["sgd", "rmsprop"] = "rmsprop"
-    learning_rate: float = 0.001  # Keras' RMSprop default
+    epochs: int = setting(1, "ResNet-50's epochs (the study: 35; one keeps the default CPU run short)", "> 0")
+    optimizer: Literal["sgd", "rmsprop"] = setting("rmsprop", "rmsprop (the study's for ResNet-50) or sgd")
+    learning_rate: float = setting(0.001, "ResNet-50's step size (Keras' RMSprop default)", "> 0")
 
 
 @dataclass(frozen=True)
@@ -492,18 +466,17 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class DeviceConfig(Config):
-    """Notebooks 03 and 04: where and in what precision the models train (``devices.setup``).
+    """Notebooks 03, 04 and 07: where and in what precision the models train (``devices.setup``)."""
 
-    Attributes:
-        device: ``auto`` (a GPU when one is visible), ``gpu`` (stop at once when none is) or ``cpu``.
-        allow_cpu: with ``device: gpu``, go on on the CPU (with a warning) instead of stopping.
-        precision: Keras' policy: ``float32``, ``mixed_bfloat16`` (the one for JAX on a GPU) or
-            ``mixed_float16`` (TensorFlow on a GPU; the loss is scaled); the softmax stays float32.
-    """
-
-    device: Literal["auto", "gpu", "cpu"] = "auto"
-    allow_cpu: bool = False
-    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
+    device: Literal["auto", "gpu", "cpu"] = setting(
+        "auto", "auto (a GPU when one is visible), gpu (stop at once, in one line, when none is) or cpu"
+    )
+    allow_cpu: bool = setting(False, "with device gpu and no GPU visible: go on on the CPU, with a warning")
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = setting(
+        "float32",
+        "Keras' policy: float32, mixed_bfloat16 (JAX on a GPU) or mixed_float16 (TensorFlow on a GPU; the loss is "
+        "scaled); the softmax stays float32",
+    )
 
 
 # --------------------------------------------------------------------------- 05/06 visualisation, evaluation
@@ -511,99 +484,69 @@ class DeviceConfig(Config):
 
 @dataclass(frozen=True)
 class VisualizeConfig(Config):
-    """Notebook 05: which layers are drawn.
+    """Notebook 05: which layers are drawn."""
 
-    Attributes:
-        feature_layers: 1-based positions among the Conv2D layers (the study's), or layer names.
-        deep_filter_layer: name or position of the deep convolution drawn; None: the deepest 3x3/5x5.
-        n_cam: Grad-CAM examples of each kind (correct, wrong).
-        max_val_images: validation images predicted to find the examples.
-    """
-
-    feature_layers: tuple[int | str, ...] = (2, 8, 24)
-    deep_filter_layer: int | str | None = None
-    n_cam: int = 4
-    max_val_images: int = 512
-
-    def check(self) -> None:
-        _positive(self, "n_cam", "max_val_images")
+    feature_layers: tuple[int | str, ...] = setting(
+        (2, 8, 24), "1-based positions among the Conv2D layers (the study's), or layer names"
+    )
+    deep_filter_layer: int | str | None = setting(
+        None, "name or position of the deep convolution drawn; None: the deepest 3x3/5x5"
+    )
+    n_cam: int = setting(4, "Grad-CAM examples of each kind (correct, wrong)", "> 0")
+    max_val_images: int = setting(512, "validation images predicted to find the examples", "> 0")
 
 
 @dataclass(frozen=True)
 class EvalConfig(Config):
-    """Notebook 06 and ``landmarks predict``: how test images are answered.
+    """Notebook 06 and ``landmarks predict``: how test images are answered."""
 
-    Attributes:
-        threshold: answer only at or above this probability (the study's 4.5%).
-        tta: test-time augmentation (``evaluate.TTA_MODES``): ``none`` (the study's) or ``flip``
-            (each image and its mirror image; a retrieval index remembers its own).
-    """
-
-    threshold: float = study.THRESHOLD
-    tta: Literal["none", "flip"] = "none"
-
-    def check(self) -> None:
-        if not 0 <= self.threshold <= 1:
-            raise ConfigError(f"threshold: must be in [0, 1], not {self.threshold!r}")
+    threshold: float = setting(study.THRESHOLD, "answer only at or above this probability (the study's 4.5%)", "[0, 1]")
+    tta: Literal["none", "flip"] = setting(
+        "none",
+        "test-time augmentation (evaluate.TTA_MODES): none (the study's) or flip (each image and its mirror image; "
+        "a retrieval index remembers its own)",
+    )
 
 
 @dataclass(frozen=True)
 class BeyondConfig(Config):
-    """Notebook 07 (beyond the study): the open split and the three methods' recipes (``recognition``).
+    """Notebook 07 (beyond the study): the open split and the three methods' recipes (``recognition.method_runs``)."""
 
-    Attributes:
-        holdout_landmarks: landmarks held out of training entirely (their test images are open-set queries).
-        beyond_epochs: epochs of every method (short by default: ``make report`` stays quick).
-        study_learning_rate: the study method's SGD learning rate (constant).
-        study_augment: the study method's augmentation (``ModelConfig.augment``'s values).
-        modern_learning_rate: AdamW's peak learning rate (the modern recipe and retrieval).
-        modern_weight_decay: AdamW's decoupled weight decay.
-        modern_warmup_epochs: linear warmup before the cosine decay.
-        modern_label_smoothing: share of the target spread over every class.
-        retrieval_loss: ``arcface`` or ``cosface``.
-        retrieval_margin: the additive angular margin (radians; CosFace: a cosine margin).
-        retrieval_scale: the margin loss's logit scale.
-        embedding_dim: size of the retrieval embedding.
-        retrieval_k: neighbours of the kNN vote.
-        modern_tta: test-time augmentation of the modern recipe and retrieval (``evaluate.TTA_MODES``:
-            ``flip`` averages each query with its mirror image, and retrieval indexes the training
-            images so too); the study's method answers as the study did, without it.
-        n_bootstrap: bootstrap resamples of the test images for the 95% intervals.
-    """
-
-    holdout_landmarks: int = 3
-    beyond_epochs: int = 2
-    study_learning_rate: float = 0.002
-    study_augment: bool | Literal["add", "replace", "photo"] = False
-    modern_learning_rate: float = MODERN_RECIPE["learning_rate"]
-    modern_weight_decay: float = MODERN_RECIPE["weight_decay"]
-    modern_warmup_epochs: float = 1.0  # MODERN_RECIPE's 2 would be all of the short default run
-    modern_label_smoothing: float = MODERN_RECIPE["label_smoothing"]
-    retrieval_loss: Literal["arcface", "cosface"] = "arcface"
-    retrieval_margin: float = TrainConfig.margin
-    retrieval_scale: float = TrainConfig.scale
-    embedding_dim: int = 512
-    retrieval_k: int = 5
-    modern_tta: Literal["none", "flip"] = "flip"
-    n_bootstrap: int = 1000
-
-    def check(self) -> None:
-        _positive(
-            self,
-            "beyond_epochs",
-            "study_learning_rate",
-            "modern_learning_rate",
-            "retrieval_scale",
-            "embedding_dim",
-            "retrieval_k",
-            "n_bootstrap",
-        )
-        if self.holdout_landmarks < 0:
-            raise ConfigError(f"holdout_landmarks: must be 0 or more, not {self.holdout_landmarks!r}")
+    holdout_landmarks: int = setting(
+        3, "landmarks held out of training entirely (their test images are open-set queries)", ">= 0"
+    )
+    beyond_epochs: int = setting(2, "epochs of every method (short by default: make report stays quick)", "> 0")
+    study_learning_rate: float = setting(0.002, "the study method's SGD learning rate (constant)", "> 0")
+    study_augment: bool | Literal["add", "replace", "photo"] = setting(
+        False, "the study method's augmentation (ModelConfig.augment's values)"
+    )
+    modern_learning_rate: float = setting(
+        MODERN_RECIPE["learning_rate"], "AdamW's peak learning rate (the modern recipe and retrieval)", "> 0"
+    )
+    modern_weight_decay: float = setting(MODERN_RECIPE["weight_decay"], "AdamW's decoupled weight decay", ">= 0")
+    modern_warmup_epochs: float = setting(
+        1.0, "linear warmup before the cosine decay (MODERN_RECIPE's 2 would be all of the short default run)", ">= 0"
+    )
+    modern_label_smoothing: float = setting(
+        MODERN_RECIPE["label_smoothing"], "share of the target spread over every class", "[0, 1)"
+    )
+    retrieval_loss: Literal["arcface", "cosface"] = setting("arcface", "retrieval's margin loss: arcface or cosface")
+    retrieval_margin: float = setting(
+        TrainConfig.margin, "the additive angular margin (radians; CosFace: a cosine margin)"
+    )
+    retrieval_scale: float = setting(TrainConfig.scale, "the margin loss's logit scale", "> 0")
+    embedding_dim: int = setting(512, "size of the retrieval embedding", "> 0")
+    retrieval_k: int = setting(5, "neighbours of the kNN vote", "> 0")
+    modern_tta: Literal["none", "flip"] = setting(
+        "flip",
+        "test-time augmentation of the modern recipe and retrieval: flip averages each query with its mirror image "
+        "(retrieval indexes the training images so too); the study's method answers as the study did, without it",
+    )
+    n_bootstrap: int = setting(1000, "bootstrap resamples of the test images for the 95% intervals", "> 0")
 
 
 MARGIN_LOSSES: tuple[str, ...] = typing.get_args(typing.get_type_hints(BeyondConfig)["retrieval_loss"])
-"""The margin losses of a cosine head (``retrieval.margin_loss``), as ``BeyondConfig.retrieval_loss`` declares them."""
+"""The margin losses of a cosine head (``nets.losses.MarginLoss``), as ``BeyondConfig.retrieval_loss`` declares them."""
 
 
 STAGES: tuple[type[Config], ...] = (
@@ -620,6 +563,33 @@ STAGES: tuple[type[Config], ...] = (
     BeyondConfig,
 )
 """Every stage's settings class (tests/unit/test_config.py checks the notebooks and params/*.yaml against them)."""
+
+OTHER_PARAMETERS: Mapping[str, str] = types.MappingProxyType(
+    {
+        # read by `landmarks report` itself (report.runner)
+        "run_name": "the run's name, in the index page's title",
+        "reports_dir": "where metrics, figures, executed notebooks and pages go (`landmarks report --out` wins)",
+        "sample_dir": "the embedded sample's folder: `landmarks report` builds it when train_csv under it is missing",
+        "sample_landmarks": "the embedded sample's landmarks (sample.make_sample's n_landmarks)",
+        "sample_train": "the embedded sample's training images",
+        "sample_test": "the embedded sample's test images",
+        "sample_seed": "the embedded sample's seed",
+        # the notebooks' input and output paths (relative to the project root)
+        "train_csv": "the training catalog, id,url,landmark_id (notebooks 01, 02, 06)",
+        "test_csv": "the test catalog, id,url (notebooks 02, 06)",
+        "test_solution_csv": 'the test images\' landmarks, id,landmark_id (notebooks 06, 07; "": no scores)',
+        "train_images": "GLDv2 TAR shards or Kaggle image files holding train_csv's images; None: its urls",
+        "test_images": "the same for test_csv's images",
+        "test_dir": "the fetched test images (notebook 02 writes them, 06 and 07 read them)",
+        # variants of notebook 03's and 04's runs (train.train_variants: a name and RunConfig.replace's changes)
+        "variants": "notebook 03's variants of its run, each trained and compared",
+        "variant_epochs": "epochs of each of notebook 03's variants",
+        "benchmark_variants": "notebook 04's variants of its run",
+    }
+)
+"""The parameters that are no stage's field (name -> one line): the runner's, the paths, the variants. Every
+notebook parameter and every key of ``params/*.yaml`` is a stage's parameter or one of these (tests/unit/test_config.py);
+``landmarks report`` refuses any other name."""
 
 
 def known_parameters() -> dict[str, list[type[Config]]]:

@@ -1,4 +1,4 @@
-"""Fetched images -> Keras input: the train/validation split, batches, and the label map.
+"""Fetched images for training and prediction: the train/validation split, decoding, and the label map.
 
 A fetched folder (``landmarks fetch``) holds ``DIR/<landmark_id>/<id>.jpg`` and
 ``DIR/manifest.csv``. ``load_split`` keeps the rows fetched ``ok`` whose file is
@@ -7,13 +7,9 @@ there, applies the ``min_images`` filter, splits train/validation class by class
 the folder is scanned: ``DIR/<landmark_id>/<name>.<image extension>``, so a
 folder of one's own images works too.
 
-``batches`` feeds ``model.fit`` with a ``keras.utils.PyDataset`` (no ``tf.data``:
-the same code runs under the TensorFlow and JAX backends). It decodes the images
-of each batch in threads (PIL releases the GIL while decoding and resizing;
-``Image.draft`` decodes a large JPEG at reduced scale) and keeps the decoded
-pixels in a temporary file (``DecodedCache``), read back in later epochs at a
-fraction of the cost of decoding. Neither grows the process's memory with the
-number of images: per image, it holds a path, a label, its place in the order and a flag.
+``load_images`` decodes in threads (PIL releases the GIL while decoding and resizing;
+``Image.draft`` decodes a large JPEG at reduced scale); the Keras batches built on it are
+``landmarklib.nets.pipeline``'s. No Keras here.
 
 The label map (class index -> landmark_id) is saved next to a model as JSON
 ``{"landmark_ids": [...]}``.
@@ -23,23 +19,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import re
-import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import keras
 import numpy as np
 import pandas as pd
 from PIL import Image
 from tqdm import tqdm  # plain text bars: tqdm.auto warns in a kernel without ipywidgets
 
-from . import augment, catalog, config, files, images, manifest, paths
+from . import catalog, config, files, images, manifest, paths
 
 MANIFEST = manifest.NAME
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
@@ -309,7 +301,7 @@ def _decode(path: str, size: int) -> np.ndarray:
         return np.asarray(rgb)
 
 
-def _decode_into(out: np.ndarray, index: int, path: str, size: int, errors: dict[str, str], warn: bool) -> None:
+def decode_into(out: np.ndarray, index: int, path: str, size: int, errors: dict[str, str], warn: bool) -> None:
     """Decode ``path`` into ``out[index]``; a bad image leaves zeros, is recorded in ``errors`` and,
     with ``warn``, warned about (once per path)."""
     try:
@@ -361,259 +353,8 @@ def load_images(
     warn, errors = errors is None, {} if errors is None else errors
     with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
         jobs = pool.map(
-            lambda i: _decode_into(out, i, image_files[i], input_size, errors, warn), range(len(image_files))
+            lambda i: decode_into(out, i, image_files[i], input_size, errors, warn), range(len(image_files))
         )
         for _ in tqdm(jobs, total=len(image_files), desc="images", unit="img", disable=not progress):
             pass
     return out
-
-
-# --------------------------------------------------------------------------- batches for Keras
-
-
-class DecodedCache:
-    """Decoded images kept in an unlinked temporary file, one fixed-size record per row.
-
-    Reading a record back (``os.pread``) costs a fraction of decoding the JPEG
-    again, and, unlike an array or a memory map, the records live in the OS
-    page cache, not in the process's memory: RSS does not grow with the data.
-    A failed write (disk full) turns the cache off with a warning.
-
-    Args:
-        n_rows: number of records.
-        input_size: side of each square RGB uint8 record.
-        directory: where the temporary file goes (default: the system's temp folder).
-    """
-
-    def __init__(self, n_rows: int, input_size: int, directory: str | None = None):
-        self.record_bytes = input_size * input_size * 3
-        self.file = tempfile.TemporaryFile(prefix="landmarks-decoded-", dir=directory)
-        self.stored = np.zeros(n_rows, dtype=bool)
-        self.enabled = True
-
-    def read(self, row: int, out: np.ndarray) -> bool:
-        """Copy record ``row`` into ``out``; False when it is not stored."""
-        if not (self.enabled and self.stored[row]):
-            return False
-        record = os.pread(self.file.fileno(), self.record_bytes, row * self.record_bytes)
-        out[...] = np.frombuffer(record, np.uint8).reshape(out.shape)
-        return True
-
-    def write(self, row: int, image: np.ndarray) -> None:
-        """Store ``image`` (C-contiguous uint8) as record ``row``."""
-        if not self.enabled:
-            return
-        try:
-            os.pwrite(self.file.fileno(), image, row * self.record_bytes)
-        except OSError as err:
-            self.enabled = False
-            warnings.warn(f"decoded-image cache turned off ({err}); decoding every epoch", stacklevel=2)
-            return
-        self.stored[row] = True
-
-
-class ImageBatches(keras.utils.PyDataset):
-    """Batches ``(x float32 (B, S, S, 3) in 0..255, y int32 (B,))`` decoded from image files.
-
-    The images of a batch are decoded in parallel by the dataset's own
-    threads; Keras's enqueuer is not used (``workers=1``): it would serve
-    batches prefetched for one epoch in the next. Instead, each call for
-    batch ``i`` starts decoding batches ``i + 1 .. i + prefetch`` of the same
-    epoch in a background thread, so the next batch is ready when the step
-    asks for it (a new epoch's order drops what was read ahead).
-
-    With ``replicas`` > 1 (data parallelism: every batch split evenly across
-    that many devices), a shuffled (training) dataset leaves out the last
-    ``len % replicas`` rows of each epoch's order (other rows each epoch),
-    and an unshuffled (evaluation, prediction) one pads its last batch with
-    copies of its last image and yields ``(x, y, sample_weight)``, weight 0
-    on the ``padding`` copies: metrics count the real rows only, and
-    ``predict`` returns ``padding`` extra rows at the end.
-
-    With ``shuffle``, the rows are permuted anew for each epoch by
-    ``numpy.random.default_rng([seed, epoch])``, so a seed and an epoch
-    always give the same batches. ``epoch`` moves on at each end of an
-    epoch that Keras began (the iterator resets that Keras also reports
-    through ``on_epoch_end`` do not count; the JAX backend's one-batch
-    build pass before the first epoch of an unbuilt model does). The last
-    batch holds the remainder. With a ``DecodedCache``, each image is
-    decoded once and read back in later epochs. Undecodable images come
-    back black and are listed in ``errors`` (path -> reason).
-
-    With an ``augmentation`` (``augment.Augmentation``), each image of a batch is replaced by an
-    augmented copy, made in the same threads as the decoding (the cache keeps the originals); the
-    draw of an image depends only on ``(seed, epoch, row)``.
-    """
-
-    def __init__(
-        self,
-        paths: list[str],
-        labels: np.ndarray,
-        input_size: int,
-        batch_size: int,
-        shuffle: bool,
-        seed: int,
-        cache: DecodedCache | None,
-        workers: int,
-        replicas: int = 1,
-        prefetch: int = 2,
-        dtype: str = "float32",
-        augmentation: augment.Augmentation | None = None,
-    ):
-        super().__init__(workers=1, use_multiprocessing=False)
-        self.paths = paths
-        self.labels = labels
-        self.input_size = input_size
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.cache = cache
-        self.decode_workers = workers
-        self.replicas = replicas
-        self.prefetch = prefetch
-        self.dtype = np.dtype(dtype)
-        self.augmentation = augmentation
-        n = len(paths)
-        # rows used per epoch (training: a multiple of replicas) and copies padding the last batch
-        self.n_rows = n - n % replicas if shuffle else n
-        self.padding = 0 if shuffle else -n % replicas
-        self.errors: dict[str, str] = {}
-        # created here (no thread starts before the first job): the main and the prefetch thread share them
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="landmarks-decode") if workers > 1 else None
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="landmarks-prefetch") if prefetch else None
-        self._ahead: dict[int, Any] = {}
-        self._in_epoch = False
-        self.set_epoch(0)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Use the row order of ``epoch`` (e.g. to resume training at that epoch)."""
-        self.epoch = epoch
-        n = len(self.paths)
-        self.order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
-        self._ahead = {}  # batches read ahead in the previous order
-
-    def __len__(self) -> int:
-        return math.ceil(self.n_rows / self.batch_size)
-
-    def _load(self, x: np.ndarray, i: int, row: int) -> None:
-        """Decode row ``row`` into ``x[i]`` and keep it in the cache."""
-        _decode_into(x, i, self.paths[row], self.input_size, self.errors, warn=True)  # training: say so
-        if self.cache is not None:
-            self.cache.write(row, x[i])
-
-    def _rows(self, index: int) -> np.ndarray:
-        """The rows of batch ``index`` in the current order (the last one trimmed or padded)."""
-        rows = self.order[index * self.batch_size : min((index + 1) * self.batch_size, self.n_rows)]
-        if self.padding and index == len(self) - 1:
-            rows = np.concatenate([rows, np.repeat(rows[-1:], self.padding)])
-        return rows
-
-    def __getitem__(self, index: int) -> tuple:
-        if not 0 <= index < len(self):
-            raise IndexError(f"batch {index} out of range (0 .. {len(self) - 1})")
-        ahead = self._ahead.pop(index, None)
-        batch = ahead.result() if ahead is not None else self._batch(self._rows(index), self.epoch)
-        if self._reader is not None:
-            for later in range(index + 1, min(index + 1 + self.prefetch, len(self))):
-                if later not in self._ahead:
-                    self._ahead[later] = self._reader.submit(self._batch, self._rows(later), self.epoch)
-        if self.replicas > 1 and not self.shuffle:
-            weights = np.ones(len(batch[1]), np.float32)
-            if self.padding and index == len(self) - 1:
-                weights[-self.padding :] = 0.0
-            return (*batch, weights)
-        return batch
-
-    def _batch(self, rows: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """Decode (or read from the cache) the images of ``rows``, augmented for ``epoch``; their labels."""
-        size = self.input_size
-        x = np.empty((len(rows), size, size, 3), dtype=np.uint8)
-        missing = [i for i, row in enumerate(rows) if self.cache is None or not self.cache.read(row, x[i])]
-        if len(missing) == 1 or self.decode_workers == 1:
-            for i in missing:
-                self._load(x, i, rows[i])
-        elif missing:
-            list(self._pool.map(lambda i: self._load(x, i, rows[i]), missing))
-        if self.augmentation is not None:
-            x = self.augmented(x, rows, epoch, self.augmentation)
-        return (x if self.dtype == np.uint8 else x.astype(self.dtype)), self.labels[rows]
-
-    def augmented(self, x: np.ndarray, rows: np.ndarray, epoch: int, augmentation: augment.Augmentation) -> np.ndarray:
-        """uint8 images ``x`` of ``rows`` through ``augmentation``, drawn for ``epoch``, in the decoding threads."""
-        parallel = self._pool.map if self._pool is not None and len(rows) > 1 else map
-        return augmentation.batch(x, self.seed, epoch, rows, map_fn=parallel)
-
-    def on_epoch_begin(self) -> None:
-        self._in_epoch = True
-
-    def on_epoch_end(self) -> None:
-        if self._in_epoch:
-            self.set_epoch(self.epoch + 1)
-        self._in_epoch = False
-
-
-def batches(
-    frame: pd.DataFrame,
-    input_size: int,
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int = 0,
-    *,
-    cache: bool = True,
-    workers: int | None = None,
-    replicas: int = 1,
-    prefetch: int = 2,
-    dtype: str = "float32",
-    augmentation: augment.Augmentation | None = None,
-) -> Any:
-    """A ``keras.utils.PyDataset`` of ``(x, y)`` batches for ``model.fit``/``evaluate``/``predict``.
-
-    Args:
-        frame: rows with ``path`` and ``label`` (a ``Split.train`` or ``Split.val``);
-            without ``label``, y is all zeros (for prediction).
-        input_size: side of the square images fed to the model, in pixels.
-        batch_size: images per batch (the last batch holds the remainder).
-        shuffle: permute the rows anew each epoch (seeded; for training).
-        seed: seed of the permutations.
-        cache: decode each image once, keeping it in a temporary file
-            (``DecodedCache``, ``input_size**2 * 3`` bytes per row) for later epochs.
-        workers: threads decoding the images of a batch (default ``default_workers()``).
-        replicas: devices each batch is split across (``devices.replicas()``); ``batch_size``
-            must be a multiple of it. Above 1, training batches leave out the last rows of
-            each epoch and evaluation batches are padded (see ``ImageBatches``).
-        prefetch: batches read ahead in a background thread (0: none).
-        dtype: of x. ``"uint8"`` sends a quarter of the bytes to the device and leaves the
-            conversion to the model (its float32 ``Input`` casts on the device; the values are
-            the same). Measured on this project's shared 2-core machine (load ~10), a batch of
-            128 images of 224 px read from the cache took 45-56 ms as float32, 7-16 ms as uint8
-            (median of 14 reads, two runs); a GPU step at 4,500 images/s leaves 28 ms.
-        augmentation: a training augmentation (``augment.Augmentation``) applied to every image in
-            the decoding threads, drawn from ``(seed, epoch, row)``; ``None``: the images as they are.
-
-    Returns:
-        an ``ImageBatches`` (a ``keras.utils.PyDataset``) yielding x float32
-        (B, S, S, 3) with values 0..255 and y int32 (B,).
-    """
-    if batch_size < 1 or input_size < 1:
-        raise ValueError(f"batch_size and input_size must be positive (got {batch_size}, {input_size})")
-    if len(frame) == 0:
-        raise ValueError("no rows to make batches from")
-    if replicas < 1 or batch_size % replicas:
-        raise ValueError(
-            f"batch_size {batch_size} does not split evenly across {replicas} devices: use a multiple of {replicas}"
-        )
-    labels = frame["label"].to_numpy(np.int32) if "label" in frame else np.zeros(len(frame), np.int32)
-    return ImageBatches(
-        paths=[str(p) for p in frame["path"]],
-        labels=labels,
-        input_size=input_size,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        seed=seed,
-        cache=DecodedCache(len(frame), input_size) if cache else None,
-        workers=workers or default_workers(),
-        replicas=replicas,
-        prefetch=prefetch,
-        dtype=dtype,
-        augmentation=augmentation,
-    )

@@ -19,7 +19,7 @@ float32's exponent range and needs none; it is the one for JAX (and TPUs).
 
 Data parallelism (JAX backend only): the global batch is split across the devices, the variables are
 replicated, and the gradients averaged by XLA. A batch must then divide evenly by the device count:
-``data.batches(..., replicas=n)`` trims the last training batch to a multiple of ``n`` (at most
+``nets.pipeline.batches(..., replicas=n)`` trims the last training batch to a multiple of ``n`` (at most
 ``n - 1`` images an epoch, other ones each epoch) and pads the last evaluation or prediction batch
 with zero-weight copies (``predict`` output is trimmed by its callers; see ``fit_callbacks`` for the
 validation loss). One device means no distribution at all, so one GPU trains exactly as before.
@@ -49,13 +49,13 @@ class DeviceError(RuntimeError):
 
 def backend() -> str:
     """The Keras backend's name, without importing Keras when ``KERAS_BACKEND`` says it."""
-    import keras
+    import keras  # Keras when asked: `landmarks report` imports this module to check the device first
 
     return keras.backend.backend()
 
 
 def _jax_devices(kind: str | None = None) -> list:
-    import jax
+    import jax  # the backend in use only
 
     if kind is None:
         return jax.devices()
@@ -85,7 +85,7 @@ def _physical_devices() -> list[dict]:
             )
         return out
     if name == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # the backend in use only
 
         gpus = tf.config.get_visible_devices("GPU")
         if gpus:
@@ -96,7 +96,7 @@ def _physical_devices() -> list[dict]:
             return out
         return [{"kind": "cpu", "name": "cpu", "memory_bytes": None} for _ in tf.config.list_physical_devices("CPU")]
     if name == "torch":
-        import torch
+        import torch  # the backend in use only
 
         if torch.cuda.is_available():
             return [
@@ -114,7 +114,7 @@ def replicas() -> int:
     """Devices the global batch is split across: the data-parallel mesh's size, 1 without one."""
     if backend() != "jax":
         return 1
-    import keras
+    import keras  # Keras when asked: `landmarks report` imports this module to check the device first
 
     distribution = keras.distribution.distribution()
     return int(distribution.device_mesh.devices.size) if distribution is not None else 1
@@ -132,7 +132,7 @@ def describe(asked: str | None = None) -> dict:
         (``gpu``, ``cpu``, ``tpu``), ``device_memory_gib`` that of the first one when the backend
         tells (else ``None``), ``devices`` one entry per device.
     """
-    import keras
+    import keras  # Keras when asked: `landmarks report` imports this module to check the device first
 
     devices = _physical_devices()
     first = devices[0] if devices else {"kind": "cpu", "name": "cpu", "memory_bytes": None}
@@ -209,11 +209,11 @@ def _use_cpu() -> None:
     _kind = "cpu"
     name = backend()
     if name == "jax":
-        import jax
+        import jax  # the backend in use only
 
         jax.config.update("jax_default_device", _jax_devices("cpu")[0])
     elif name == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # the backend in use only
 
         if tf.config.list_physical_devices("GPU"):
             tf.config.set_visible_devices([], "GPU")  # RuntimeError once TensorFlow has run anything
@@ -229,7 +229,7 @@ def set_precision(precision: str = "float32") -> str:
     Returns:
         The policy's name.
     """
-    import keras
+    import keras  # Keras when asked: `landmarks report` imports this module to check the device first
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
@@ -247,7 +247,7 @@ def distribute(enable: bool = True) -> int:
     Returns:
         The number of replicas (``replicas()``).
     """
-    import keras
+    import keras  # Keras when asked: `landmarks report` imports this module to check the device first
 
     if backend() != "jax":
         return 1
@@ -278,7 +278,7 @@ def setup(
 
 
 def fit_callbacks(val_data) -> list:
-    """Callbacks that ``fit`` needs for ``val_data`` (a ``data.batches`` dataset), first in the list.
+    """Callbacks that ``fit`` needs for ``val_data`` (a ``nets.pipeline.batches`` dataset), first in the list.
 
     A padded validation set (more than one replica, rows not a multiple of it) makes Keras
     average the validation loss over the padded count (its loss tracker weighs each batch by
@@ -288,7 +288,7 @@ def fit_callbacks(val_data) -> list:
     padding = getattr(val_data, "padding", 0)
     if not padding:
         return []
-    import keras
+    import keras  # Keras when asked: `landmarks report` imports this module to check the device first
 
     n = len(val_data.paths)
 

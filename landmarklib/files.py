@@ -99,7 +99,7 @@ def one_writer(target: str | os.PathLike, what: str = "") -> Iterator[Path]:
     Raises:
         FolderBusy: another run (any process, this one included) holds the lock.
     """
-    import filelock
+    import filelock  # only for a writer lock: fetch's worker processes import this module
 
     lock_file = lock_path(target)
     lock_file.parent.mkdir(parents=True, exist_ok=True)

@@ -302,8 +302,8 @@ class Gate:
 
 def jpeg_bytes(width: int, height: int, seed: int = 0, quality: int = 90) -> bytes:
     """A JPEG with smooth gradients and a few shapes (compresses like a photo, not like noise)."""
-    import numpy as np
-    from PIL import Image, ImageDraw
+    import numpy as np  # test images only: the server itself needs neither
+    from PIL import Image, ImageDraw  # as numpy
 
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)

@@ -62,13 +62,13 @@ def reason_of(error: str) -> str:
 
 def empty() -> pd.DataFrame:
     """A manifest with no rows."""
-    import pandas as pd
+    import pandas as pd  # pandas when a frame is read: fetch's worker processes import this module and never do
 
     return pd.DataFrame({c: pd.Series([], dtype=object) for c in COLUMNS})
 
 
 def _error(path: Path, line: int | None, column: str | None, problem: str) -> Exception:
-    from .catalog import CatalogError
+    from .catalog import CatalogError  # catalog imports pandas: see above
 
     return CatalogError(path, line, column, problem)
 
@@ -85,8 +85,8 @@ def read(where: str | os.PathLike, only_ok: bool = False, required: Iterable[str
         catalog.CatalogError: unreadable, a required column missing, or an ``ok`` row whose
             landmark_id is not an integer (naming file, line and column).
     """
-    import numpy as np
-    import pandas as pd
+    import numpy as np  # pandas when a frame is read: fetch's worker processes import this module and never do
+    import pandas as pd  # pandas when a frame is read: fetch's worker processes import this module and never do
 
     path = path_of(where)
     try:
@@ -123,8 +123,8 @@ def read(where: str | os.PathLike, only_ok: bool = False, required: Iterable[str
 def one_per_id(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per id: its last ``ok`` row, else its last row (a ``duplicate id`` failure never
     hides the row fetched for that id); in file order."""
-    import numpy as np
-    import pandas as pd
+    import numpy as np  # pandas when a frame is read: fetch's worker processes import this module and never do
+    import pandas as pd  # pandas when a frame is read: fetch's worker processes import this module and never do
 
     if not len(frame):
         return frame
@@ -232,7 +232,7 @@ def fold(out_dir: str | os.PathLike) -> pd.DataFrame:
     An interrupted run's journal is first folded into ``manifest.csv`` (and its temporary
     files removed), so that the manifest always describes every row fetched so far.
     """
-    import pandas as pd
+    import pandas as pd  # pandas when a frame is read: fetch's worker processes import this module and never do
 
     out_dir = Path(out_dir)
     manifest, journal = out_dir / NAME, out_dir / JOURNAL_NAME

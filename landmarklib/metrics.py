@@ -117,7 +117,7 @@ class Variant(TypedDict, total=False):
     epochs: int
     epochs_run: int
     params: int
-    augment_mode: str | None  # models.AUGMENT_MODES, or None
+    augment_mode: str | None  # augment.AUGMENT_MODES, or None
     health: str
     health_note: str
     first_epoch_seconds: float
@@ -127,7 +127,7 @@ class Variant(TypedDict, total=False):
 
 
 class _Training(TypedDict):
-    model: Literal["res_incep", "resnet50"]
+    model: config.Architecture
     input_size: int
     epochs: int
     batch_size: int
@@ -291,41 +291,18 @@ def variant_rows(table) -> list[dict]:
 
 
 def check(schema: type, record: dict, where: str = "metrics") -> None:
-    """Raise ``MetricsError`` unless ``record`` has every key ``schema`` requires, each of its type.
+    """Raise ``MetricsError`` unless ``record`` has every key ``schema`` requires, each of its type
+    (``config.check_value``, the project's one validator).
 
     Args:
         schema: a ``TypedDict`` of this module.
         record: plain JSON values (after ``save``'s conversion).
         where: how the message names the record (``03_res_incep``).
     """
-    missing = sorted(set(schema.__required_keys__) - set(record))
-    if missing:
-        raise MetricsError(f"{where}: missing key {missing[0]!r} (schema {schema.__name__})")
-    for key, hint in typing.get_type_hints(schema).items():
-        if key in record:
-            _check_value(f"{where}.{key}", record[key], hint)
-
-
-def _check_value(name: str, value: Any, hint: Any) -> None:
-    origin = typing.get_origin(hint)
-    if typing.is_typeddict(hint):
-        if not isinstance(value, dict):
-            raise MetricsError(f"{name}: {value!r} is not a dict")
-        check(hint, value, name)
-    elif origin is list or hint is list:
-        if not isinstance(value, list):
-            raise MetricsError(f"{name}: {value!r} is not a list")
-        for i, item in enumerate(value):
-            if typing.get_args(hint):
-                _check_value(f"{name}[{i}]", item, typing.get_args(hint)[0])
-    elif hint is dict:
-        if not isinstance(value, dict):
-            raise MetricsError(f"{name}: {value!r} is not a dict")
-    else:
-        try:
-            config.check_value(name, value, hint)
-        except config.ConfigError as err:
-            raise MetricsError(str(err)) from None
+    try:
+        config.check_value(where, record, schema)
+    except config.ConfigError as err:
+        raise MetricsError(str(err)) from None
 
 
 def _plain(value: Any) -> Any:

@@ -17,9 +17,10 @@ notebooks, and shows it in its summary and in ``index.html``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
-from . import files, manifest, paths
+from . import catalog, config, data, files, manifest, paths
 
 _shown = files.display_path  # a folder as the line names it: relative to the project root when inside it
 
@@ -34,8 +35,6 @@ class NoData(Exception):
 
 def require_images(folder: str | os.PathLike) -> None:
     """Raise ``NoData`` unless ``folder`` holds at least one labelled image (``data.read_folder``)."""
-    from . import data
-
     folder = paths.resolve(folder)
     if not folder.is_dir():
         raise NoData(f"no images in {_shown(folder)}: the folder does not exist (notebook 02 not run?)")
@@ -55,10 +54,6 @@ def require_split(settings, **changes):
         NoData: no labelled image in the folder; no landmark with ``min_images`` images; or
             no validation image (every kept landmark has a single image).
     """
-    import dataclasses
-
-    from . import catalog, config, data
-
     if not isinstance(settings, config.SplitConfig):
         settings = config.SplitConfig(train_dir=str(settings))
     settings = dataclasses.replace(settings, **changes)

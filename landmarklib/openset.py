@@ -6,7 +6,7 @@ the other test images are *closed* queries. For each method (one prediction per 
 image: a landmark id, a confidence and the five best landmark ids):
 
     closed top-1, top-5   on the closed queries; top-5 is strict: the five best classes by
-                          score, equal scores ordered by class index (``retrieval.strict_top_k``)
+                          score, equal scores ordered by class index (``evaluate.strict_top_k``)
     closed GAP            GAP of the closed queries, every prediction answered
     open GAP              GAP of all queries (``evaluate.gap``'s definition: ranked by confidence,
                           denominator the closed queries), every prediction answered; a confident
@@ -65,10 +65,8 @@ def truth_arrays(actual, known_ids) -> tuple[np.ndarray, np.ndarray]:
 
 def from_scores(scores: np.ndarray, confidence: np.ndarray, landmark_ids, threshold: float = 0.0) -> Predictions:
     """``Predictions`` from class scores (N, C): the strict top-1 and top-5 classes, and the given confidence."""
-    from .retrieval import strict_top_k
-
     ids = np.asarray(landmark_ids, np.int64)
-    top = strict_top_k(scores, 5)
+    top = evaluate.strict_top_k(scores, 5)
     top5 = np.full((len(scores), 5), -1, np.int64)
     top5[:, : top.shape[1]] = ids[top]
     return Predictions(

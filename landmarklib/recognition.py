@@ -1,9 +1,10 @@
 """Every recognition method on one open split: train, answer the queries, score (notebook 07, benchmarks).
 
-Methods (``METHODS``), all on the same backbone, data, split and epochs:
+Methods (``METHODS``), all on the same backbone, data, split and epochs, each a variant of one
+``config.RunConfig`` (``method_runs``: ``RunConfig.replace``, as notebook 03's variants):
 
-    study      the study's classifier and recipe (the run's optimizer, constant learning rate,
-               cross-entropy, the run's augmentation); confidence = the softmax probability
+    study      the study's classifier and recipe (SGD at a constant learning rate, cross-entropy,
+               ``BeyondConfig.study_augment``); confidence = the softmax probability
     modern     the same classifier with the modern recipe (``config.MODERN_RECIPE``: AdamW with weight
                decay, warmup + cosine, label smoothing, photo augmentation); answers with the
                run's test-time augmentation (``BeyondConfig.modern_tta``: flips by default)
@@ -15,7 +16,7 @@ Methods (``METHODS``), all on the same backbone, data, split and epochs:
 ``run_methods`` trains each (``train.train``), chooses each method's threshold on validation
 queries (the closed validation images plus the held-out landmarks' training-folder images,
 never the test set: ``openset.choose_threshold``), predicts the test queries and scores them
-with ``openset`` (paired bootstrap intervals, ``study`` as the reference). Retrieval answers the
+with ``openset`` (paired bootstrap intervals, ``study`` as the reference): an ``Outcome``. Retrieval answers the
 validation queries from an index of the training rows only (``MethodRun.val_index``): a validation
 image in the index would find itself at similarity 1.
 """
@@ -28,10 +29,13 @@ import os
 import time
 from dataclasses import dataclass, field
 
+import keras
 import numpy as np
 import pandas as pd
 
-from . import catalog, config, data, evaluate, models, openset, recipes, retrieval, scoring, train
+from . import catalog, config, data, evaluate, openset, paths, scoring
+from .nets import inference, models, recipes, retrieval, train
+from .predict import core as predict_core
 
 METHODS = ("study", "modern", "retrieval")
 
@@ -66,50 +70,78 @@ class MethodRun:
     extra: dict = field(default_factory=dict)
 
 
-def method_settings(name: str, settings: dict) -> dict:
-    """The settings of one method, from a run's settings.
+@dataclass
+class Outcome:
+    """``run_methods``' result: every method trained, answered and scored (method name -> its part).
 
-    ``settings`` holds ``models.build``'s keys (``model``, ``input_size``, ``filters``, ...,
-    ``augment``: the study method's), ``optimizer``, ``learning_rate``, ``momentum`` (the study's
-    recipe), and ``config.BeyondConfig``'s: the modern recipe's ``modern_learning_rate``,
-    ``modern_weight_decay``, ``modern_warmup_epochs``, ``modern_label_smoothing`` (the rest of
-    ``config.MODERN_RECIPE`` as it is) and retrieval's ``retrieval_loss``, ``retrieval_margin``,
-    ``retrieval_scale``, ``modern_tta``. Returns ``settings`` with the method's ``ModelConfig`` and ``TrainConfig``
-    recipe fields set (``config.RECIPE_FIELDS``) and its ``tta`` (``"none"`` for the study's method).
+    Attributes:
+        runs: the trained methods (``MethodRun``: model, threshold, index).
+        predictions: the ``openset.Predictions`` on the test queries.
+        extra: ``answer``'s extra (retrieval: ``embeddings``, ``neighbours``, ``similarities``).
+        scores: ``openset.score``'s scores.
+        bootstrap: ``openset.bootstrap``'s table (the first method the reference of the differences).
+        known: the landmark ids trained on.
+        actual: each query's landmark id (-1: no landmark).
+        retrieval_vs_best_classifier: retrieval minus the classifier of the best open-set GAP, paired (or None).
+        unreadable: test id -> why its image could not be decoded (not answered).
     """
-    if name == "study":
-        return {**settings, **{k: getattr(recipes.STUDY, k) for k in config.RECIPE_FIELDS}, "tta": "none"}
-    if name not in ("modern", "retrieval"):
+
+    runs: dict[str, MethodRun] = field(default_factory=dict)
+    predictions: dict[str, openset.Predictions] = field(default_factory=dict)
+    extra: dict[str, dict] = field(default_factory=dict)
+    scores: dict[str, dict] = field(default_factory=dict)
+    bootstrap: pd.DataFrame | None = None
+    known: list[int] = field(default_factory=list)
+    actual: np.ndarray | None = None
+    retrieval_vs_best_classifier: dict | None = None
+    unreadable: dict[str, str] = field(default_factory=dict)
+
+
+def method_runs(run: config.RunConfig, beyond: config.BeyondConfig) -> dict[str, config.RunConfig]:
+    """Each method's run, a variant of ``run`` (its network, split, batch and seed): the study's recipe with
+    ``beyond``'s epochs, study learning rate and augmentation (on ``run``'s dropout); modern, ``config.MODERN_RECIPE``
+    with ``beyond``'s ``modern_*`` values; retrieval, the modern one with ``beyond``'s margin loss."""
+    study = run.replace(
+        recipe="study",
+        dropout=run.model.dropout,
+        epochs=beyond.beyond_epochs,
+        learning_rate=beyond.study_learning_rate,
+        augment=beyond.study_augment,
+    )
+    modern = study.replace(
+        recipe="modern",
+        learning_rate=beyond.modern_learning_rate,
+        weight_decay=beyond.modern_weight_decay,
+        warmup_epochs=beyond.modern_warmup_epochs,
+        label_smoothing=beyond.modern_label_smoothing,
+    )
+    margin = {"loss": beyond.retrieval_loss, "margin": beyond.retrieval_margin, "scale": beyond.retrieval_scale}
+    return {"study": study, "modern": modern, "retrieval": modern.replace(**margin)}
+
+
+def method_tta(name: str, beyond: config.BeyondConfig) -> str:
+    """A method's test-time augmentation: the study's method answers as the study did, the others ``modern_tta``."""
+    return "none" if name == "study" else beyond.modern_tta
+
+
+def train_method(
+    name: str, split: data.Split, run: config.RunConfig, beyond: config.BeyondConfig, out_dir, progress: bool = True
+) -> MethodRun:
+    """Build and train one method (``method_runs(run, beyond)[name]``) on ``split`` (and index it, for retrieval);
+    its files go to ``out_dir``."""
+    if name not in METHODS:
         raise ValueError(f"unknown method {name!r}: expected one of {METHODS}")
-    beyond = config.BeyondConfig.from_params(settings)
-    run = {
-        **settings,
-        **config.MODERN_RECIPE,
-        "learning_rate": beyond.modern_learning_rate,
-        "weight_decay": beyond.modern_weight_decay,
-        "warmup_epochs": beyond.modern_warmup_epochs,
-        "label_smoothing": beyond.modern_label_smoothing,
-        "tta": beyond.modern_tta,
-    }
-    if name == "retrieval":
-        run.update(loss=beyond.retrieval_loss, margin=beyond.retrieval_margin, scale=beyond.retrieval_scale)
-    return run
-
-
-def train_method(name: str, split: data.Split, settings: dict, out_dir, progress: bool = True) -> MethodRun:
-    """Build and train one method on ``split`` (and index it, for retrieval)."""
-    run = method_settings(name, settings)
+    method = method_runs(run, beyond)[name]
     start = time.perf_counter()
-    train.set_seed(run["seed"], run.get("deterministic", True))
+    train.set_seed(method.train.seed, method.train.deterministic)
     n_classes = len(split.landmark_ids)
-    model_config = config.ModelConfig.from_params(run)
-    train_config = config.TrainConfig.from_params(run, models_dir=str(out_dir), early_stopping_patience=None)
-    tta = run["tta"]
-    recipe = recipes.describe(train_config, model_config) + (f", {tta} test-time augmentation" if tta != "none" else "")
+    train_config = method.train.replace(models_dir=str(out_dir), early_stopping_patience=None)
+    tta = method_tta(name, beyond)
+    recipe = recipes.describe(train_config, method.model) + (f", {tta} test-time augmentation" if tta != "none" else "")
     if name == "retrieval":
-        model = retrieval.embedding_model(run, n_classes, embedding_dim=int(run.get("embedding_dim", 512)))
+        model = retrieval.embedding_model(method.model, n_classes, embedding_dim=beyond.embedding_dim)
     else:
-        model = models.build(model_config, n_classes)
+        model = models.build(method.model, n_classes)
     if progress:
         print(f"== {name}: {model.count_params():,} parameters; {recipe}", flush=True)
     result = train.train(model, split, train_config, name=name, progress=progress)
@@ -117,7 +149,7 @@ def train_method(name: str, split: data.Split, settings: dict, out_dir, progress
     if name == "retrieval":
         # one image -> embedding model per method (retrieval.embed makes it once per model too)
         embedder = retrieval.embedding_of(result.model)
-        size, batch = run["input_size"], run["batch_size"]
+        size, batch = method.model.input_size, method.train.batch_size
         embedded = [
             retrieval.embed(embedder, frame=rows, input_size=size, batch_size=batch, tta=tta)
             for rows in (split.train, split.val)
@@ -130,7 +162,7 @@ def train_method(name: str, split: data.Split, settings: dict, out_dir, progress
         name=name,
         result=result,
         index=index,
-        k=int(run.get("retrieval_k", retrieval.DEFAULT_K)),
+        k=beyond.retrieval_k,
         embedder=embedder,
         recipe=recipe,
         seconds=time.perf_counter() - start,
@@ -174,7 +206,7 @@ def answer(
         scores, conf = vote.scores, vote.confidence
         extra = {"embeddings": emb, "neighbours": vote.neighbours, "similarities": vote.similarities}
     else:
-        scores = evaluate.predict_probabilities(run.result.model, x, batch_size, tta=run.tta)
+        scores = inference.predict_probabilities(run.result.model, x, batch_size, tta=run.tta)
         conf = scores.max(axis=1) if len(scores) else np.zeros(0)
     pred = openset.from_scores(scores, conf, run.result.landmark_ids, run.threshold)
     return (unanswered(pred, unreadable) if unreadable is not None else pred), extra
@@ -201,7 +233,7 @@ def validation_queries(open_split: data.OpenSplit) -> tuple[pd.DataFrame, np.nda
 
 def test_queries(test_dir, solution, input_size: int) -> pd.DataFrame:
     """The fetched test images with their true landmark (``actual``; None: no landmark), readable ones only."""
-    tests = evaluate.load_test_images(test_dir, input_size, progress=False)
+    tests = predict_core.load_test_images(test_dir, input_size, progress=False)
     truth = solution if isinstance(solution, pd.DataFrame) else catalog.read_solution(solution)
     truth = truth[["id", "landmark_id"]].astype(str).rename(columns={"landmark_id": "actual"})
     frame = tests.drop(columns=["landmark_id"]).astype({"id": str}).merge(truth, on="id", how="inner")
@@ -222,7 +254,7 @@ class _NoRetracingNotes(logging.Filter):
     window and it logs the note, though no function was traced twice (``tests/unit/test_tracing.py`` records
     every trace; TensorFlow calls this expected, tensorflow/tensorflow#42441). Our own retracing (Keras'
     ``predict`` on the embedder, again for a last partial batch and for arrays after batches) is gone:
-    ``retrieval.embed`` uses ``evaluate.inference_function``, traced once per model."""
+    ``retrieval.embed`` uses ``inference.inference_function``, traced once per model."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "triggered tf.function retracing" not in record.getMessage()
@@ -241,34 +273,30 @@ def _no_retracing_notes():
 
 def run_methods(
     open_split: data.OpenSplit,
-    settings: dict,
+    run: config.RunConfig,
+    beyond: config.BeyondConfig,
     queries: pd.DataFrame,
     out_dir,
     methods=METHODS,
-    n_boot: int = 1000,
     progress: bool = True,
-) -> dict:
+) -> Outcome:
     """Train, threshold, answer and score every method.
 
     Args:
         open_split: ``data.load_open_split``'s result.
-        settings: the run's settings (see ``method_settings``; plus ``epochs``, ``batch_size``, ``seed``).
+        run: the network, the batch and the seed every method shares (``method_runs``).
+        beyond: the methods' settings (``beyond_epochs``, the recipes, ``n_bootstrap`` resamples...).
         queries: the test queries (``test_queries``: ``path``, ``id``, ``actual``).
         out_dir: where the models go (``<out_dir>/<method>.keras`` ...).
         methods: which methods to run.
-        n_boot: bootstrap resamples.
         progress: epoch bars and one line per method.
-
-    Returns:
-        dict: ``runs`` (name -> MethodRun), ``predictions`` (name -> Predictions on the queries),
-        ``extra`` (name -> ``answer``'s extra), ``scores`` (name -> ``openset.score``),
-        ``bootstrap`` (``openset.bootstrap``'s table), ``known`` (landmark ids trained on).
     """
     split = open_split.closed
     val_frame, val_truth = validation_queries(open_split)
     actual = queries["actual"].astype("float64").fillna(-1).astype(np.int64).to_numpy()
     runs, preds, extras, scores = {}, {}, {}, {}
-    size = int(settings["input_size"])  # every method's input: the queries are decoded once
+    size, batch_size, n_boot, seed = run.model.input_size, run.train.batch_size, beyond.n_bootstrap, run.train.seed
+    # every method's input is `size`: the queries are decoded once
     val_errors: dict[str, str] = {}
     query_errors: dict[str, str] = {}  # images that cannot be decoded: not answered, each with its reason
     val_x = data.load_images(val_frame["path"].tolist(), size, errors=val_errors, progress=False)
@@ -277,21 +305,21 @@ def run_methods(
     query_bad = queries["path"].isin(list(query_errors)).to_numpy()
     with _no_retracing_notes():
         for name in methods:
-            run = train_method(name, split, settings, out_dir, progress)
-            val_pred, _ = answer(run, val_frame, settings["batch_size"], x=val_x, index=run.val_index)
+            method = train_method(name, split, run, beyond, out_dir, progress)
+            val_pred, _ = answer(method, val_frame, batch_size, x=val_x, index=method.val_index)
             val_pred = unanswered(val_pred, val_bad)
-            run.threshold = openset.choose_threshold(val_pred.confidence, val_pred.landmark == val_truth)
+            method.threshold = openset.choose_threshold(val_pred.confidence, val_pred.landmark == val_truth)
             # the model answers at this threshold wherever it goes (`landmarks predict` reads it)
-            scoring.save_threshold(run.result.model_path, run.threshold, f"{len(val_frame)} validation queries")
-            pred, extra = answer(run, queries, settings["batch_size"], x=query_x)
+            scoring.save_threshold(method.result.model_path, method.threshold, f"{len(val_frame)} validation queries")
+            pred, extra = answer(method, queries, batch_size, x=query_x)
             pred = unanswered(pred, query_bad)
-            runs[name], preds[name], extras[name] = run, pred, extra
+            runs[name], preds[name], extras[name] = method, pred, extra
             scores[name] = openset.score(pred, actual, split.landmark_ids, queries["id"].to_numpy())
             if progress:
                 s = scores[name]
                 print(
                     f"   {name}: closed top-1 {s['closed_top1']:.3f}, open GAP {s['open_gap']:.3f} "
-                    f"(threshold {run.threshold:.3f}; {run.seconds / 60:.1f} min)",
+                    f"(threshold {method.threshold:.3f}; {method.seconds / 60:.1f} min)",
                     flush=True,
                 )
     boot = openset.bootstrap(
@@ -300,7 +328,7 @@ def run_methods(
         split.landmark_ids,
         queries["id"].to_numpy(),
         n_boot=n_boot,
-        seed=int(settings["seed"]),
+        seed=seed,
         reference=methods[0],
     )
     # retrieval against the best classifier by open-set GAP, on the same resamples (the issue's target)
@@ -314,7 +342,7 @@ def run_methods(
             split.landmark_ids,
             queries["id"].to_numpy(),
             n_boot=n_boot,
-            seed=int(settings["seed"]),
+            seed=seed,
             reference=best,
         )
         versus = {
@@ -325,30 +353,30 @@ def run_methods(
                 for k in ("diff", "diff_low", "diff_high")
             },
         }
-    return {
-        "runs": runs,
-        "predictions": preds,
-        "extra": extras,
-        "scores": scores,
-        "bootstrap": boot,
-        "known": list(split.landmark_ids),
-        "actual": actual,
-        "retrieval_vs_best_classifier": versus,
-        "unreadable": {i: query_errors[p] for i, p in zip(queries["id"], queries["path"]) if p in query_errors},
-    }
+    return Outcome(
+        runs=runs,
+        predictions=preds,
+        extra=extras,
+        scores=scores,
+        bootstrap=boot,
+        known=list(split.landmark_ids),
+        actual=actual,
+        retrieval_vs_best_classifier=versus,
+        unreadable={i: query_errors[p] for i, p in zip(queries["id"], queries["path"]) if p in query_errors},
+    )
 
 
-def metrics_table(outcome: dict) -> pd.DataFrame:
+def metrics_table(outcome: Outcome) -> pd.DataFrame:
     """One row per method: recipe, training numbers, threshold and every score with its interval."""
     return pd.DataFrame(method_rows(outcome))
 
 
-def method_rows(outcome: dict) -> list[dict]:
+def method_rows(outcome: Outcome) -> list[dict]:
     """``metrics_table``'s rows as dicts; the paired differences (``<metric>_diff``, ``_diff_low``,
     ``_diff_high``: method minus the reference) only in the other methods' rows."""
-    boot = outcome["bootstrap"].set_index(["method", "metric"])
+    boot = outcome.bootstrap.set_index(["method", "metric"])
     rows = []
-    for name, run in outcome["runs"].items():
+    for name, run in outcome.runs.items():
         row = {
             "method": name,
             "recipe": run.recipe,
@@ -368,9 +396,9 @@ def method_rows(outcome: dict) -> list[dict]:
 
 
 def write_submissions(
-    outcome: dict, queries: pd.DataFrame, reports_dir, prefix: str = "07_", test_ids=None
+    outcome: Outcome, queries: pd.DataFrame, reports_dir, prefix: str = "07_", test_ids=None
 ) -> dict[str, str]:
-    """Each method's Kaggle submission (``id,landmarks``, empty below its threshold), via ``evaluate.write_submission``.
+    """Each method's Kaggle submission (``id,landmarks``, empty below its threshold), via ``predict.core.write_submission``.
 
     Args:
         outcome: ``run_methods``' result.
@@ -383,15 +411,13 @@ def write_submissions(
     Returns:
         method -> the file written, ``<reports_dir>/submissions/<prefix><method>.csv``, relative to ``reports_dir``.
     """
-    from . import paths
-
     base = paths.resolve(reports_dir)
     ids = pd.Index(queries["id"].astype(str))
     every = ids if test_ids is None else pd.Index(pd.Series(test_ids).astype(str))
     if every.has_duplicates or not ids.isin(every).all():
         raise ValueError("test_ids must hold every query's id exactly once")
     written = {}
-    for name, pred in outcome["predictions"].items():
+    for name, pred in outcome.predictions.items():
         table = pd.DataFrame(
             {
                 "landmark_id": pd.array(np.where(pred.landmark >= 0, pred.landmark, 0), dtype="Int64"),
@@ -400,7 +426,7 @@ def write_submissions(
             index=ids,
         )
         table = table.reindex(every).rename_axis("id").reset_index()  # not fetched: no answer
-        path = evaluate.write_submission(table, base / "submissions" / f"{prefix}{name}.csv", pred.threshold)
+        path = predict_core.write_submission(table, base / "submissions" / f"{prefix}{name}.csv", pred.threshold)
         written[name] = str(path.relative_to(base))
     return written
 
@@ -414,7 +440,7 @@ def project_2d(embeddings: np.ndarray, seed: int = 0, method: str = "auto") -> t
     x = np.asarray(embeddings, np.float64)
     if method in ("auto", "tsne") and len(x) > 5:
         try:
-            from sklearn.manifold import TSNE
+            from sklearn.manifold import TSNE  # optional: without scikit-learn, PCA
         except ImportError:
             if method == "tsne":
                 raise
@@ -427,7 +453,7 @@ def project_2d(embeddings: np.ndarray, seed: int = 0, method: str = "auto") -> t
 
 
 def gallery_rows(
-    outcome: dict, queries: pd.DataFrame, n_right: int = 2, n_wrong: int = 2, k: int = 5, seed: int = 0
+    outcome: Outcome, queries: pd.DataFrame, n_right: int = 2, n_wrong: int = 2, k: int = 5, seed: int = 0
 ) -> list[dict]:
     """Retrieval queries to show with their nearest index images: some answered right, some wrong.
 
@@ -435,18 +461,16 @@ def gallery_rows(
         dicts with ``query_path``, ``actual`` (None: no known landmark), ``predicted``, ``confidence``,
         ``right``, and ``neighbours``: (path, landmark_id, similarity) of the ``k`` nearest.
     """
-    run = outcome["runs"].get("retrieval")
+    run = outcome.runs.get("retrieval")
     if run is None or run.index is None:
         return []
-    pred = outcome["predictions"]["retrieval"]
-    extra = outcome["extra"]["retrieval"]
-    actual = outcome["actual"]
+    pred, extra, actual = outcome.predictions["retrieval"], outcome.extra["retrieval"], outcome.actual
     right = np.flatnonzero(pred.landmark == actual)
     wrong = np.flatnonzero(pred.landmark != actual)
     rng = np.random.default_rng(seed)
     picks = [*rng.permutation(right)[:n_right], *rng.permutation(wrong)[:n_wrong]]
     ids = np.asarray(run.index.landmark_ids)
-    known = set(outcome["known"])
+    known = set(outcome.known)
     rows = []
     for i in picks:
         nb = extra["neighbours"][i][:k]
@@ -469,6 +493,4 @@ def gallery_rows(
 
 def environment_line() -> str:
     """Backend and core count, for reports."""
-    import keras
-
     return f"Keras backend {keras.backend.backend()}, {os.cpu_count()} CPU cores"

@@ -32,6 +32,7 @@ import math
 import multiprocessing
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -1192,7 +1193,7 @@ def _write_image(task: tuple[SampleRow, Landmark | None, str]) -> int:
 
 def _write_images(plan: SamplePlan, images_dir: Path, workers: int, progress: bool) -> int:
     """Render and write every image (in ``workers`` processes); return the total bytes."""
-    from tqdm import tqdm
+    from tqdm import tqdm  # only while images are drawn (`landmarks --help` imports this module)
 
     tasks = [
         (row, plan.landmark(row.landmark_id) if row.landmark_id is not None else None, str(images_dir))
@@ -1370,8 +1371,6 @@ def make_sample(
 
 def _run_cli(args: argparse.Namespace) -> int:
     """``landmarks sample``: write the sample and print one line about it."""
-    import sys
-
     out = Path(args.dir) if args.dir is not None else paths.resolve(DEFAULT_DIR)
     try:
         summary = make_sample(

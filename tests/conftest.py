@@ -423,14 +423,15 @@ def end_to_end_shards(end_to_end) -> tuple[Path, subprocess.CompletedProcess]:
         path = shards / f"images_{k:03d}.tar"
         with tarfile.open(path, "w") as tar:
             for row in train[k::3]:
-                tar.add(sample / row["url"], arcname=shard_member(row["id"]))
+                if (sample / row["url"]).is_file():  # the sample's missing file stays missing
+                    tar.add(sample / row["url"], arcname=shard_member(row["id"]))
         digest = hashlib.md5(path.read_bytes()).hexdigest()
         (shards / f"md5.images_{k:03d}.txt").write_text(f"{digest}  images_{k:03d}.tar\n")
     kaggle = base / "kaggle"
-    for row in solution:
+    for row in csv.DictReader(open(sample / "test.csv", newline="")):
         member = kaggle / "test" / shard_member(row["id"])
         member.parent.mkdir(parents=True, exist_ok=True)
-        member.write_bytes((sample / "images" / f"{row['id']}.jpg").read_bytes())
+        member.write_bytes((sample / row["url"]).read_bytes())
     (kaggle / "train.csv").write_text("id,landmark_id\n" + "".join(f"{r['id']},{r['landmark_id']}\n" for r in train))
     (kaggle / "test.csv").write_text("id\n" + "".join(f"{r['id']}\n" for r in solution))
     (kaggle / "solution.csv").write_text(

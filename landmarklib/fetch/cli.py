@@ -1,40 +1,76 @@
 """``landmarks fetch CSV --out DIR [...]``: the fetch engines (``local.fetch_catalog``, ``dask_engine.fetch_catalog_dask``)
-from the command line; each option sets the ``config.FetchConfig`` field of its name (``--size``: ``image_size``,
-``--limit``: ``n_images``)."""
+from the command line. Each option but ``--out`` and ``--quiet`` is made from the ``config.FetchConfig`` field it sets
+(``OPTIONS``): its type, choices, range, default and help come from there."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import typing
 
-from .. import files, images
+from .. import config, files
 from ..config import FetchConfig
 
+OPTIONS = {
+    "--size": ("image_size", "PIXELS"),
+    "--resize": ("resize", None),
+    "--limit": ("n_images", "N"),
+    "--workers": ("workers", None),
+    "--timeout": ("timeout", None),
+    "--retries": ("retries", None),
+    "--processes": ("processes", None),
+    "--fail-fast-after": ("fail_fast_after", "N"),
+    "--images": ("images", "SOURCE"),
+    "--strict": ("strict", None),
+}
+"""Option -> the ``FetchConfig`` field it sets and its metavar (None: argparse's)."""
+DASK_OPTIONS = {
+    "--engine": ("engine", None),
+    "--scheduler": ("scheduler", "ADDRESS"),
+    "--dask-workers": ("dask_workers", "N"),
+    "--shard-rows": ("shard_rows", "N"),
+    "--max-per-host": ("max_per_host", "N"),
+}
+"""The same, in the help's Dask group."""
+DEFAULTS = {"n_images": None}
+"""Where the command's default is not ``FetchConfig``'s: without ``--limit``, every row."""
 
-def _number(kind: type, low: float, strict: bool):
-    """An argparse type: ``kind`` values >= ``low`` (> ``low`` when ``strict``)."""
+
+def _add_option(parser, option: str, name: str, metavar: str | None) -> None:
+    """``parser.add_argument(option)`` for ``FetchConfig``'s field ``name``."""
+    f = FetchConfig.__dataclass_fields__[name]
+    hint = typing.get_type_hints(FetchConfig)[name]
+    default = DEFAULTS.get(name, f.default)
+    help_text = f.metadata["doc"] + ("" if default is None or default is False else f" (default: {default})")
+    if hint is bool:
+        parser.add_argument(option, dest=name, action="store_true", help=help_text)
+        return
+    kind = next((k for k in (int, float) if k in (hint, *typing.get_args(hint))), None)
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value < low or (strict and value == low):
-            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {low}, not {text}")
-        return value
+        try:
+            return config.check_value(option, value, hint, f.metadata["bounds"])
+        except config.ConfigError as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix(f"{option}: ")) from None
 
-    return parse
-
-
-_positive_int, _count, _seconds = _number(int, 1, False), _number(int, 0, False), _number(float, 0, True)
-
-
-_DEFAULTS = FetchConfig()  # the defaults live in config.FetchConfig; the help shows them from there
+    choices = typing.get_args(hint) if typing.get_origin(hint) is typing.Literal else None
+    parser.add_argument(
+        option,
+        dest=name,
+        type=parse if kind else None,
+        choices=choices,
+        default=default,
+        metavar=metavar,
+        help=help_text,
+    )
 
 
 def add_cli(subparsers) -> None:
     """Register ``landmarks fetch CSV --out DIR [...]``."""
-    d = _DEFAULTS
     parser = subparsers.add_parser(
         "fetch",
         help="download, convert and resize a catalog's images",
@@ -43,91 +79,12 @@ def add_cli(subparsers) -> None:
     )
     parser.add_argument("csv", help="catalog CSV; relative paths in url are relative to its folder")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument(
-        "--size",
-        dest="image_size",
-        type=_positive_int,
-        metavar="PIXELS",
-        default=d.image_size,
-        help=f"side of the square JPEGs (default {d.image_size}; the study's: 250)",
-    )
-    parser.add_argument(
-        "--resize", choices=images.RESIZE_MODES, default=d.resize, help=f"default {d.resize} (the study's)"
-    )
-    parser.add_argument(
-        "--limit",
-        dest="n_images",
-        type=_positive_int,
-        default=None,
-        metavar="N",
-        help="only the first N rows (default: all)",
-    )
-    parser.add_argument(
-        "--workers", type=_positive_int, default=d.workers, help=f"downloads in flight (default {d.workers})"
-    )
-    parser.add_argument(
-        "--timeout", type=_seconds, default=d.timeout, help=f"seconds per attempt (default {d.timeout:g})"
-    )
-    parser.add_argument(
-        "--retries", type=_count, default=d.retries, help=f"further attempts on transient errors (default {d.retries})"
-    )
-    parser.add_argument(
-        "--processes", type=_positive_int, default=d.processes, help="worker processes (default: one per core)"
-    )
-    parser.add_argument(
-        "--fail-fast-after",
-        type=_count,
-        default=d.fail_fast_after,
-        metavar="N",
-        help="consecutive connection failures after which a host's other rows fail at once "
-        f"(default {d.fail_fast_after}; 0: never)",
-    )
-    parser.add_argument(
-        "--images",
-        default=d.images,
-        metavar="SOURCE",
-        help="read the images from SOURCE instead of the urls: a folder of TAR shards (GLDv2 images_NNN.tar, "
-        "with md5.images_NNN.txt checked when present) or of image files (a/b/c/<id>.jpg or <id>.jpg); the "
-        "catalog may then be id,landmark_id, id,url,landmark_id, landmark_id,images (train_clean.csv) or id",
-    )
-    parser.add_argument(
-        "--strict", action="store_true", help="refuse a catalog with a bad row (default: the row fails alone)"
-    )
+    for option, (name, metavar) in OPTIONS.items():
+        _add_option(parser, option, name, metavar)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     dask = parser.add_argument_group("on a Dask cluster (--engine dask; README: Past one machine)")
-    dask.add_argument(
-        "--engine",
-        choices=("local", "dask"),
-        default=d.engine,
-        help="local: this machine (default); dask: shards on a Dask cluster, same manifest",
-    )
-    dask.add_argument(
-        "--scheduler",
-        default=d.scheduler,
-        metavar="ADDRESS",
-        help="a running Dask scheduler (tcp://host:8786); default: a local cluster of processes",
-    )
-    dask.add_argument(
-        "--dask-workers",
-        type=_positive_int,
-        default=d.dask_workers,
-        metavar="N",
-        help="worker processes of the local cluster (default: one per core)",
-    )
-    dask.add_argument(
-        "--shard-rows",
-        type=_positive_int,
-        default=d.shard_rows,
-        metavar="N",
-        help=f"catalog rows per shard, one task each (default {d.shard_rows})",
-    )
-    dask.add_argument(
-        "--max-per-host",
-        type=_count,
-        default=d.max_per_host,
-        metavar="N",
-        help=f"requests in flight per host over the whole cluster (default {d.max_per_host}: no limit)",
-    )
+    for option, (name, metavar) in DASK_OPTIONS.items():
+        _add_option(dask, option, name, metavar)
     parser.set_defaults(func=_run_cli)
 
 

@@ -426,10 +426,10 @@ def fetch_catalog_dask(
 
 def _fetch_catalog_dask(csv_path, out_dir, config: FetchConfig, client, progress: bool, window) -> FetchSummary:
     """``fetch_catalog_dask`` once its writer lock is held."""
-    from distributed import KilledWorker, as_completed
-    from tqdm import tqdm
+    from distributed import KilledWorker, as_completed  # dask only when this engine runs (fetch.cli imports us)
+    from tqdm import tqdm  # the driver's progress bar: the workers import this module too
 
-    from ..catalog import first_n
+    from ..catalog import first_n  # catalog imports pandas: the driver's only, as tqdm
 
     start = time.monotonic()
     csv_path, out = Path(csv_path).resolve(), Path(out_dir).resolve()

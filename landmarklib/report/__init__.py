@@ -3,7 +3,8 @@
     runner    parameters (YAML + ``--set``), kernel and device checks, embedded sample, papermill execution,
               failures named by cell, the summary table (``run_report``)
     html      offline nbconvert pages per notebook, ``report.html`` (no code), ``index.html``
-    content   notebook 06's content: test-set evaluation, tables, section markdown (the study's numbers: study.py)
+    content   notebook 06's content: tables, section markdown (the study's numbers: study.py); no Keras
+    evaluation  notebook 06's test-set evaluation of the saved models (Keras when it runs, not on import)
 
 The report's figures are in ``landmarklib.visualize.evaluation``. The names below are the public
 API; notebook 06 calls them as ``report.<name>``.
@@ -25,12 +26,9 @@ from .content import (
     benchmark_md,
     conclusion_md,
     count,
-    curve_thresholds,
     data_caveat,
     data_source,
     data_source_text,
-    evaluate_model,
-    evaluate_models,
     evaluation_md,
     evaluation_table,
     examples_table,
@@ -49,13 +47,13 @@ from .content import (
     report_metrics,
     resnet_weights,
     show_figures,
-    solution_path,
     study_comparison,
     threshold_md,
     timing_table,
     variants_table,
     visualization_md,
 )
+from .evaluation import curve_thresholds, evaluate_model, evaluate_models, solution_path
 from .html import build_index, format_value, html_exporter, render_html
 from .runner import (
     KERNEL,

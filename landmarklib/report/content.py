@@ -2,7 +2,7 @@
 
     pct, count                 how numbers are written (the study's numbers: ``landmarklib.study``)
     metrics_for, data_source   what the earlier notebooks recorded; which data the run used
-    evaluate_models            both saved models on the held-out test set (ModelEvaluation)
+    ModelEvaluation            a saved model on the held-out test set (``report.evaluation.evaluate_models``)
     *_table                    the tables: this run beside the study, test scores, timing, variants
     *_md                       the markdown of each section, in the study's order
     pick_examples, report_metrics   the ten example images; the contents of 06_report.json
@@ -16,13 +16,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .. import catalog, evaluate, files, manifest, paths, study
+import numpy as np
+import pandas as pd
+
+from .. import evaluate, files, paths, study
 from ..metrics import Report
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 # --------------------------------------------------------------------------- number formats
 
@@ -92,6 +92,7 @@ def data_caveat(kind: str | None) -> str:
         "sample": "the embedded synthetic sample",
         "gldv2": "the Google Landmarks v2 catalog",
         "folder": "a folder of one's own images",
+        "ids": "a catalog of ids whose images came from shards or files (GLDv2, Kaggle 2019-2021)",
     }.get(kind or "", "other data than the study's")
     return (
         f"⚠ The study's numbers come from the Kaggle 2018 catalog; this run used {what}, "
@@ -104,7 +105,7 @@ def data_source(train_csv: str, sample_dir: str | None, metrics: dict[str, dict]
 
     Returns:
         dict: kind (the record's ``kind``: ``"sample"``, ``"kaggle-2018"``, ``"gldv2"``, ``"folder"``,
-        ``"other"``; without a record ``"sample"`` or ``"real"``, decided from the path), catalog,
+        ``"ids"``, ``"other"``; without a record ``"sample"`` or ``"real"``, decided from the path), catalog,
         record (notebook 01's ``data_source``, or ``None``), text (markdown), caveat (beside the
         study's column; ``""`` for the 2018 catalog).
     """
@@ -179,7 +180,7 @@ def show_figures(entry: dict, reports_dir: str | os.PathLike) -> None:
         entry: the notebook's metrics (its ``figures`` list).
         reports_dir: the folder the figure paths are relative to.
     """
-    from IPython.display import Image, Markdown, display
+    from IPython.display import Image, Markdown, display  # in a notebook only: the command line never shows figures
 
     for rel, caption in figure_list(entry):
         path = paths.resolve(reports_dir) / rel
@@ -219,156 +220,6 @@ NO_SOLUTION = "no solution file"
 """What a score reads when the test set has no solution file (the Kaggle 2018 test set has none public)."""
 
 
-def solution_path(test_solution_csv: str | os.PathLike | None) -> Path | None:
-    """The solution file, or ``None`` when the parameter is empty or the file is absent."""
-    if test_solution_csv is None or not str(test_solution_csv).strip():
-        return None
-    path = paths.resolve(test_solution_csv)
-    return path if path.is_file() else None
-
-
-def curve_thresholds(threshold: float) -> list[float]:
-    """Thresholds for the curve: 0 to 1 in steps of 0.005, and the run's threshold."""
-    import numpy as np
-
-    return sorted(set(np.round(np.linspace(0.0, 1.0, 201), 4).tolist()) | {float(threshold)})
-
-
-def _unscored(pred: pd.DataFrame, threshold: float) -> dict:
-    """The numbers of a prediction table that need no answers: how many images, how many answered."""
-    import numpy as np
-
-    conf = pred["confidence"].astype("float64").to_numpy()
-    answered = np.isfinite(conf) & (conf >= threshold)
-    readable = np.isfinite(conf)
-    return {
-        "gap": None,
-        "gap_all": None,
-        "threshold": float(threshold),
-        "answered_share": float(answered.mean()) if len(pred) else None,
-        "answered_precision": None,
-        "top1": None,
-        "top5": None,
-        "n_test": int(len(pred)),
-        "n_landmark_images": None,
-        "n_answered": int(answered.sum()),
-        "n_readable": int(readable.sum()),
-        "confidence_median": float(np.median(conf[readable])) if readable.any() else None,
-        "scored": False,
-    }
-
-
-def evaluate_model(
-    model_path: str | os.PathLike,
-    test_dir: str | os.PathLike,
-    test_solution_csv: str | os.PathLike | None,
-    threshold: float,
-    reports_dir: str | os.PathLike,
-    progress: bool = True,
-    tta: str = evaluate.DEFAULT_TTA,
-) -> ModelEvaluation:
-    """Predict the test folder with one saved model and score it against the solution, when there is one.
-
-    Writes the Kaggle submission to ``<reports_dir>/submissions/<model>.csv``. Without a solution
-    file (``test_solution_csv`` empty, ``None`` or absent) every test image is still predicted,
-    thresholded, timed and written to the submission; the scores that need answers are ``None``.
-
-    Args:
-        model_path: ``<models_dir>/<name>.keras``.
-        test_dir: the fetched test folder (``manifest.csv``, ``<id>.jpg``).
-        test_solution_csv: ``id,landmark_id`` (empty = no landmark), or ``None``/``""``.
-        threshold: answer only at or above this confidence (the study's 4.5%).
-        reports_dir: the reports folder.
-        progress: show progress bars.
-        tta: test-time augmentation (``evaluate.TTA_MODES``).
-
-    Load time, single-image latency and batched throughput are measured with ``evaluate.time_model``.
-    """
-    model_path = paths.resolve(model_path)
-    name = model_path.name.removesuffix(".keras")
-    pred = evaluate.predict(model_path, paths.resolve(test_dir), threshold=threshold, progress=progress, tta=tta)
-    solution_file = solution_path(test_solution_csv)
-    confusion = None
-    if solution_file is not None:
-        solution = catalog.read_solution(solution_file)[["id", "landmark_id"]]
-        solution = solution.assign(landmark_id=solution["landmark_id"].astype("string").fillna(""))  # "": no landmark
-        scores = {**evaluate.score(pred, solution, threshold), "scored": True}
-        table = solution.rename(columns={"landmark_id": "actual"}).merge(pred, on="id", how="left")
-        predicted = table["landmark_id"].astype("Int64").astype("string").fillna("")
-        table["correct"] = (predicted == table["actual"]) & (table["actual"] != "")
-        n_landmarks = scores["n_landmark_images"]
-        confusion = evaluate.confusion_matrix(table["landmark_id"], table["actual"], top_n=10)
-    else:
-        scores = _unscored(pred, threshold)
-        table = pred.assign(actual=None, correct=False)
-        n_landmarks = max(1, len(table))  # GAP is not drawn without answers; any denominator will do
-    curve = evaluate.threshold_curve(
-        table["confidence"].to_numpy(dtype=float),
-        table["correct"].to_numpy(),
-        curve_thresholds(threshold),
-        n_landmarks=n_landmarks,
-        ids=table["id"].to_numpy(),
-    )
-    if solution_file is None:
-        curve[["precision_answered", "gap"]] = float("nan")
-    times = evaluate.time_model(model_path, paths.resolve(test_dir), n_latency=20, warmup=3, batch_size=32, n_batches=2)
-    submission = evaluate.write_submission(pred, paths.resolve(reports_dir) / "submissions" / f"{name}.csv", threshold)
-    table["answered"] = table["answered"].astype("boolean").fillna(False).astype(bool)
-    return ModelEvaluation(
-        name=name,
-        label=MODELS.get(name, name),
-        model_path=model_path,
-        predictions=table,
-        scores=scores,
-        curve=curve,
-        confusion=confusion,
-        timing=times,
-        submission=submission,
-        solution=solution_file,
-    )
-
-
-def evaluate_models(
-    models_dir: str | os.PathLike,
-    test_dir: str | os.PathLike,
-    test_solution_csv: str | os.PathLike | None,
-    threshold: float,
-    reports_dir: str | os.PathLike,
-    progress: bool = True,
-    tta: str = evaluate.DEFAULT_TTA,
-) -> tuple[dict[str, ModelEvaluation], list[str]]:
-    """``evaluate_model`` for Res-Incep and ResNet-50 where saved; the reasons for those that could not be.
-
-    A missing solution file does not stop the evaluation (see ``evaluate_model``); a test folder
-    without a readable image does, with one line naming why (``manifest.no_images_reason``).
-
-    Returns:
-        (name -> ModelEvaluation, list of one-line reasons for models left out).
-    """
-    test_dir = paths.resolve(test_dir)
-    if not test_dir.is_dir():
-        return {}, [f"the fetched test folder `{files.display_path(test_dir)}` is missing (notebook 02 {NOT_RUN})"]
-    try:
-        readable = evaluate.load_test_images(test_dir, 1, progress=False)["path"].notna().any()
-    except ValueError:  # neither a manifest nor an image
-        readable = False
-    if not readable:
-        return {}, [manifest.no_images_reason(test_dir, shown_as=files.display_path(test_dir))]
-    results, missing = {}, []
-    for name in MODELS:
-        model_path = paths.resolve(models_dir) / f"{name}.keras"
-        if not model_path.is_file():
-            missing.append(
-                f"{MODELS[name]}: `{files.display_path(model_path)}` is missing "
-                f"(notebook {'03' if name == 'res_incep' else '04'} {NOT_RUN})"
-            )
-            continue
-        results[name] = evaluate_model(
-            model_path, test_dir, test_solution_csv, threshold, reports_dir, progress=progress, tta=tta
-        )
-    return results, missing
-
-
 # --------------------------------------------------------------------------- tables
 
 
@@ -389,7 +240,6 @@ def study_comparison(
     With a ``source`` (``data_source``) whose data is not the study's 2018 catalog, the column
     headers say so: the two columns describe different data.
     """
-    import pandas as pd
 
     def ev(name: str, key: str):
         e = evaluations.get(name)
@@ -448,8 +298,6 @@ def study_comparison(
 
 def evaluation_table(evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
     """Test-set scores per model: GAP at the threshold and answering all, top-1, top-5, coverage, precision."""
-    import pandas as pd
-
     rows = {}
     for e in evaluations.values():
         s = e.scores
@@ -505,8 +353,6 @@ def timing_table(evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
 
 def variants_table(metrics: dict[str, dict]) -> pd.DataFrame:
     """The refinement variants of notebooks 03 and 04 (name, accuracy keys) as one table."""
-    import pandas as pd
-
     rows = []
     for number in ("03", "04"):
         for v in _get(metrics, number, "variants") or []:
@@ -827,9 +673,6 @@ def pick_examples(evaluations: dict[str, ModelEvaluation], n: int = 10, seed: in
     Returns:
         DataFrame(id, actual, <model>_landmark, <model>_confidence, <model>_answered ...).
     """
-    import numpy as np
-    import pandas as pd
-
     if not evaluations:
         return pd.DataFrame(columns=["id", "actual"])
     first = next(iter(evaluations.values())).predictions
@@ -854,8 +697,6 @@ def answer_text(landmark, confidence: float, answered: bool) -> str:
 
 def examples_table(examples: pd.DataFrame, evaluations: dict[str, ModelEvaluation]) -> pd.DataFrame:
     """The example images as text: id, true landmark, each model's answer (``answer_text``)."""
-    import pandas as pd
-
     actual = examples["actual"].astype(object)
     actual = actual.where(actual.notna(), f"unknown ({NO_SOLUTION})").replace("", "no landmark")
     table = pd.DataFrame({"id": examples["id"], "true landmark": actual})

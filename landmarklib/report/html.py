@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import time
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .. import metrics as metrics_io
 from .content import count, data_caveat, data_source_text, gap_text, metrics_for, pct
-
-if TYPE_CHECKING:
-    from .runner import NotebookRun
 
 # nbconvert's lab template without what it loads from a CDN (require.js, MathJax, Mermaid, widgets).
 OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
@@ -46,7 +45,7 @@ def html_exporter(report: bool = False):
     Args:
         report: leave out code cells and In/Out prompts (the reader's page).
     """
-    from nbconvert import HTMLExporter
+    from nbconvert import HTMLExporter  # slow to import: only when a page is rendered (`landmarks --help` imports this)
 
     exporter = HTMLExporter(
         template_name="lab",
@@ -79,7 +78,7 @@ def render_html(notebook: str | os.PathLike, out_html: str | os.PathLike, report
         out_html: where to write the page.
         report: the reader's page: no code, no prompts, no stderr output.
     """
-    import nbformat
+    import nbformat  # as nbconvert: only when a page is rendered
 
     nb = nbformat.read(str(notebook), as_version=4)
     if report:
@@ -157,8 +156,9 @@ KEY_LINES = {"07": beyond_numbers}
 """Per notebook number, a function of its metrics giving key-number lines beyond ``KEY_NUMBERS``."""
 
 
-def _notebook_row(nb: Path, run: NotebookRun | None, html_dir: Path, metrics: dict[str, dict]) -> str:
-    """One row of the index: link, status (with the error), seconds, key numbers."""
+def _notebook_row(nb: Path, run: Any, html_dir: Path, metrics: dict[str, dict]) -> str:
+    """One row of the index: link, status (with the error), seconds, key numbers (``run``: a
+    ``runner.NotebookRun``, or ``None`` for a notebook not run this time)."""
     number = nb.stem[:2]
     page = html_dir / f"{nb.stem}.html"
     name = f'<a href="{escape(page.name)}">{escape(nb.stem)}</a>' if page.exists() else escape(nb.stem)
@@ -190,8 +190,6 @@ def _notebook_row(nb: Path, run: NotebookRun | None, html_dir: Path, metrics: di
 
 def _markdown_inline(text: str) -> str:
     """``**bold**`` and ```code``` of a one-line markdown text as HTML (the rest escaped)."""
-    import re
-
     html = escape(text)
     html = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", html)
@@ -212,19 +210,15 @@ def _data_line(source: dict | None, params: dict) -> str:
     )
 
 
-def build_index(
-    out_dir: str | os.PathLike, notebooks: Sequence[Path], runs: Sequence[NotebookRun], params: dict
-) -> Path:
+def build_index(out_dir: str | os.PathLike, notebooks: Sequence[Path], runs: Sequence[Any], params: dict) -> Path:
     """Write ``<out>/html/index.html``: a link per notebook with its key numbers, and the parameters.
 
     Args:
         out_dir: the reports folder of the run.
         notebooks: every numbered notebook (those not run this time are listed from earlier runs).
-        runs: this run's notebooks.
+        runs: this run's notebooks (``runner.NotebookRun``).
         params: the parameters the run used.
     """
-    from .. import metrics as metrics_io
-
     out_dir = Path(out_dir)
     html_dir = out_dir / "html"
     html_dir.mkdir(parents=True, exist_ok=True)

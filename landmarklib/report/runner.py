@@ -1,12 +1,16 @@
 """``landmarks report``'s runner: parameters, the embedded sample, papermill, failures, the summary.
 
 ``run_report`` executes ``notebooks/NN_*.ipynb`` in order from one YAML parameters file (each
-notebook gets only the names its ``parameters`` cell declares), keeps the executed copies in
-``<out>/notebooks/``, and hands them to ``report.html`` for the pages.
+notebook gets only the names its ``parameters`` cell declares; a name the file leaves out keeps the
+notebook's value, which is ``config``'s default), keeps the executed copies in ``<out>/notebooks/``,
+and hands them to ``report.html`` for the pages. A name that no notebook declares and the runner does
+not read (``config.OTHER_PARAMETERS``), or a bad value, stops the run before any notebook, in one line
+that says where it came from (the file or ``--set``).
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import logging
@@ -99,21 +103,33 @@ def declared_parameters(notebook: str | os.PathLike) -> list[str]:
     Read with Python's own parser: ``papermill.inspect_notebook`` leaves out names whose value its
     line parser cannot read (e.g. a list of dicts holding ``"a=b"``), which would then never be passed.
     """
-    import ast
+    return list(_assignments(notebook))
 
+
+def declared_defaults(notebook: str | os.PathLike) -> dict:
+    """The values a notebook's ``parameters`` cell assigns (literals only): what it runs with unless passed."""
+    defaults = {}
+    for name, node in _assignments(notebook).items():
+        with contextlib.suppress(ValueError, TypeError, SyntaxError):
+            defaults[name] = ast.literal_eval(node)
+    return defaults
+
+
+def _assignments(notebook: str | os.PathLike) -> dict:
+    """Name -> the expression (None: none) of each assignment of a notebook's ``parameters`` cell, in order."""
     import nbformat
 
     cells = nbformat.read(str(notebook), as_version=4).cells
     cell = next((c for c in cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])), None)
     if cell is None:
-        return []
+        return {}
     try:
         tree = ast.parse(cell.source)
     except SyntaxError as exc:
         raise ReportError(
             f"{notebook}: the parameters cell is not valid Python (line {exc.lineno}: {exc.msg})"
         ) from exc
-    names: list[str] = []
+    values: dict = {}
     for node in tree.body:
         if isinstance(node, ast.Assign):
             targets = node.targets
@@ -121,8 +137,8 @@ def declared_parameters(notebook: str | os.PathLike) -> list[str]:
             targets = [node.target]
         else:
             continue
-        names.extend(t.id for t in targets if isinstance(t, ast.Name) and t.id not in names)
-    return names
+        values.update({t.id: node.value for t in targets if isinstance(t, ast.Name) and t.id not in values})
+    return values
 
 
 def notebook_parameters(notebook: str | os.PathLike, params: dict) -> dict:
@@ -130,14 +146,25 @@ def notebook_parameters(notebook: str | os.PathLike, params: dict) -> dict:
     return {name: params[name] for name in declared_parameters(notebook) if name in params}
 
 
-def _warn_unknown(overrides: dict, notebooks: Sequence[Path]) -> None:
-    """Warn about ``--set`` names that no notebook declares and the runner does not read (typos)."""
-    known = {"sample_dir", "reports_dir", "run_name", *SAMPLE_ARGS}
-    for nb in notebooks:
-        known.update(declared_parameters(nb))
-    for key in overrides:
-        if key not in known:
-            print(f"warning: --set {key}: no notebook declares this parameter", file=sys.stderr)
+def check_params(params: dict, overrides: dict, params_file, notebooks: Sequence[Path]) -> dict:
+    """The run's parameters (``params`` with ``overrides`` on top), checked, or ``ReportError`` in one line
+    naming where the bad name or value came from (``params_file`` or ``--set``).
+
+    Every name must be declared by a notebook of ``notebooks`` or read by the runner
+    (``config.OTHER_PARAMETERS``); the values must build every stage (``config.check_params``).
+    """
+    known = {*config.OTHER_PARAMETERS}.union(*(declared_parameters(nb) for nb in notebooks))
+    for source, values in ((params_file, params), ("--set", overrides)):
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ReportError(f"{source}: {config.unknown_message(unknown[0], sorted(known))}")
+    file_only = {k: v for k, v in params.items() if k not in overrides}  # a value --set replaces is not checked
+    for source, values in ((params_file, file_only), ("--set", {**params, **overrides})):
+        try:
+            config.check_params(values)
+        except config.ConfigError as err:
+            raise ReportError(f"{source}: {err}") from None
+    return {**params, **overrides}
 
 
 # --------------------------------------------------------------------------- notebooks, kernel, sample
@@ -372,21 +399,21 @@ def run_report(
     # into the pages: errors only, unless the caller chose a level.
     quiet = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     with _environment(LANDMARKS_ROOT=str(root), MPLBACKEND=INLINE_BACKEND, **quiet):
-        params = load_params(params_file, overrides)
-        try:
-            config.check_params(params)  # a wrong value stops here, named, before any notebook runs
-        except config.ConfigError as err:
-            raise ReportError(f"{params_file}: {err}") from None
+        all_notebooks = find_notebooks(notebooks_dir)
+        # an unknown name or a wrong value stops here, named with its source, before any notebook runs
+        params = check_params(load_params(params_file), overrides or {}, params_file, all_notebooks)
         params["reports_dir"] = str(out if out is not None else params.get("reports_dir") or "reports")
         out_dir = paths.resolve(params["reports_dir"])
-        all_notebooks = find_notebooks(notebooks_dir)
         selected = find_notebooks(notebooks_dir, only)
         # the report notebook reads every other notebook's metrics (07's too): it runs last
         selected.sort(key=lambda nb: nb.stem.startswith(f"{REPORT_NOTEBOOK}_"))
         check_kernel(kernel)
-        _warn_unknown(overrides or {}, all_notebooks)
+        # what the notebooks run with: their declared values where the file and --set name none
+        effective = dict(params)
+        for nb in all_notebooks:
+            effective.update({k: v for k, v in declared_defaults(nb).items() if k not in effective})
         check_device(params, selected)  # a GPU asked for and missing stops the run here, not in notebook 03
-        ensure_sample(params)
+        ensure_sample(effective)
 
         runs = [
             NotebookRun(
@@ -414,7 +441,7 @@ def run_report(
                     flush=True,
                 )
                 break
-        index = html.build_index(out_dir, all_notebooks, runs, params)
+        index = html.build_index(out_dir, all_notebooks, runs, effective)
     print(summary_table(runs))
     print(f"index: {index}")
     if (out_dir / "html" / "report.html").exists():

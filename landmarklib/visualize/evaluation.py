@@ -7,21 +7,18 @@ and draws one panel per model.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
-from .. import paths, study
-from ..report.content import answer_text
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import PercentFormatter
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from ..report.content import ModelEvaluation
+from .. import data, paths, predict, study
+from ..report.content import ModelEvaluation, answer_text
 
 
 def _panel_per_model(evaluations: dict[str, ModelEvaluation], width: float, height: float, **kwargs):
     """A figure with one axes per model, side by side; returns (figure, [(axes, evaluation)])."""
-    import matplotlib.pyplot as plt
-
     n = max(1, len(evaluations))
     fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False, **kwargs)
     return fig, list(zip(axes[0], evaluations.values()))
@@ -36,8 +33,6 @@ def threshold_figure(evaluations: dict[str, ModelEvaluation], threshold: float):
         evaluations: model name -> its evaluation (``curve`` is drawn).
         threshold: this run's threshold.
     """
-    from matplotlib.ticker import PercentFormatter
-
     fig, panels = _panel_per_model(evaluations, 5.5, 3.8, sharey=True)
     for ax, e in panels:
         c = e.curve
@@ -68,8 +63,6 @@ def confusion_figure(evaluations: dict[str, ModelEvaluation]):
     Args:
         evaluations: model name -> its evaluation (``confusion`` is drawn).
     """
-    import numpy as np
-
     fig, panels = _panel_per_model(evaluations, 5.2, 4.8)
     for ax, e in panels:
         m = e.confusion
@@ -106,11 +99,7 @@ def examples_figure(
         test_dir: the fetched test folder.
         input_size: the side the images are shown at (the models' input).
     """
-    import matplotlib.pyplot as plt
-
-    from .. import data, evaluate
-
-    images = evaluate.load_test_images(paths.resolve(test_dir), input_size, progress=False).set_index("id")
+    images = predict.load_test_images(paths.resolve(test_dir), input_size, progress=False).set_index("id")
     pixels = data.load_images(images.loc[examples["id"], "path"].tolist(), input_size, progress=False)
     cols = min(5, max(1, len(examples)))
     rows = max(1, (len(examples) + cols - 1) // cols)
@@ -140,8 +129,6 @@ def confidence_figure(evaluations: dict[str, ModelEvaluation], threshold: float)
         evaluations: model name -> its evaluation (``predictions["confidence"]`` is drawn).
         threshold: this run's threshold.
     """
-    import numpy as np
-
     fig, panels = _panel_per_model(evaluations, 5.0, 3.4, sharey=True)
     for ax, e in panels:
         conf = e.predictions["confidence"].astype(float).to_numpy()

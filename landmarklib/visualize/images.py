@@ -15,7 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .. import images
+from .. import images, manifest
 
 
 def fetched_images(out_dir: str | os.PathLike) -> list[dict[str, str]]:
@@ -24,8 +24,6 @@ def fetched_images(out_dir: str | os.PathLike) -> list[dict[str, str]]:
     Args:
         out_dir: a folder written by ``landmarks fetch``.
     """
-    from .. import manifest
-
     out = Path(out_dir)
     rows = []
     for row in manifest.one_per_id(manifest.read(out, only_ok=True)).to_dict("records"):

@@ -239,7 +239,7 @@ def _feature_gradients(scores, features, onehot):
     """d(sum of the chosen class scores) / d(features), per backend."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # the backend in use only
 
         features = tf.convert_to_tensor(features)
         with tf.GradientTape() as tape:
@@ -247,8 +247,8 @@ def _feature_gradients(scores, features, onehot):
             picked = tf.reduce_sum(scores(features) * onehot)
         return tape.gradient(picked, features)
     if backend == "jax":
-        import jax
-        import jax.numpy as jnp
+        import jax  # the backend in use only
+        import jax.numpy as jnp  # the backend in use only
 
         return jax.grad(lambda f: jnp.sum(scores(f) * onehot))(features)
     raise NotImplementedError(f"Grad-CAM is implemented for the tensorflow and jax backends, not {backend!r}")

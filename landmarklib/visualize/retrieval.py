@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+from .. import data
 
 
 def embedding_figure(coords: np.ndarray, landmarks: np.ndarray, known: np.ndarray, projection: str, title: str = ""):
@@ -16,8 +19,6 @@ def embedding_figure(coords: np.ndarray, landmarks: np.ndarray, known: np.ndarra
         projection: ``"t-SNE"`` or ``"PCA"`` (axis labels).
         title: figure title.
     """
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     landmarks = np.asarray(landmarks)
     known = np.asarray(known, bool)
@@ -46,15 +47,11 @@ def embedding_figure(coords: np.ndarray, landmarks: np.ndarray, known: np.ndarra
 
 
 def _thumb(path: str, size: int) -> np.ndarray:
-    from .. import data
-
     return data.load_images([path], size, progress=False)[0]
 
 
 def gallery_figure(rows: list[dict], size: int = 64):
     """Each query (left) with its nearest index images, their landmark and similarity; green = its answer was right."""
-    import matplotlib.pyplot as plt
-
     if not rows:
         fig, ax = plt.subplots(figsize=(4, 1))
         ax.axis("off")
@@ -96,8 +93,6 @@ def open_gap_figure(curves: dict[str, pd.DataFrame], thresholds: dict[str, float
         curves: method -> ``openset.gap_curve``'s table.
         thresholds: method -> its chosen threshold (a marker on each curve).
     """
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     for i, (name, curve) in enumerate(curves.items()):
         colour = plt.get_cmap("tab10")(i)

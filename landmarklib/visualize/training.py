@@ -169,7 +169,7 @@ def block_diagram(model, block: str = "stage1_block1", title: str | None = None)
     """One residual-inception block drawn as boxes and arrows from the model's layers.
 
     Args:
-        model: a model built by ``models.res_incep``.
+        model: a model built by ``nets.res_incep.res_incep``.
         block: the block's name prefix, e.g. ``"stage1_block1"`` (a block that
             changes width or stride has a 1x1 projection on its shortcut).
         title: the axes title (default names the block).

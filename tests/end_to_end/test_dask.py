@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from landmarklib import cli, cluster, evaluate, fetch
+from landmarklib import cli, cluster, fetch, predict
 from landmarklib.fetch import dask_engine
 from landmarklib.httpserver import Gate, HttpTestServer, image, jpeg_bytes, sequence, status
+from landmarklib.predict import dask_engine as dask_predict
 
 from conftest import FAST, check_jpeg, free_port, serve_every_failure, write_csv
 
@@ -368,7 +369,7 @@ def test_dask_prediction_is_identical_to_local(tiny_model, tmp_path, dask_client
     )
 
     assert dask_out.read_bytes() == local.read_bytes()
-    assert evaluate.submission_path(dask_out).read_bytes() == evaluate.submission_path(local).read_bytes()
+    assert predict.submission_path(dask_out).read_bytes() == predict.submission_path(local).read_bytes()
     pred = pd.read_csv(dask_out, dtype={"id": str})
     assert len(pred) == 47 and pred["confidence"].notna().sum() == 45  # bad.jpg and the 404 keep their rows
     assert pred.set_index("id").loc["gone", "error"] == "HTTP 404"
@@ -388,15 +389,15 @@ def test_each_worker_loads_the_model_once(tiny_model, tmp_path, dask_client):
     model.parent.mkdir()
     shutil.copy(tiny_model, model)
     shutil.copy(tiny_model.with_name("tiny.labels.json"), model.with_name("tiny.labels.json"))
-    before = dask_client.run(cluster.model_loads)
+    before = dask_client.run(dask_predict.model_loads)
     key = str(model.resolve())
     # batch 2 -> chunks of 16 images -> 3 partitions of 16 per call; two calls -> 6 tasks
     for _ in range(2):
-        pred = evaluate.predict(
+        pred = predict.predict(
             model, folder, batch_size=2, engine="dask", scheduler=dask_client, partition_images=16, progress=False
         )
         assert pred["confidence"].notna().sum() == 45
-    after = dask_client.run(cluster.model_loads)
+    after = dask_client.run(dask_predict.model_loads)
     loads = {w: after[w].get(key, 0) - before.get(w, {}).get(key, 0) for w in after}
     assert set(after) == set(before) and len(after) == 2
     assert all(n <= 1 for n in loads.values()), loads  # never once per task
@@ -404,10 +405,10 @@ def test_each_worker_loads_the_model_once(tiny_model, tmp_path, dask_client):
 
 
 def test_partitions_are_whole_chunks_in_order():
-    assert cluster.partition_bounds(0, 16, 16) == []
-    assert cluster.partition_bounds(40, 16, 16) == [(0, 16), (16, 32), (32, 40)]
-    assert cluster.partition_bounds(40, 20, 16) == [(0, 32), (32, 40)]  # rounded up to whole chunks
-    assert cluster.partition_bounds(5, 1, 16) == [(0, 5)]
+    assert dask_predict.partition_bounds(0, 16, 16) == []
+    assert dask_predict.partition_bounds(40, 16, 16) == [(0, 16), (16, 32), (32, 40)]
+    assert dask_predict.partition_bounds(40, 20, 16) == [(0, 32), (32, 40)]  # rounded up to whole chunks
+    assert dask_predict.partition_bounds(5, 1, 16) == [(0, 5)]
 
 
 def test_unreachable_scheduler_is_one_line(tiny_model, tmp_path, capsys):
@@ -487,7 +488,7 @@ def test_dask_prediction_of_a_test_csv_fetches_it_on_the_cluster(tiny_model, tmp
         == 0
     )
     assert dask_out.read_bytes() == local.read_bytes()
-    assert evaluate.submission_path(dask_out).read_bytes() == evaluate.submission_path(local).read_bytes()
+    assert predict.submission_path(dask_out).read_bytes() == predict.submission_path(local).read_bytes()
     fetched = dask_out.with_name("pred_images")
     assert (fetched / "_shards" / "000000.done").is_file()  # fetched by the Dask engine
     assert manifest_rows(fetched) == manifest_rows(local.with_name("pred_images"))

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from landmarklib import data, models
+from landmarklib import data
+from landmarklib.nets import models, pipeline
 
 from conftest import E2E_METRICS, read_metrics
 from conftest import NOTEBOOKS as NB_PATHS
@@ -101,7 +102,7 @@ def predict_test_images(base: Path, name: str, ids: list[str]) -> np.ndarray:
     """The saved model's class probabilities for the fetched test images ``ids`` (``<test_dir>/<id>.jpg``)."""
     model, _ = models.load(base / "models" / f"{name}.keras")
     frame = pd.DataFrame({"path": [str(base / "processed" / "test" / f"{i}.jpg") for i in ids]})
-    x, _ = data.batches(frame, int(model.input_shape[1]), batch_size=len(frame))[0]
+    x, _ = pipeline.batches(frame, int(model.input_shape[1]), batch_size=len(frame))[0]
     return model.predict(x, verbose=0)
 
 
@@ -115,7 +116,7 @@ def validation_top1(base: Path, run: dict) -> tuple[float, float]:
         base / "processed" / "train", min_images=run["min_images"], val_fraction=run["val_fraction"], seed=run["seed"]
     )
     model, _ = models.load(base / "models" / Path(run["model_path"]).name)
-    x, y = data.batches(split.val, run["input_size"], batch_size=len(split.val))[0]
+    x, y = pipeline.batches(split.val, run["input_size"], batch_size=len(split.val))[0]
     probs = model.predict(x, verbose=0)
     best_two = np.sort(probs, axis=1)[:, -2:]
     close = int((best_two[:, 1] - best_two[:, 0] < 1e-5).sum())

@@ -317,7 +317,7 @@ def dummy_run(tmp_path_factory):
     )  # not 06_report: its schema holds
     params = root / "params.yaml"
     params.write_text(
-        "run_name: tiny\nreports_dir: reports\nalpha: 5\nword: from-file\nbeta: 3.5\ngamma: 9\n"
+        "run_name: tiny\nreports_dir: reports\nalpha: 5\nword: from-file\nbeta: 3.5\nsample_seed: 9\n"
         "variants: [{name: a=b}]\n"
     )
     mp = pytest.MonkeyPatch()
@@ -345,7 +345,7 @@ def test_run_passes_each_notebook_only_its_declared_parameters(dummy_run):
         if "injected-parameters" in c.metadata.get("tags", [])
     ]
     assert len(injected) == 1
-    assert "gamma" not in injected[0].source and "beta" not in injected[0].source
+    assert "sample_seed" not in injected[0].source and "beta" not in injected[0].source
     assert 'reports_dir = "out"' in injected[0].source
 
 
@@ -382,7 +382,8 @@ def test_index_links_pages_with_key_numbers_and_parameters(dummy_run):
     for page in ["report.html", "01_first.html", "02_second.html", "06_write_report.html"]:
         assert f'href="{page}"' in index
     assert "images: <b>1,234</b>" in index  # 01's n_images
-    assert "<code>gamma</code></td><td>9</td>" in index
+    assert "<code>sample_seed</code></td><td>9</td>" in index  # read by the runner only
+    assert "<code>beta</code></td><td>[1, 2]</td>" in index  # --set wins
     assert "<code>word</code></td><td>&#x27;override&#x27;</td>" in index
     assert "run tiny" in index
 

@@ -29,7 +29,8 @@ def _train_folder(root: Path) -> Path:
 
 @pytest.mark.slow
 def test_notebook_05_figures_and_metrics(tmp_path, run_notebook):
-    from landmarklib import config, data, metrics, models, train
+    from landmarklib import config, data, metrics
+    from landmarklib.nets import res_incep, train
     from landmarklib.visualize import network
 
     train_dir = _train_folder(tmp_path / "train")
@@ -39,7 +40,7 @@ def test_notebook_05_figures_and_metrics(tmp_path, run_notebook):
     split = data.load_split(train_dir, min_images=2, val_fraction=0.25, seed=7)
     train.set_seed(7)
     # one block per stage keeps tracing short and still has more than 24 Conv2D layers
-    model = models.res_incep(
+    model = res_incep.res_incep(
         (32, 32, 3), len(split.landmark_ids), filters=(4, 4, 4, 4), blocks=(1, 1, 1, 1), stem_filters=6, dense_units=8
     )
     settings = config.TrainConfig(epochs=1, batch_size=8, models_dir=str(models_dir), seed=7)

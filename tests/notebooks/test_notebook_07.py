@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from landmarklib import openset
+from landmarklib import config, openset
 
 from conftest import TINY_LANDMARKS as LANDMARKS
 from conftest import nb07_tiny_parameters
@@ -60,8 +60,9 @@ def test_notebook_07_is_committed_clean_and_its_defaults_match_the_default_param
     assert nb.metadata.kernelspec.name == "landmarks" and nb.cells[0].source.startswith("# 07")
     assert all(not c.outputs and c.execution_count is None for c in nb.cells if c.cell_type == "code")
     params = _parameters(NB07)
+    assert {"holdout_landmarks", "beyond_epochs", "embedding_dim", "retrieval_k", "n_bootstrap"} <= set(params)
+    assert config.BeyondConfig.from_params(params) == config.BeyondConfig()  # params/default.yaml sets none of them
     defaults = yaml.safe_load((ROOT / "params" / "default.yaml").read_text())
-    assert {"holdout_landmarks", "beyond_epochs", "embedding_dim", "retrieval_k", "n_bootstrap"} <= set(defaults)
     assert {k: (params[k], defaults[k]) for k in params if k in defaults and params[k] != defaults[k]} == {}
     modern = yaml.safe_load((ROOT / "params" / "modern.yaml").read_text())
     assert (modern["optimizer"], modern["lr_schedule"], modern["augment"]) == ("adamw", "warmup_cosine", "photo")
@@ -271,7 +272,7 @@ def test_the_scores_notebook_07_writes_on_a_six_query_case_worked_out_by_hand(tm
         for name in preds
     }
     boot = openset.bootstrap(preds, ACTUAL, KNOWN_IDS, ids, n_boot=50, seed=3, reference="study")
-    rows = {r["method"]: r for r in recognition.method_rows({"runs": runs, "bootstrap": boot})}
+    rows = {r["method"]: r for r in recognition.method_rows(recognition.Outcome(runs=runs, bootstrap=boot))}
     assert list(rows) == ["study", "retrieval"]
     for name, want in BY_HAND.items():
         for metric, value in want.items():
@@ -304,7 +305,7 @@ def test_the_scores_notebook_07_writes_on_a_six_query_case_worked_out_by_hand(tm
 
     # the submissions: every id, "<landmark> <confidence>" for the answers at or above the threshold
     queries = pd.DataFrame({"id": IDS})
-    written = recognition.write_submissions({"predictions": preds}, queries, tmp_path)
+    written = recognition.write_submissions(recognition.Outcome(predictions=preds), queries, tmp_path)
     assert written == {"study": "submissions/07_study.csv", "retrieval": "submissions/07_retrieval.csv"}
     # (rows in query order: q0..q5 are a7 b2 f1 c9 d4 e6)
     study = (tmp_path / written["study"]).read_text().splitlines()

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from landmarklib import data, metrics, models, study, train
+from landmarklib import data, metrics, study
+from landmarklib.nets import models, pipeline, train
 
 from conftest import TINY_LANDMARKS, write_tiny_folder
 
@@ -39,7 +40,7 @@ def kept_model_on_validation(model_path: str, split: data.Split) -> tuple[float,
     """(top-1 accuracy, distinct classes answered) of a saved model on the validation rows, recomputed."""
     model, landmark_ids = models.load(model_path)
     assert landmark_ids == split.landmark_ids == TINY_LANDMARKS
-    x, y = data.batches(split.val, int(model.input_shape[1]), batch_size=len(split.val))[0]
+    x, y = pipeline.batches(split.val, int(model.input_shape[1]), batch_size=len(split.val))[0]
     answered = model.predict(x, verbose=0).argmax(axis=1)
     return float(np.mean(answered == y)), len(np.unique(answered))
 
@@ -175,20 +176,17 @@ def test_notebook_04_benchmarks_resnet50_and_says_its_weights_are_random(execute
 def test_study_params_are_the_studys_settings():
     import yaml
 
-    from landmarklib import models
+    from landmarklib import augment, config
     from landmarklib.report import runner
 
-    study = yaml.safe_load((ROOT / "params" / "study-2018.yaml").read_text())
-    assert (study["optimizer"], study["momentum"], study["epochs"], study["batch_size"]) == ("sgd", 0, 30, 8)
-    assert list(study["filters"]) == [40, 60, 75, 80] and study["augment"] is False
+    study = yaml.safe_load((ROOT / "params" / "study-2018.yaml").read_text())  # what differs from the defaults
+    run, benchmark = config.RunConfig.from_params(study), config.RunConfig.from_params(study, benchmark=True)
+    assert (run.train.optimizer, run.train.momentum, run.train.epochs, run.train.batch_size) == ("sgd", 0, 30, 8)
+    assert list(run.model.filters) == [40, 60, 75, 80] and run.model.augment is False
     assert {"name": "min_images=5", "min_images": 5} in study["variants"]  # the study's proposed refinement
     augmented = [v for v in study["variants"] if "augment" in v]
-    assert [models.augment_mode(v["augment"]) for v in augmented] == ["add"]  # the study added its copies
-    assert (study["benchmark_optimizer"], study["benchmark_epochs"], study["benchmark_batch_size"]) == (
-        "rmsprop",
-        35,
-        55,
-    )
+    assert [augment.augment_mode(v["augment"]) for v in augmented] == ["add"]  # the study added its copies
+    assert (benchmark.train.optimizer, benchmark.train.epochs, benchmark.train.batch_size) == ("rmsprop", 35, 55)
     declared = {"sample_dir", "reports_dir", "run_name", *runner.SAMPLE_ARGS}
     for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         declared.update(runner.declared_parameters(nb))

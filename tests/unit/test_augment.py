@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from landmarklib import augment, data
+from landmarklib.nets import pipeline
 
 from conftest import write_tiny_folder
 
@@ -137,7 +138,7 @@ def test_batches_augment_training_images_the_same_with_any_number_of_threads(tmp
     split = data.load_split(folder, val_fraction=0.2, seed=1)
 
     def epoch_images(workers: int, augmentation) -> list[np.ndarray]:
-        batches = data.batches(
+        batches = pipeline.batches(
             split.train, 32, 4, shuffle=True, seed=3, workers=workers, dtype="uint8", augmentation=augmentation
         )
         return [batches[i][0] for i in range(len(batches))]

@@ -1,4 +1,4 @@
-"""The command line starts fast: `landmarks --help` and `landmarks fetch` never import TensorFlow, Keras or JAX."""
+"""The command line starts fast: `landmarks --help`, `fetch` and `score` never import TensorFlow, Keras or JAX."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ def _run(argv: list[str], cwd: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["fetch", "--help"], ["predict", "--help"], ["report", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], *([c, "--help"] for c in ("sample", "fetch", "predict", "score", "report"))]
+)
 def test_help_imports_no_deep_learning_framework(argv, tmp_path):
     assert _run(argv, tmp_path) == {"rc": 0, "heavy": []}
 
@@ -44,3 +46,10 @@ def test_fetch_imports_no_deep_learning_framework(tmp_path):
     )
     assert result["heavy"] == []
     assert (tmp_path / "out" / "7" / "a.jpg").is_file()
+
+
+def test_score_imports_no_deep_learning_framework(tmp_path):
+    (tmp_path / "solution.csv").write_text("id,landmark_id\na,7\nb,\nc,9\n")
+    (tmp_path / "submission.csv").write_text("id,landmarks\na,7 0.9\nb,7 0.2\nc,\n")
+    result = _run(["score", str(tmp_path / "submission.csv"), str(tmp_path / "solution.csv")], tmp_path)
+    assert result == {"rc": 0, "heavy": []}

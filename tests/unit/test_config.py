@@ -1,30 +1,25 @@
-"""One source for every setting: the stage dataclasses, the notebooks' parameters cells and params/*.yaml agree."""
+"""One source for every setting: the stage dataclasses (and ``config.OTHER_PARAMETERS``), the notebooks'
+parameters cells, params/*.yaml and ``landmarks fetch``'s options agree."""
 
 from __future__ import annotations
 
+import argparse
 import ast
 import dataclasses
+import inspect
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
 
-from landmarklib import config, metrics, study
+from landmarklib import config, images, metrics, sample, study
+from landmarklib.report import runner
 
 from conftest import NOTEBOOKS, REPO
 
 PARAMS_FILES = sorted((REPO / "params").glob("*.yaml"))
-# read by `landmarks report` itself (the run's name, the embedded sample), not by a notebook's settings
-RUNNER_KEYS = {
-    "run_name",
-    "reports_dir",
-    "sample_dir",
-    "sample_landmarks",
-    "sample_train",
-    "sample_test",
-    "sample_seed",
-}
+"""The commit whose params/*.yaml still repeated every default (issue 19 left only the differences)."""
 
 
 def _parameters_cell(path: Path) -> nbformat.NotebookNode:
@@ -59,18 +54,44 @@ def test_notebook_is_committed_clean_and_declares_the_config_defaults(path):
     # a default lives in landmarklib/config.py: the notebook repeats it (papermill needs a value), unchanged
     for cls in config.STAGES:
         assert cls.from_params(declared) == cls(), (path.name, cls.__name__)
+    # and every name is a stage's parameter or one of the documented others (paths, the runner's, variants)
+    assert sorted(set(declared) - set(config.known_parameters()) - set(config.OTHER_PARAMETERS)) == [], path.name
+
+
+def test_notebooks_agree_on_the_values_that_are_no_stages():
+    """A path or variant list several notebooks declare has one default (the runner fills it in for all)."""
+    values: dict = {}
+    for path in NOTEBOOKS:
+        for name, value in _declared(path).items():
+            assert values.setdefault(name, value) == value, (path.name, name, value, values[name])
+    assert set(runner.SAMPLE_ARGS) <= set(config.OTHER_PARAMETERS)
 
 
 @pytest.mark.parametrize("path", PARAMS_FILES, ids=[p.stem for p in PARAMS_FILES])
 def test_parameters_file_names_only_declared_parameters_with_valid_values(path):
-    params = _yaml(path)
-    declared = set(RUNNER_KEYS).union(*(_declared(nb) for nb in NOTEBOOKS))
-    assert sorted(set(params) - declared) == [], f"{path.name}: keys no notebook declares"
-    config.check_params(params)  # every stage builds: types and ranges hold
+    # `landmarks report`'s own check: each name declared by a notebook or the runner's, every stage builds
+    assert runner.check_params(_yaml(path), {}, path, NOTEBOOKS) == _yaml(path)
+
+
+def _defaults() -> dict:
+    """What a run takes for a name its file leaves out: the notebooks' declared values, the sample's size."""
+    values = {name: value for path in NOTEBOOKS for name, value in _declared(path).items()}
+    signature = inspect.signature(sample.make_sample).parameters
+    return {**values, **{key: signature[arg].default for key, arg in runner.SAMPLE_ARGS.items()}}
+
+
+@pytest.mark.parametrize("path", PARAMS_FILES, ids=[p.stem for p in PARAMS_FILES])
+def test_parameters_file_holds_only_what_differs_from_the_defaults(path):
+    params, defaults = _yaml(path), _defaults()
+    same = sorted(k for k, v in params.items() if k in defaults and defaults[k] == v)
+    paths = {"reports_dir", "sample_dir", "train_csv", "test_csv", "test_solution_csv", "train_images", "test_images"}
+    paths |= {"train_dir", "test_dir", "models_dir"}
+    assert same == (sorted(paths & set(params)) if path.stem == "default" else []), path.name  # default: the paths
 
 
 def test_default_parameters_are_the_config_defaults():
     params = _yaml(REPO / "params" / "default.yaml")
+    assert set(params) <= set(config.OTHER_PARAMETERS) | {"train_dir", "models_dir"}  # the run's name and paths
     for cls in config.STAGES:
         assert cls.from_params(params) == cls(), cls.__name__
     # and every notebook gets, from the default file, the values its parameters cell declares
@@ -201,11 +222,51 @@ def test_metrics_records_are_checked_against_their_schema(tmp_path):
     assert metrics.save("99_scratch", {"anything": 1}, tmp_path).is_file()
 
 
-def test_landmarks_report_refuses_a_wrong_value_before_running_anything(tmp_path):
+def test_landmarks_report_refuses_a_wrong_name_or_value_before_running_anything(tmp_path):
+    """One line naming the key and where it came from (the file or --set), with the nearest name for a typo."""
     from landmarklib import report
 
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells.append(
+        nbformat.v4.new_code_cell("epochs = 6\nlearning_rate = 0.002\nbenchmark_optimizer = 'rmsprop'")
+    )
+    notebook.cells[0].metadata["tags"] = ["parameters"]
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(notebook, tmp_path / "notebooks" / "03_x.ipynb")
     params = tmp_path / "params.yaml"
     params.write_text("run_name: x\nepochs: 3\nbenchmark_optimizer: adam\n")
-    with pytest.raises(report.ReportError, match="benchmark_optimizer: 'adam' is not one of 'sgd', 'rmsprop'"):
-        report.run_report(params, root=tmp_path)
+
+    def refusal(overrides=None, file_text=None) -> str:
+        if file_text is not None:
+            params.write_text(file_text)
+        with pytest.raises(report.ReportError) as err:
+            report.run_report(params, root=tmp_path, overrides=overrides)
+        assert "\n" not in str(err.value)
+        return str(err.value)
+
+    assert refusal() == f"{params}: benchmark_optimizer: 'adam' is not one of 'sgd', 'rmsprop'"
+    assert refusal({"benchmark_optimizer": "sgd", "learning_rate": "abc"}) == "--set: learning_rate: 'abc' is not float"
+    assert refusal({"learning_rat": 0.1}) == "--set: unknown setting 'learning_rat' (did you mean 'learning_rate'?)"
+    assert refusal(file_text="epoch: 3\n") == f"{params}: unknown setting 'epoch' (did you mean 'epochs'?)"
+    # a setting of landmarklib/config.py that no notebook declares would change nothing: refused too
+    assert refusal(file_text="backoff: 1.0\n").startswith(f"{params}: unknown setting 'backoff'")
+    assert refusal(file_text="learning_rate: 0\n") == f"{params}: learning_rate: must be positive, not 0.0"
     assert not (tmp_path / "reports").exists()
+
+
+def test_landmarks_fetch_options_are_made_from_fetchconfig():
+    """Each option sets the FetchConfig field of its dest; its default, choices and help come from the field."""
+    from landmarklib.fetch import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_cli(parser.add_subparsers())
+    fetch = parser._subparsers._group_actions[0].choices["fetch"]
+    fields = {f.name: f for f in dataclasses.fields(config.FetchConfig)}
+    options = {a.dest: a for a in fetch._actions if a.dest in fields}
+    assert sorted(set(fields) - set(options)) == ["backoff", "max_bytes"]  # not on the command line
+    for name, action in options.items():
+        assert action.help.startswith(fields[name].metadata["doc"]), name
+        assert action.default == (None if name == "n_images" else fields[name].default), name  # no --limit: all rows
+    assert options["resize"].choices == images.RESIZE_MODES
+    with pytest.raises(SystemExit):
+        parser.parse_args(["fetch", "a.csv", "--out", "o", "--workers", "0"])

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from landmarklib import catalog, data
+from landmarklib.nets import pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_COLUMNS = ["id", "url", "landmark_id", "status", "error", "bytes", "width", "height", "format", "seconds"]
@@ -162,7 +163,7 @@ def test_label_map_round_trip(tmp_path):
 
 def test_batches_match_pil_decode_at_stored_size(fetched):
     frame = _frame(fetched)
-    feed = data.batches(frame, SIZE, 4, cache=False)
+    feed = pipeline.batches(frame, SIZE, 4, cache=False)
     x, y = feed[1]
     assert x.dtype == np.float32 and x.shape == (4, SIZE, SIZE, 3)
     assert y.dtype == np.int32 and list(y) == [4, 5, 6, 7]
@@ -177,7 +178,7 @@ def test_smaller_input_is_close_to_a_full_decode_and_resize(fetched):
     for image, path in zip(x, frame["path"]):
         reference = np.asarray(Image.open(path).convert("RGB").resize((16, 16), Image.Resampling.BICUBIC))
         assert np.abs(image.astype(int) - reference).mean() < 4
-    np.testing.assert_array_equal(data.batches(frame, 16, len(frame))[0][0], x.astype(np.float32))
+    np.testing.assert_array_equal(pipeline.batches(frame, 16, len(frame))[0][0], x.astype(np.float32))
 
 
 def test_other_formats_come_out_rgb(tmp_path):
@@ -205,7 +206,7 @@ def test_undecodable_image_is_black_and_recorded(fetched):
     with pytest.warns(UserWarning, match="cannot decode image, using a black image"):  # nobody collects: warned
         again = data.load_images(frame["path"], SIZE, progress=False)
     np.testing.assert_array_equal(again, x)
-    feed = data.batches(frame, SIZE, 5)
+    feed = pipeline.batches(frame, SIZE, 5)
     with pytest.warns(UserWarning):
         feed[0]
     assert list(feed.errors) == [bad]
@@ -213,7 +214,7 @@ def test_undecodable_image_is_black_and_recorded(fetched):
 
 def test_last_partial_batch_and_range(fetched):
     frame = _frame(fetched, 10)
-    feed = data.batches(frame, 8, 4)
+    feed = pipeline.batches(frame, 8, 4)
     assert len(feed) == 3
     assert [feed[i][0].shape[0] for i in range(3)] == [4, 4, 2]
     with pytest.raises(IndexError):
@@ -227,7 +228,7 @@ def _epoch_labels(feed) -> list[int]:
 def test_shuffle_is_seeded_per_epoch_and_covers_every_row_once(fetched):
     frame = _frame(fetched)
     n = len(frame)
-    feed = data.batches(frame, 8, 5, shuffle=True, seed=7)
+    feed = pipeline.batches(frame, 8, 5, shuffle=True, seed=7)
     epochs = []
     for _ in range(3):
         feed.on_epoch_begin()
@@ -236,17 +237,17 @@ def test_shuffle_is_seeded_per_epoch_and_covers_every_row_once(fetched):
     assert all(sorted(e) == list(range(n)) for e in epochs)
     assert epochs[0] != epochs[1] != epochs[2] and epochs[0] != list(range(n))
 
-    same = data.batches(frame, 8, 5, shuffle=True, seed=7)
+    same = pipeline.batches(frame, 8, 5, shuffle=True, seed=7)
     assert _epoch_labels(same) == epochs[0]
     same.set_epoch(2)
     assert _epoch_labels(same) == epochs[2]
-    assert _epoch_labels(data.batches(frame, 8, 5, shuffle=True, seed=8)) != epochs[0]
-    assert _epoch_labels(data.batches(frame, 8, 5)) == list(range(n))
+    assert _epoch_labels(pipeline.batches(frame, 8, 5, shuffle=True, seed=8)) != epochs[0]
+    assert _epoch_labels(pipeline.batches(frame, 8, 5)) == list(range(n))
 
 
 def test_epoch_end_outside_an_epoch_keeps_the_order(fetched):
     """Keras resets its iterator (reporting on_epoch_end) before training starts."""
-    feed = data.batches(_frame(fetched), 8, 5, shuffle=True, seed=7)
+    feed = pipeline.batches(_frame(fetched), 8, 5, shuffle=True, seed=7)
     first = _epoch_labels(feed)
     feed.on_epoch_end()
     assert feed.epoch == 0 and _epoch_labels(feed) == first
@@ -254,7 +255,7 @@ def test_epoch_end_outside_an_epoch_keeps_the_order(fetched):
 
 def test_cache_serves_later_epochs_without_the_files(fetched):
     frame = _frame(fetched, 6)
-    feed = data.batches(frame, 16, 4, shuffle=True, seed=0)
+    feed = pipeline.batches(frame, 16, 4, shuffle=True, seed=0)
     decoded = data.load_images(frame["path"], 16, progress=False)
     feed.on_epoch_begin()
     first = [feed[i] for i in range(len(feed))]
@@ -271,7 +272,7 @@ def test_a_failing_cache_turns_itself_off(fetched, monkeypatch):
         raise OSError(28, "No space left on device")
 
     frame = _frame(fetched, 4)
-    feed = data.batches(frame, 16, 4)
+    feed = pipeline.batches(frame, 16, 4)
     monkeypatch.setattr(data.os, "pwrite", disk_full)
     with pytest.warns(UserWarning, match="cache turned off"):
         x, _ = feed[0]
@@ -287,6 +288,7 @@ _FIT_SCRIPT = textwrap.dedent(
     import json, sys
     import keras
     from landmarklib import data
+    from landmarklib.nets import pipeline
 
     split = data.load_split(sys.argv[1], min_images=2, val_fraction=0.25, seed=0)
     keras.utils.set_random_seed(0)
@@ -298,11 +300,11 @@ _FIT_SCRIPT = textwrap.dedent(
         keras.layers.Dense(len(split.landmark_ids), activation="softmax"),
     ])
     model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    train = data.batches(split.train, 16, 4, shuffle=True, seed=0)
-    val = data.batches(split.val, 16, 4)
+    train = pipeline.batches(split.train, 16, 4, shuffle=True, seed=0)
+    val = pipeline.batches(split.val, 16, 4)
     history = model.fit(train, validation_data=val, epochs=2, verbose=0)
     one = model.fit(train, epochs=1, steps_per_epoch=1, verbose=0)
-    probs = model.predict(data.batches(split.val, 16, 3), verbose=0)
+    probs = model.predict(pipeline.batches(split.val, 16, 3), verbose=0)
     print(json.dumps({
         "backend": keras.backend.backend(),
         "epochs": len(history.history["loss"]),

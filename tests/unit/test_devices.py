@@ -14,7 +14,8 @@ import keras
 import numpy as np
 import pytest
 
-from landmarklib import config, data, devices, models, train
+from landmarklib import config, data, devices
+from landmarklib.nets import pipeline, res_incep, resnet50, train
 
 REPO = Path(__file__).resolve().parents[2]
 # a machine without any GPU, whatever this one has
@@ -126,8 +127,8 @@ def test_mixed_precision_keeps_the_softmax_in_float32(policy, precision):
     assert devices.set_precision(precision) == precision
     compute = precision.removeprefix("mixed_")
     for model in (
-        models.res_incep((32, 32, 3), 5, filters=(4, 4), blocks=(1, 1), stem_filters=4, dense_units=8),
-        models.resnet50_benchmark((32, 32, 3), 5, weights=None),
+        res_incep.res_incep((32, 32, 3), 5, filters=(4, 4), blocks=(1, 1), stem_filters=4, dense_units=8),
+        resnet50.resnet50_benchmark((32, 32, 3), 5, weights=None),
     ):
         assert model.get_layer("stem_conv" if model.name == "res_incep" else "conv1_conv").compute_dtype == compute
         assert model.get_layer("predictions").compute_dtype == "float32"
@@ -155,20 +156,20 @@ def test_batches_for_replicas(tmp_path):
     split = data.load_split(write_tiny_folder(tmp_path, per_class=8), val_fraction=0.25, seed=1)
     train_rows, val_rows = split.train.iloc[:23], split.val.iloc[:7]
     with pytest.raises(ValueError, match="does not split evenly across 3 devices"):
-        data.batches(train_rows, 32, 4, replicas=3)
-    trained = data.batches(train_rows, 32, 4, shuffle=True, replicas=2)
+        pipeline.batches(train_rows, 32, 4, replicas=3)
+    trained = pipeline.batches(train_rows, 32, 4, shuffle=True, replicas=2)
     sizes = [len(trained[i][1]) for i in range(len(trained))]
     assert sizes == [4, 4, 4, 4, 4, 2] and trained.padding == 0  # 23 rows: one left out, another each epoch
     left_out = set(range(23)) - set(trained.order[:22])
     trained.on_epoch_begin(), trained.on_epoch_end()
     assert left_out != set(range(23)) - set(trained.order[:22])
-    val = data.batches(val_rows, 32, 4, replicas=2)
+    val = pipeline.batches(val_rows, 32, 4, replicas=2)
     (_, y0, w0), (x1, y1, w1) = val[0], val[1]
     assert val.padding == 1 and len(val) == 2
     assert (len(y0), len(y1)) == (4, 4) and list(w0) == [1, 1, 1, 1] and list(w1) == [1, 1, 1, 0]
     np.testing.assert_array_equal(x1[3], x1[2])  # a copy of the last real image
     # one replica: the batches are those of the undistributed run, prefetched or not
-    one, plain = data.batches(val_rows, 32, 4), data.batches(val_rows, 32, 4, prefetch=0)
+    one, plain = pipeline.batches(val_rows, 32, 4), pipeline.batches(val_rows, 32, 4, prefetch=0)
     for i in range(len(one)):
         assert len(one[i]) == 2
         np.testing.assert_array_equal(one[i][0], plain[i][0])
@@ -180,7 +181,8 @@ DATA_PARALLEL = textwrap.dedent("""
     import keras, numpy as np
     sys.path.insert(0, "tests")
     from conftest import write_tiny_folder
-    from landmarklib import config, data, devices, models, train
+    from landmarklib import config, data, devices
+    from landmarklib.nets import pipeline, res_incep, train
 
     out = Path(sys.argv[1])
     split = data.load_split(write_tiny_folder(out / "fetched", per_class=8), val_fraction=0.25, seed=1)
@@ -192,10 +194,10 @@ DATA_PARALLEL = textwrap.dedent("""
     for name, parallel in (("one", False), ("two", True)):
         replicas = devices.distribute(parallel)
         train.set_seed(1)
-        model = models.res_incep((32, 32, 3), len(split.landmark_ids), **tiny)
+        model = res_incep.res_incep((32, 32, 3), len(split.landmark_ids), **tiny)
         settings = config.TrainConfig(epochs=3, batch_size=4, learning_rate=0.05, models_dir=str(out / name), seed=1)
         result = train.train(model, split, settings, name="tiny", progress=False)
-        x, y, w = data.batches(split.val, 32, 4, replicas=replicas)[1] if replicas > 1 else (None, None, None)
+        x, y, w = pipeline.batches(split.val, 32, 4, replicas=replicas)[1] if replicas > 1 else (None, None, None)
         reloaded = keras.saving.load_model(result.model_path)
         runs[name] = {
             "replicas": replicas,
@@ -203,16 +205,16 @@ DATA_PARALLEL = textwrap.dedent("""
             "history": result.history[["loss", "accuracy", "val_loss", "val_accuracy"]].to_dict("list"),
             "evaluate_split": train.evaluate_split(result.model, split.val, 32, batch_size=4),
             "evaluate_split_reloaded": train.evaluate_split(reloaded, split.val, 32, batch_size=4),
-            "keras_evaluate": reloaded.evaluate(data.batches(split.val, 32, 4, replicas=replicas), verbose=0,
+            "keras_evaluate": reloaded.evaluate(pipeline.batches(split.val, 32, 4, replicas=replicas), verbose=0,
                                                 return_dict=True),
-            "predict_rows": len(reloaded.predict(data.batches(split.val, 32, 4, replicas=replicas), verbose=0)),
+            "predict_rows": len(reloaded.predict(pipeline.batches(split.val, 32, 4, replicas=replicas), verbose=0)),
             "last_weights": None if w is None else w.tolist(),
         }
         # a training set that does not split evenly: the remainder is left out, training goes on
         uneven = data.Split(train=split.train.iloc[:23], val=split.val, landmark_ids=split.landmark_ids,
                             dropped=split.dropped)
         train.set_seed(1)
-        again = train.train(models.res_incep((32, 32, 3), len(split.landmark_ids), **tiny), uneven,
+        again = train.train(res_incep.res_incep((32, 32, 3), len(split.landmark_ids), **tiny), uneven,
                             config.TrainConfig(epochs=1, batch_size=4, models_dir=str(out / (name + "-uneven")), seed=1),
                             name="tiny", progress=False)
         runs[name]["uneven_loss"] = float(again.history["loss"].iloc[0])
@@ -290,14 +292,14 @@ def test_uint8_batches_give_the_model_the_same_numbers(tmp_path):
     from conftest import write_tiny_folder
 
     split = data.load_split(write_tiny_folder(tmp_path, per_class=4), val_fraction=0.25, seed=1)
-    as_float = data.batches(split.train, 32, 8, dtype="float32")
-    as_uint8 = data.batches(split.train, 32, 8, dtype="uint8")
+    as_float = pipeline.batches(split.train, 32, 8, dtype="float32")
+    as_uint8 = pipeline.batches(split.train, 32, 8, dtype="uint8")
     assert as_float[0][0].dtype == np.float32 and as_uint8[0][0].dtype == np.uint8
     np.testing.assert_array_equal(as_uint8[0][0].astype(np.float32), as_float[0][0])
     losses = []
     for feed in (as_float, as_uint8):
         train.set_seed(0)
-        model = models.res_incep(
+        model = res_incep.res_incep(
             (32, 32, 3),
             len(split.landmark_ids),
             filters=(4, 4),

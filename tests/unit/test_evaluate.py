@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from landmarklib import catalog, evaluate
+from landmarklib import catalog, evaluate, predict
+from landmarklib.nets import inference
+from landmarklib.nets.metrics import StrictTopKAccuracy
 
 
 def brute_force_gap(predicted, confidence, actual, ids):
@@ -184,7 +186,7 @@ def test_keras_top5_metric_is_strict_and_matches_numpy():
     probs[:8] = 0.25  # rows that are one big tie
     probs[8, 0] = np.nan
     labels = rng.integers(0, 12, 64)
-    metric = evaluate.strict_top_k_metric_class()(k=5, name="top5")
+    metric = StrictTopKAccuracy(k=5, name="top5")
     metric.update_state(labels, probs)
     assert float(metric.result()) == pytest.approx(evaluate.top_k_accuracy(probs, labels, 5), abs=1e-6)
     keras_top5 = keras.metrics.SparseTopKCategoricalAccuracy(k=5)
@@ -203,7 +205,7 @@ def test_log_probabilities_give_keras_cross_entropy_where_float32_probabilities_
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="predictions")(inputs))
     model.get_layer("predictions").set_weights([np.eye(3, dtype="float32") * 40, np.zeros(3, "float32")])
     x, y = np.eye(3, dtype="float32"), np.array([1, 2, 0])  # every true class at e^-40: far below 1e-7
-    probs, logs = evaluate.predict_probabilities(model, x, with_log=True)
+    probs, logs = inference.predict_probabilities(model, x, with_log=True)
     ours = float(-logs[np.arange(3), y].mean())
     model.compile(loss="sparse_categorical_crossentropy")
     assert ours == pytest.approx(40.0, rel=1e-6)
@@ -211,8 +213,8 @@ def test_log_probabilities_give_keras_cross_entropy_where_float32_probabilities_
     # what -log of the clipped float32 probability gives instead (issue 8's 6.89 against 10.11)
     assert -np.log(np.clip(probs[np.arange(3), y], 1e-7, 1)).mean() == pytest.approx(16.118, abs=1e-3)
     # one traced function per model, whatever the batch size
-    fn = evaluate.inference_function(model)
-    assert evaluate.inference_function(model) is fn
+    fn = inference.inference_function(model)
+    assert inference.inference_function(model) is fn
     assert fn(x[:1])[0].shape == (1, 3) and fn(np.tile(x, (5, 1)))[0].shape == (15, 3)
     if keras.backend.backend() == "tensorflow":
         assert fn.tracing_count() == 1  # no retracing for the new batch sizes
@@ -238,7 +240,7 @@ def test_write_submission_format(tmp_path):
             "confidence": [0.5, 0.0449, 0.045, np.nan],
         }
     )
-    path = evaluate.write_submission(pred, tmp_path / "sub.csv", threshold=0.045)
+    path = predict.write_submission(pred, tmp_path / "sub.csv", threshold=0.045)
     text = path.read_text()
     assert text.splitlines()[0] == "id,landmarks"
     assert text.splitlines()[1] == "a1,7 0.500000"
@@ -366,7 +368,7 @@ def test_predict_cli_on_a_fetched_folder(tiny_model, tmp_path, capsys):
     assert pred.loc[5, "error"] == "HTTP 404" and pred.loc[6, "error"]  # decode failure recorded
     assert pred.iloc[5:]["confidence"].isna().all() and not pred.iloc[5:]["answered"].any()
 
-    sub_path = evaluate.submission_path(out)
+    sub_path = predict.submission_path(out)
     assert sub_path == tmp_path / "out" / "pred_submission.csv"
     sub = pd.read_csv(sub_path, dtype=str, keep_default_na=False)
     assert sub["id"].tolist() == pred["id"].tolist()
@@ -384,7 +386,7 @@ def test_predict_on_a_labelled_folder_and_score(constant_model, tmp_path):
     truth = [77, 55, 22, 66]
     for i, lid in enumerate(truth):
         _write_jpeg(folder / str(lid) / f"img{i}.jpg", 10 + i)
-    pred = evaluate.predict(constant_model, folder, threshold=0.0, progress=False)
+    pred = predict.predict(constant_model, folder, threshold=0.0, progress=False)
     assert sorted(pred["id"]) == ["img0", "img1", "img2", "img3"]  # in path order: by landmark folder first
     pred = pred.sort_values("id", ignore_index=True)
     assert pred["answered"].all() and pred["landmark_id"].tolist() == [22] * 4
@@ -407,26 +409,26 @@ def test_predict_with_flips_answers_an_image_and_its_mirror_image_alike(tiny_mod
         (tmp_path / "mirrored").mkdir(exist_ok=True)
         image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / "mirrored" / f"img{i}.jpg", "PNG")
     flip, mirrored, plain = (
-        evaluate.predict(tiny_model, tmp_path / folder, threshold=0.0, progress=False, tta=tta)
+        predict.predict(tiny_model, tmp_path / folder, threshold=0.0, progress=False, tta=tta)
         for folder, tta in (("plain", "flip"), ("mirrored", "flip"), ("plain", "none"))
     )
     assert flip["landmark_id"].tolist() == mirrored["landmark_id"].tolist()
     np.testing.assert_allclose(flip["confidence"], mirrored["confidence"], atol=1e-6)
     assert not np.allclose(flip["confidence"], plain["confidence"], atol=1e-4)
     with pytest.raises(ValueError, match="tta must be one of"):
-        evaluate.predict(tiny_model, tmp_path / "plain", progress=False, tta="rotate")
+        predict.predict(tiny_model, tmp_path / "plain", progress=False, tta="rotate")
 
 
 def test_predict_rejects_a_missing_source(tiny_model, tmp_path):
     with pytest.raises(FileNotFoundError, match="neither a folder of images nor a CSV"):
-        evaluate.predict(tiny_model, tmp_path / "nothing", progress=False)
+        predict.predict(tiny_model, tmp_path / "nothing", progress=False)
 
 
 def test_time_model_returns_positive_numbers(tiny_model, tmp_path):
     folder = tmp_path / "imgs"
     for i in range(3):
         _write_jpeg(folder / f"t{i}.jpg", i)
-    t = evaluate.time_model(tiny_model, folder, n_latency=5, warmup=2, batch_size=4, n_batches=2)
+    t = inference.time_model(tiny_model, folder, n_latency=5, warmup=2, batch_size=4, n_batches=2)
     for key in (
         "load_seconds",
         "latency_median_ms",
@@ -439,7 +441,7 @@ def test_time_model_returns_positive_numbers(tiny_model, tmp_path):
     assert t["latency_p90_ms"] >= t["latency_median_ms"]
     assert t["backend"] == "tensorflow"
     x = np.zeros((2, 16, 16, 3), dtype=np.uint8)
-    t2 = evaluate.time_model(tiny_model, x, n_latency=3, warmup=1, batch_size=2, n_batches=1)
+    t2 = inference.time_model(tiny_model, x, n_latency=3, warmup=1, batch_size=2, n_batches=1)
     assert t2["decode_median_ms"] is None and t2["batch_images_per_second"] > 0
     table = evaluate.timing_table({"res_incep": t, "other": t2})
     assert table.loc["res_incep", "study_seconds_per_image"] == 33.14
@@ -447,10 +449,10 @@ def test_time_model_returns_positive_numbers(tiny_model, tmp_path):
     assert math.isnan(table.loc["other", "study_seconds_per_image"])
 
 
-def test_importing_evaluate_does_not_import_keras():
+def test_importing_evaluate_and_predict_does_not_import_keras():
     import subprocess
 
-    code = "import sys, landmarklib.evaluate; print('keras' in sys.modules)"  # `landmarks predict --help`
+    code = "import sys, landmarklib.evaluate, landmarklib.predict; print('keras' in sys.modules)"  # predict --help
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -477,7 +479,7 @@ def test_predict_cli_fetches_a_test_csv_at_the_model_input_size(tiny_model, tmp_
     assert pred.set_index("id").loc[["q0", "q1", "q2"], "confidence"].notna().all()
     missing = pred.set_index("id").loc["q9"]
     assert math.isnan(missing["confidence"]) and isinstance(missing["error"], str)
-    sub = pd.read_csv(evaluate.submission_path(out), dtype=str, keep_default_na=False)
+    sub = pd.read_csv(predict.submission_path(out), dtype=str, keep_default_na=False)
     assert sorted(sub["id"]) == ["q0", "q1", "q2", "q9"]
 
 
@@ -490,18 +492,18 @@ def test_flip_tta_averages_each_image_with_its_mirror_image():
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="predictions")(flat))
     model.get_layer("predictions").set_weights([np.array([[1, 0], [0, 0], [0, 1]], "float32"), np.zeros(2, "float32")])
     x = np.array([[[[2.0], [0.0], [0.0]]], [[[0.0], [1.0], [3.0]]]], "float32")  # (2, 1, 3, 1), not symmetric
-    plain = evaluate.predict_probabilities(model, x)
-    mirrored = evaluate.predict_probabilities(model, x[:, :, ::-1])
+    plain = inference.predict_probabilities(model, x)
+    mirrored = inference.predict_probabilities(model, x[:, :, ::-1])
     assert np.abs(plain - mirrored).max() > 0.5  # the mirror image is answered differently
-    np.testing.assert_array_equal(evaluate.predict_probabilities(model, x, tta="none"), plain)
-    probs, logs = evaluate.predict_probabilities(model, x, with_log=True, tta="flip")
+    np.testing.assert_array_equal(inference.predict_probabilities(model, x, tta="none"), plain)
+    probs, logs = inference.predict_probabilities(model, x, with_log=True, tta="flip")
     np.testing.assert_allclose(probs, (plain + mirrored) / 2, atol=1e-6)
     np.testing.assert_allclose(np.exp(logs), (plain + mirrored) / 2, atol=1e-6)
     # an image and its mirror image get one answer; the batch path agrees with the array path
-    np.testing.assert_allclose(evaluate.predict_probabilities(model, x[:, :, ::-1], tta="flip"), probs, atol=1e-7)
-    np.testing.assert_allclose(evaluate.predict_probabilities(model, [(x, None)], tta="flip"), probs, atol=1e-7)
+    np.testing.assert_allclose(inference.predict_probabilities(model, x[:, :, ::-1], tta="flip"), probs, atol=1e-7)
+    np.testing.assert_allclose(inference.predict_probabilities(model, [(x, None)], tta="flip"), probs, atol=1e-7)
     with pytest.raises(ValueError, match="tta must be one of"):
-        evaluate.predict_probabilities(model, x, tta="rotate")
+        inference.predict_probabilities(model, x, tta="rotate")
 
 
 def test_predict_answers_at_the_models_own_threshold_and_says_where_it_came_from(tiny_model, tmp_path, capsys):
@@ -529,7 +531,7 @@ def test_predict_answers_at_the_models_own_threshold_and_says_where_it_came_from
     assert f"threshold:   {own:g} (the model's own, chosen on 6 validation queries (tiny.threshold.json))" in printed
     pred = pd.read_csv(tmp_path / "own.csv")
     assert pred["answered"].sum() == 3 and (pred["answered"] == (pred["confidence"] >= own)).all()
-    sub = pd.read_csv(evaluate.submission_path(tmp_path / "own.csv"), dtype=str, keep_default_na=False)
+    sub = pd.read_csv(predict.submission_path(tmp_path / "own.csv"), dtype=str, keep_default_na=False)
     assert (sub["landmarks"] != "").sum() == 3
 
     assert cli.main([*args, str(tmp_path / "given.csv"), "--threshold", "0"]) == 0  # --threshold still wins

@@ -32,7 +32,8 @@ sys.path.insert(0, sys.argv[1])
 import jax, keras
 assert keras.backend.backend() == "jax", keras.backend.backend()
 from conftest import TINY_NETWORK, write_tiny_folder
-from landmarklib import config, data, models, retrieval, train
+from landmarklib import config, data
+from landmarklib.nets import models, retrieval, train
 
 warnings.simplefilter("always")
 work = Path(sys.argv[2])
@@ -104,7 +105,8 @@ def test_a_model_xla_cannot_compile_is_refused_on_jax_not_trained_op_by_op(tmp_p
 import warnings
 import keras
 from keras import layers
-from landmarklib import config, train
+from landmarklib import config
+from landmarklib.nets import train
 inputs = keras.Input((8, 8, 3))
 x = layers.RandomZoom(0.2, name="zoom")(inputs)
 model = keras.Model(inputs, layers.Dense(2, activation="softmax")(layers.Flatten()(x)))

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from landmarklib import augment, config, data, models, study
+from landmarklib import augment, config, data, study
+from landmarklib.nets import models, res_incep, resnet50
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"filters": (4, 4, 4, 4), "blocks": (1, 1, 1, 1), "stem_filters": 6, "dense_units": 8}
@@ -53,17 +54,17 @@ def test_res_incep_parameter_counts_are_exact():
     # The study's final filters at its 250 px input and its class count (2,286 landmarks - 12 empty folders).
     assert study.NUM_CLASSES == 2274
     shape = (study.IMAGE_SIZE, study.IMAGE_SIZE, 3)
-    final = models.res_incep(shape, study.NUM_CLASSES, filters=study.RES_INCEP_FILTERS)
+    final = res_incep.res_incep(shape, study.NUM_CLASSES, filters=study.RES_INCEP_FILTERS)
     assert final.count_params() == STUDY_FINAL_PARAMS
     assert res_incep_params(study.RES_INCEP_FILTERS, (3, 3, 2, 2), study.NUM_CLASSES) == STUDY_FINAL_PARAMS
     # Global average pooling: the count does not depend on the input size.
-    assert models.res_incep((64, 64, 3), study.NUM_CLASSES).count_params() == STUDY_FINAL_PARAMS
+    assert res_incep.res_incep((64, 64, 3), study.NUM_CLASSES).count_params() == STUDY_FINAL_PARAMS
     # The last stage works on 8x8 maps at 250 px: stride-2 stem and pool, stride 2 at stages 2-4.
     assert tuple(final.get_layer("stage4_block2_add").output.shape) == (None, 8, 8, 4 * 80)
-    first_try = models.res_incep(shape, study.NUM_CLASSES, filters=study.FIRST_TRY_FILTERS)
+    first_try = res_incep.res_incep(shape, study.NUM_CLASSES, filters=study.FIRST_TRY_FILTERS)
     assert first_try.count_params() == STUDY_FIRST_TRY_PARAMS
     assert res_incep_params(study.FIRST_TRY_FILTERS, (3, 3, 2, 2), study.NUM_CLASSES) == STUDY_FIRST_TRY_PARAMS
-    assert models.res_incep((32, 32, 3), 3, **TINY).count_params() == TINY_3_CLASS_PARAMS
+    assert res_incep.res_incep((32, 32, 3), 3, **TINY).count_params() == TINY_3_CLASS_PARAMS
     assert res_incep_params(TINY["filters"], TINY["blocks"], 3, 6, 8) == TINY_3_CLASS_PARAMS
     assert res_incep_params((8, 12, 16, 20), (3, 3, 2, 2), 5) == BLOCK_TEST_PARAMS
 
@@ -102,7 +103,7 @@ def test_study_final_configuration_is_about_the_studys_2_2_million_parameters():
 
 
 def test_block_structure_and_layer_names():
-    model = models.res_incep((32, 32, 3), 5, filters=(8, 12, 16, 20), augment=True)
+    model = res_incep.res_incep((32, 32, 3), 5, filters=(8, 12, 16, 20), augment=True)
     names = [layer.name for layer in model.layers]
     prefixes = ("image", "rescale", "stem_", "stage", "head_", "predictions")
     assert all(n.startswith(prefixes) for n in names), [n for n in names if not n.startswith(prefixes)]
@@ -126,14 +127,14 @@ def test_block_structure_and_layer_names():
 def test_rescaling_inside_the_model_and_augmentation_marked_for_the_input_pipeline():
     import keras
 
-    model = models.res_incep((32, 32, 3), 3, augment=True, **TINY)
+    model = res_incep.res_incep((32, 32, 3), 3, augment=True, **TINY)
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     rescale = keras.Model(model.input, model.get_layer("rescale").output)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(rescale(x, training=False)), x / 255, rtol=1e-6)
     # no random layer in the model (XLA compiles it whole); train() augments the data as marked
     assert not [layer.name for layer in model.layers if layer.name.startswith(("augment", "random"))]
     assert model.augment_mode == "replace" and model.augmentation == augment.Augmentation("study")
-    plain = models.res_incep((32, 32, 3), 3, **TINY)
+    plain = res_incep.res_incep((32, 32, 3), 3, **TINY)
     assert plain.augment_mode is None and plain.augmentation is None
     assert plain.count_params() == model.count_params() == TINY_3_CLASS_PARAMS
 
@@ -152,12 +153,12 @@ def test_photo_crop_scale_reaches_the_augmentation_and_is_checked():
 
 def test_mismatched_filters_and_blocks_are_an_error():
     with pytest.raises(ValueError, match="one entry per stage"):
-        models.res_incep((32, 32, 3), 3, filters=(4, 4, 4), blocks=(1, 1, 1, 1))
+        res_incep.res_incep((32, 32, 3), 3, filters=(4, 4, 4), blocks=(1, 1, 1, 1))
 
 
 def test_resnet50_backbone_has_exactly_the_keras_parameter_count():
-    model = models.resnet50_benchmark((32, 32, 3), 7, weights=None)
-    assert model.backbone_params == models.RESNET50_BACKBONE_PARAMS == 23_587_712
+    model = resnet50.resnet50_benchmark((32, 32, 3), 7, weights=None)
+    assert model.backbone_params == resnet50.RESNET50_BACKBONE_PARAMS == 23_587_712
     assert model.backbone_params + 2048 * 1000 + 1000 == study.RESNET50_PARAMS == 25_636_712
     assert model.count_params() == 23_587_712 + 2048 * 7 + 7
     assert model.weights_source == "random"
@@ -167,7 +168,7 @@ def test_resnet50_backbone_has_exactly_the_keras_parameter_count():
 def test_resnet50_preprocessing_matches_keras_preprocess_input():
     import keras
 
-    model = models.resnet50_benchmark((32, 32, 3), 3, weights=None)
+    model = resnet50.resnet50_benchmark((32, 32, 3), 3, weights=None)
     x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     inside = keras.Model(model.input, model.get_layer("caffe_mean").output)
     expected = keras.applications.resnet50.preprocess_input(x.copy())
@@ -177,18 +178,18 @@ def test_resnet50_preprocessing_matches_keras_preprocess_input():
 def test_imagenet_weights_fall_back_to_random_quickly_and_say_why(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     # a closed local port: refused at once, whatever the machine's network
-    monkeypatch.setattr(models, "RESNET50_NOTOP_URL", "http://127.0.0.1:9/resnet50_notop.h5")
-    keras_weights, source, note = models.resolve_resnet50_weights("imagenet", timeout=2.0)
+    monkeypatch.setattr(resnet50, "RESNET50_NOTOP_URL", "http://127.0.0.1:9/resnet50_notop.h5")
+    keras_weights, source, note = resnet50.resolve_resnet50_weights("imagenet", timeout=2.0)
     assert (keras_weights, source) == (None, "random")
     assert "RANDOMLY INITIALIZED" in note and str(tmp_path / "keras" / "models") in note
-    assert models.resolve_resnet50_weights("imagenet", timeout=0)[1] == "random"
+    assert resnet50.resolve_resnet50_weights("imagenet", timeout=0)[1] == "random"
     # a cached file is used as Keras would use it
-    cached = tmp_path / "keras" / "models" / models.RESNET50_NOTOP_FILE
+    cached = tmp_path / "keras" / "models" / resnet50.RESNET50_NOTOP_FILE
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"")
-    assert models.resolve_resnet50_weights("imagenet") == ("imagenet", "imagenet", "")
+    assert resnet50.resolve_resnet50_weights("imagenet") == ("imagenet", "imagenet", "")
     with pytest.raises(FileNotFoundError, match="no-such.h5"):
-        models.resolve_resnet50_weights(str(tmp_path / "no-such.h5"))
+        resnet50.resolve_resnet50_weights(str(tmp_path / "no-such.h5"))
 
 
 def test_build_from_settings():
@@ -204,8 +205,8 @@ def test_build_from_settings():
 def test_save_and_load_give_identical_predictions(tmp_path):
     x = np.random.default_rng(2).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
     for name, model in (
-        ("res_incep", models.res_incep((32, 32, 3), 4, augment=True, **TINY)),
-        ("resnet50", models.resnet50_benchmark((32, 32, 3), 4, weights=None)),
+        ("res_incep", res_incep.res_incep((32, 32, 3), 4, augment=True, **TINY)),
+        ("resnet50", resnet50.resnet50_benchmark((32, 32, 3), 4, weights=None)),
     ):
         path = tmp_path / f"{name}.keras"
         model.save(path)
@@ -219,11 +220,12 @@ _JAX_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
     import keras
-    from landmarklib import config, models, train
+    from landmarklib import config
+    from landmarklib.nets import res_incep, train
     assert keras.backend.backend() == "jax"
     train.set_seed(0)
-    model = models.res_incep((32, 32, 3), 3, filters=(4, 4, 4, 4), blocks=(1, 1, 1, 1), stem_filters=6,
-                             dense_units=8, dropout=0.0)
+    model = res_incep.res_incep((32, 32, 3), 3, filters=(4, 4, 4, 4), blocks=(1, 1, 1, 1), stem_filters=6,
+                                dense_units=8, dropout=0.0)
     train.compile_model(model, config.TrainConfig(learning_rate=0.01))
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
@@ -255,9 +257,7 @@ def test_jax_backend_builds_trains_and_saves_for_tensorflow(tmp_path):
     # the model saved under JAX loads and predicts the same under this process's backend
     import keras
 
-    from landmarklib import evaluate
-
-    evaluate.strict_top_k_metric_class()  # registers the metric compile_model adds (as models.load does)
+    # the metric compile_model adds is registered by importing landmarklib.nets.models (as models.load does)
     loaded = keras.saving.load_model(paths[0])
     assert loaded.count_params() == result["params"]
     assert loaded.jit_compile is False  # saved as "auto": TensorFlow on a CPU decides for itself, quietly

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from landmarklib import augment, config, data, recipes, retrieval
+from landmarklib import augment, config, data, evaluate
+from landmarklib.nets import layers, losses, recipes, retrieval
 
 from conftest import TINY_LANDMARKS as LANDMARKS
 from conftest import TINY_NETWORK, write_tiny_folder
@@ -27,16 +28,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_gem_matches_the_generalized_mean_by_hand_and_p1_is_average_pooling():
     x = np.array([[[[1.0, 4.0], [2.0, 0.0]], [[3.0, 1.0], [4.0, 2.0]]]], np.float32)
-    out = np.asarray(retrieval.gem_layer(p=3.0)(x))
+    out = np.asarray(layers.GeM(p=3.0)(x))
     # channel 0: ((1 + 8 + 27 + 64) / 4) ** (1/3) = 25 ** (1/3); channel 1: (64 + eps + 1 + 8) / 4 -> 18.25 ** (1/3)
     np.testing.assert_allclose(out, [[25 ** (1 / 3), 18.25 ** (1 / 3)]], rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(retrieval.gem_layer(p=1.0)(x)), x.mean(axis=(1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(layers.GeM(p=1.0)(x)), x.mean(axis=(1, 2)), rtol=1e-5)
 
 
 def test_gem_p_is_learned_and_its_gradients_are_finite():
     import tensorflow as tf
 
-    layer = retrieval.gem_layer(p=3.0)
+    layer = layers.GeM(p=3.0)
     x = tf.constant(np.random.default_rng(0).uniform(0, 2, (2, 3, 3, 4)).astype(np.float32))
     x_zero = tf.zeros((1, 3, 3, 4))  # all at the eps floor
     with tf.GradientTape() as tape:
@@ -56,11 +57,11 @@ def _hand_loss(cos, label, logit_true, scale):
 def test_margin_loss_matches_the_formula_by_hand(kind):
     cos = np.array([[0.5, 0.0, -0.2]], np.float32)
     m, s = 0.3, 4.0
-    loss = float(retrieval.margin_loss(kind, margin=m, scale=s)(np.array([0]), cos))
+    loss = float(losses.MarginLoss(kind, margin=m, scale=s)(np.array([0]), cos))
     true = math.cos(math.acos(0.5) + m) if kind == "arcface" else 0.5 - m
     assert loss == pytest.approx(_hand_loss(cos[0], 0, true, s), rel=1e-5)
     # with no margin both are the plain softmax cross-entropy of s * cos
-    plain = float(retrieval.margin_loss(kind, margin=0.0, scale=s)(np.array([0]), cos))
+    plain = float(losses.MarginLoss(kind, margin=0.0, scale=s)(np.array([0]), cos))
     assert plain == pytest.approx(_hand_loss(cos[0], 0, 0.5, s), rel=1e-5)
     assert loss > plain
 
@@ -68,7 +69,7 @@ def test_margin_loss_matches_the_formula_by_hand(kind):
 def test_the_margin_losses_are_the_configs_and_another_is_refused():
     assert config.MARGIN_LOSSES == ("arcface", "cosface")  # as BeyondConfig.retrieval_loss declares them
     with pytest.raises(ValueError, match=r"kind must be one of \('arcface', 'cosface'\), not 'triplet'"):
-        retrieval.margin_loss("triplet")
+        losses.MarginLoss("triplet")
 
 
 def test_arcface_past_pi_falls_back_and_stays_finite_with_gradients():
@@ -76,12 +77,12 @@ def test_arcface_past_pi_falls_back_and_stays_finite_with_gradients():
 
     m = 0.5
     cos = np.array([[-0.95, 0.3]], np.float32)  # theta + m > pi: the fallback cos - m sin m
-    loss = float(retrieval.margin_loss("arcface", margin=m, scale=2.0)(np.array([0]), cos))
+    loss = float(losses.MarginLoss("arcface", margin=m, scale=2.0)(np.array([0]), cos))
     assert loss == pytest.approx(_hand_loss(cos[0], 0, -0.95 - m * math.sin(m), 2.0), rel=1e-5)
     for value in (1.0, -1.0, 0.0):  # the ends, where acos has infinite slope
         c = tf.Variable([[value, 0.1]], dtype=tf.float32)
         with tf.GradientTape() as tape:
-            out = retrieval.margin_loss("arcface", margin=m, scale=30.0, label_smoothing=0.1)(np.array([0]), c)
+            out = losses.MarginLoss("arcface", margin=m, scale=30.0, label_smoothing=0.1)(np.array([0]), c)
         assert np.isfinite(float(out)) and np.isfinite(np.asarray(tape.gradient(out, c))).all()
 
 
@@ -250,7 +251,7 @@ def test_a_search_asks_again_when_its_candidates_may_have_left_a_neighbour_out(m
 
 def test_strict_top_k_breaks_ties_by_class_index():
     scores = np.array([[0.2, 0.5, 0.5, 0.1, 0.5, 0.0]])
-    assert retrieval.strict_top_k(scores, 5).tolist() == [[1, 2, 4, 0, 3]]
+    assert evaluate.strict_top_k(scores, 5).tolist() == [[1, 2, 4, 0, 3]]
 
 
 # --------------------------------------------------------------------------- open split and open-set scores
@@ -278,7 +279,8 @@ def test_open_split_holds_landmarks_out_of_training_entirely_and_is_seeded(tmp_p
 
 @pytest.mark.slow
 def test_embedding_model_trains_saves_loads_and_predicts(tmp_path):
-    from landmarklib import config, train
+    from landmarklib import config
+    from landmarklib.nets import train
 
     folder = write_tiny_folder(tmp_path / "train")
     split = data.load_split(folder, val_fraction=0.34, seed=1)
@@ -355,7 +357,8 @@ import keras
 assert keras.backend.backend() == "jax"
 from pathlib import Path
 from conftest import write_tiny_folder
-from landmarklib import config, data, retrieval, train
+from landmarklib import config, data
+from landmarklib.nets import retrieval, train
 folder = write_tiny_folder(Path({str(tmp_path)!r}) / "train")
 split = data.load_split(folder, val_fraction=0.34, seed=1)
 settings = {{"model": "res_incep", "input_size": 32, "filters": [4, 4, 4, 4], "blocks": [1, 1, 1, 1],

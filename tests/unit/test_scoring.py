@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from landmarklib import catalog, cli, evaluate, scoring
+from landmarklib import catalog, cli, evaluate, predict, scoring
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,7 +120,7 @@ def test_one_landmark_per_image_gives_evaluate_gap(tmp_path):
         tmp_path / "sol.csv",
         "id,landmark_id\n" + "".join(f"{i},{'' if a is None else a}\n" for i, a in zip(ids, actual)),
     )
-    sub = evaluate.write_submission(
+    sub = predict.write_submission(
         pd.DataFrame({"id": ids, "landmark_id": pd.array(predicted, dtype="Int64"), "confidence": conf}),
         tmp_path / "sub.csv",
         threshold=0.0,

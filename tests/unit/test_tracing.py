@@ -28,7 +28,8 @@ sys.path.insert(0, sys.argv[2])
 from tensorflow.python.eager.polymorphic_function import polymorphic_function as tf_function_impl
 
 from conftest import write_tiny_folder
-from landmarklib import config, data, models, recognition, retrieval, train
+from landmarklib import config, data, recognition
+from landmarklib.nets import models, retrieval, train
 
 traces = []  # (qualified name of the traced Python function, id of that function object)
 detector = tf_function_impl._frequent_tracing_detector_manager  # private: where tf.function reports traces

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from landmarklib import augment, config, data, models, train
+from landmarklib import augment, config, data
+from landmarklib.nets import models, pipeline, recipes, res_incep, train
 from landmarklib.visualize import training as training_figures
 
 from conftest import TINY_LANDMARKS, write_tiny_folder
@@ -33,23 +34,23 @@ def split(folder) -> data.Split:
 
 def _tiny_model(n_classes: int, seed: int = 0, **overrides):
     train.set_seed(seed)
-    return models.res_incep((32, 32, 3), n_classes, **{**TINY, **overrides})
+    return res_incep.res_incep((32, 32, 3), n_classes, **{**TINY, **overrides})
 
 
 def test_one_training_step_lowers_the_loss(split):
     model = _tiny_model(len(split.landmark_ids), dropout=0.0)
     train.compile_model(model, config.TrainConfig(learning_rate=0.01))
-    x, y = data.batches(split.train, 32, batch_size=len(split.train))[0]
+    x, y = pipeline.batches(split.train, 32, batch_size=len(split.train))[0]
     before = float(model.train_on_batch(x, y)[0])  # the loss of the forward pass before the update
     after = float(model.train_on_batch(x, y)[0])
     assert after < before
 
 
 def test_optimizer_names():
-    assert type(train.make_optimizer("SGD", 0.1, 0.5)).__name__ == "SGD"
-    assert type(train.make_optimizer("rmsprop", 0.001)).__name__ == "RMSprop"
-    with pytest.raises(ValueError, match="optimizer must be one of"):
-        train.make_optimizer("adagrad", 0.1)
+    assert type(recipes.make_optimizer("SGD", 0.1, 0.5)).__name__ == "SGD"
+    assert type(recipes.make_optimizer("rmsprop", 0.001)).__name__ == "RMSprop"
+    with pytest.raises(ValueError, match="optimizer must be sgd, rmsprop or adamw"):
+        recipes.make_optimizer("adagrad", 0.1)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def test_train_writes_model_labels_history_and_metrics(trained, split):
 def test_saved_best_model_predicts_as_the_returned_model_and_scores_alike(trained, split):
     loaded, landmark_ids = models.load(trained.model_path)
     assert landmark_ids == LANDMARKS
-    x, _ = data.batches(split.val, 32, batch_size=len(split.val))[0]
+    x, _ = pipeline.batches(split.val, 32, batch_size=len(split.val))[0]
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), trained.model.predict(x, verbose=0))
     scores = train.evaluate_split(loaded, split.val, 32)
     # plain Keras, in a process that never registered this project's strict top-5 metric, reads it too
@@ -148,7 +149,7 @@ def test_diagnose_names_diverged_and_collapsed_runs():
 
 @pytest.mark.slow
 def test_train_reports_a_collapsed_run_as_such(trained, split):
-    predicted = trained.model.predict(data.batches(split.val, 32, batch_size=len(split.val))[0][0], verbose=0)
+    predicted = trained.model.predict(pipeline.batches(split.val, 32, batch_size=len(split.val))[0][0], verbose=0)
     one_class = len(np.unique(predicted.argmax(axis=1))) == 1
     assert trained.health == ("collapsed" if one_class else "ok")
     assert trained.metrics()["health"] == trained.health and bool(trained.health_note) == one_class
@@ -187,7 +188,7 @@ class _Killed(Exception):
 
 @pytest.mark.slow
 def test_a_killed_scheduled_run_resumes_its_learning_rate_schedule_where_it_stopped(split, tmp_path, monkeypatch):
-    from landmarklib import recipes
+    from landmarklib.nets import recipes
 
     settings = _settings(
         tmp_path, epochs=3, optimizer="adamw", learning_rate=0.01, lr_schedule="warmup_cosine", warmup_epochs=1
@@ -296,7 +297,7 @@ def test_figures():
     fig = training_figures.variants(table)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["a", "b"]
 
-    model = models.res_incep((32, 32, 3), 3, **TINY)
+    model = res_incep.res_incep((32, 32, 3), 3, **TINY)
     graph = training_figures.layer_graph(model)
     branches = ("b1_1x1b", "b2_1x1b", "b3_1x1", "b4_1x1")
     assert set(graph["stage1_block1_concat"]) == {f"stage1_block1_{b}" for b in branches}
@@ -312,18 +313,18 @@ def test_figures():
 
 
 def test_augment_add_keeps_the_model_plain_and_adds_augmented_copies_to_the_data(split):
-    assert models.augment_mode(True) == "replace" and models.augment_mode(False) is None
-    assert models.augment_mode("add") == "add"
+    assert augment.augment_mode(True) == "replace" and augment.augment_mode(False) is None
+    assert augment.augment_mode("add") == "add"
     with pytest.raises(ValueError, match="augment must be one of"):
-        models.augment_mode("double")
+        augment.augment_mode("double")
     added_model = _tiny_model(len(split.landmark_ids), augment="add")
     replace = _tiny_model(len(split.landmark_ids), augment="replace")
     for model in (added_model, replace):  # the models are plain: the input pipeline augments
         assert not any(layer.name.startswith("augment") for layer in model.layers)
         assert model.augmentation == augment.Augmentation("study")
     assert (added_model.augment_mode, replace.augment_mode) == ("add", "replace")
-    base = data.batches(split.train, 32, batch_size=4, shuffle=True, seed=1)
-    added = models.augmented_copies(base)
+    base = pipeline.batches(split.train, 32, batch_size=4, shuffle=True, seed=1)
+    added = pipeline.augmented_copies(base)
     assert len(added) == 2 * len(base)
     x0, y0 = added[0]
     x1, y1 = added[1]
@@ -342,13 +343,13 @@ def test_training_augments_the_training_batches_as_the_model_is_marked(split, tm
     import keras
 
     made = []
-    batches = data.batches
+    batches = pipeline.batches
 
     def spy(*args, **kwargs):
         made.append(batches(*args, **kwargs))
         return made[-1]
 
-    monkeypatch.setattr(data, "batches", spy)
+    monkeypatch.setattr(pipeline, "batches", spy)
 
     # what fit actually ran: train steps per epoch (a callback), and the batches it drew per epoch
     class Steps(keras.callbacks.Callback):
@@ -372,7 +373,7 @@ def test_training_augments_the_training_batches_as_the_model_is_marked(split, tm
     drawn = []  # every training batch handed to fit: (epoch, its index, an added augmented copy?, its image rows)
     plain = []  # the batch the training ImageBatches served last: (epoch, rows, images)
 
-    def batches_getitem(self, index, getitem=data.ImageBatches.__getitem__):
+    def batches_getitem(self, index, getitem=pipeline.ImageBatches.__getitem__):
         batch = getitem(self, index)
         if self.shuffle:
             plain.append((self.epoch, self._rows(index).tolist(), batch[0]))
@@ -381,14 +382,14 @@ def test_training_augments_the_training_batches_as_the_model_is_marked(split, tm
                 drawn.append((epoch, index, False, rows))
         return batch
 
-    def copies_getitem(self, index, getitem=models.AugmentedCopies.__getitem__):
+    def copies_getitem(self, index, getitem=pipeline.AugmentedCopies.__getitem__):
         x, y = getitem(self, index)
         epoch, rows, images = plain.pop()  # what it read from its training batches
         drawn.append((epoch, index, not np.array_equal(x, images), rows))
         return x, y
 
-    monkeypatch.setattr(data.ImageBatches, "__getitem__", batches_getitem)
-    monkeypatch.setattr(models.AugmentedCopies, "__getitem__", copies_getitem)
+    monkeypatch.setattr(pipeline.ImageBatches, "__getitem__", batches_getitem)
+    monkeypatch.setattr(pipeline.AugmentedCopies, "__getitem__", copies_getitem)
 
     epochs = 2
     model = _tiny_model(len(split.landmark_ids), seed=1, augment=mode)

@@ -57,10 +57,10 @@ print(json.dumps(cam_versus_manual()))
 def small_res_incep():
     import keras
 
-    from landmarklib import models
+    from landmarklib.nets import res_incep
 
     keras.utils.set_random_seed(0)
-    return models.res_incep((64, 64, 3), 4, filters=(4, 4, 4, 4), stem_filters=6, dense_units=8)
+    return res_incep.res_incep((64, 64, 3), 4, filters=(4, 4, 4, 4), stem_filters=6, dense_units=8)
 
 
 def test_filter_images_scale_each_filter_to_unit_range():

@@ -11,23 +11,24 @@ reproducible exactly and the modern ones sit beside them:
                      of it at the last epoch (Loshchilov & Hutter; Goyal et al. for the warmup)
     label_smoothing  the target puts ``1 - eps`` on the true class and ``eps / C`` everywhere
     loss             ``crossentropy`` (softmax models) | ``arcface`` | ``cosface`` (cosine-head
-                     models of ``landmarklib.retrieval``, with ``margin`` and ``scale``)
+                     models of ``retrieval``, with ``margin`` and ``scale``: ``losses.MarginLoss``)
     augment          ``models.build``'s: ``False``, ``True``/``"replace"``/``"add"`` (the study's flips
                      both ways, rotation, zoom) or ``"photo"`` (random resized crops, horizontal
                      flips, colour jitter): ``augment.Augmentation``, run in the input pipeline
 
 Each function takes the recipe as a ``config.TrainConfig`` (its fields ``config.RECIPE_FIELDS``);
 ``config.MODERN_RECIPE`` holds the modern values, ``STUDY`` the study's. Only Keras layers, ops,
-losses and optimizers are used, so every recipe runs under TensorFlow and JAX. Keras is
-imported inside the functions.
+losses and optimizers are used, so every recipe runs under TensorFlow and JAX.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 
-from . import config
+import keras
+
+from .. import config
+from .losses import MarginLoss, SmoothedSparseCrossentropy
 
 STUDY = config.TrainConfig()
 """The study's recipe: no weight decay, a constant step, plain cross-entropy (``TrainConfig``'s defaults)."""
@@ -50,8 +51,6 @@ def learning_rate(peak: float, recipe: config.TrainConfig = STUDY, epochs: int =
     """
     if recipe.lr_schedule == "constant":
         return float(peak)
-    import keras
-
     total = max(1, int(epochs) * int(steps_per_epoch))
     warmup = min(total - 1, int(round(recipe.warmup_epochs * steps_per_epoch)))
     return keras.optimizers.schedules.CosineDecay(
@@ -81,8 +80,6 @@ def make_optimizer(
         recipe: schedule and weight decay.
         epochs, steps_per_epoch: the run's length, for the schedule.
     """
-    import keras
-
     rate = globals()["learning_rate"](learning_rate, recipe, epochs, steps_per_epoch)
     name = name.lower()
     if name == "sgd":
@@ -105,59 +102,18 @@ def schedule_values(peak: float, recipe: config.TrainConfig, epochs: int, steps_
 # --------------------------------------------------------------------------- loss
 
 
-@functools.cache
-def _loss_classes() -> dict:
-    """Loss classes, defined on first use so that importing this module does not import Keras."""
-    import keras
-    from keras import ops
-
-    @keras.saving.register_keras_serializable(package="landmarks")
-    class SmoothedSparseCrossentropy(keras.losses.Loss):
-        """Cross-entropy of softmax probabilities against integer labels with label smoothing.
-
-        Args:
-            label_smoothing: the target is ``(1 - eps) * one_hot + eps / C``.
-        """
-
-        def __init__(self, label_smoothing: float = 0.1, name: str = "smoothed_crossentropy", **kwargs):
-            super().__init__(name=name, **kwargs)
-            self.label_smoothing = float(label_smoothing)
-
-        def call(self, y_true, y_pred):
-            n_classes = ops.shape(y_pred)[-1]
-            target = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), n_classes, dtype=y_pred.dtype)
-            return keras.losses.categorical_crossentropy(target, y_pred, label_smoothing=self.label_smoothing)
-
-        def get_config(self):
-            return {**super().get_config(), "label_smoothing": self.label_smoothing}
-
-    return {"SmoothedSparseCrossentropy": SmoothedSparseCrossentropy}
-
-
 def make_loss(recipe: config.TrainConfig = STUDY):
     """The Keras loss of a recipe (integer labels).
 
     ``crossentropy`` without smoothing is Keras' ``sparse_categorical_crossentropy`` (the
-    study's); with smoothing, ``SmoothedSparseCrossentropy``; ``arcface`` and ``cosface``
-    are ``retrieval.MarginLoss`` on a cosine head's output.
+    study's); with smoothing, ``losses.SmoothedSparseCrossentropy``; ``arcface`` and ``cosface``
+    are ``losses.MarginLoss`` on a cosine head's output.
     """
     if recipe.loss == "crossentropy":
         if recipe.label_smoothing == 0:
             return "sparse_categorical_crossentropy"
-        return _loss_classes()["SmoothedSparseCrossentropy"](recipe.label_smoothing)
-    from . import retrieval
-
-    return retrieval.margin_loss(
-        recipe.loss, margin=recipe.margin, scale=recipe.scale, label_smoothing=recipe.label_smoothing
-    )
-
-
-def custom_objects() -> dict:
-    """The project's Keras objects by registered name (what loading a model of any recipe needs)."""
-    from . import retrieval
-
-    found = {**_loss_classes(), **retrieval._keras_objects()}
-    return {f"landmarks>{name}": cls for name, cls in found.items()}
+        return SmoothedSparseCrossentropy(recipe.label_smoothing)
+    return MarginLoss(recipe.loss, margin=recipe.margin, scale=recipe.scale, label_smoothing=recipe.label_smoothing)
 
 
 def describe(train: config.TrainConfig, model: config.ModelConfig) -> str:

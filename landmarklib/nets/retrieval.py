@@ -6,12 +6,12 @@ each other (an additive angular margin loss); the landmark of a query is voted b
 nearest training images, and the confidence comes from the similarities, so an image of
 no known landmark, far from everything, gets a low one.
 
-Model (``embedding_model``): a backbone of ``landmarklib.models`` (Res-Incep or ResNet-50,
+Model (``embedding_model``): a backbone of ``models.ARCHITECTURES`` (Res-Incep or ResNet-50,
 cut before its pooling), ``GeM`` pooling (``gem_pool``), a Dense embedding
 (``embedding_dense``, 512 by default) with BatchNormalization (``embedding_bn``),
 L2-normalised (``embedding``), and a ``CosineHead`` (``cosines``): the cosine of the
 embedding with one learned, normalised centre per landmark. It trains as any classifier
-with ``margin_loss`` (ArcFace: ``s * cos(theta + m)`` for the true class; CosFace:
+with ``losses.MarginLoss`` (ArcFace: ``s * cos(theta + m)`` for the true class; CosFace:
 ``s * (cos(theta) - m)``); afterwards only the ``embedding`` output is used.
 
 Index (``EmbeddingIndex``): the training images' embeddings with their class, saved as one
@@ -38,25 +38,29 @@ confidence becomes ``max(0, S - bank_weight * B)``, where ``B`` is the mean of t
 image loses confidence.
 
 Every layer is a Keras layer using ``keras.ops`` only, so the models run under TensorFlow
-and JAX; ``load_model`` reads a saved model (the custom layers are registered under the
-package ``landmarks``). Keras is imported inside the functions.
+and JAX; ``load_model`` reads a saved model (``layers.GeM`` and ``layers.CosineHead`` are
+registered under the package ``landmarks``; the losses are ``losses.MarginLoss``).
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import math
 import os
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
+from keras import layers
+from tqdm import tqdm
 
-from . import config, evaluate, paths
+from .. import config, data, evaluate, paths
+from ..predict import core
+from . import inference, models, pipeline
+from .layers import CosineHead, GeM
 
 EMBEDDING_DIM = 512
 DEFAULT_K = 5
@@ -65,155 +69,6 @@ FAISS_MIN_ROWS = 20_000
 RERANK_TOLERANCE = 1e-4
 """Bound on a float32 similarity's error (unit vectors, D up to a few thousand: typically ~1e-6):
 a search re-ranks its candidates in float64 and asks for more when a left-out row could be this close."""
-BACKBONE_FEATURES = {"res_incep": "head_pool", "resnet50": "avg_pool"}
-"""Per backbone, the pooling layer whose input is the feature map the embedding head starts from."""
-
-
-# --------------------------------------------------------------------------- layers and loss
-
-
-@functools.cache
-def _keras_objects() -> dict:
-    """The custom layers and loss, defined (and registered for loading) on first use."""
-    import keras
-    from keras import ops
-
-    @keras.saving.register_keras_serializable(package="landmarks")
-    class GeM(keras.layers.Layer):
-        """Generalized-mean pooling over height and width with a learnable exponent ``p``.
-
-        ``GeM(x) = (mean over positions of max(x, eps) ** p) ** (1 / p)`` per channel: ``p = 1``
-        is average pooling, large ``p`` approaches max pooling (Radenovic et al., 2018).
-
-        Args:
-            p: initial exponent (3 is the usual start).
-            eps: floor of the activations (the power needs positive values).
-            trainable_p: learn ``p`` with the rest of the network.
-        """
-
-        def __init__(self, p: float = 3.0, eps: float = 1e-6, trainable_p: bool = True, **kwargs):
-            super().__init__(**kwargs)
-            self.p_init = float(p)
-            self.eps = float(eps)
-            self.trainable_p = bool(trainable_p)
-
-        def build(self, input_shape):
-            self.p = self.add_weight(
-                name="p", shape=(), initializer=keras.initializers.Constant(self.p_init), trainable=self.trainable_p
-            )
-
-        def call(self, x):
-            p = ops.cast(self.p, x.dtype)
-            x = ops.power(ops.maximum(x, self.eps), p)
-            return ops.power(ops.mean(x, axis=(1, 2)), 1.0 / p)
-
-        def compute_output_shape(self, input_shape):
-            return (input_shape[0], input_shape[-1])
-
-        def get_config(self):
-            return {**super().get_config(), "p": self.p_init, "eps": self.eps, "trainable_p": self.trainable_p}
-
-    @keras.saving.register_keras_serializable(package="landmarks")
-    class CosineHead(keras.layers.Layer):
-        """Cosine similarity of each (normalised) input with one learned, normalised centre per class.
-
-        Args:
-            num_classes: number of classes (landmarks).
-        """
-
-        def __init__(self, num_classes: int, **kwargs):
-            super().__init__(**kwargs)
-            self.num_classes = int(num_classes)
-
-        def build(self, input_shape):
-            self.centres = self.add_weight(
-                name="centres", shape=(int(input_shape[-1]), self.num_classes), initializer="glorot_uniform"
-            )
-
-        def call(self, x):
-            x = x / ops.sqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), 1e-12))
-            w = ops.cast(self.centres, x.dtype)
-            w = w / ops.sqrt(ops.maximum(ops.sum(ops.square(w), axis=0, keepdims=True), 1e-12))
-            return ops.matmul(x, w)
-
-        def compute_output_shape(self, input_shape):
-            return (input_shape[0], self.num_classes)
-
-        def get_config(self):
-            return {**super().get_config(), "num_classes": self.num_classes}
-
-    @keras.saving.register_keras_serializable(package="landmarks")
-    class MarginLoss(keras.losses.Loss):
-        """ArcFace or CosFace on a ``CosineHead``'s output, against integer labels.
-
-        For the true class ``y`` with cosine ``cos(theta_y)``, the logit is
-        ``s * cos(theta_y + m)`` (ArcFace; where ``theta_y + m`` would pass pi the logit falls back to
-        ``s * (cos(theta_y) - m * sin(m))``, which keeps it decreasing in ``theta_y``) or
-        ``s * (cos(theta_y) - m)`` (CosFace); every other class keeps ``s * cos(theta_c)``.
-        The loss is the softmax cross-entropy of those logits, with optional label smoothing.
-
-        Args:
-            kind: ``"arcface"`` or ``"cosface"``.
-            margin: ``m`` (radians for ArcFace).
-            scale: ``s``.
-            label_smoothing: share of the target spread over all classes.
-        """
-
-        def __init__(
-            self,
-            kind: str = "arcface",
-            margin: float = config.TrainConfig.margin,
-            scale: float = config.TrainConfig.scale,
-            label_smoothing: float = 0.0,
-            name: str = "margin_loss",
-            **kwargs,
-        ):
-            super().__init__(name=name, **kwargs)
-            if kind not in config.MARGIN_LOSSES:
-                raise ValueError(f"kind must be one of {config.MARGIN_LOSSES}, not {kind!r}")
-            self.kind, self.margin, self.scale = kind, float(margin), float(scale)
-            self.label_smoothing = float(label_smoothing)
-
-        def call(self, y_true, y_pred):
-            cos = ops.clip(ops.cast(y_pred, "float32"), -1.0 + 1e-7, 1.0 - 1e-7)
-            target = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), ops.shape(cos)[-1], dtype=cos.dtype)
-            m = self.margin
-            if self.kind == "arcface":
-                sin = ops.sqrt(ops.maximum(1.0 - ops.square(cos), 0.0))
-                shifted = cos * math.cos(m) - sin * math.sin(m)
-                shifted = ops.where(cos > math.cos(math.pi - m), shifted, cos - m * math.sin(m))
-            else:
-                shifted = cos - m
-            logits = self.scale * (target * shifted + (1.0 - target) * cos)
-            return keras.losses.categorical_crossentropy(
-                target, logits, from_logits=True, label_smoothing=self.label_smoothing
-            )
-
-        def get_config(self):
-            return {
-                **super().get_config(),
-                "kind": self.kind,
-                "margin": self.margin,
-                "scale": self.scale,
-                "label_smoothing": self.label_smoothing,
-            }
-
-    return {"GeM": GeM, "CosineHead": CosineHead, "MarginLoss": MarginLoss}
-
-
-def gem_layer(p: float = 3.0, name: str = "gem_pool", **kwargs):
-    """A ``GeM`` pooling layer (see ``_keras_objects``)."""
-    return _keras_objects()["GeM"](p=p, name=name, **kwargs)
-
-
-def margin_loss(
-    kind: str = "arcface",
-    margin: float = config.TrainConfig.margin,
-    scale: float = config.TrainConfig.scale,
-    label_smoothing: float = 0.0,
-):
-    """The ArcFace (``kind="arcface"``) or CosFace (``"cosface"``) loss for a ``CosineHead`` model."""
-    return _keras_objects()["MarginLoss"](kind=kind, margin=margin, scale=scale, label_smoothing=label_smoothing)
 
 
 # --------------------------------------------------------------------------- models
@@ -235,22 +90,19 @@ def embedding_head(
     Returns:
         ``(embedding, cosines)`` tensors.
     """
-    from keras import layers
-
-    objects = _keras_objects()
     # float32 under any mixed-precision policy (as the classifier's softmax): GeM's cubes, the unit
     # vectors and the cosines near 1 that the margin acts on need more than bfloat16's 8 bits
     f32 = {"dtype": "float32"}
-    x = objects["GeM"](p=gem_p, name="gem_pool", **f32)(x)
+    x = GeM(p=gem_p, name="gem_pool", **f32)(x)
     x = layers.Dense(embedding_dim, use_bias=False, name=f"{name}_dense", **f32)(x)
     x = layers.BatchNormalization(name=f"{name}_bn", **f32)(x)
     embedding = layers.UnitNormalization(axis=-1, name=name, **f32)(x)
-    cosines = objects["CosineHead"](num_classes, name="cosines", **f32)(embedding)
+    cosines = CosineHead(num_classes, name="cosines", **f32)(embedding)
     return embedding, cosines
 
 
 def embedding_model(settings, num_classes: int, embedding_dim: int = EMBEDDING_DIM, gem_p: float = 3.0):
-    """A retrieval model on a backbone of ``landmarklib.models``: image -> class cosines.
+    """A retrieval model on a backbone of ``models.ARCHITECTURES``: image -> class cosines.
 
     The backbone is built by ``models.build`` (so ``augment``, ``filters``, ``weights``...
     mean what they mean there) and cut at the input of its pooling layer; the embedding head
@@ -266,17 +118,13 @@ def embedding_model(settings, num_classes: int, embedding_dim: int = EMBEDDING_D
     Returns:
         An uncompiled ``keras.Model`` named ``<backbone>_retrieval`` whose output is ``cosines``.
     """
-    import keras
-
-    from . import models
-
     if not isinstance(settings, config.ModelConfig):
         settings = config.ModelConfig.from_params(settings)
     kind = settings.model
-    if kind not in BACKBONE_FEATURES:
-        raise ValueError(f"unknown backbone {kind!r}: expected one of {sorted(BACKBONE_FEATURES)}")
+    if kind not in models.ARCHITECTURES:
+        raise ValueError(f"unknown backbone {kind!r}: expected one of {sorted(models.ARCHITECTURES)}")
     base = models.build(settings, num_classes)
-    features = base.get_layer(BACKBONE_FEATURES[kind]).input
+    features = base.get_layer(models.ARCHITECTURES[kind].FEATURES).input
     _, cosines = embedding_head(features, num_classes, embedding_dim, gem_p)
     model = keras.Model(base.input, cosines, name=f"{kind}_retrieval")
     for attr in ("weights_source", "weights_note", "backbone_params", "augment_mode", "augmentation"):
@@ -287,8 +135,6 @@ def embedding_model(settings, num_classes: int, embedding_dim: int = EMBEDDING_D
 
 def embedding_of(model):
     """The image -> embedding part of a retrieval model (shares its weights)."""
-    import keras
-
     return keras.Model(model.input, model.get_layer("embedding").output, name=f"{model.name}_embedding")
 
 
@@ -307,10 +153,7 @@ def _embedder(model):
 
 
 def load_model(path: str | os.PathLike):
-    """Load a saved retrieval model (the custom layers registered first)."""
-    import keras
-
-    _keras_objects()
+    """Load a saved retrieval model (``models`` registers the project's Keras classes on import)."""
     return keras.saving.load_model(paths.resolve(path))
 
 
@@ -327,27 +170,25 @@ def embed(
     Args:
         model: a retrieval model (``embedding_model``) or its ``embedding_of`` part.
         x: images (N, S, S, 3) in 0..255.
-        frame: rows with ``path`` instead (decoded batch by batch with ``data.batches``).
+        frame: rows with ``path`` instead (decoded batch by batch with ``pipeline.batches``).
         input_size: the model's input size (default: read from the model).
         batch_size: images per forward pass.
         tta: ``evaluate.TTA_MODES``: ``"flip"`` embeds each image and its mirror image and
             normalises their sum (an image and its mirror image then get the same embedding).
     """
-    from . import data
-
     net = _embedder(model)
     size = int(input_size or model.input_shape[1])
     dim = int(net.output_shape[-1])
-    # evaluate's inference function (the model's one output here), traced once per model whatever the
+    # the inference function (the model's one output here), traced once per model whatever the
     # batch sizes; Keras' predict traced again for a last partial batch and for arrays after batches
     if x is not None:
         if len(x) == 0:
             return np.zeros((0, dim), np.float32)
-        out = evaluate.predict_probabilities(net, np.asarray(x, np.float32), batch_size, tta=tta)
+        out = inference.predict_probabilities(net, np.asarray(x, np.float32), batch_size, tta=tta)
     else:
         if frame is None or len(frame) == 0:
             return np.zeros((0, dim), np.float32)
-        out = evaluate.predict_probabilities(net, data.batches(frame, size, batch_size), tta=tta)
+        out = inference.predict_probabilities(net, pipeline.batches(frame, size, batch_size), tta=tta)
     return _normalise(np.asarray(out, np.float32))
 
 
@@ -366,7 +207,7 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 def faiss_available() -> bool:
     """Whether ``faiss`` (``pip install faiss-cpu``) can be imported."""
     try:
-        import faiss  # noqa: F401
+        import faiss  # noqa: F401  (optional, the `knn` extra: only whether it is there)
     except ImportError:
         return False
     return True
@@ -664,12 +505,6 @@ def knn_vote(
     )
 
 
-def strict_top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` best class indexes per row, best first; equal scores ordered by class index (lower first)."""
-    scores = np.asarray(scores)
-    return np.argsort(-scores, axis=1, kind="stable")[:, : min(int(k), scores.shape[1])]
-
-
 # --------------------------------------------------------------------------- prediction
 
 
@@ -685,11 +520,11 @@ def predict(
     progress: bool = True,
     tta: str | None = None,
 ) -> pd.DataFrame:
-    """Predict the landmark of every test image by the kNN vote; ``evaluate.predict``'s table.
+    """Predict the landmark of every test image by the kNN vote; ``landmarklib.predict``'s table.
 
     Args:
         model_path: a saved retrieval model (``.keras``).
-        images: a fetched test folder, a folder of images, or a test CSV (``evaluate.load_test_images``).
+        images: a fetched test folder, a folder of images, or a test CSV (``predict.core.load_test_images``).
         index: the saved index (default ``index_path(model_path)``).
         threshold: a prediction is answered when its confidence is at or above it.
         k: neighbours per query.
@@ -702,17 +537,13 @@ def predict(
     Returns:
         DataFrame(id, landmark_id (Int64), confidence, answered, top_ids, error), in test-id order.
     """
-    from tqdm import tqdm
-
-    from . import data
-
     model_path = paths.resolve(model_path)
     model = load_model(model_path)
     idx = EmbeddingIndex.load(index or index_path(model_path))
     tta = idx.tta if tta is None else tta
     size = int(model.input_shape[1])
     net = embedding_of(model)
-    tests = evaluate.load_test_images(images, size, fetch_dir=fetch_dir, progress=progress)
+    tests = core.load_test_images(images, size, fetch_dir=fetch_dir, progress=progress)
     n = len(tests)
     best = np.full(n, -1, np.int64)
     conf = np.full(n, np.nan)
@@ -732,10 +563,10 @@ def predict(
                 vote = knn_vote(idx, embed(net, x[good], batch_size=batch_size, tta=tta), k=k)
                 best[rows[good]] = vote.predicted
                 conf[rows[good]] = vote.confidence
-                tops[rows[good]] = [" ".join(map(str, ids[r])) for r in strict_top_k(vote.scores, top_k)]
+                tops[rows[good]] = [" ".join(map(str, ids[r])) for r in evaluate.strict_top_k(vote.scores, top_k)]
             errors[rows[~good]] = [bad[f] for f, ok in zip(files, good) if not ok]
             bar.update(len(rows))
-    return evaluate.prediction_frame(tests["id"], ids, best, conf, tops, errors, threshold)
+    return core.prediction_frame(tests["id"], ids, best, conf, tops, errors, threshold)
 
 
 def describe_backend(index: EmbeddingIndex, backend: str = "auto") -> str:

@@ -34,9 +34,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm  # plain text bars: tqdm.auto warns in a kernel without ipywidgets
 
-from . import config, data, devices, evaluate, files, models, paths, recipes, study
+from .. import config, data, devices, evaluate, files, paths, study
+from . import inference, models, pipeline, recipes
+from .metrics import StrictTopKAccuracy
 
-OPTIMIZERS = ("sgd", "rmsprop")
 COMPARISON_COLUMNS = [
     "params",
     "input_size",
@@ -161,29 +162,13 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
     if not deterministic:
         return
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # the backend in use: only TensorFlow has this switch
 
         tf.config.experimental.enable_op_determinism()
     elif keras.backend.backend() == "torch":
-        import torch
+        import torch  # the backend in use: only PyTorch has this switch
 
         torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9):
-    """A Keras optimizer by the study's names.
-
-    Args:
-        name: ``"sgd"`` (with momentum) or ``"rmsprop"`` (the study's benchmark).
-        learning_rate: step size.
-        momentum: momentum of SGD (RMSprop keeps Keras' default of none).
-    """
-    name = name.lower()
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=learning_rate)
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {name!r}")
 
 
 def compile_model(model, settings: config.TrainConfig, steps_per_epoch: int = 1) -> None:
@@ -212,7 +197,7 @@ def compile_model(model, settings: config.TrainConfig, steps_per_epoch: int = 1)
         loss=recipes.make_loss(settings),
         # strict top-5 (ties by class index): Keras' SparseTopKCategoricalAccuracy counts every tied class;
         # weighted: the zero-weight rows padding a data-parallel evaluation batch do not count (same names)
-        weighted_metrics=["accuracy", evaluate.strict_top_k_metric_class()(k=5, name="top5")],
+        weighted_metrics=["accuracy", StrictTopKAccuracy(k=5, name="top5")],
         jit_compile=True if jax else "auto",
     )
     if jax and not model.jit_compile:
@@ -242,7 +227,7 @@ def evaluate_split(model, frame: pd.DataFrame, input_size: int, batch_size: int 
     """Top-1 and top-5 accuracy and mean cross-entropy of ``model`` on labelled rows (inference mode).
 
     Top-k is strict (ties broken by class index, ``evaluate.top_k_accuracy``). The loss is the
-    training loss' cross-entropy, from the logits behind the softmax (``evaluate.log_probabilities``),
+    training loss' cross-entropy, from the logits behind the softmax (``inference.log_probabilities``),
     so it matches the ``val_loss`` of ``fit`` for the same weights.
 
     Args:
@@ -257,10 +242,10 @@ def evaluate_split(model, frame: pd.DataFrame, input_size: int, batch_size: int 
     """
     labels = frame["label"].to_numpy(np.int64)
     replicas = devices.replicas()  # data parallel: batches split evenly, the last one padded (trimmed here)
-    batches = data.batches(
+    batches = pipeline.batches(
         frame, input_size, max(replicas, batch_size // replicas * replicas), replicas=replicas, dtype="uint8"
     )  # the model casts on the device
-    probs, logs = evaluate.predict_probabilities(model, batches, with_log=True)
+    probs, logs = inference.predict_probabilities(model, batches, with_log=True)
     probs, logs = probs[: len(labels)], logs[: len(labels)]
     return {
         "top1": evaluate.top_k_accuracy(probs, labels, k=1),
@@ -329,7 +314,7 @@ def _save_portable(model, path: Path) -> None:
     """Save the kept model to ``path`` compiled with Keras' own loss and metric only (atomically).
 
     The checkpoints written during training carry the strict top-5 metric, a class of this
-    project (``evaluate.strict_top_k_metric_class``) that plain ``keras.saving.load_model`` cannot
+    project (``metrics.StrictTopKAccuracy``) that plain ``keras.saving.load_model`` cannot
     find; the final file is a copy with the same weights compiled with ``accuracy`` alone, which
     any Keras reads without custom objects.
     """
@@ -529,7 +514,7 @@ def train(
     # the augmentation runs here, in the input pipeline's threads (``augment``): the model stays plain and compiles
     adding = getattr(model, "augment_mode", None) == "add"  # the study's: augmented copies added to the data
     augmentation = getattr(model, "augmentation", None)
-    train_data = data.batches(
+    train_data = pipeline.batches(
         split.train,
         input_size,
         settings.batch_size,
@@ -541,9 +526,9 @@ def train(
     )
     epoch_images = len(split.train)
     if adding:
-        train_data = models.augmented_copies(train_data, augmentation)
+        train_data = pipeline.augmented_copies(train_data, augmentation)
         epoch_images *= 2
-    val_data = data.batches(split.val, input_size, settings.batch_size, replicas=replicas, dtype="uint8")
+    val_data = pipeline.batches(split.val, input_size, settings.batch_size, replicas=replicas, dtype="uint8")
     compile_model(model, settings, steps_per_epoch=len(train_data))
 
     initial_epoch, state, rows = _resume_point(resume_dir, fingerprint, history_csv)

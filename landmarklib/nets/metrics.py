@@ -1,0 +1,35 @@
+"""The strict top-k accuracy as a Keras metric (ties by class index: ``evaluate.top_k_accuracy``'s rule),
+registered for saving under ``landmarklib`` (the checkpoints ``train`` writes are compiled with it)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+def strict_sparse_top_k(y_true, y_pred, k=5):
+    y_pred = ops.convert_to_tensor(y_pred)
+    n_classes = ops.shape(y_pred)[-1]
+    y_true = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+    valid = ops.logical_and(y_true >= 0, y_true < n_classes)
+    y_safe = ops.where(valid, y_true, ops.zeros_like(y_true))
+    truth = ops.take_along_axis(y_pred, y_safe[:, None], axis=-1)
+    index = ops.arange(n_classes, dtype="int32")[None, :]
+    ahead = ops.logical_or(
+        ops.greater(y_pred, truth), ops.logical_and(ops.equal(y_pred, truth), ops.less(index, y_safe[:, None]))
+    )
+    rank = ops.sum(ops.cast(ahead, "int32"), axis=-1)
+    hit = ops.logical_and(ops.logical_and(rank < k, valid), ops.isfinite(truth[:, 0]))
+    return ops.cast(hit, "float32")
+
+
+@keras.saving.register_keras_serializable(package="landmarklib")
+class StrictTopKAccuracy(keras.metrics.MeanMetricWrapper):
+    """Top-k accuracy with integer labels, ties broken by class index (``evaluate.top_k_accuracy``)."""
+
+    def __init__(self, k: int = 5, name: str = "top5", dtype=None):
+        super().__init__(fn=strict_sparse_top_k, name=name, dtype=dtype, k=k)
+        self.k = k
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "k": self.k}
