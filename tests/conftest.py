@@ -3,9 +3,10 @@
 REPO, NOTEBOOKS                        the checkout and its numbered notebooks
 run_notebook                           a notebook executed by papermill with the ``landmarks`` kernel
 write_tiny_folder, TINY_LANDMARKS      a fetched folder of four noisy-colour landmarks
-write_shards, write_id_catalog        GLDv2-layout TAR shards and id catalogs (``--images``)
+write_shards, write_id_catalog         GLDv2-layout TAR shards and id catalogs (``--images``)
 write_metrics                          metrics files of notebooks 01-05, built from their schemas
-end_to_end                             ``landmarks report`` on a tiny sample, once per session
+end_to_end, end_to_end_shards          ``landmarks report`` on a tiny sample, from urls and repacked as shards
+tiny_model                             a 3-class 16 px saved model with its label map (prediction tests)
 FAST, serve_every_failure, ...         the fetch engines' tests: settings, and a server with every failure
 """
 
@@ -398,7 +399,8 @@ def run_tiny_report(base: Path, settings: dict) -> subprocess.CompletedProcess:
         "--no-progress",
         *(a for s in settings for a in ("--set", s)),
     ]
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+    # a guard against a hung run only: the tiny run takes 4-6 minutes on 2 idle cores, several times that under load
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=2400)
 
 
 @pytest.fixture(scope="session")
@@ -591,4 +593,27 @@ def write_shards(folder: Path, shards: list[list[int]], md5: bool = True, corrup
 
 def write_id_catalog(path: Path, rows: list[tuple], header: str = "id,landmark_id") -> Path:
     path.write_text(header + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+# --------------------------------------------------------------------------- a saved model to predict with
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A 3-class 16 px model saved as <dir>/tiny.keras with its label map."""
+    import keras
+
+    from landmarklib import data
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255, name="rescale")(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(x)
+    model = keras.Model(inputs, outputs)
+    path = tmp_path_factory.mktemp("models") / "tiny.keras"
+    model.save(path)
+    data.save_label_map(path.with_name("tiny.labels.json"), [11, 22, 33])
     return path

@@ -310,26 +310,6 @@ def test_a_worker_that_cannot_see_the_output_folder_stops_the_run(tmp_path, dask
 # --------------------------------------------------------------------------- prediction
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A 3-class 16 px model saved as <dir>/tiny.keras with its label map."""
-    import keras
-
-    from landmarklib import data
-
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((16, 16, 3), name="image")
-    x = keras.layers.Rescaling(1 / 255, name="rescale")(inputs)
-    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(x)
-    model = keras.Model(inputs, outputs)
-    path = tmp_path_factory.mktemp("models") / "tiny.keras"
-    model.save(path)
-    data.save_label_map(path.with_name("tiny.labels.json"), [11, 22, 33])
-    return path
-
-
 def _fetched_test_folder(folder, n=45):
     """n random JPEGs, one that does not decode and one failed fetch, with their manifest."""
     folder.mkdir(parents=True)

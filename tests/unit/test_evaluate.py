@@ -285,26 +285,6 @@ def test_a_solution_file_is_read_by_catalog_read_solution(tmp_path):
 # --------------------------------------------------------------------------- predict CLI and timing
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A 3-class 16 px model saved as <dir>/tiny.keras with its label map."""
-    import keras
-
-    from landmarklib import data
-
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((16, 16, 3), name="image")
-    x = keras.layers.Rescaling(1 / 255, name="rescale")(inputs)
-    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(x)
-    model = keras.Model(inputs, outputs)
-    path = tmp_path_factory.mktemp("models") / "tiny.keras"
-    model.save(path)
-    data.save_label_map(path.with_name("tiny.labels.json"), [11, 22, 33])
-    return path
-
-
 # A 7-class model whose answer does not depend on the image: zero weights, these biases (logits).
 # Classes by probability: 1, 3, then 0, 2, 5, 6 tied (index order), then 4; top-5: 1, 3, 0, 2, 5.
 CONSTANT_LOGITS = [1.0, 3.0, 1.0, 2.0, 0.0, 1.0, 1.0]
