@@ -35,6 +35,16 @@ full 80 px, 60 epochs (the issue's budget: 40 minutes per method on this machine
 mirror image. ``--precision mixed_bfloat16`` computes in bfloat16 with float32 weights (faster where the CPU has
 AVX512-BF16 or AMX: ``benchmarks/cpu_precision.py``); ``--crop-scale`` sets the photo augmentation's
 largest crop; ``--run-name`` names the recorded run (runs of the same name replace each other).
+
+Issue 20: ``--backbone`` (``config.ARCHITECTURES``) with ``--weights imagenet|FILE|none`` sets every method's
+network; ``--init-from MODEL.keras`` starts its backbone from a model of this project (``nets/transfer.py``: the
+head alone ``--head-epochs``, then the backbone at ``--backbone-lr-fraction``, BatchNorm frozen unless
+``--train-batchnorm``). ``--mixup``, ``--cutmix`` (the modern classifier only), ``--ema``, ``--randaugment``,
+``--stochastic-depth`` change the modern recipe and retrieval, never the study's method. ``--qe-k``, ``--dba-k`` and
+``--retrieval-variants`` post-process retrieval (``--retrieval-variants``: also score retrieval+dba, +qe, +dba+qe
+from the same model, paired with plain retrieval). ``--paired-with RUN`` compares each method with the same method
+of a recorded run on the same split (paired intervals, in the run's details). ``benchmarks/transfer.py`` runs the
+leave-one-set-out transfer comparison with these.
 """
 
 from __future__ import annotations
@@ -108,6 +118,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--scale", type=float, default=beyond.retrieval_scale)
     p.add_argument("--embedding-dim", type=int, default=beyond.embedding_dim)
     p.add_argument("--k", type=int, default=beyond.retrieval_k, help="neighbours of the retrieval vote")
+    p.add_argument("--qe-k", type=int, default=beyond.retrieval_qe_k, help="retrieval's alpha-QE rows (0: none)")
+    p.add_argument("--qe-alpha", type=float, default=beyond.retrieval_qe_alpha, help="alpha of QE's and DBA's weights")
+    p.add_argument("--dba-k", type=int, default=beyond.retrieval_dba_k, help="retrieval's DBA neighbours (0: none)")
+    p.add_argument(
+        "--retrieval-variants",
+        action="store_true",
+        help="also score retrieval+dba, +qe, +dba+qe (of --dba-k, --qe-k) from the retrieval model; retrieval: plain",
+    )
     p.add_argument(
         "--tta",
         choices=evaluate.TTA_MODES,
@@ -118,7 +136,41 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--crop-scale", type=float, default=config.ModelConfig.crop_scale, help="photo augmentation's largest cut"
     )
+    p.add_argument(
+        "--backbone", choices=config.ARCHITECTURES, default="res_incep", help="every method's network (nets/)"
+    )
+    p.add_argument(
+        "--weights",
+        default="imagenet",
+        help="a keras.applications backbone's start: imagenet (Keras' cache or a download; refused offline), a "
+        "weights file, or none (Res-Incep always starts random)",
+    )
+    p.add_argument(
+        "--init-from", default=None, help="MODEL.keras of this project: its backbone starts every method (transfer)"
+    )
+    train_defaults = config.TrainConfig
+    p.add_argument("--head-epochs", type=float, default=train_defaults.head_epochs, help="pretrained: head alone")
+    p.add_argument(
+        "--backbone-lr-fraction",
+        type=float,
+        default=train_defaults.backbone_lr_fraction,
+        help="pretrained: the backbone's share of the learning rate after the head epochs",
+    )
+    p.add_argument(
+        "--train-batchnorm", action="store_true", help="pretrained: re-estimate BatchNorm (default: kept frozen)"
+    )
+    p.add_argument("--mixup", type=float, default=0.0, help="modern and retrieval: mixup's Beta alpha (0: off)")
+    p.add_argument("--cutmix", type=float, default=0.0, help="modern and retrieval: CutMix's Beta alpha (0: off)")
+    p.add_argument("--ema", type=float, default=None, help="modern and retrieval: EMA momentum of the weights")
+    p.add_argument("--randaugment", type=int, default=0, help="modern and retrieval: RandAugment operations per image")
+    p.add_argument("--randaugment-magnitude", type=float, default=config.ModelConfig.randaugment_magnitude)
+    p.add_argument("--stochastic-depth", type=float, default=0.0, help="modern and retrieval: deepest block's drop")
     p.add_argument("--run-name", default=None, help="name of the recorded run (default: from the data and sizes)")
+    p.add_argument(
+        "--paired-with",
+        default=None,
+        help="a recorded run's name (same data, split and seed): each method minus that run's same method, paired",
+    )
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument(
         "--precision",
@@ -145,6 +197,45 @@ def _pct(v) -> str:
 def _ci(m: dict, key: str, pct: bool = False) -> str:
     f = _pct if pct else (lambda v: "-" if v is None or v != v else f"{v:.3f}")
     return f"{f(m[key])} [{f(m[key + '_low'])}, {f(m[key + '_high'])}]"
+
+
+def predictions_of(run: dict, method: str):
+    """A recorded run's answers of ``method`` as ``openset.Predictions``."""
+    import numpy as np
+
+    from landmarklib import openset
+
+    p = run["predictions"][method]
+    return openset.Predictions(
+        landmark=np.asarray(p["landmark"], np.int64),
+        confidence=np.asarray(p["confidence"], np.float64),
+        top5=np.asarray(p["top5"], np.int64),
+        threshold=float(p["threshold"]),
+    )
+
+
+def paired_runs(base: dict, other: dict, method: str, n_boot: int, other_method: str | None = None) -> dict:
+    """``other``'s ``other_method`` (default ``method``) minus ``base``'s ``method``: closed top-1 and open GAP
+    with 95% intervals paired over the same bootstrap resamples of the test images (``openset.bootstrap``).
+
+    Returns:
+        metric -> ``base``, ``other``, ``diff``, ``diff_low``, ``diff_high``.
+    """
+    from landmarklib import openset
+
+    if base["query_ids"] != other["query_ids"] or base["actual"] != other["actual"] or base["known"] != other["known"]:
+        raise SystemExit(f"{base['run_name']} and {other['run_name']} did not answer the same queries on one split")
+    methods = {"base": predictions_of(base, method), "other": predictions_of(other, other_method or method)}
+    boot = openset.bootstrap(methods, base["actual"], base["known"], n_boot=n_boot, reference="base")
+    rows = {m: boot[boot["method"] == m].set_index("metric") for m in methods}
+    return {
+        metric: {
+            "base": float(rows["base"].loc[metric, "value"]),
+            "other": float(rows["other"].loc[metric, "value"]),
+            **{k: float(rows["other"].loc[metric, k]) for k in ("diff", "diff_low", "diff_high")},
+        }
+        for metric in ("closed_top1", "open_gap")
+    }
 
 
 def write_report(runs: list[dict], out: Path) -> str:
@@ -219,6 +310,20 @@ def write_report(runs: list[dict], out: Path) -> str:
                     if m.get("val_by_epoch")
                     else ""
                 )
+            )
+        for name, d in (run.get("variants_vs_retrieval") or {}).items():
+            lines.append(
+                f"- {name} - retrieval (paired, retrieval's model, not trained again): closed top-1 "
+                f"{100 * d['closed_top1_diff']:+.1f} points [{100 * d['closed_top1_diff_low']:+.1f}, "
+                f"{100 * d['closed_top1_diff_high']:+.1f}], open GAP {d['open_gap_diff']:+.3f} "
+                f"[{d['open_gap_diff_low']:+.3f}, {d['open_gap_diff_high']:+.3f}]."
+            )
+        for name, d in (run.get("paired_with") or {}).get("methods", {}).items():
+            t, g = d["closed_top1"], d["open_gap"]
+            lines.append(
+                f"- {name} - {name} of `{run['paired_with']['run']}` (paired): closed top-1 "
+                f"{100 * t['diff']:+.1f} points [{100 * t['diff_low']:+.1f}, {100 * t['diff_high']:+.1f}], open GAP "
+                f"{g['diff']:+.3f} [{g['diff_low']:+.3f}, {g['diff_high']:+.3f}]."
             )
         lines += ["", *targets(run), ""]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -302,6 +407,19 @@ def main(argv=None) -> int:
             "batch_size": args.batch_size,
             "seed": args.seed,
             "deterministic": True,
+            "model": args.backbone,
+            "weights": None if args.weights.lower() == "none" else args.weights,
+            "init_from": args.init_from,
+            "freeze_batchnorm": not args.train_batchnorm,
+            "head_epochs": args.head_epochs,
+            "backbone_lr_fraction": args.backbone_lr_fraction,
+            # the modern recipe's and retrieval's only (recognition.method_runs: the study's method trains as it did)
+            "mixup_alpha": args.mixup,
+            "cutmix_alpha": args.cutmix,
+            "ema_momentum": args.ema,
+            "randaugment_ops": args.randaugment,
+            "randaugment_magnitude": args.randaugment_magnitude,
+            "stochastic_depth": args.stochastic_depth,
         }
     )
     beyond = config.BeyondConfig(
@@ -318,13 +436,20 @@ def main(argv=None) -> int:
         retrieval_scale=args.scale,
         embedding_dim=args.embedding_dim,
         retrieval_k=args.k,
+        retrieval_qe_k=args.qe_k,
+        retrieval_qe_alpha=args.qe_alpha,
+        retrieval_dba_k=args.dba_k,
+        retrieval_variants=args.retrieval_variants,
         modern_tta=args.tta,
         n_bootstrap=args.n_boot,
     )
     queries = recognition.test_queries(test_dir, data_dir / "test_solution.csv", args.input_size)
     mode = "quick" if args.quick else "full" if (args.epochs, args.input_size) == (60, 80) else "custom"
+    network = "" if args.backbone == "res_incep" else f"-{args.backbone}"
+    start = f"-init-{Path(args.init_from).stem}" if args.init_from else ""
     run_name = args.run_name or (
-        f"{data_dir.name}-{mode}-{args.input_size}px-{args.epochs}ep-holdout{args.holdout_landmarks}-seed{args.seed}"
+        f"{data_dir.name}{network}{start}-{mode}-{args.input_size}px-{args.epochs}ep-holdout{args.holdout_landmarks}"
+        f"-seed{args.seed}"
     )
     outcome = recognition.run_methods(open_split, run, beyond, queries, work / "models" / run_name, args.methods)
     methods = []
@@ -360,7 +485,18 @@ def main(argv=None) -> int:
         "n_closed": s["n_closed"],
         "n_open": s["n_open"],
         "config": (
-            f"Res-Incep filters {args.filters}, blocks [3, 3, 2, 2], {args.input_size} px, {args.epochs} epochs "
+            (
+                f"Res-Incep filters {args.filters}, blocks [3, 3, 2, 2]"
+                if args.backbone == "res_incep"
+                else f"{args.backbone} (weights {args.weights})"
+            )
+            + (
+                f", backbone from {args.init_from} (head alone {args.head_epochs:g} ep, then the backbone at "
+                f"{args.backbone_lr_fraction:g}x, BatchNorm {'trained' if args.train_batchnorm else 'frozen'})"
+                if args.init_from
+                else ""
+            )
+            + f", {args.input_size} px, {args.epochs} epochs "
             f"per method, batch {args.batch_size}; embedding {args.embedding_dim}, {args.loss} margin "
             f"{args.margin} scale {args.scale}, k {args.k}; photo crops cut at most {args.crop_scale:g} of a side; "
             f"test-time augmentation of modern and retrieval: {args.tta}; "
@@ -372,13 +508,27 @@ def main(argv=None) -> int:
         "total_seconds": time.perf_counter() - started,
         "methods": methods,
         "retrieval_vs_best_classifier": outcome.retrieval_vs_best_classifier,
+        "variants_vs_retrieval": outcome.variants_vs_retrieval,
         "predictions": {
-            name: {"landmark": p.landmark.tolist(), "confidence": p.confidence.tolist(), "threshold": p.threshold}
+            name: {
+                "landmark": p.landmark.tolist(),
+                "confidence": p.confidence.tolist(),
+                "threshold": p.threshold,
+                "top5": p.top5.tolist(),
+            }
             for name, p in outcome.predictions.items()
         },
+        "known": [int(v) for v in outcome.known],
         "query_ids": queries["id"].astype(str).tolist(),
         "actual": outcome.actual.tolist(),
     }
+    if args.paired_with:
+        base = json.loads((results / f"{args.paired_with}.json").read_text())
+        shared = [m for m in run["predictions"] if m in base["predictions"]]
+        run["paired_with"] = {
+            "run": args.paired_with,
+            "methods": {m: paired_runs(base, run, m, args.n_boot) for m in shared},
+        }
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{run_name}.json").write_text(json.dumps(run, indent=2, default=float) + "\n")
     runs = sorted((json.loads(p.read_text()) for p in results.glob("*.json")), key=lambda r: r["date"])

@@ -246,7 +246,7 @@ class FetchConfig(Config):
 
 # --------------------------------------------------------------------------- 03/04 split, model, training
 
-ARCHITECTURES: tuple[str, ...] = ("res_incep", "resnet50")
+ARCHITECTURES: tuple[str, ...] = ("res_incep", "resnet50", "efficientnet_b0", "convnext_tiny")
 """The networks a model can be (``ModelConfig.model``): each is the module ``landmarklib/nets/<name>.py``
 (``build(settings, num_classes)`` and ``FEATURES``). Another architecture is its module and its name here."""
 Architecture = Literal[ARCHITECTURES]  # the names above, as a type the settings check
@@ -268,7 +268,11 @@ class SplitConfig(Config):
 class ModelConfig(Config):
     """Which network ``models.build`` makes, and its shape."""
 
-    model: Architecture = setting("res_incep", "res_incep (the study's network), resnet50 or another of ARCHITECTURES")
+    model: Architecture = setting(
+        "res_incep",
+        "res_incep (the study's network), resnet50 (its benchmark), efficientnet_b0 or convnext_tiny "
+        "(keras.applications backbones: nets.applications)",
+    )
     input_size: int = setting(64, "side of the model's input, in pixels (the study: 250)", "> 0")
     filters: tuple[int, ...] = setting((16, 24, 32, 40), "width of each Res-Incep stage (the study: 40, 60, 75, 80)")
     blocks: tuple[int, ...] = setting((3, 3, 2, 2), "residual-inception blocks per stage (ten in all, as in the study)")
@@ -284,9 +288,41 @@ class ModelConfig(Config):
     crop_scale: float = setting(
         0.25, "photo augmentation's random crop: the most it cuts from a side, as a share of it", "[0, 1)"
     )
-    weights: str | None = setting("imagenet", "ResNet-50's backbone weights: imagenet, a weights file, None: random")
+    weights: str | None = setting(
+        "imagenet",
+        "a keras.applications backbone's starting weights (resnet50, efficientnet_b0, convnext_tiny): imagenet "
+        "(Keras' cache, else downloaded; refused in one line when neither can be had), a weights file, or None: "
+        "random; res_incep always starts random",
+    )
     weights_download_timeout: float = setting(
         3.0, "seconds to wait for Keras' download server when the ImageNet weights are not cached (0: no try)"
+    )
+    imagenet_fallback: bool = setting(
+        False,
+        "when the ImageNet weights cannot be had: True trains from random weights with a loud note (notebook 04's "
+        "offline default run), False refuses",
+    )
+    init_from: str | None = setting(
+        None,
+        "a .keras model trained by this project (any method, any data set) whose backbone starts this one "
+        "(nets.transfer); its head is rebuilt for this run's landmarks; None: the weights above",
+    )
+    freeze_batchnorm: bool = setting(
+        True,
+        "a backbone that starts from weights (imagenet, a file, init_from) keeps its BatchNorm layers in inference "
+        "mode (their statistics and scales as learnt): the field's practice with small fine-tuning batches",
+    )
+    stochastic_depth: float = setting(
+        0.0,
+        "the drop rate of the deepest residual branch while training (linearly less in shallower blocks; "
+        "Huang et al. 2016); 0: none",
+        "[0, 1)",
+    )
+    randaugment_ops: int = setting(
+        0, "RandAugment-style photo operations per training image, after the photo augmentation (0: none)", ">= 0"
+    )
+    randaugment_magnitude: float = setting(
+        9.0, "RandAugment's magnitude, 0..30 (the strength of each operation)", ">= 0"
     )
 
     def check(self) -> None:
@@ -298,9 +334,16 @@ class ModelConfig(Config):
 class BenchmarkModelConfig(ModelConfig):
     """Notebook 04's network: the study's ResNet-50 benchmark (``benchmark_weights`` in the parameters)."""
 
-    PARAMETERS: ClassVar[Mapping[str, str]] = {"weights": "benchmark_weights"}
+    PARAMETERS: ClassVar[Mapping[str, str]] = {
+        name: f"benchmark_{name}"
+        for name in ("model", "weights", "imagenet_fallback", "init_from", "freeze_batchnorm", "stochastic_depth")
+    }
 
     model: Architecture = setting("resnet50", "the study's benchmark network")
+    imagenet_fallback: bool = setting(
+        True, "offline, the study's benchmark trains from random weights, saying so loudly (its default run)"
+    )
+    freeze_batchnorm: bool = setting(False, "the study trained its ImageNet ResNet-50's BatchNorm layers too")
 
 
 @dataclass(frozen=True)
@@ -346,6 +389,32 @@ class TrainConfig(Config):
         "(reports/benchmarks/recognition.md): 0.2 and 0.6 did worse",
     )
     scale: float = setting(30.0, "the logits' scale of the margin losses", "> 0")
+    head_epochs: float = setting(
+        1.0,
+        "a backbone that starts from weights (imagenet, a file, init_from): epochs that train the head alone "
+        "(the backbone's learning rate 0) before the whole network trains",
+        ">= 0",
+    )
+    backbone_lr_fraction: float = setting(
+        0.1,
+        "a backbone that starts from weights: its learning rate after head_epochs, as a share of the head's",
+        "[0, 1]",
+    )
+    mixup_alpha: float = setting(
+        0.0, "mixup (Zhang et al. 2018): Beta(alpha, alpha) mixes pairs of training images and targets; 0: off", ">= 0"
+    )
+    cutmix_alpha: float = setting(
+        0.0,
+        "CutMix (Yun et al. 2019): a Beta(alpha, alpha)-sized box of another image pasted in, targets mixed by area; "
+        "0: off (with mixup too, each batch uses one of the two, chosen with even odds)",
+        ">= 0",
+    )
+    ema_momentum: float | None = setting(
+        None,
+        "exponential moving average of the weights (Keras' optimizer use_ema): each epoch is validated, kept and "
+        "saved with the averaged weights; None: off",
+        "[0, 1)",
+    )
 
 
 RECIPE_FIELDS: tuple[str, ...] = (
@@ -357,6 +426,11 @@ RECIPE_FIELDS: tuple[str, ...] = (
     "loss",
     "margin",
     "scale",
+    "head_epochs",
+    "backbone_lr_fraction",
+    "mixup_alpha",
+    "cutmix_alpha",
+    "ema_momentum",
 )
 """``TrainConfig``'s fields that ``recipes`` turns into a schedule, weight decay and loss (recorded with a run)."""
 
@@ -407,15 +481,15 @@ class BenchmarkTrainConfig(TrainConfig):
     """Notebook 04's training (the study's ResNet-50: RMSprop); its parameters are ``benchmark_<field>``."""
 
     PARAMETERS: ClassVar[Mapping[str, str]] = {
-        "epochs": "benchmark_epochs",
-        "batch_size": "benchmark_batch_size",
-        "optimizer": "benchmark_optimizer",
-        "learning_rate": "benchmark_learning_rate",
+        name: f"benchmark_{name}"
+        for name in ("epochs", "batch_size", "optimizer", "learning_rate", "head_epochs", "backbone_lr_fraction")
     }
 
     epochs: int = setting(1, "ResNet-50's epochs (the study: 35; one keeps the default CPU run short)", "> 0")
     optimizer: Literal["sgd", "rmsprop"] = setting("rmsprop", "rmsprop (the study's for ResNet-50) or sgd")
     learning_rate: float = setting(0.001, "ResNet-50's step size (Keras' RMSprop default)", "> 0")
+    head_epochs: float = setting(0.0, "the study fine-tuned its ImageNet ResNet-50 whole from the first step", ">= 0")
+    backbone_lr_fraction: float = setting(1.0, "and at one learning rate", "[0, 1]")
 
 
 @dataclass(frozen=True)
@@ -537,6 +611,26 @@ class BeyondConfig(Config):
     retrieval_scale: float = setting(TrainConfig.scale, "the margin loss's logit scale", "> 0")
     embedding_dim: int = setting(512, "size of the retrieval embedding", "> 0")
     retrieval_k: int = setting(5, "neighbours of the kNN vote", "> 0")
+    retrieval_qe_k: int = setting(
+        0,
+        "alpha query expansion of retrieval's queries: each re-searched as the weighted sum of itself and its "
+        "retrieval_qe_k nearest index images (0: none)",
+        ">= 0",
+    )
+    retrieval_dba_k: int = setting(
+        0,
+        "database-side augmentation of retrieval's index: each image's embedding replaced by the weighted sum of "
+        "itself and its retrieval_dba_k nearest index images (0: none)",
+        ">= 0",
+    )
+    retrieval_qe_alpha: float = setting(
+        3.0, "the exponent alpha of the similarity weights sim ** alpha of query expansion and DBA", ">= 0"
+    )
+    retrieval_variants: bool = setting(
+        False,
+        "also score retrieval+dba, retrieval+qe and retrieval+dba+qe (those whose k is above 0) from the trained "
+        "retrieval model, without training again; retrieval itself then answers without them",
+    )
     modern_tta: Literal["none", "flip"] = setting(
         "flip",
         "test-time augmentation of the modern recipe and retrieval: flip averages each query with its mirror image "

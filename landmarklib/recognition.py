@@ -19,11 +19,22 @@ never the test set: ``openset.choose_threshold``), predicts the test queries and
 with ``openset`` (paired bootstrap intervals, ``study`` as the reference): an ``Outcome``. Retrieval answers the
 validation queries from an index of the training rows only (``MethodRun.val_index``): a validation
 image in the index would find itself at similarity 1.
+
+Retrieval's post-processing (``retrieval.dba``, ``retrieval.expand_queries``; ``BeyondConfig.retrieval_dba_k``,
+``retrieval_qe_k``, ``retrieval_qe_alpha``): the index, and the validation index alike, is augmented once (DBA),
+and every query, validation or test, is expanded before its vote (alpha-QE); off by default. With
+``BeyondConfig.retrieval_variants`` (``retrieval_answers``), ``retrieval`` answers without them and
+``run_methods`` also scores the variants ``retrieval+dba``, ``retrieval+qe`` and ``retrieval+dba+qe`` (those
+whose ``k`` is above 0) from the same trained model and the same query embeddings: each its own threshold
+(chosen on the validation queries the same way), predictions and bootstrap rows, and its paired differences
+with ``retrieval`` (``Outcome.variants_vs_retrieval``). A variant is not trained: its ``result`` (history)
+and ``seconds`` are the retrieval run's, its recipe says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -38,6 +49,10 @@ from .nets import inference, models, recipes, retrieval, train
 from .predict import core as predict_core
 
 METHODS = ("study", "modern", "retrieval")
+MODERN_ONLY = ("mixup_alpha", "cutmix_alpha", "ema_momentum", "randaugment_ops", "stochastic_depth")
+"""The run's settings that only the modern recipe and retrieval take (``method_runs``)."""
+VARIANT_METRICS = ("closed_top1", "open_gap")
+"""The scores of ``Outcome.variants_vs_retrieval``'s paired differences."""
 
 
 @dataclass
@@ -55,6 +70,12 @@ class MethodRun:
         embedder: the image -> embedding model (retrieval).
         tta: test-time augmentation (``evaluate.TTA_MODES``).
         val_index: the index of the training rows only, for the validation queries (retrieval).
+        dba_k: the neighbours of the database-side augmentation ``index`` and ``val_index`` were made with
+            (retrieval; 0: none).
+        qe_k: the index rows each query is expanded with before its vote (retrieval; 0: none).
+        alpha: the exponent of both's weights.
+        extra: a variant's ``variant_of`` (the method whose model and embeddings it reuses: its ``result`` and
+            ``seconds`` are that run's) and ``postprocess_seconds`` (the time its DBA took).
     """
 
     name: str
@@ -67,6 +88,9 @@ class MethodRun:
     embedder: object = None
     tta: str = evaluate.DEFAULT_TTA
     val_index: retrieval.EmbeddingIndex | None = None
+    dba_k: int = 0
+    qe_k: int = 0
+    alpha: float = retrieval.DEFAULT_ALPHA
     extra: dict = field(default_factory=dict)
 
 
@@ -84,6 +108,8 @@ class Outcome:
         actual: each query's landmark id (-1: no landmark).
         retrieval_vs_best_classifier: retrieval minus the classifier of the best open-set GAP, paired (or None).
         unreadable: test id -> why its image could not be decoded (not answered).
+        variants_vs_retrieval: each retrieval variant (``retrieval_answers``) minus ``retrieval``, paired, on
+            the resamples of ``bootstrap``: ``closed_top1_diff``, ``open_gap_diff`` with ``_low``, ``_high``.
     """
 
     runs: dict[str, MethodRun] = field(default_factory=dict)
@@ -95,18 +121,27 @@ class Outcome:
     actual: np.ndarray | None = None
     retrieval_vs_best_classifier: dict | None = None
     unreadable: dict[str, str] = field(default_factory=dict)
+    variants_vs_retrieval: dict[str, dict] = field(default_factory=dict)
 
 
 def method_runs(run: config.RunConfig, beyond: config.BeyondConfig) -> dict[str, config.RunConfig]:
     """Each method's run, a variant of ``run`` (its network, split, batch and seed): the study's recipe with
     ``beyond``'s epochs, study learning rate and augmentation (on ``run``'s dropout); modern, ``config.MODERN_RECIPE``
-    with ``beyond``'s ``modern_*`` values; retrieval, the modern one with ``beyond``'s margin loss."""
+    with ``beyond``'s ``modern_*`` values; retrieval, the modern one with ``beyond``'s margin loss.
+
+    Every method keeps ``run``'s network and start (``model``, ``weights``, ``init_from``) and its fine-tuning schedule
+    (``head_epochs``, ``backbone_lr_fraction``); ``run``'s regularisers (``MODERN_ONLY``: mixup, CutMix, EMA,
+    RandAugment, stochastic depth) are the modern recipe's and retrieval's, and the study's method trains without."""
+    schedule = {name: getattr(run.train, name) for name in ("head_epochs", "backbone_lr_fraction")}
+    regularisers = {name: run.settings()[name] for name in MODERN_ONLY}
     study = run.replace(
         recipe="study",
         dropout=run.model.dropout,
         epochs=beyond.beyond_epochs,
         learning_rate=beyond.study_learning_rate,
         augment=beyond.study_augment,
+        **schedule,
+        **{name: config.RunConfig().settings()[name] for name in MODERN_ONLY},  # the defaults: off
     )
     modern = study.replace(
         recipe="modern",
@@ -114,9 +149,43 @@ def method_runs(run: config.RunConfig, beyond: config.BeyondConfig) -> dict[str,
         weight_decay=beyond.modern_weight_decay,
         warmup_epochs=beyond.modern_warmup_epochs,
         label_smoothing=beyond.modern_label_smoothing,
+        **regularisers,
     )
     margin = {"loss": beyond.retrieval_loss, "margin": beyond.retrieval_margin, "scale": beyond.retrieval_scale}
-    return {"study": study, "modern": modern, "retrieval": modern.replace(**margin)}
+    # mixup and CutMix mix two landmarks in one image; a margin loss needs one (recipes.make_loss refuses them)
+    unmixed = {"mixup_alpha": 0.0, "cutmix_alpha": 0.0}
+    return {"study": study, "modern": modern, "retrieval": modern.replace(**margin, **unmixed)}
+
+
+def retrieval_answers(beyond: config.BeyondConfig) -> dict[str, tuple[int, int]]:
+    """The retrieval answers ``run_methods`` scores: name -> ``(dba_k, qe_k)``.
+
+    ``{"retrieval": (retrieval_dba_k, retrieval_qe_k)}``; with ``retrieval_variants``, ``retrieval`` without
+    post-processing and each variant whose ``k`` is above 0: ``retrieval+dba``, ``retrieval+qe``,
+    ``retrieval+dba+qe``.
+
+    Raises:
+        ValueError: ``retrieval_variants`` with both ``k`` 0 (every variant would be ``retrieval``).
+    """
+    dba_k, qe_k = beyond.retrieval_dba_k, beyond.retrieval_qe_k
+    if not beyond.retrieval_variants:
+        return {"retrieval": (dba_k, qe_k)}
+    if not (dba_k or qe_k):
+        raise ValueError("retrieval_variants needs retrieval_dba_k or retrieval_qe_k above 0")
+    answers = {"retrieval": (0, 0)}
+    if dba_k:
+        answers["retrieval+dba"] = (dba_k, 0)
+    if qe_k:
+        answers["retrieval+qe"] = (0, qe_k)
+    if dba_k and qe_k:
+        answers["retrieval+dba+qe"] = (dba_k, qe_k)
+    return answers
+
+
+def postprocess_words(dba_k: int, qe_k: int, alpha: float) -> str:
+    """Retrieval's post-processing in words, for recipes (empty: none)."""
+    parts = ([f"DBA k={dba_k}"] if dba_k else []) + ([f"alpha-QE k={qe_k}"] if qe_k else [])
+    return f", {' and '.join(parts)} (alpha {alpha:g})" if parts else ""
 
 
 def method_tta(name: str, beyond: config.BeyondConfig) -> str:
@@ -127,8 +196,9 @@ def method_tta(name: str, beyond: config.BeyondConfig) -> str:
 def train_method(
     name: str, split: data.Split, run: config.RunConfig, beyond: config.BeyondConfig, out_dir, progress: bool = True
 ) -> MethodRun:
-    """Build and train one method (``method_runs(run, beyond)[name]``) on ``split`` (and index it, for retrieval);
-    its files go to ``out_dir``."""
+    """Build and train one method (``method_runs(run, beyond)[name]``) on ``split`` (and index it, for retrieval:
+    the saved index is the embeddings themselves, recording the post-processing of ``retrieval_answers``'s
+    ``retrieval``; the run's ``index`` and ``val_index`` are made with its DBA); its files go to ``out_dir``."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}: expected one of {METHODS}")
     method = method_runs(run, beyond)[name]
@@ -138,6 +208,9 @@ def train_method(
     train_config = method.train.replace(models_dir=str(out_dir), early_stopping_patience=None)
     tta = method_tta(name, beyond)
     recipe = recipes.describe(train_config, method.model) + (f", {tta} test-time augmentation" if tta != "none" else "")
+    dba_k, qe_k = retrieval_answers(beyond)["retrieval"] if name == "retrieval" else (0, 0)
+    alpha = beyond.retrieval_qe_alpha
+    recipe += postprocess_words(dba_k, qe_k, alpha)
     if name == "retrieval":
         model = retrieval.embedding_model(method.model, n_classes, embedding_dim=beyond.embedding_dim)
     else:
@@ -157,7 +230,10 @@ def train_method(
         val_index = retrieval.build_index(embedder, split.train, split.landmark_ids, tta=tta, embeddings=embedded[0])
         known = pd.concat([split.train, split.val], ignore_index=True)
         index = retrieval.build_index(embedder, known, split.landmark_ids, tta=tta, embeddings=np.concatenate(embedded))
+        index.postprocess = {"dba_k": dba_k, "qe_k": qe_k, "alpha": alpha}  # `landmarks predict` answers alike
         index.save(retrieval.index_path(result.model_path))
+        # the indexes voted with: each augmented among its own rows (the validation index: training rows only)
+        val_index, index = retrieval.dba(val_index, dba_k, alpha), retrieval.dba(index, dba_k, alpha)
     return MethodRun(
         name=name,
         result=result,
@@ -168,6 +244,33 @@ def train_method(
         seconds=time.perf_counter() - start,
         tta=tta,
         val_index=val_index,
+        dba_k=dba_k,
+        qe_k=qe_k,
+        alpha=alpha,
+    )
+
+
+def retrieval_variant(base: MethodRun, name: str, dba_k: int, qe_k: int, alpha: float | None = None) -> MethodRun:
+    """``base`` (a trained retrieval method without post-processing) answering with DBA and alpha-QE: the same
+    model, embedder and embeddings (``result`` and ``seconds`` are ``base``'s: nothing is trained again), its
+    ``index`` and ``val_index`` augmented with ``dba_k`` neighbours, ``qe_k`` query expansion; threshold 0 until
+    one is chosen."""
+    if base.index is None or base.dba_k or base.qe_k:
+        raise ValueError(f"{base.name}: a variant is made from a retrieval method without post-processing")
+    alpha = base.alpha if alpha is None else float(alpha)
+    start = time.perf_counter()
+    index, val_index = (retrieval.dba(i, dba_k, alpha) if i is not None else None for i in (base.index, base.val_index))
+    return dataclasses.replace(
+        base,
+        name=name,
+        recipe=f"{base.recipe}{postprocess_words(dba_k, qe_k, alpha)}; {base.name}'s model, not trained again",
+        index=index,
+        val_index=val_index,
+        threshold=0.0,
+        dba_k=dba_k,
+        qe_k=qe_k,
+        alpha=alpha,
+        extra={"variant_of": base.name, "postprocess_seconds": time.perf_counter() - start},
     )
 
 
@@ -177,6 +280,7 @@ def answer(
     batch_size: int = 64,
     x: np.ndarray | None = None,
     index: retrieval.EmbeddingIndex | None = None,
+    embeddings: np.ndarray | None = None,
 ) -> tuple[openset.Predictions, dict]:
     """A method's predictions for rows with ``path`` (unreadable files come back black, with a warning),
     with the method's test-time augmentation (``run.tta``).
@@ -187,22 +291,27 @@ def answer(
         batch_size: images per forward pass.
         x: the rows' images already decoded at the model's input size (decoded here otherwise).
         index: retrieval: the index to vote with (default ``run.index``).
+        embeddings: retrieval: the rows' embeddings already (``extra["embeddings"]`` of an answer of the same
+            model and test-time augmentation: neither decoded nor embedded again).
 
     Returns:
-        ``(predictions, extra)``; for retrieval, ``extra`` holds ``embeddings``, ``neighbours``
-        (index rows) and ``similarities``.
+        ``(predictions, extra)``; for retrieval, ``extra`` holds ``embeddings`` (as embedded, before any
+        query expansion), ``neighbours`` (index rows) and ``similarities``. Retrieval votes with the run's
+        query expansion (``run.qe_k``, ``run.alpha``).
     """
     size = int(run.result.settings["input_size"])
     unreadable = None
-    if x is None:
+    index = index if index is not None else run.index
+    if x is None and (index is None or embeddings is None):
         errors: dict[str, str] = {}
         x = data.load_images(frame["path"].tolist(), size, errors=errors, progress=False)
         unreadable = frame["path"].isin(list(errors)).to_numpy()
     extra: dict = {}
-    index = index if index is not None else run.index
     if index is not None:
-        emb = retrieval.embed(run.embedder or run.result.model, x, batch_size=batch_size, tta=run.tta)
-        vote = retrieval.knn_vote(index, emb, k=run.k)
+        emb = embeddings
+        if emb is None:
+            emb = retrieval.embed(run.embedder or run.result.model, x, batch_size=batch_size, tta=run.tta)
+        vote = retrieval.knn_vote(index, emb, k=run.k, qe_k=run.qe_k, qe_alpha=run.alpha)
         scores, conf = vote.scores, vote.confidence
         extra = {"embeddings": emb, "neighbours": vote.neighbours, "similarities": vote.similarities}
     else:
@@ -303,25 +412,48 @@ def run_methods(
     query_x = data.load_images(queries["path"].tolist(), size, errors=query_errors, progress=False)
     val_bad = val_frame["path"].isin(list(val_errors)).to_numpy()
     query_bad = queries["path"].isin(list(query_errors)).to_numpy()
+    # before any training: retrieval_variants with nothing to vary fails here
+    answers = retrieval_answers(beyond) if "retrieval" in methods else {}
+    variants = [n for n in answers if n != "retrieval"]
+
+    def choose_threshold(method: MethodRun, val_pred: openset.Predictions) -> None:
+        val_pred = unanswered(val_pred, val_bad)
+        method.threshold = openset.choose_threshold(val_pred.confidence, val_pred.landmark == val_truth)
+
+    def keep(method: MethodRun, pred: openset.Predictions, extra: dict) -> None:
+        name = method.name
+        runs[name], preds[name], extras[name] = method, unanswered(pred, query_bad), extra
+        scores[name] = openset.score(preds[name], actual, split.landmark_ids, queries["id"].to_numpy())
+        if progress:
+            s = scores[name]
+            base = method.extra.get("variant_of")
+            took = f"{base}'s model" if base else f"{method.seconds / 60:.1f} min"
+            print(
+                f"   {name}: closed top-1 {s['closed_top1']:.3f}, open GAP {s['open_gap']:.3f} "
+                f"(threshold {method.threshold:.3f}; {took})",
+                flush=True,
+            )
+
     with _no_retracing_notes():
         for name in methods:
             method = train_method(name, split, run, beyond, out_dir, progress)
-            val_pred, _ = answer(method, val_frame, batch_size, x=val_x, index=method.val_index)
-            val_pred = unanswered(val_pred, val_bad)
-            method.threshold = openset.choose_threshold(val_pred.confidence, val_pred.landmark == val_truth)
+            val_pred, val_extra = answer(method, val_frame, batch_size, x=val_x, index=method.val_index)
+            choose_threshold(method, val_pred)
             # the model answers at this threshold wherever it goes (`landmarks predict` reads it)
             scoring.save_threshold(method.result.model_path, method.threshold, f"{len(val_frame)} validation queries")
             pred, extra = answer(method, queries, batch_size, x=query_x)
-            pred = unanswered(pred, query_bad)
-            runs[name], preds[name], extras[name] = method, pred, extra
-            scores[name] = openset.score(pred, actual, split.landmark_ids, queries["id"].to_numpy())
-            if progress:
-                s = scores[name]
-                print(
-                    f"   {name}: closed top-1 {s['closed_top1']:.3f}, open GAP {s['open_gap']:.3f} "
-                    f"(threshold {method.threshold:.3f}; {method.seconds / 60:.1f} min)",
-                    flush=True,
+            keep(method, pred, extra)
+            if name != "retrieval":
+                continue
+            # the variants: the same model and embeddings, each its own threshold (not saved: the model's is
+            # retrieval's, which its saved index records)
+            for variant_name in variants:
+                variant = retrieval_variant(method, variant_name, *answers[variant_name])
+                val_pred, _ = answer(
+                    variant, val_frame, batch_size, index=variant.val_index, embeddings=val_extra["embeddings"]
                 )
+                choose_threshold(variant, val_pred)
+                keep(variant, *answer(variant, queries, batch_size, embeddings=extra["embeddings"]))
     boot = openset.bootstrap(
         preds,
         actual,
@@ -353,6 +485,26 @@ def run_methods(
                 for k in ("diff", "diff_low", "diff_high")
             },
         }
+    # each variant against retrieval, on the same resamples (the reference above is the first method)
+    versus_retrieval = {}
+    if variants:
+        pair = openset.bootstrap(
+            {"retrieval": preds["retrieval"], **{v: preds[v] for v in variants}},
+            actual,
+            split.landmark_ids,
+            queries["id"].to_numpy(),
+            n_boot=n_boot,
+            seed=seed,
+            reference="retrieval",
+        )
+        versus_retrieval = {
+            v: {
+                f"{r['metric']}_{k}": r[k]
+                for r in pair[(pair["method"] == v) & pair["metric"].isin(VARIANT_METRICS)].to_dict("records")
+                for k in ("diff", "diff_low", "diff_high")
+            }
+            for v in variants
+        }
     return Outcome(
         runs=runs,
         predictions=preds,
@@ -363,6 +515,7 @@ def run_methods(
         actual=actual,
         retrieval_vs_best_classifier=versus,
         unreadable={i: query_errors[p] for i, p in zip(queries["id"], queries["path"]) if p in query_errors},
+        variants_vs_retrieval=versus_retrieval,
     )
 
 
@@ -373,7 +526,8 @@ def metrics_table(outcome: Outcome) -> pd.DataFrame:
 
 def method_rows(outcome: Outcome) -> list[dict]:
     """``metrics_table``'s rows as dicts; the paired differences (``<metric>_diff``, ``_diff_low``,
-    ``_diff_high``: method minus the reference) only in the other methods' rows."""
+    ``_diff_high``: method minus the reference) only in the other methods' rows. A retrieval variant's row
+    has ``variant_of`` (and its base's training numbers: it was not trained)."""
     boot = outcome.bootstrap.set_index(["method", "metric"])
     rows = []
     for name, run in outcome.runs.items():
@@ -385,6 +539,7 @@ def method_rows(outcome: Outcome) -> list[dict]:
             "best_epoch": run.result.best_epoch,
             "train_minutes": run.seconds / 60,
             "threshold": run.threshold,
+            **({"variant_of": run.extra["variant_of"]} if "variant_of" in run.extra else {}),
         }
         for m in openset.METRICS:
             r = boot.loc[(name, m)]

@@ -102,6 +102,25 @@ TINY_COLOURS = [(210, 50, 50), (50, 190, 60), (40, 60, 210), (220, 210, 40)]
 MANIFEST_COLUMNS = ["id", "url", "landmark_id", "status", "error", "bytes", "width", "height", "format", "seconds"]
 
 
+def run_on_jax(script: str, *args: str, timeout: float = 900) -> list[dict]:
+    """Run ``script`` in a fresh JAX process (``sys.argv[1]``: this folder, for ``conftest``; then ``args``) and
+    return what it printed as ``RESULT <json>`` lines. Fails on a non-zero exit, and on Keras' "Proceeding with
+    `jit_compile=False`" (a model trained op by op: the GPU path's old fallback)."""
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    root = Path(__file__).resolve().parent
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(root), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=str(root.parent),
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    assert "Proceeding with `jit_compile=False`" not in out.stderr
+    return [json.loads(line[len("RESULT ") :]) for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+
+
 def write_tiny_folder(root: Path, per_class: int = 6, size: int = 32) -> Path:
     """A fetched folder: ``root/<landmark_id>/<id>.jpg`` (one noisy colour per landmark) and manifest.csv."""
     from PIL import Image

@@ -1,4 +1,5 @@
-"""The project's Keras layers (retrieval's GeM pooling and cosine head), registered for saving under ``landmarks``.
+"""The project's Keras layers (retrieval's GeM pooling and cosine head, Res-Incep's stochastic depth), registered
+for saving under ``landmarks``.
 
 Only ``keras.ops``: they run under TensorFlow and JAX, and ``keras.saving.load_model`` reads a model
 holding them once this module is imported (``models.load`` and ``retrieval.load_model`` import it).
@@ -74,3 +75,42 @@ class CosineHead(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
+
+
+@keras.saving.register_keras_serializable(package="landmarks")
+class StochasticDepth(keras.layers.Layer):
+    """Stochastic depth (Huang et al. 2016; "drop path"): a residual branch dropped per sample while training.
+
+    While training, each sample's whole input (the residual branch's output, before it is added to the
+    shortcut) is zeroed with probability ``rate`` and scaled by ``1 / (1 - rate)`` when kept, so its expectation
+    is unchanged; at inference (``training`` false or absent) the layer is the identity. The draws come from
+    the layer's ``keras.random.SeedGenerator``: seeded by ``seed``, or, with ``seed=None``, by Keras' global seed
+    when the layer is made (``keras.utils.set_random_seed``, which ``train.set_seed`` calls before a model is
+    built), so training is reproducible; its state is a non-trainable variable that ``train`` keeps for a resume.
+
+    Args:
+        rate: the probability that a sample's branch is dropped, in [0, 1).
+        seed: the seed generator's seed (None: from Keras' global seed).
+    """
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"stochastic depth rate must be in [0, 1), not {rate}")
+        self.rate = float(rate)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.supports_masking = True
+
+    def call(self, x, training=None):
+        if not training or self.rate == 0:
+            return x
+        # one draw per sample, broadcast over the rest: Keras' dropout with a (N, 1, ..., 1) noise shape
+        noise_shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+        return keras.random.dropout(x, self.rate, noise_shape=noise_shape, seed=self.seed_generator)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

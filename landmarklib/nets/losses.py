@@ -1,5 +1,6 @@
 """The project's Keras losses, registered for saving under ``landmarks``: label-smoothed cross-entropy
-against integer labels, and ArcFace/CosFace on a ``layers.CosineHead``'s output (``recipes.make_loss``)."""
+against integer labels or soft targets (mixup, CutMix), and ArcFace/CosFace on a ``layers.CosineHead``'s
+output (``recipes.make_loss``)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,28 @@ from keras import ops
 from .. import config
 
 
+def soft_targets(y_true, y_pred) -> bool:
+    """Whether ``y_true`` holds soft targets ``(N, C)`` (mixup, CutMix) rather than integer labels ``(N,)`` / ``(N, 1)``.
+
+    Read from the static shapes (fixed under JAX's tracing, so a Python branch is fine): soft when ``y_true``
+    has ``y_pred``'s rank and its last dimension ``C``. With one class, ``(N, 1)`` reads as soft; either
+    reading gives the same loss and accuracy then.
+    """
+    true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
+    return len(true_shape) == len(pred_shape) and true_shape[-1] == pred_shape[-1]
+
+
 @keras.saving.register_keras_serializable(package="landmarks")
 class SmoothedSparseCrossentropy(keras.losses.Loss):
-    """Cross-entropy of softmax probabilities against integer labels with label smoothing.
+    """Cross-entropy of softmax probabilities against integer labels or soft targets, with label smoothing.
+
+    ``y_true``: integer labels ``(N,)`` (validation, the unmixed training) or soft targets ``(N, C)`` (mixup
+    and CutMix training batches; ``soft_targets``). The smoothing acts alike on both: the target is
+    ``(1 - eps) * t + eps / C`` with ``t`` the one-hot label or the soft target, so a one-hot soft target gives
+    the loss of its integer label, and smoothing a mix equals mixing the smoothed labels.
 
     Args:
-        label_smoothing: the target is ``(1 - eps) * one_hot + eps / C``.
+        label_smoothing: ``eps`` (0: plain cross-entropy, what ``recipes.make_loss`` uses with mixing on).
     """
 
     def __init__(self, label_smoothing: float = 0.1, name: str = "smoothed_crossentropy", **kwargs):
@@ -24,8 +41,11 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
         self.label_smoothing = float(label_smoothing)
 
     def call(self, y_true, y_pred):
-        n_classes = ops.shape(y_pred)[-1]
-        target = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), n_classes, dtype=y_pred.dtype)
+        if soft_targets(y_true, y_pred):
+            target = ops.cast(y_true, y_pred.dtype)
+        else:
+            n_classes = ops.shape(y_pred)[-1]
+            target = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), n_classes, dtype=y_pred.dtype)
         return keras.losses.categorical_crossentropy(target, y_pred, label_smoothing=self.label_smoothing)
 
     def get_config(self):
@@ -41,6 +61,10 @@ class MarginLoss(keras.losses.Loss):
     ``s * (cos(theta_y) - m * sin(m))``, which keeps it decreasing in ``theta_y``) or
     ``s * (cos(theta_y) - m)`` (CosFace); every other class keeps ``s * cos(theta_c)``.
     The loss is the softmax cross-entropy of those logits, with optional label smoothing.
+
+    Integer labels only: the margin belongs to one true class per image, which a mixed (mixup, CutMix)
+    image does not have; soft targets are refused when the loss is traced, and ``recipes.make_loss``
+    refuses a margin loss with mixing on before that.
 
     Args:
         kind: ``"arcface"`` or ``"cosface"``.
@@ -65,6 +89,11 @@ class MarginLoss(keras.losses.Loss):
         self.label_smoothing = float(label_smoothing)
 
     def call(self, y_true, y_pred):
+        if soft_targets(y_true, y_pred):
+            raise ValueError(
+                f"{self.kind} takes integer labels, not soft targets of shape {tuple(y_true.shape)}: mixup and "
+                "CutMix need the crossentropy loss"
+            )
         cos = ops.clip(ops.cast(y_pred, "float32"), -1.0 + 1e-7, 1.0 - 1e-7)
         target = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), ops.shape(cos)[-1], dtype=cos.dtype)
         m = self.margin

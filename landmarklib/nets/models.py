@@ -8,6 +8,7 @@ them. Layer names follow ``keras/src/applications/resnet.py`` (``stem_conv``, ``
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import re
@@ -17,7 +18,7 @@ import keras
 import pandas as pd
 
 from .. import config, data
-from . import layers, losses, metrics  # noqa: F401  (registered for loading)
+from . import layers, losses, metrics, optimizers, transfer  # noqa: F401  (registered for loading)
 
 ARCHITECTURES = {name: importlib.import_module(f"{__package__}.{name}") for name in config.ARCHITECTURES}
 """``ModelConfig.model`` -> its module (``landmarklib/nets/<name>.py``): ``build(settings, num_classes)`` and
@@ -30,10 +31,28 @@ _BLOCK_NAME = re.compile(r"^((?:stage|conv)\d+_block\d+|[a-z]+\d*)(?:_|$)")
 
 def build(settings: config.ModelConfig, num_classes: int):
     """An uncompiled ``keras.Model`` of ``settings.model``'s architecture (``ARCHITECTURES``) for ``num_classes``
-    landmarks, its other settings (``input_size``, ``filters``, ``weights``...) as the builder takes them."""
+    landmarks, its other settings (``input_size``, ``filters``, ``weights``...) as the builder takes them.
+
+    The model records ``backbone_layers`` (the layers before its head: ``transfer.backbone_layers``) and
+    ``pretrained`` (its backbone starts from weights). With ``settings.init_from`` the backbone is copied from that
+    model (``transfer.initialise``); a pretrained backbone's BatchNorm layers are then kept in inference mode when
+    ``settings.freeze_batchnorm`` (``transfer.freeze_batchnorm``).
+    """
     if settings.model not in ARCHITECTURES:
         raise ValueError(f"unknown model {settings.model!r}: expected one of {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[settings.model].build(settings, num_classes)
+    if settings.init_from:  # its backbone's weights come from that model: nothing to resolve or download
+        settings = dataclasses.replace(settings, weights=None)
+    model = ARCHITECTURES[settings.model].build(settings, num_classes)
+    model.backbone_layers = transfer.backbone_layers(model, ARCHITECTURES[settings.model].FEATURES)
+    model.pretrained = bool(getattr(model, "pretrained", False))
+    if settings.init_from:
+        transfer.initialise(model, settings.init_from, model.backbone_layers)
+        model.pretrained = True
+        model.weights_source = model.init_from = str(settings.init_from)
+        model.weights_note = ""
+    if model.pretrained and settings.freeze_batchnorm:
+        transfer.freeze_batchnorm(model, model.backbone_layers)
+    return model
 
 
 def block_summary(model) -> pd.DataFrame:

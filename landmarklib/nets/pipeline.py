@@ -4,7 +4,8 @@
 TensorFlow and JAX backends). It decodes the images of each batch in threads (``data``'s decoding: PIL
 releases the GIL) and keeps the decoded pixels in a temporary file (``DecodedCache``), read back in later
 epochs at a fraction of the cost of decoding; neither grows the process's memory with the number of images.
-``augmented_copies`` adds the study's augmented copies (``augment: add``).
+``augmented_copies`` adds the study's augmented copies (``augment: add``). With mixup or CutMix
+(``augment.Mixing``), training batches carry float32 ``(B, C)`` soft targets instead of integer labels.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class DecodedCache:
 
 
 class ImageBatches(keras.utils.PyDataset):
-    """Batches ``(x float32 (B, S, S, 3) in 0..255, y int32 (B,))`` decoded from image files.
+    """Batches ``(x float32 (B, S, S, 3) in 0..255, y int32 (B,))`` decoded from image files
+    (with a ``mixing``: ``y`` float32 ``(B, num_classes)``).
 
     The images of a batch are decoded in parallel by the dataset's own
     threads; Keras's enqueuer is not used (``workers=1``): it would serve
@@ -95,6 +97,11 @@ class ImageBatches(keras.utils.PyDataset):
     With an ``augmentation`` (``augment.Augmentation``), each image of a batch is replaced by an
     augmented copy, made in the same threads as the decoding (the cache keeps the originals); the
     draw of an image depends only on ``(seed, epoch, row)``.
+
+    With a ``mixing`` (``augment.Mixing``: mixup, CutMix; shuffled batches only), each batch, once
+    augmented, is mixed as ``Mixing.batch`` says, drawn from ``(seed, epoch, index)`` (the batch's
+    index in the epoch), and its ``y`` is the float32 ``(B, num_classes)`` soft targets; read ahead
+    like the rest, so a resumed run (``set_epoch``) serves the batches an uninterrupted one would.
     """
 
     def __init__(
@@ -111,8 +118,14 @@ class ImageBatches(keras.utils.PyDataset):
         prefetch: int = 2,
         dtype: str = "float32",
         augmentation: augment.Augmentation | None = None,
+        mixing: augment.Mixing | None = None,
+        num_classes: int | None = None,
     ):
         super().__init__(workers=1, use_multiprocessing=False)
+        if mixing is not None and (not shuffle or not num_classes):
+            raise ValueError(
+                "mixing is for training batches: it needs shuffle=True and num_classes (the targets' width)"
+            )
         self.paths = paths
         self.labels = labels
         self.input_size = input_size
@@ -125,6 +138,8 @@ class ImageBatches(keras.utils.PyDataset):
         self.prefetch = prefetch
         self.dtype = np.dtype(dtype)
         self.augmentation = augmentation
+        self.mixing = mixing
+        self.num_classes = num_classes
         n = len(paths)
         # rows used per epoch (training: a multiple of replicas) and copies padding the last batch
         self.n_rows = n - n % replicas if shuffle else n
@@ -164,11 +179,11 @@ class ImageBatches(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range (0 .. {len(self) - 1})")
         ahead = self._ahead.pop(index, None)
-        batch = ahead.result() if ahead is not None else self._batch(self._rows(index), self.epoch)
+        batch = ahead.result() if ahead is not None else self._batch(self._rows(index), self.epoch, index)
         if self._reader is not None:
             for later in range(index + 1, min(index + 1 + self.prefetch, len(self))):
                 if later not in self._ahead:
-                    self._ahead[later] = self._reader.submit(self._batch, self._rows(later), self.epoch)
+                    self._ahead[later] = self._reader.submit(self._batch, self._rows(later), self.epoch, later)
         if self.replicas > 1 and not self.shuffle:
             weights = np.ones(len(batch[1]), np.float32)
             if self.padding and index == len(self) - 1:
@@ -176,8 +191,9 @@ class ImageBatches(keras.utils.PyDataset):
             return (*batch, weights)
         return batch
 
-    def _batch(self, rows: np.ndarray, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """Decode (or read from the cache) the images of ``rows``, augmented for ``epoch``; their labels."""
+    def _batch(self, rows: np.ndarray, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Decode (or read from the cache) the images of ``rows``, augmented for ``epoch``; their labels
+        (with a ``mixing``: batch ``index`` of the epoch mixed, and its soft targets)."""
         size = self.input_size
         x = np.empty((len(rows), size, size, 3), dtype=np.uint8)
         missing = [i for i, row in enumerate(rows) if self.cache is None or not self.cache.read(row, x[i])]
@@ -188,7 +204,15 @@ class ImageBatches(keras.utils.PyDataset):
             list(self._pool.map(lambda i: self._load(x, i, rows[i]), missing))
         if self.augmentation is not None:
             x = self.augmented(x, rows, epoch, self.augmentation)
-        return (x if self.dtype == np.uint8 else x.astype(self.dtype)), self.labels[rows]
+        x = x if self.dtype == np.uint8 else x.astype(self.dtype)
+        if self.mixing is not None:
+            return self.mixed(x, self.labels[rows], epoch, index, self.mixing)
+        return x, self.labels[rows]
+
+    def mixed(self, x: np.ndarray, labels: np.ndarray, epoch: int, index: int, mixing: augment.Mixing) -> tuple:
+        """Batch ``index`` of ``epoch`` (images ``x``, integer ``labels``) through ``mixing``: ``(x, soft targets)``."""
+        parallel = self._pool.map if self._pool is not None and len(x) > 1 else map
+        return mixing.batch(x, labels, self.num_classes, self.seed, epoch, index, map_fn=parallel)
 
     def augmented(self, x: np.ndarray, rows: np.ndarray, epoch: int, augmentation: augment.Augmentation) -> np.ndarray:
         """uint8 images ``x`` of ``rows`` through ``augmentation``, drawn for ``epoch``, in the decoding threads."""
@@ -217,6 +241,9 @@ def batches(
     prefetch: int = 2,
     dtype: str = "float32",
     augmentation: augment.Augmentation | None = None,
+    mixup_alpha: float = 0.0,
+    cutmix_alpha: float = 0.0,
+    num_classes: int | None = None,
 ) -> Any:
     """A ``keras.utils.PyDataset`` of ``(x, y)`` batches for ``model.fit``/``evaluate``/``predict``.
 
@@ -241,10 +268,15 @@ def batches(
             (median of 14 reads, two runs); a GPU step at 4,500 images/s leaves 28 ms.
         augmentation: a training augmentation (``augment.Augmentation``) applied to every image in
             the decoding threads, drawn from ``(seed, epoch, row)``; ``None``: the images as they are.
+        mixup_alpha, cutmix_alpha: mixup and CutMix of each training batch after the augmentation
+            (``augment.Mixing``, drawn from ``(seed, epoch, batch index)``; ``TrainConfig``'s settings;
+            both 0: off). On, they need ``shuffle`` and ``num_classes``, and y becomes soft targets.
+        num_classes: the width of the soft targets (the model's classes); only with mixing.
 
     Returns:
         an ``ImageBatches`` (a ``keras.utils.PyDataset``) yielding x float32
-        (B, S, S, 3) with values 0..255 and y int32 (B,).
+        (B, S, S, 3) with values 0..255 and y int32 (B,) (mixing: float32 (B, num_classes) targets
+        summing to 1 per row).
     """
     if batch_size < 1 or input_size < 1:
         raise ValueError(f"batch_size and input_size must be positive (got {batch_size}, {input_size})")
@@ -255,6 +287,7 @@ def batches(
             f"batch_size {batch_size} does not split evenly across {replicas} devices: use a multiple of {replicas}"
         )
     labels = frame["label"].to_numpy(np.int32) if "label" in frame else np.zeros(len(frame), np.int32)
+    mixing = augment.mixing_of(mixup_alpha, cutmix_alpha)
     return ImageBatches(
         paths=[str(p) for p in frame["path"]],
         labels=labels,
@@ -268,6 +301,8 @@ def batches(
         prefetch=prefetch,
         dtype=dtype,
         augmentation=augmentation,
+        mixing=mixing,
+        num_classes=num_classes if mixing is not None else None,
     )
 
 
@@ -277,6 +312,10 @@ def augmented_copies(batches, augmentation: augment.Augmentation | None = None):
     Batch ``2i`` is ``batches[i]`` as it is, batch ``2i + 1`` the same images augmented (drawn from
     the batches' seed, the epoch and each image's row): an epoch holds every image twice, once as it
     is and once augmented, as the study "added" its augmented images "to the input data".
+
+    With mixing (``batches(..., mixup_alpha=..., cutmix_alpha=...)``), the copies take it over: ``batches``
+    then serves its batches unmixed, and each of the ``2 * len(batches)`` batches here (originals and
+    copies alike) is mixed, drawn from ``(seed, epoch, its index here)``.
 
     Args:
         batches: a ``batches`` sequence of ``(x, y)`` (its epochs, shuffling and resume kept),
@@ -296,6 +335,9 @@ class AugmentedCopies(keras.utils.PyDataset):
         super().__init__()
         self.base = batches
         self.augmentation = augmentation
+        # mixing acts on the batches served here, copies included: the base batches come unmixed
+        self.mixing, batches.mixing = batches.mixing, None
+        batches._ahead = {}  # anything it read ahead mixed
 
     def __len__(self):
         return 2 * len(self.base)
@@ -308,6 +350,8 @@ class AugmentedCopies(keras.utils.PyDataset):
                 x.astype(np.uint8, copy=False), base._rows(index // 2), base.epoch, self.augmentation
             )
             x = copies if x.dtype == np.uint8 else copies.astype(x.dtype)
+        if self.mixing is not None:
+            return self.base.mixed(x, y, self.base.epoch, index, self.mixing)
         return x, y
 
     def set_epoch(self, epoch: int) -> None:

@@ -24,10 +24,12 @@ losses and optimizers are used, so every recipe runs under TensorFlow and JAX.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import keras
 
 from .. import config
+from . import optimizers
 from .losses import MarginLoss, SmoothedSparseCrossentropy
 
 STUDY = config.TrainConfig()
@@ -70,25 +72,41 @@ def make_optimizer(
     recipe: config.TrainConfig = STUDY,
     epochs: int = 1,
     steps_per_epoch: int = 1,
+    head_layers: list[str] | None = None,
 ):
-    """A Keras optimizer by name with the recipe's schedule and weight decay.
+    """A Keras optimizer by name with the recipe's schedule, weight decay and weight averaging.
 
     Args:
         name: ``"sgd"`` (with momentum), ``"rmsprop"`` or ``"adamw"``.
         learning_rate: the (peak) step size.
         momentum: momentum of SGD.
-        recipe: schedule and weight decay.
+        recipe: schedule, weight decay, ``ema_momentum`` (Keras' ``use_ema``), and for a pretrained backbone
+            ``head_epochs`` and ``backbone_lr_fraction``.
         epochs, steps_per_epoch: the run's length, for the schedule.
+        head_layers: a backbone that starts from weights: its head's layer names (``transfer.head_layers``); the
+            optimizer is then ``optimizers.FINE_TUNE``'s (the backbone still for ``head_epochs``, then slower).
+            None: one learning rate for every variable.
     """
     rate = globals()["learning_rate"](learning_rate, recipe, epochs, steps_per_epoch)
     name = name.lower()
+    if name not in optimizers.FINE_TUNE:
+        raise ValueError(f"optimizer must be sgd, rmsprop or adamw, not {name!r}")
+    options = {"learning_rate": rate}
+    if recipe.ema_momentum is not None:
+        options.update(use_ema=True, ema_momentum=float(recipe.ema_momentum))
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=rate, momentum=momentum)
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=rate)
+        options["momentum"] = momentum
     if name == "adamw":
-        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=float(recipe.weight_decay))
-    raise ValueError(f"optimizer must be sgd, rmsprop or adamw, not {name!r}")
+        options["weight_decay"] = float(recipe.weight_decay)
+    if head_layers is None or (recipe.head_epochs == 0 and recipe.backbone_lr_fraction == 1):
+        plain = {"sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop, "adamw": keras.optimizers.AdamW}
+        return plain[name](**options)
+    return optimizers.FINE_TUNE[name](
+        head_layers=head_layers,
+        head_steps=int(round(recipe.head_epochs * steps_per_epoch)),
+        backbone_lr_fraction=recipe.backbone_lr_fraction,
+        **options,
+    )
 
 
 def schedule_values(peak: float, recipe: config.TrainConfig, epochs: int, steps_per_epoch: int) -> list[float]:
@@ -103,21 +121,31 @@ def schedule_values(peak: float, recipe: config.TrainConfig, epochs: int, steps_
 
 
 def make_loss(recipe: config.TrainConfig = STUDY):
-    """The Keras loss of a recipe (integer labels).
+    """The Keras loss of a recipe (integer labels; with mixup or CutMix, soft targets too).
 
-    ``crossentropy`` without smoothing is Keras' ``sparse_categorical_crossentropy`` (the
-    study's); with smoothing, ``losses.SmoothedSparseCrossentropy``; ``arcface`` and ``cosface``
-    are ``losses.MarginLoss`` on a cosine head's output.
+    ``crossentropy`` without smoothing or mixing is Keras' ``sparse_categorical_crossentropy`` (the
+    study's); with smoothing, or with mixup/CutMix (``mixup_alpha``, ``cutmix_alpha`` > 0: the training
+    batches carry soft ``(N, C)`` targets, validation integer labels), ``losses.SmoothedSparseCrossentropy``
+    (smoothing 0 then: plain cross-entropy that reads both kinds of target). ``arcface`` and ``cosface``
+    are ``losses.MarginLoss`` on a cosine head's output; they take one true class per image, so with
+    mixing on they are refused (``config.ConfigError``, one line).
     """
+    mixing = recipe.mixup_alpha > 0 or recipe.cutmix_alpha > 0
     if recipe.loss == "crossentropy":
-        if recipe.label_smoothing == 0:
+        if recipe.label_smoothing == 0 and not mixing:
             return "sparse_categorical_crossentropy"
         return SmoothedSparseCrossentropy(recipe.label_smoothing)
+    if mixing:
+        raise config.ConfigError(
+            f"loss: {recipe.loss} needs one landmark per image; mixup and CutMix (mixup_alpha "
+            f"{recipe.mixup_alpha:g}, cutmix_alpha {recipe.cutmix_alpha:g}) need loss crossentropy"
+        )
     return MarginLoss(recipe.loss, margin=recipe.margin, scale=recipe.scale, label_smoothing=recipe.label_smoothing)
 
 
 def describe(train: config.TrainConfig, model: config.ModelConfig) -> str:
-    """One line naming a run's recipe (its optimizer, schedule, loss, augmentation and dropout), for tables."""
+    """One line naming a run's recipe (its backbone's start, optimizer, schedule, loss, augmentation, RandAugment,
+    mixup/CutMix, stochastic depth, EMA, dropout and fine-tuning schedule), for tables."""
     parts = [f"{train.optimizer} {train.learning_rate:g}"]
     if train.optimizer == "adamw":
         parts.append(f"weight decay {train.weight_decay:g}")
@@ -132,8 +160,28 @@ def describe(train: config.TrainConfig, model: config.ModelConfig) -> str:
             model.augment, "study augmentation (added copies)" if model.augment == "add" else "no augmentation"
         )
     )
-    if train.loss == "crossentropy" and model.model == "res_incep":
+    if model.randaugment_ops:
+        parts.append(f"RandAugment {model.randaugment_ops} ops at {model.randaugment_magnitude:g}")
+    mixing = (("mixup", train.mixup_alpha), ("CutMix", train.cutmix_alpha))
+    mixes = [f"{method} {alpha:g}" for method, alpha in mixing if alpha]
+    if mixes:
+        parts.append(" or ".join(mixes) + (" (one per batch)" if len(mixes) == 2 else ""))
+    if model.stochastic_depth:
+        parts.append(f"stochastic depth {model.stochastic_depth:g}")
+    if train.ema_momentum is not None:
+        parts.append(f"EMA of the weights {train.ema_momentum:g}")
+    if train.loss == "crossentropy" and model.model != "resnet50":  # the study's ResNet-50 head has no dropout
         parts.append(f"dropout {model.dropout:g}")
+    if model.model != "res_incep":
+        parts.insert(0, f"{model.model} ({'random' if model.weights is None else model.weights} weights)")
+    if model.init_from:
+        parts.insert(0, f"backbone from {Path(model.init_from).name}")
+    if model.init_from or (model.model != "res_incep" and model.weights is not None):
+        # a backbone that starts from weights (nets.transfer): its fine-tuning schedule
+        parts.append(
+            f"head alone {train.head_epochs:g} ep, then the backbone at {train.backbone_lr_fraction:g}x"
+            + (", BatchNorm frozen" if model.freeze_batchnorm else "")
+        )
     return ", ".join(parts)
 
 

@@ -7,6 +7,11 @@ an inception block of four parallel branches (1x1 -> 3x3 -> 1x1, 1x1 -> 5x5 ->
 passed through a LeakyReLU; a 1x1 projection on the shortcut when the stride or
 the width changes; then two Dense layers with Dropout and a softmax.
 
+Stochastic depth (``ModelConfig.stochastic_depth`` > 0; not the study's): each block's residual branch
+passes a ``layers.StochasticDepth`` (``stage2_block1_stochastic_depth``) before the add, its drop rate rising
+linearly with the block's depth, ``rate * k / K`` for block ``k`` of ``K``, to ``rate`` for the deepest one
+(Huang et al. 2016). At 0 no such layer is made: the network is the study's, layer for layer.
+
 Layer names follow ``keras/src/applications/resnet.py``: ``stem_conv``,
 ``stage2_block1_conv``, ``stage2_block1_b2_5x5``, ``stage2_block1_concat``,
 ``stage2_block1_add``, ``head_dense``, ``predictions``, so that the figures of
@@ -20,6 +25,7 @@ from keras import layers
 
 from .. import config, study
 from ..augment import mark_augmentation
+from .layers import StochasticDepth
 
 FEATURES = "head_pool"
 """The layer whose input is the feature map (``retrieval.embedding_model`` cuts the network there)."""
@@ -85,7 +91,7 @@ def inception_block(x, filters: int, name: str):
     return layers.LeakyReLU(negative_slope=0.1, name=f"{name}_out")(x)
 
 
-def residual_block(x, filters: int, strides: int = 1, name: str = "block"):
+def residual_block(x, filters: int, strides: int = 1, name: str = "block", drop_rate: float = 0.0):
     """A residual-inception block: conv-BN-LeakyReLU, an inception block, plus the shortcut.
 
     Args:
@@ -93,6 +99,8 @@ def residual_block(x, filters: int, strides: int = 1, name: str = "block"):
         filters: width of the convolution and of each inception branch.
         strides: stride of the block's convolution (and of its shortcut).
         name: block label.
+        drop_rate: stochastic depth's drop rate of the residual branch (``layers.StochasticDepth``);
+            0: no such layer.
 
     Returns:
         Output tensor with ``4 * filters`` channels.
@@ -103,10 +111,12 @@ def residual_block(x, filters: int, strides: int = 1, name: str = "block"):
         shortcut = layers.Conv2D(out_channels, 1, strides=strides, name=f"{name}_shortcut")(x)
     x = conv_bn_lrelu(x, filters, 3, strides=strides, name=name)
     x = inception_block(x, filters, name=name)
+    if drop_rate > 0:
+        x = StochasticDepth(drop_rate, name=f"{name}_stochastic_depth")(x)
     return layers.Add(name=f"{name}_add")([shortcut, x])
 
 
-def stage(x, filters: int, blocks: int, strides: int, name: str):
+def stage(x, filters: int, blocks: int, strides: int, name: str, drop_rates: tuple[float, ...] = ()):
     """Residual-inception blocks of one width; the first one may downsample.
 
     Args:
@@ -115,14 +125,29 @@ def stage(x, filters: int, blocks: int, strides: int, name: str):
         blocks: number of blocks.
         strides: stride of the first block.
         name: stage label.
+        drop_rates: each block's stochastic depth rate (empty: 0 for all).
 
     Returns:
         Output tensor.
     """
-    x = residual_block(x, filters, strides=strides, name=f"{name}_block1")
+    rates = tuple(drop_rates) or (0.0,) * blocks
+    x = residual_block(x, filters, strides=strides, name=f"{name}_block1", drop_rate=rates[0])
     for i in range(2, blocks + 1):
-        x = residual_block(x, filters, name=f"{name}_block{i}")
+        x = residual_block(x, filters, name=f"{name}_block{i}", drop_rate=rates[i - 1])
     return x
+
+
+def depth_rates(blocks: tuple[int, ...], rate: float) -> list[tuple[float, ...]]:
+    """Stochastic depth's rate of each block, per stage: ``rate * k / K`` for block ``k`` of all ``K`` (from 1).
+
+    ``depth_rates((2, 2), 0.2)`` -> ``[(0.05, 0.1), (0.15, 0.2)]``; ``rate`` 0: every rate 0.
+    """
+    total = sum(int(n) for n in blocks)
+    rates, k = [], 0
+    for n in blocks:
+        rates.append(tuple(float(rate) * (k + j) / total for j in range(1, int(n) + 1)))
+        k += int(n)
+    return rates
 
 
 def classifier_head(x, num_classes: int, dense_units: int, dropout: float, name: str = "head"):
@@ -155,6 +180,9 @@ def res_incep(
     dropout: float = 0.5,
     augment: bool | str = False,
     crop_scale: float = config.ModelConfig.crop_scale,
+    stochastic_depth: float = 0.0,
+    randaugment_ops: int = 0,
+    randaugment_magnitude: float = config.ModelConfig.randaugment_magnitude,
     name: str = "res_incep",
 ):
     """The study's Res-Incep network.
@@ -179,6 +207,9 @@ def res_incep(
             instead; ``"add"``, augmented copies added (``pipeline.augmented_copies``). The model itself is
             the same in every case.
         crop_scale: ``"photo"``'s largest random cut from a side.
+        stochastic_depth: the deepest block's stochastic depth rate (``depth_rates``; 0: none, the study's network).
+        randaugment_ops, randaugment_magnitude: RandAugment after the augmentation, recorded on the model like it
+            (``augment.Augmentation``; needs an ``augment``).
         name: model name.
 
     Returns:
@@ -186,15 +217,20 @@ def res_incep(
     """
     if len(filters) != len(blocks):
         raise ValueError(f"filters {tuple(filters)} and blocks {tuple(blocks)} need one entry per stage")
+    if not 0 <= stochastic_depth < 1:
+        raise ValueError(f"stochastic_depth must be in [0, 1), not {stochastic_depth}")
+    rates = depth_rates(tuple(blocks), stochastic_depth)
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     x = conv_bn_lrelu(x, stem_filters, 3, strides=2, name="stem")
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     for i, (width, n) in enumerate(zip(filters, blocks), start=1):
-        x = stage(x, int(width), int(n), strides=1 if i == 1 else 2, name=f"stage{i}")
+        x = stage(x, int(width), int(n), strides=1 if i == 1 else 2, name=f"stage{i}", drop_rates=rates[i - 1])
     outputs = classifier_head(x, num_classes, dense_units, dropout)
     model = keras.Model(inputs, outputs, name=name)
-    return mark_augmentation(model, augment, crop_scale)  # train() augments the data as marked
+    model.pretrained = False  # always starts random (models.build: True with init_from)
+    # train() augments the data as marked
+    return mark_augmentation(model, augment, crop_scale, randaugment_ops, randaugment_magnitude)
 
 
 def build(settings: config.ModelConfig, num_classes: int):
@@ -208,4 +244,7 @@ def build(settings: config.ModelConfig, num_classes: int):
         dropout=settings.dropout,
         augment=settings.augment,
         crop_scale=settings.crop_scale,
+        stochastic_depth=settings.stochastic_depth,
+        randaugment_ops=settings.randaugment_ops,
+        randaugment_magnitude=settings.randaugment_magnitude,
     )

@@ -37,6 +37,26 @@ confidence becomes ``max(0, S - bank_weight * B)``, where ``B`` is the mean of t
 ``k`` highest clipped similarities to the bank: a query that looks like a non-landmark
 image loses confidence.
 
+Post-processing (Radenovic, Tolias and Chum 2018, "Fine-tuning CNN image retrieval with no human
+annotation", section 5: alpha-weighted forms of Chum et al.'s average query expansion and of
+Arandjelovic and Zisserman's database-side augmentation), both off by default (``k = 0``: the
+vectors are returned unchanged). With unit vectors ``x``, similarities ``s`` from ``search``
+(float64 re-ranked, ties by index row) and the weight
+
+    w(s) = s ** alpha   for s > 0,   0 otherwise (a neighbour at 90 degrees or more adds nothing)
+
+    DBA (``dba``): each index row becomes  x_i' = unit(x_i + sum_j w(s_ij) x_j)  over its ``dba_k``
+        most similar other rows j (the row itself weighs 1 and is not one of the ``dba_k``); computed once
+        for the whole index from the original rows; the labels are unchanged
+    alpha-QE (``expand_queries``): each query becomes  q' = unit(q + sum_i w(s_i) x_i)  over its ``qe_k``
+        nearest index rows (of the index it is voted on: DBA's when both are used); ``q'`` is then
+        searched again for the vote (``knn_vote(qe_k=...)``)
+
+``unit(v) = v / |v|``; the sums run in float64. A copy of an image lies at similarity 1 and weighs 1
+whatever ``alpha``; ``alpha = 0`` is the plain average over the positive neighbours. Both are
+deterministic: the neighbours are ``search``'s (ties by row), summed in a fixed order. The
+non-landmark bank, if any, is compared with the query as it was embedded, not the expanded one.
+
 Every layer is a Keras layer using ``keras.ops`` only, so the models run under TensorFlow
 and JAX; ``load_model`` reads a saved model (``layers.GeM`` and ``layers.CosineHead`` are
 registered under the package ``landmarks``; the losses are ``losses.MarginLoss``).
@@ -48,7 +68,7 @@ import json
 import os
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -64,6 +84,8 @@ from .layers import CosineHead, GeM
 
 EMBEDDING_DIM = 512
 DEFAULT_K = 5
+DEFAULT_ALPHA = 3.0
+"""The exponent of the similarity weights of DBA and alpha-QE (Radenovic et al. 2018's choice)."""
 FAISS_MIN_ROWS = 20_000
 """From this many index rows on, ``backend="auto"`` searches with FAISS (when installed)."""
 RERANK_TOLERANCE = 1e-4
@@ -127,7 +149,16 @@ def embedding_model(settings, num_classes: int, embedding_dim: int = EMBEDDING_D
     features = base.get_layer(models.ARCHITECTURES[kind].FEATURES).input
     _, cosines = embedding_head(features, num_classes, embedding_dim, gem_p)
     model = keras.Model(base.input, cosines, name=f"{kind}_retrieval")
-    for attr in ("weights_source", "weights_note", "backbone_params", "augment_mode", "augmentation"):
+    for attr in (
+        "weights_source",
+        "weights_note",
+        "backbone_params",
+        "augment_mode",
+        "augmentation",
+        "pretrained",
+        "backbone_layers",
+        "init_from",
+    ):
         if hasattr(base, attr):
             setattr(model, attr, getattr(base, attr))
     return model
@@ -213,6 +244,10 @@ def faiss_available() -> bool:
     return True
 
 
+POSTPROCESS_KEYS = ("dba_k", "qe_k", "alpha")
+"""The keys of ``EmbeddingIndex.postprocess``."""
+
+
 @dataclass
 class EmbeddingIndex:
     """Embeddings of labelled images, searched by cosine similarity.
@@ -225,6 +260,9 @@ class EmbeddingIndex:
         paths: (N,) image files (strings, may be empty), for galleries.
         tta: the test-time augmentation the rows were embedded with (``embed``'s); queries
             should be embedded alike (``predict`` does so by default).
+        postprocess: how its model's answers were made from it, the settings its saved threshold was
+            chosen with: ``dba_k``, ``qe_k``, ``alpha`` (``predict``'s defaults); empty: the plain vote.
+            A record only: ``dba`` and ``knn_vote`` apply what they are given.
     """
 
     embeddings: np.ndarray
@@ -233,6 +271,7 @@ class EmbeddingIndex:
     ids: np.ndarray | None = None
     paths: np.ndarray | None = None
     tta: str = evaluate.DEFAULT_TTA
+    postprocess: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.embeddings = (
@@ -249,6 +288,10 @@ class EmbeddingIndex:
             raise ValueError(f"labels must be class indexes in [0, {len(self.landmark_ids)})")
         self.ids = np.asarray(self.ids if self.ids is not None else [str(i) for i in range(n)], dtype=object)
         self.paths = np.asarray(self.paths if self.paths is not None else [""] * n, dtype=object)
+        self.postprocess = dict(self.postprocess or {})
+        unknown = sorted(set(self.postprocess) - set(POSTPROCESS_KEYS))
+        if unknown:
+            raise ValueError(f"postprocess: unknown keys {unknown} (expected some of {POSTPROCESS_KEYS})")
         self._faiss = None
 
     def __len__(self) -> int:
@@ -361,7 +404,16 @@ class EmbeddingIndex:
             landmark_ids=np.asarray(self.landmark_ids, np.int64),
             ids=np.asarray([str(v) for v in self.ids], dtype=str),
             paths=np.asarray([str(v) for v in self.paths], dtype=str),
-            meta=np.asarray(json.dumps({"format": "landmarks-embedding-index", "version": 1, "tta": self.tta})),
+            meta=np.asarray(
+                json.dumps(
+                    {
+                        "format": "landmarks-embedding-index",
+                        "version": 1,
+                        "tta": self.tta,
+                        "postprocess": self.postprocess,
+                    }
+                )
+            ),
         )
         os.replace(tmp, path)
         return path
@@ -386,6 +438,7 @@ class EmbeddingIndex:
                     ids=f["ids"].astype(object),
                     paths=f["paths"].astype(object),
                     tta=meta.get("tta", "none"),  # version 1 files before test-time augmentation: none
+                    postprocess=meta.get("postprocess", {}),  # files before the post-processing: the plain vote
                 )
         except (KeyError, ValueError, OSError, json.JSONDecodeError) as err:
             raise ValueError(f"{path}: not an embedding index written by EmbeddingIndex.save ({err})") from err
@@ -420,6 +473,84 @@ def build_index(
         paths=frame["path"].astype(str).to_numpy() if "path" in frame else None,
         tta=tta,
     )
+
+
+# --------------------------------------------------------------------------- post-processing: DBA and alpha-QE
+
+
+def alpha_weights(similarities: np.ndarray, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
+    """``s ** alpha`` where ``s > 0``, else 0 (float64): the neighbours' weights of ``dba`` and ``expand_queries``."""
+    if alpha < 0:
+        raise ValueError(f"alpha must be 0 or more, not {alpha}")
+    s = np.asarray(similarities, np.float64)
+    return np.where(s > 0, np.maximum(s, 0.0) ** float(alpha), 0.0)
+
+
+def _expand(
+    vectors: np.ndarray, neighbours: np.ndarray, weights: np.ndarray, embeddings: np.ndarray, block: int = 2**22
+) -> np.ndarray:
+    """``unit(v + sum_j w_j x_j)`` per row (float64 sums, float32 result), ``x_j = embeddings[neighbours]``;
+    in blocks of rows (bounds the (rows, k, D) gather)."""
+    n, k = neighbours.shape
+    out = np.empty((n, embeddings.shape[1]), np.float32)
+    step = max(1, block // max(1, k * embeddings.shape[1]))
+    for s in range(0, n, step):
+        rows = embeddings[neighbours[s : s + step]].astype(np.float64)  # (b, k, D)
+        v = vectors[s : s + step].astype(np.float64) + (weights[s : s + step, :, None] * rows).sum(axis=1)
+        # |v| >= 1: v's own unit vector plus neighbours at positive similarity only
+        out[s : s + step] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return out
+
+
+def dba(index: EmbeddingIndex, k: int, alpha: float = DEFAULT_ALPHA, backend: str = "auto") -> EmbeddingIndex:
+    """Database-side augmentation: each row becomes ``unit(x_i + sum_j w(s_ij) x_j)`` over its ``k`` most similar
+    other rows (module docstring), computed once on the whole index.
+
+    Args:
+        index: the index (unchanged).
+        k: neighbours per row (at most the index size - 1); 0: ``index`` itself is returned.
+        alpha: the weights' exponent (``alpha_weights``).
+        backend: the search backend.
+
+    Returns:
+        A new index with the augmented embeddings and everything else of ``index`` (labels, ids, paths,
+        tta, postprocess); or ``index`` itself when there is nothing to add.
+    """
+    n = len(index)
+    k = min(int(k), n - 1)
+    if k <= 0:
+        return index
+    sims, rows = index.search(index.embeddings, k + 1, backend=backend)
+    # leave each row itself out; where copies of it (similarity 1, lower rows first) pushed it out of
+    # its k + 1, leave out the last of them instead: the k most similar other rows either way
+    keep = rows != np.arange(n)[:, None]
+    keep[keep.all(axis=1), -1] = False
+    sims, rows = sims[keep].reshape(n, k), rows[keep].reshape(n, k)
+    augmented = _expand(index.embeddings, rows, alpha_weights(sims, alpha), index.embeddings)
+    return replace(index, embeddings=augmented)
+
+
+def expand_queries(
+    index: EmbeddingIndex, queries: np.ndarray, k: int, alpha: float = DEFAULT_ALPHA, backend: str = "auto"
+) -> np.ndarray:
+    """Alpha query expansion: each query becomes ``unit(q + sum_i w(s_i) x_i)`` over its ``k`` nearest index
+    rows (module docstring); search the index again with the result.
+
+    Args:
+        index: the index the queries are voted on (after ``dba``, if any).
+        queries: (Q, D) query embeddings.
+        k: index rows per query (at most the index size); 0: ``queries`` are returned as they are.
+        alpha: the weights' exponent (``alpha_weights``).
+        backend: the search backend.
+
+    Returns:
+        (Q, D) float32 unit vectors.
+    """
+    if int(k) <= 0 or len(index) == 0 or len(queries) == 0:
+        return np.asarray(queries, np.float32)
+    q = _normalise(np.atleast_2d(queries))
+    sims, rows = index.search(q, k, backend=backend)
+    return _expand(q, rows, alpha_weights(sims, alpha), index.embeddings)
 
 
 # --------------------------------------------------------------------------- the vote
@@ -477,20 +608,25 @@ def knn_vote(
     bank: EmbeddingIndex | None = None,
     bank_weight: float = 1.0,
     backend: str = "auto",
+    qe_k: int = 0,
+    qe_alpha: float = DEFAULT_ALPHA,
 ) -> Vote:
     """Vote the class of each query by its ``k`` nearest index rows (rule: module docstring).
 
     Args:
-        index: the labelled embeddings.
+        index: the labelled embeddings (``dba``'s, for database-side augmentation).
         queries: (Q, D) query embeddings.
         k: neighbours per query.
         bank: optional embeddings of non-landmark images; lowers the confidence of queries close to them.
         bank_weight: how much the bank similarity lowers the confidence.
         backend: the index search backend (``"auto"``, ``"numpy"``, ``"faiss"``).
+        qe_k: alpha query expansion over this many index rows before the vote (``expand_queries``); 0: none.
+        qe_alpha: its weights' exponent.
     """
     if len(index) == 0:
         raise ValueError("the index is empty: no training image to vote with")
-    sims, rows = index.search(queries, k, backend=backend)
+    expanded = expand_queries(index, queries, qe_k, qe_alpha, backend=backend)
+    sims, rows = index.search(expanded, k, backend=backend)
     scores, predicted, confidence = vote_from_neighbours(sims, index.labels[rows], len(index.landmark_ids))
     if bank is not None and len(bank):
         bank_sims, _ = bank.search(queries, k, backend=backend)
@@ -519,6 +655,9 @@ def predict(
     fetch_dir: str | os.PathLike | None = None,
     progress: bool = True,
     tta: str | None = None,
+    qe_k: int | None = None,
+    dba_k: int | None = None,
+    alpha: float | None = None,
 ) -> pd.DataFrame:
     """Predict the landmark of every test image by the kNN vote; ``landmarklib.predict``'s table.
 
@@ -533,6 +672,11 @@ def predict(
         fetch_dir: where a CSV's images are fetched.
         progress: show progress bars.
         tta: test-time augmentation of the queries (``evaluate.TTA_MODES``); default: the index's own.
+        qe_k: alpha query expansion over this many index rows (``expand_queries``; 0: none).
+        dba_k: database-side augmentation of the index with this many neighbours per row (``dba``; 0: none).
+        alpha: the exponent of both's weights.
+            Each default: the index's own (``EmbeddingIndex.postprocess``: what its model's threshold was
+            chosen with), else 0, 0 and ``DEFAULT_ALPHA``.
 
     Returns:
         DataFrame(id, landmark_id (Int64), confidence, answered, top_ids, error), in test-id order.
@@ -541,6 +685,11 @@ def predict(
     model = load_model(model_path)
     idx = EmbeddingIndex.load(index or index_path(model_path))
     tta = idx.tta if tta is None else tta
+    own = {"qe_k": 0, "dba_k": 0, "alpha": DEFAULT_ALPHA, **idx.postprocess}
+    qe_k = int(own["qe_k"] if qe_k is None else qe_k)
+    dba_k = int(own["dba_k"] if dba_k is None else dba_k)
+    alpha = float(own["alpha"] if alpha is None else alpha)
+    idx = dba(idx, dba_k, alpha)
     size = int(model.input_shape[1])
     net = embedding_of(model)
     tests = core.load_test_images(images, size, fetch_dir=fetch_dir, progress=progress)
@@ -560,7 +709,9 @@ def predict(
             x = data.load_images(files, size, errors=bad, progress=False)
             good = np.array([f not in bad for f in files], dtype=bool)
             if good.any():
-                vote = knn_vote(idx, embed(net, x[good], batch_size=batch_size, tta=tta), k=k)
+                vote = knn_vote(
+                    idx, embed(net, x[good], batch_size=batch_size, tta=tta), k=k, qe_k=qe_k, qe_alpha=alpha
+                )
                 best[rows[good]] = vote.predicted
                 conf[rows[good]] = vote.confidence
                 tops[rows[good]] = [" ".join(map(str, ids[r])) for r in evaluate.strict_top_k(vote.scores, top_k)]

@@ -35,7 +35,7 @@ import pandas as pd
 from tqdm import tqdm  # plain text bars: tqdm.auto warns in a kernel without ipywidgets
 
 from .. import config, data, devices, evaluate, files, paths, study
-from . import inference, models, pipeline, recipes
+from . import inference, models, pipeline, recipes, transfer
 from .metrics import StrictTopKAccuracy
 
 COMPARISON_COLUMNS = [
@@ -192,12 +192,24 @@ def compile_model(model, settings: config.TrainConfig, steps_per_epoch: int = 1)
     jax = keras.backend.backend() == "jax"
     model.compile(
         optimizer=recipes.make_optimizer(
-            settings.optimizer, settings.learning_rate, settings.momentum, settings, settings.epochs, steps_per_epoch
+            settings.optimizer,
+            settings.learning_rate,
+            settings.momentum,
+            settings,
+            settings.epochs,
+            steps_per_epoch,
+            # a backbone that starts from weights: the head alone first, then the backbone slower (nets.transfer)
+            head_layers=transfer.head_layers(model) if getattr(model, "pretrained", False) else None,
         ),
         loss=recipes.make_loss(settings),
         # strict top-5 (ties by class index): Keras' SparseTopKCategoricalAccuracy counts every tied class;
-        # weighted: the zero-weight rows padding a data-parallel evaluation batch do not count (same names)
-        weighted_metrics=["accuracy", StrictTopKAccuracy(k=5, name="top5")],
+        # weighted: the zero-weight rows padding a data-parallel evaluation batch do not count (same names);
+        # mixup/CutMix: soft training targets, integer validation labels, which Keras' "accuracy" (one kind,
+        # fixed by the first batch) cannot both read: the strict top-1 reads both (a soft target's dominant label)
+        weighted_metrics=[
+            StrictTopKAccuracy(k=1, name="accuracy") if settings.mixup_alpha or settings.cutmix_alpha else "accuracy",
+            StrictTopKAccuracy(k=5, name="top5"),
+        ],
         jit_compile=True if jax else "auto",
     )
     if jax and not model.jit_compile:
@@ -504,6 +516,11 @@ def train(
         "momentum": settings.momentum if sgd else None,
         "seed": settings.seed,
         "augment_mode": getattr(model, "augment_mode", None),
+        "init_from": getattr(model, "init_from", None),
+        "augmentation": repr(getattr(model, "augmentation", None)),  # RandAugment's operations and magnitude too
+        "stochastic_depth": sorted(
+            float(layer.rate) for layer in model._flatten_layers() if type(layer).__name__ == "StochasticDepth"
+        ),
     }
     recorded.update({name: getattr(settings, name) for name in config.RECIPE_FIELDS})
     fingerprint = _fingerprint(recorded, model, split)
@@ -523,6 +540,9 @@ def train(
         replicas=replicas,
         dtype="uint8",
         augmentation=None if adding else augmentation,
+        mixup_alpha=settings.mixup_alpha,  # mixup/CutMix: soft (N, C) targets; "add" mixes its copies too
+        cutmix_alpha=settings.cutmix_alpha,
+        num_classes=len(split.landmark_ids),
     )
     epoch_images = len(split.train)
     if adding:
@@ -543,8 +563,12 @@ def train(
         train_data.set_epoch(initial_epoch)
     best_so_far = max((r["val_accuracy"] for r in rows), default=None)
     epochs = settings.epochs
+    # EMA of the weights: validated and kept (checkpoint) with the averaged weights, trained with the raw ones; the
+    # resume state (EpochLog, first) holds the raw weights and the optimizer's averages
+    ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if settings.ema_momentum is not None else []
     callbacks = [
         EpochLog(rows, history_csv, resume_dir, fingerprint, epoch_images, epochs, progress),
+        *ema,
         keras.callbacks.ModelCheckpoint(
             model_path,
             monitor="val_accuracy",

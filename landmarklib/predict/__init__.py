@@ -5,7 +5,8 @@
     dask_engine.py  the Dask engine: partitions as tasks, each worker loading the model once (same numbers)
 
 Importing this package imports no Keras (``landmarks predict --help`` stays light): an engine, and with
-it Keras, is imported when it runs. ``--method retrieval`` is ``nets.retrieval.predict``'s kNN vote.
+it Keras, is imported when it runs. ``--method retrieval`` is ``nets.retrieval.predict``'s kNN vote
+(``--qe-k``, ``--dba-k``, ``--qe-alpha``: its query expansion and index augmentation, by default the index's own).
 """
 
 from __future__ import annotations
@@ -104,6 +105,25 @@ def add_cli(subparsers) -> None:
         "--index", default=None, help="retrieval: the embedding index (default: MODEL_STEM.index.npz beside the model)"
     )
     p.add_argument("--k", type=int, default=5, help="retrieval: neighbours per query (default 5)")
+    own = "default: the index's own, the settings its model's threshold was chosen with; else"
+    p.add_argument(
+        "--qe-k",
+        type=int,
+        default=None,
+        help=f"retrieval: alpha query expansion, each query re-searched with its QE_K nearest index images ({own} 0)",
+    )
+    p.add_argument(
+        "--dba-k",
+        type=int,
+        default=None,
+        help=f"retrieval: database-side augmentation of the index with DBA_K neighbours per image ({own} 0)",
+    )
+    p.add_argument(
+        "--qe-alpha",
+        type=float,
+        default=None,
+        help=f"retrieval: the exponent of the similarity weights of --qe-k and --dba-k ({own} 3)",
+    )
     p.add_argument("--images", required=True, help="fetched test folder, folder of images, or test CSV (id,url)")
     p.add_argument(
         "--threshold",
@@ -156,6 +176,13 @@ def _run_cli(args: argparse.Namespace) -> int:
     if method == "retrieval" and args.engine == "dask":
         print("error: --method retrieval runs with --engine local only", file=sys.stderr)
         return 2
+    postprocess = [getattr(args, k, None) for k in ("qe_k", "dba_k", "qe_alpha")]
+    if method != "retrieval" and any(v is not None for v in postprocess):
+        print("error: --qe-k, --dba-k and --qe-alpha need --method retrieval", file=sys.stderr)
+        return 2
+    if any(v is not None and v < 0 for v in postprocess):
+        print("error: --qe-k, --dba-k and --qe-alpha must be 0 or more", file=sys.stderr)
+        return 2
     try:
         with files.one_writer(out, f"landmarks predict --out {out.name}"):  # one run writes these outputs
             return _predict_and_write(args, out, model_path, method)
@@ -181,7 +208,17 @@ def _predict_and_write(args: argparse.Namespace, out: Path, model_path: Path, me
             print(f"error: embedding index not found: {index}", file=sys.stderr)
             return 2
         pred = retrieval.predict(
-            model_path, args.images, index, threshold, args.k, args.batch_size, fetch_dir=fetch_dir, tta=args.tta
+            model_path,
+            args.images,
+            index,
+            threshold,
+            args.k,
+            args.batch_size,
+            fetch_dir=fetch_dir,
+            tta=args.tta,
+            qe_k=getattr(args, "qe_k", None),
+            dba_k=getattr(args, "dba_k", None),
+            alpha=getattr(args, "qe_alpha", None),
         )
     else:
         dask = {"scheduler": args.scheduler, "n_workers": args.dask_workers} if args.engine == "dask" else {}

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_on_jax
+
 ROOT = Path(__file__).resolve().parents[2]
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -24,6 +26,13 @@ from backends import DEFAULT_KINDS  # noqa: E402  (the training kinds: benchmark
 from backends import KINDS as ALL_KINDS  # noqa: E402
 
 KINDS = {kind: ALL_KINDS[kind] for kind in DEFAULT_KINDS}
+BACKBONE_KINDS = {
+    "efficientnet_b0": {"model": "efficientnet_b0", "stochastic_depth": 0.2},
+    "convnext_tiny": {"model": "convnext_tiny", "stochastic_depth": 0.2},
+    "efficientnet_b0-arcface": {"model": "efficientnet_b0", "loss": "arcface"},
+}
+"""The keras.applications backbones (random weights, 32 px), with their stochastic depth; one with retrieval's
+cosine head and the ArcFace loss."""
 
 SCRIPT = r"""
 import io, json, logging, sys, warnings
@@ -41,8 +50,8 @@ split = data.load_split(write_tiny_folder(work / "train"), val_fraction=0.34, se
 log = io.StringIO()
 logging.getLogger("jax").addHandler(logging.StreamHandler(log))
 for kind, changes in json.loads(sys.argv[3]).items():
-    network = {**TINY_NETWORK, **{k: v for k, v in changes.items() if k in ("augment", "model")}}
-    if network["model"] == "resnet50":
+    network = {**TINY_NETWORK, **{k: v for k, v in changes.items() if k in ("augment", "model", "stochastic_depth")}}
+    if network["model"] != "res_incep":  # a keras.applications backbone: random weights, no download
         network.update(weights=None, weights_download_timeout=0)
     recipe = config.MODERN_RECIPE if changes.get("recipe") == "modern" else {"learning_rate": 1e-3}
     loss = {k: v for k, v in changes.items() if k == "loss"}
@@ -67,26 +76,25 @@ for kind, changes in json.loads(sys.argv[3]).items():
         "augment_mode": result.settings["augment_mode"],
         "jit_warnings": [str(w.message) for w in caught if "jit_compile" in str(w.message)],
         "finite": bool(result.history["loss"].notna().all()),
+        "drop_layers": sorted({f"{type(layer).__module__}.{type(layer).__name__}" for layer in model.layers
+                               if layer.name.endswith(("_drop", "_stochastic_depth"))}),
     }), flush=True)
 """
 
 
+def train_on_jax(work: Path, kinds: dict[str, dict]) -> dict[str, dict]:
+    """Each kind trained one epoch in one JAX process (``SCRIPT``): kind -> what it reported."""
+    return {row["kind"]: row for row in run_on_jax(SCRIPT, work, json.dumps(kinds))}
+
+
 @pytest.fixture(scope="module")
 def jax_runs(tmp_path_factory) -> dict[str, dict]:
-    work = tmp_path_factory.mktemp("jax-xla")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(ROOT / "tests"), str(work), json.dumps(KINDS)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        cwd=str(ROOT),
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    assert "Proceeding with `jit_compile=False`" not in out.stderr
-    rows = [json.loads(line[len("RESULT ") :]) for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    return {row["kind"]: row for row in rows}
+    return train_on_jax(tmp_path_factory.mktemp("jax-xla"), KINDS)
+
+
+@pytest.fixture(scope="module")
+def backbone_runs(tmp_path_factory) -> dict[str, dict]:
+    return train_on_jax(tmp_path_factory.mktemp("jax-xla-backbones"), BACKBONE_KINDS)
 
 
 @pytest.mark.slow
@@ -97,6 +105,22 @@ def test_the_train_step_is_compiled_by_xla_on_jax(jax_runs, kind):
     assert run["jit_warnings"] == [] and run["finite"], run
     expected = KINDS[kind].get("augment")
     assert run["augment_mode"] == expected  # the augmented kinds really trained augmented
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", list(BACKBONE_KINDS))
+def test_the_keras_applications_backbones_train_compiled_by_xla_on_jax(backbone_runs, kind):
+    """EfficientNet-B0 and ConvNeXt-Tiny (``nets.applications``), their stochastic depth on: ConvNeXt's is the
+    project's seeded layer (Keras' own draws unseeded numbers, which JAX refuses in a compiled step)."""
+    run = backbone_runs[kind]
+    assert run["jit_compile"] is True and run["train_step_compiled"] is True, run
+    assert run["jit_warnings"] == [] and run["finite"], run
+    expected = {
+        "efficientnet_b0": ["keras.src.layers.regularization.dropout.Dropout"],
+        "convnext_tiny": ["landmarklib.nets.layers.StochasticDepth"],
+        "efficientnet_b0-arcface": [],
+    }
+    assert run["drop_layers"] == expected[kind], run
 
 
 def test_a_model_xla_cannot_compile_is_refused_on_jax_not_trained_op_by_op(tmp_path):

@@ -187,7 +187,8 @@ def test_imagenet_weights_fall_back_to_random_quickly_and_say_why(tmp_path, monk
     cached = tmp_path / "keras" / "models" / resnet50.RESNET50_NOTOP_FILE
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"")
-    assert resnet50.resolve_resnet50_weights("imagenet") == ("imagenet", "imagenet", "")
+    # (by its path: Keras' "imagenet" would check the file's hash and download it again when it differs)
+    assert resnet50.resolve_resnet50_weights("imagenet") == (str(cached), "imagenet", "")
     with pytest.raises(FileNotFoundError, match="no-such.h5"):
         resnet50.resolve_resnet50_weights(str(tmp_path / "no-such.h5"))
 
