@@ -539,7 +539,7 @@ def method_rows(outcome: Outcome) -> list[dict]:
             "best_epoch": run.result.best_epoch,
             "train_minutes": run.seconds / 60,
             "threshold": run.threshold,
-            **({"variant_of": run.extra["variant_of"]} if "variant_of" in run.extra else {}),
+            **({"variant_of": run.extra["variant_of"]} if "variant_of" in getattr(run, "extra", {}) else {}),
         }
         for m in openset.METRICS:
             r = boot.loc[(name, m)]
