@@ -1,7 +1,7 @@
 # landmarks: every step of the pipeline is a target; `make report` runs them all.
 #   make report            fresh machine -> reports/html/report.html (embedded sample)
 #   make report PARAMS=params/study-2018.yaml
-#   make check (the inner loop, under 2 minutes) | make test (the whole suite) | make lint | make format | make lab | make bench | make clean
+#   make check (the inner loop, about 2 minutes) | make test (the whole suite) | make lint | make format | make lab | make bench | make clean
 #   make report GPU=1 PARAMS=params/gpu.yaml          a GPU box: CUDA JAX from the registry, KERAS_BACKEND=jax
 #   make report GPU=1 SYSTEM_SITE=1 PARAMS=params/gpu.yaml   the same on the image's preinstalled CUDA JAX
 # Steps (each reads the previous one's files from disk):
@@ -72,7 +72,7 @@ format: install
 test: lint
 	$(BIN)/python -m pytest -q
 
-# The inner loop, under 2 minutes on 2 cores: lint, the fast unit tests (on every core: pytest-xdist), one
+# The inner loop, about 2 minutes on 2 cores (2 min 7 s in a fresh clone at 67d3bf9): lint, the fast unit tests (on every core: pytest-xdist), one
 # notebook through papermill. `make test` stays serial: its notebooks and end-to-end runs use every core already.
 check: lint
 	$(BIN)/python -m pytest -q -n auto -m "not slow" tests/unit
