@@ -36,6 +36,7 @@ from tqdm import tqdm  # plain text bars: tqdm.auto warns in a kernel without ip
 
 from .. import config, data, devices, evaluate, files, paths, study
 from . import inference, models, pipeline, recipes, transfer
+from .layers import StochasticDepth
 from .metrics import StrictTopKAccuracy
 
 COMPARISON_COLUMNS = [
@@ -519,7 +520,7 @@ def train(
         "init_from": getattr(model, "init_from", None),
         "augmentation": repr(getattr(model, "augmentation", None)),  # RandAugment's operations and magnitude too
         "stochastic_depth": sorted(
-            float(layer.rate) for layer in model._flatten_layers() if type(layer).__name__ == "StochasticDepth"
+            float(layer.rate) for layer in model._flatten_layers() if isinstance(layer, StochasticDepth)
         ),
     }
     recorded.update({name: getattr(settings, name) for name in config.RECIPE_FIELDS})
